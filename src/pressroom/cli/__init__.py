@@ -1,0 +1,71 @@
+"""The ``pressroom`` command line: a thin layer over the core modules.
+
+Each command group lives in its own module here (``feeds``, ``digest``, ``subscribers`` …)
+and is registered at the bottom; core errors become one clean line and an exit code here.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pressroom import __version__
+from pressroom import config as config_mod
+from pressroom.cli.app import App
+from pressroom.errors import PressroomError
+
+
+class PressroomGroup(click.Group):
+    """Turns PressroomError into ``error: <message>`` and its exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PressroomError as e:
+            click.echo(click.style("error: ", fg="red") + e.message, err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=PressroomGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="pressroom")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Path to config.yaml [default: ./config.yaml, or ${config_mod.CONFIG_ENV}].",
+)
+@click.option("-v", "--verbose", count=True, help="Say more about what is happening.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only results and errors.")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool) -> None:
+    """pressroom: feeds and a weekly email digest for independent publishers.
+
+    Reads config.yaml, the articles it names and the subscriber lists; writes RSS, Atom and
+    JSON feeds; builds, previews and sends the weekly digest with support blocks.
+
+    \b
+    Example:
+        pressroom init my-site && cd my-site
+        pressroom feeds
+        pressroom digest preview --open
+        pressroom weekly
+    """
+    ctx.obj = App(config_path or config_mod.default_path(), verbose, quiet)
+
+
+def _register() -> None:
+    from pressroom.cli import articles, digest, feeds, providers, scaffold, send, subscribers
+
+    for module in (scaffold, articles, feeds, digest, send, subscribers, providers):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()

@@ -1,0 +1,102 @@
+"""What every command shares: the App context (config, clock, output) and option decorators."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from pressroom import config as config_mod
+from pressroom.errors import UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class App:
+    """Per-invocation state: where the config is, how chatty to be, what went wrong."""
+
+    def __init__(self, config_path: Path, verbose: int, quiet: bool) -> None:
+        self.config_path = config_path
+        self.verbose = verbose
+        self.quiet = quiet
+        self.problems = 0  # skipped articles, bad rows: the command still finishes, exits 1
+        self._config: config_mod.Config | None = None
+
+    @property
+    def config(self) -> config_mod.Config:
+        if self._config is None:
+            self._config = config_mod.load(self.config_path)
+        return self._config
+
+    def now(self, pinned: str | None = None) -> datetime:
+        """The one clock reading of this run (``--now`` pins it; naive means publication tz)."""
+        tz = self.config.publication.tz
+        if not pinned:
+            return datetime.now(tz)
+        try:
+            value = datetime.fromisoformat(pinned)
+        except ValueError:
+            raise UsageError(
+                f'--now: expected an ISO date like "2026-11-25T09:00", got "{pinned}"'
+            ) from None
+        return value if value.tzinfo else value.replace(tzinfo=tz)
+
+    # output: results on stdout; progress, warnings and errors on stderr
+    def out(self, message: str = "") -> None:
+        click.echo(message)
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(message, err=True)
+
+    def debug(self, message: str) -> None:
+        if self.verbose and not self.quiet:
+            click.echo(message, err=True)
+
+    def warn(self, message: str) -> None:
+        click.echo(click.style("warning: ", fg="yellow") + message, err=True)
+
+    def problem(self, message: str) -> None:
+        """Report something skipped; the command goes on and exits 1 at the end."""
+        self.problems += 1
+        click.echo(click.style("error: ", fg="red") + message, err=True)
+
+    def finish(self) -> None:
+        """Exit 1 when anything was skipped, so cron notices."""
+        if self.problems:
+            sys.exit(1)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def now_option(f: F) -> F:
+    """``--now ISO``: pin the clock (reproducible runs, back-dated issues)."""
+    return click.option(
+        "--now",
+        "now",
+        metavar="ISO",
+        envvar="PRESSROOM_NOW",
+        help="Pretend the current time is ISO (e.g. 2026-11-25T09:00); default: now.",
+    )(f)
+
+
+def since_option(f: F) -> F:
+    return click.option(
+        "--since",
+        metavar="SPAN",
+        help='Only articles published in the last SPAN ("7d", "12h").',
+    )(f)
+
+
+def parse_since(now: datetime, since: str | None) -> datetime | None:
+    if not since:
+        return None
+    try:
+        return now - config_mod.Duration.parse(since)
+    except ValueError as e:
+        raise UsageError(f"--since: {e}") from None

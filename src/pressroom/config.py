@@ -1,0 +1,543 @@
+"""config.yaml → frozen, typed dataclasses.
+
+Every value is checked once, here, against the dataclass that declares it; an error names
+the file, line and dotted key (``config.yaml:14: feeds.items: expected a positive integer,
+got "ten"``). Paths resolve relative to the config file. Secrets never live in config.yaml:
+a setting that needs one names the environment variable that holds it (``api_key_env``).
+
+Sources and providers declare their own settings dataclasses (``Settings`` on the class
+registered in ``pressroom.sources`` / ``pressroom.providers``); this module validates those
+sections with the same rules, so a typo in ``providers.mailgun`` is caught at load time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from pressroom.errors import ConfigError
+
+T = TypeVar("T")
+
+CONFIG_ENV = "PRESSROOM_CONFIG"
+SECRET_KEYS = frozenset(
+    {"api_key", "apikey", "password", "secret", "token", "server_token", "secret_access_key"}
+)
+
+
+# --- value types with their own syntax -------------------------------------------------
+
+
+class Duration(timedelta):
+    """A span written as ``7d``, ``12h``, ``30m`` or ``90s``."""
+
+    _UNITS: typing.ClassVar[dict[str, str]] = {
+        "d": "days",
+        "h": "hours",
+        "m": "minutes",
+        "s": "seconds",
+        "w": "weeks",
+    }
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([wdhms])\s*", str(text))
+        if not m:
+            raise ValueError(f'expected a duration like "7d", "12h" or "30m", got "{text}"')
+        td = timedelta(**{cls._UNITS[m.group(2)]: float(m.group(1))})
+        return cls(seconds=td.total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A send rate written as ``100/s``, ``6000/min`` or ``50000/h``; 0 means unlimited."""
+
+    per_second: float
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*", text)
+        if not m:
+            raise ValueError(f'expected a rate like "100/s" or "6000/min", got "{text}"')
+        per = {"s": 1, "m": 60, "h": 3600}[m.group(2)[0]]
+        return cls(float(m.group(1)) / per)
+
+
+PositiveInt = typing.NewType("PositiveInt", int)
+NonNegativeInt = typing.NewType("NonNegativeInt", int)
+
+
+# --- sections --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublicationConfig:
+    name: str
+    url: str
+    description: str = ""
+    language: str = "en"
+    timezone: str = "UTC"
+    logo: str | None = None
+    postal_address: str = ""
+    copyright: str | None = None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One entry of ``sources:``; ``settings`` is the source type's own dataclass."""
+
+    type: str
+    settings: Any
+    index: int
+
+
+@dataclass(frozen=True)
+class FeedsConfig:
+    out: Path = Path("public/feeds")
+    url: str | None = None  # where ``out`` is served; default: <publication.url>feeds/
+    formats: tuple[Literal["rss", "atom", "json"], ...] = ("rss", "atom", "json")
+    items: PositiveInt = PositiveInt(50)
+    content: Literal["full", "summary"] = "full"
+    per_category: bool = True
+    per_author: bool = True
+    stylesheet: bool = True
+    cta: bool = False
+
+
+@dataclass(frozen=True)
+class UtmConfig:
+    enabled: bool = True
+    source: str = "newsletter"
+    medium: str = "email"
+    campaign: str = "issue-{number}"
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    window: Duration = field(default_factory=lambda: Duration(days=7))
+    max_articles: PositiveInt = PositiveInt(10)
+    sections: bool = False
+    exclude_tags: tuple[str, ...] = ()
+    subject: str = "{{ publication.name }} weekly #{{ issue.number }}: {{ issue.lead.title }}"
+    preheader: str | None = None
+    templates: Path = Path("templates")
+    archive: Path = Path("public/issues")
+    archive_url: str | None = None  # default: <publication.url>issues/
+    utm: UtmConfig = field(default_factory=UtmConfig)
+
+
+@dataclass(frozen=True)
+class CtaVariantConfig:
+    headline: str | None = None
+    text: str | None = None
+    button: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class CtaConfig:
+    kind: Literal[
+        "patreon",
+        "kofi",
+        "paypal",
+        "buymeacoffee",
+        "liberapay",
+        "github-sponsors",
+        "substack",
+        "custom",
+    ]
+    url: str
+    headline: str
+    text: str = ""
+    button: str = "Support us"
+    position: str = "bottom"
+    name: str | None = None
+    color: str | None = None
+    icon: str | None = None
+    hide_for_tags: tuple[str, ...] = ()
+    variants: tuple[CtaVariantConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"top|bottom|after:\d+", self.position):
+            raise ValueError(f'position: expected "top", "bottom" or "after:N", got "{self.position}"')
+
+
+@dataclass(frozen=True)
+class SendingConfig:
+    provider: str = "file"
+    from_: str = "Newsletter <newsletter@example.org>"
+    reply_to: str | None = None
+    list: str = "weekly"
+    list_id: str | None = None  # default: <list>.<publication host>
+    rate: Rate = field(default_factory=lambda: Rate(100.0))
+    concurrency: PositiveInt = PositiveInt(4)
+    confirm_over: NonNegativeInt = NonNegativeInt(1000)
+    max_attempts: PositiveInt = PositiveInt(5)
+    max_retry_time: Duration = field(default_factory=lambda: Duration(minutes=10))
+    max_consecutive_failures: PositiveInt = PositiveInt(50)
+    unsubscribe_url: str | None = None  # default: <publication.url>unsubscribe
+    unsubscribe_mailto: str | None = None
+    preferences_url: str | None = None
+    secret_env: str = "PRESSROOM_SECRET"
+
+
+@dataclass(frozen=True)
+class SubscribersConfig:
+    path: Path = Path("subscribers")
+    suppressed: Path = Path("subscribers/suppressed.csv")
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path  # the config file itself
+    publication: PublicationConfig
+    sources: tuple[SourceConfig, ...]
+    feeds: FeedsConfig
+    digest: DigestConfig
+    cta: tuple[CtaConfig, ...]
+    sending: SendingConfig
+    providers: Mapping[str, Any]  # provider name -> that provider's Settings dataclass
+    subscribers: SubscribersConfig
+    state: Path  # directory for the SQLite state file, lock, secret, caches
+    reports: Path
+    outbox: Path
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def state_db(self) -> Path:
+        return self.state / "state.db"
+
+    def where(self, dotted: str) -> str:
+        """``config.yaml:LINE`` for a dotted key, for messages raised after loading."""
+        line = _LINES.get((self.path, dotted))
+        return f"{self.path.name}:{line}" if line else self.path.name
+
+    def provider_settings(self, name: str) -> Any:
+        """The settings of provider ``name`` (its defaults when config.yaml has none)."""
+        if name in self.providers:
+            return self.providers[name]
+        from pressroom import providers
+
+        cls = providers.get(name, where=self.where("sending.provider"))
+        return _build(cls.Settings, {}, f"providers.{name}", _Ctx(self.path, {}, self.root))
+
+
+_LINES: dict[tuple[Path, str], int] = {}
+
+_TOP_KEYS = (
+    "publication",
+    "sources",
+    "feeds",
+    "digest",
+    "cta",
+    "sending",
+    "providers",
+    "subscribers",
+    "state",
+    "reports",
+    "outbox",
+)
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Ctx:
+    path: Path
+    lines: dict[str, int]
+    root: Path
+
+    def fail(self, dotted: str, problem: str) -> ConfigError:
+        line = self.lines.get(dotted)
+        while line is None and "." in dotted:
+            dotted_parent = dotted.rsplit(".", 1)[0]
+            line = self.lines.get(dotted_parent)
+            if line is not None:
+                break
+            dotted = dotted_parent
+        where = f"{self.path.name}:{line}" if line else self.path.name
+        return ConfigError(f"{where}: {dotted}: {problem}" if dotted else f"{where}: {problem}")
+
+
+def default_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV) or "config.yaml")
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    """Read, validate and freeze ``path``."""
+    path = Path(path).absolute()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such file; run `pressroom init DIR` to create a publication, "
+            f"or pass --config / set {CONFIG_ENV}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from e
+    return loads(text, path)
+
+
+def loads(text: str, path: Path) -> Config:
+    """Validate config text as if read from ``path`` (paths resolve against its folder)."""
+    data, lines = _parse_yaml(text, path)
+    for key, line in lines.items():
+        _LINES[(path, key)] = line
+    ctx = _Ctx(path, lines, path.parent)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ctx.fail("", "expected a mapping of sections (publication:, sources:, …)")
+    _reject_unknown(data, _TOP_KEYS, "", ctx)
+    if "publication" not in data:
+        raise ctx.fail("publication", "missing; add a publication: section with name and url")
+
+    publication = _build(PublicationConfig, data["publication"], "publication", ctx)
+    try:
+        ZoneInfo(publication.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ctx.fail(
+            "publication.timezone",
+            f'unknown timezone "{publication.timezone}"; use an IANA name like "Europe/London"',
+        ) from None
+    if not re.match(r"https?://[^/\s]+", publication.url):
+        raise ctx.fail("publication.url", f'expected an absolute http(s) URL, got "{publication.url}"')
+    if not publication.url.endswith("/"):
+        publication = dataclasses.replace(publication, url=publication.url + "/")
+
+    sources = _sources(data.get("sources") or [], ctx)
+    providers_raw = data.get("providers") or {}
+    if not isinstance(providers_raw, dict):
+        raise ctx.fail("providers", "expected a mapping of provider name to its settings")
+    from pressroom import providers as provider_registry
+
+    providers: dict[str, Any] = {}
+    for name, raw in providers_raw.items():
+        try:
+            cls = provider_registry.get(str(name))
+        except Exception as e:  # unknown provider: reuse the registry's message
+            raise ctx.fail(f"providers.{name}", str(e)) from None
+        providers[str(name)] = _build(cls.Settings, raw or {}, f"providers.{name}", ctx)
+
+    sending = _build(SendingConfig, data.get("sending") or {}, "sending", ctx)
+    try:
+        provider_registry.get(sending.provider)
+    except Exception as e:
+        raise ctx.fail("sending.provider", str(e)) from None
+
+    cta_raw = data.get("cta") or []
+    if not isinstance(cta_raw, list):
+        raise ctx.fail("cta", "expected a list of support blocks (- kind: patreon …)")
+
+    return Config(
+        path=path,
+        publication=publication,
+        sources=sources,
+        feeds=_build(FeedsConfig, data.get("feeds") or {}, "feeds", ctx),
+        digest=_build(DigestConfig, data.get("digest") or {}, "digest", ctx),
+        cta=tuple(_build(CtaConfig, c, f"cta.{i}", ctx) for i, c in enumerate(cta_raw)),
+        sending=sending,
+        providers=types.MappingProxyType(providers),
+        subscribers=_build(SubscribersConfig, data.get("subscribers") or {}, "subscribers", ctx),
+        state=_convert(Path, data.get("state", ".pressroom"), "state", ctx),
+        reports=_convert(Path, data.get("reports", "reports"), "reports", ctx),
+        outbox=_convert(Path, data.get("outbox", "outbox"), "outbox", ctx),
+    )
+
+
+def _sources(raw: Any, ctx: _Ctx) -> tuple[SourceConfig, ...]:
+    from pressroom import sources as source_registry
+
+    if not isinstance(raw, list):
+        raise ctx.fail("sources", "expected a list of sources (- type: files …)")
+    out = []
+    for i, item in enumerate(raw):
+        where = f"sources.{i}"
+        if not isinstance(item, dict) or "type" not in item:
+            raise ctx.fail(where, "each source needs a type: (files, wordpress or feed)")
+        try:
+            cls = source_registry.get(str(item["type"]))
+        except Exception as e:
+            raise ctx.fail(f"{where}.type", str(e)) from None
+        rest = {k: v for k, v in item.items() if k != "type"}
+        out.append(SourceConfig(str(item["type"]), _build(cls.Settings, rest, where, ctx), i))
+    return tuple(out)
+
+
+def build_settings(cls: type[T], raw: Mapping[str, Any], where: str, root: Path) -> T:
+    """Validate ``raw`` into dataclass ``cls`` outside config.yaml (tests, ``init``)."""
+    return _build(cls, dict(raw), where, _Ctx(root / "config.yaml", {}, root))
+
+
+# --- YAML with line numbers ------------------------------------------------------------
+
+
+def _parse_yaml(text: str, path: Path) -> tuple[Any, dict[str, int]]:
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_cls(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path.name}:{mark.line + 1}:{mark.column + 1}" if mark else path.name
+        raise ConfigError(f"{where}: invalid YAML: {e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path.name}: invalid YAML: {e}") from None
+    finally:
+        loader.dispose()
+    lines: dict[str, int] = {}
+    _collect_lines(node, "", lines)
+    return data, lines
+
+
+def _collect_lines(node: yaml.Node, prefix: str, lines: dict[str, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            dotted = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+            lines[dotted] = key_node.start_mark.line + 1
+            _collect_lines(value_node, dotted, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            dotted = f"{prefix}.{i}" if prefix else str(i)
+            lines[dotted] = item.start_mark.line + 1
+            _collect_lines(item, dotted, lines)
+
+
+# --- dataclass construction ------------------------------------------------------------
+
+
+def _key(f: dataclasses.Field[Any]) -> str:
+    return f.name[:-1] if f.name.endswith("_") else f.name
+
+
+def _reject_unknown(data: Mapping[str, Any], known: typing.Iterable[str], prefix: str, ctx: _Ctx) -> None:
+    known = list(known)
+    for key in data:
+        if key in known:
+            continue
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if str(key).lower() in SECRET_KEYS or str(key).lower().endswith(("_key", "_password", "_token", "_secret")):
+            hint = f"{key}_env" if f"{key}_env" in known else "an *_env setting"
+            raise ctx.fail(
+                dotted,
+                f"secrets do not belong in config.yaml; put it in an environment variable "
+                f"and name that variable in {hint}",
+            )
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        hint = f'; did you mean "{close[0]}"?' if close else f"; known keys: {', '.join(known)}"
+        raise ctx.fail(dotted, f"unknown key{hint}")
+
+
+def _build(cls: type[T], raw: Any, prefix: str, ctx: _Ctx) -> T:
+    if not isinstance(raw, dict):
+        raise ctx.fail(prefix, f"expected a mapping, got {_show(raw)}")
+    fields = {_key(f): f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    _reject_unknown(raw, fields, prefix, ctx)
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, f in fields.items():
+        dotted = f"{prefix}.{key}" if prefix else key
+        if key in raw:
+            kwargs[f.name] = _convert(hints[f.name], raw[key], dotted, ctx)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ctx.fail(dotted, "missing; this setting is required")
+        elif hints[f.name] is Path and isinstance(f.default, Path):
+            kwargs[f.name] = (ctx.root / f.default).resolve()
+    try:
+        return cls(**kwargs)
+    except ValueError as e:
+        raise ctx.fail(prefix, str(e)) from None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if value is None:
+        return "nothing"
+    return f"{type(value).__name__} {value!r}" if isinstance(value, (list, dict)) else str(value)
+
+
+def _convert(tp: Any, value: Any, dotted: str, ctx: _Ctx) -> Any:  # noqa: C901 - one dispatch
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, dotted, ctx)
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(f'"{a}"' for a in args)
+            raise ctx.fail(dotted, f"expected one of {choices}, got {_show(value)}")
+        return value
+    if origin in (tuple, list):
+        if isinstance(value, str) and args and args[0] is str:
+            value = [value]
+        if not isinstance(value, list):
+            raise ctx.fail(dotted, f"expected a list, got {_show(value)}")
+        return tuple(_convert(args[0], v, f"{dotted}.{i}", ctx) for i, v in enumerate(value))
+    if origin in (dict, Mapping):
+        if not isinstance(value, dict):
+            raise ctx.fail(dotted, f"expected a mapping, got {_show(value)}")
+        return types.MappingProxyType(
+            {str(k): _convert(args[1], v, f"{dotted}.{k}", ctx) for k, v in value.items()}
+        )
+    if tp is PositiveInt or tp is NonNegativeInt:
+        low = 1 if tp is PositiveInt else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            kind = "a positive integer" if low else "a whole number ≥ 0"
+            raise ctx.fail(dotted, f"expected {kind}, got {_show(value)}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ctx.fail(dotted, f"expected true or false, got {_show(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ctx.fail(dotted, f"expected a whole number, got {_show(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ctx.fail(dotted, f"expected a number, got {_show(value)}")
+        return float(value)
+    if tp is str:
+        if isinstance(value, (dict, list)) or value is None:
+            raise ctx.fail(dotted, f"expected text, got {_show(value)}")
+        return str(value)
+    if tp is Path:
+        if not isinstance(value, str) or not value:
+            raise ctx.fail(dotted, f"expected a path, got {_show(value)}")
+        return (ctx.root / os.path.expanduser(value)).resolve()
+    if tp in (Duration, Rate):
+        try:
+            return tp.parse(str(value))
+        except ValueError as e:
+            raise ctx.fail(dotted, str(e)) from None
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, dotted, ctx)  # type: ignore[arg-type]
+    if tp is Any:
+        return value
+    raise TypeError(f"config.py cannot convert {tp!r} (at {dotted})")

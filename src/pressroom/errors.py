@@ -1,0 +1,106 @@
+"""Every failure pressroom reports on purpose.
+
+Core modules raise these; only ``pressroom.cli`` turns them into a message and an exit code
+(``exit_code``: 2 for usage and configuration, 1 for everything else).
+
+    PressroomError
+    ├── ConfigError            config.yaml is unreadable, invalid YAML, or a field is wrong   (2)
+    ├── UsageError             an option combination or argument that cannot work             (2)
+    ├── ArticleError           one article cannot be read; it is skipped, the run exits 1
+    ├── SourceError            an article source (remote site, feed, folder) failed as a whole
+    ├── FeedError              a feed cannot be written
+    ├── TemplateError          a Jinja template is missing or broken (names file and line)
+    ├── DigestError            an issue cannot be built or rendered
+    ├── PreflightError         the rendered issue failed its preflight checks
+    ├── SubscriberError        a subscriber file or row is wrong
+    ├── TokenError             an unsubscribe token is malformed or forged
+    ├── LedgerError            the SQLite state file is unusable or inconsistent
+    ├── LockError              another pressroom run holds the lock
+    └── ProviderError          a mail provider failed as a whole
+        ├── ProviderAuthError  credentials rejected (401/403): the run stops; names the env var
+        └── ProviderConfigError  a provider's settings or env vars are missing or wrong     (2)
+"""
+
+from __future__ import annotations
+
+
+class PressroomError(Exception):
+    """Root of every error pressroom raises on purpose."""
+
+    exit_code = 1
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class ConfigError(PressroomError):
+    """config.yaml cannot be read or a field in it is invalid."""
+
+    exit_code = 2
+
+
+class UsageError(PressroomError):
+    """Options or arguments that cannot work together."""
+
+    exit_code = 2
+
+
+class ArticleError(PressroomError):
+    """One article cannot be read (bad front matter, no title, bad date, not UTF-8)."""
+
+    def __init__(self, location: str, field: str, problem: str) -> None:
+        super().__init__(f"{location}: {field}: {problem}" if field else f"{location}: {problem}")
+        self.location = location
+        self.field = field
+        self.problem = problem
+
+
+class SourceError(PressroomError):
+    """An article source failed as a whole (names its URL or folder and the cause)."""
+
+
+class FeedError(PressroomError):
+    """A feed cannot be built or written."""
+
+
+class TemplateError(PressroomError):
+    """A template is missing or broken; the message names the template file and line."""
+
+
+class DigestError(PressroomError):
+    """An issue cannot be built or rendered."""
+
+
+class PreflightError(PressroomError):
+    """The rendered issue failed its preflight checks."""
+
+
+class SubscriberError(PressroomError):
+    """A subscriber file or row is invalid."""
+
+
+class TokenError(PressroomError):
+    """An unsubscribe token is malformed, forged or for another list."""
+
+
+class LedgerError(PressroomError):
+    """The SQLite state file is unusable or inconsistent."""
+
+
+class LockError(PressroomError):
+    """Another pressroom run holds the lock."""
+
+
+class ProviderError(PressroomError):
+    """A mail provider failed as a whole."""
+
+
+class ProviderAuthError(ProviderError):
+    """The provider rejected the credentials; the run stops and names the env var to fix."""
+
+
+class ProviderConfigError(ProviderError):
+    """A provider's settings or environment variables are missing or invalid."""
+
+    exit_code = 2

@@ -1,0 +1,149 @@
+"""The value objects that flow between pressroom's stages (see DESIGN.md, "Data flow")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from types import MappingProxyType
+
+# --- articles -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    name: str
+    email: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """A featured image; ``url`` is absolute."""
+
+    url: str
+    alt: str = ""
+    mime_type: str | None = None  # e.g. "image/jpeg"; guessed from the URL when None
+    length: int | None = None  # bytes, when the source knows it (RSS enclosures need one)
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class Article:
+    """One published article, normalised by ``pressroom.articles.load``.
+
+    Dates are timezone-aware; ``url`` and every URL inside ``html`` are absolute; ``summary``
+    is plain text. ``id`` is stable for the life of the article (it never changes when the
+    article is edited) and is what feeds use as GUID. The body is kept raw (``body`` in
+    ``body_format``) and rendered to sanitised HTML only when ``html`` is first read, so a run
+    that lists 10,000 articles renders only those a feed or issue includes.
+    """
+
+    id: str
+    url: str
+    slug: str
+    title: str
+    published: datetime
+    updated: datetime | None
+    authors: tuple[Author, ...]
+    categories: tuple[str, ...]
+    tags: tuple[str, ...]
+    summary: str
+    image: Image | None
+    body: str
+    body_format: str  # "markdown" | "html" | "text"
+    base_url: str  # absolute URL that relative links in the body resolve against
+    source: str  # where it came from: a file path relative to the config, or a URL
+
+    @cached_property
+    def html(self) -> str:
+        """The body as sanitised HTML with absolute URLs (rendered once, cached by content)."""
+        from pressroom.content import render_body
+
+        return render_body(self.body, self.body_format, self.base_url)
+
+    @property
+    def modified(self) -> datetime:
+        return self.updated or self.published
+
+
+# --- subscribers ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    email: str  # normalised: domain lower-cased
+    name: str = ""
+    lists: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+    status: str = "active"
+    subscribed_at: str = ""
+    attrs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+# --- issues ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallToAction:
+    """One support block as it appears in one issue (variant already chosen)."""
+
+    name: str  # stable id, used as utm_content and in preflight ("patreon", "cta-2")
+    kind: str  # patreon, kofi, paypal, buymeacoffee, liberapay, github-sponsors, substack, custom
+    url: str
+    headline: str
+    text: str
+    button: str
+    position: str  # "top" | "after:N" | "bottom"
+    color: str
+    icon: str | None
+    hide_for_tags: frozenset[str] = frozenset()
+
+
+# Per-subscriber fields. Rendering leaves ``token(field)`` in the HTML and text; delivery fills
+# them per recipient (escaped for HTML, raw for text) or hands them to the provider's own
+# substitution. The token is plain ASCII that premailer and URL-escaping leave alone.
+FIELDS: tuple[str, ...] = (
+    "name",
+    "email",
+    "unsubscribe_url",
+    "preferences_url",
+    "view_online_url",
+)
+
+
+def token(name: str) -> str:
+    """The placeholder that stands for per-subscriber field ``name`` in rendered parts."""
+    return f"%%PR_{name.upper()}%%"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedVariant:
+    """One audience's rendering of an issue: final bytes apart from the field tokens."""
+
+    key: str  # "all", or e.g. "without:patreon" when a CTA is hidden for some tags
+    html: str
+    text: str
+    hidden_ctas: frozenset[str] = frozenset()  # CallToAction.name values left out
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedIssue:
+    """What delivery freezes and sends; preview shows exactly the same bytes."""
+
+    number: int
+    subject: str
+    preheader: str
+    variants: tuple[RenderedVariant, ...]
+    # for each CTA name that has hide_for_tags: the tags that hide it
+    cta_hide_rules: tuple[tuple[str, frozenset[str]], ...] = ()
+
+    def variant_for(self, tags: frozenset[str]) -> RenderedVariant:
+        """The variant a subscriber with ``tags`` receives."""
+        hidden = frozenset(name for name, hide in self.cta_hide_rules if tags & hide)
+        for variant in self.variants:
+            if variant.hidden_ctas == hidden:
+                return variant
+        return self.variants[0]

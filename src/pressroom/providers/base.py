@@ -1,0 +1,207 @@
+"""The provider interface and the one place that classifies delivery failures.
+
+A provider adapter turns a batch of recipients of one frozen issue into the provider's
+requests. It is handed its validated ``Settings``, the secrets it declared (``secret_envs``,
+read from the environment by the caller), and an HTTP session; it never reads config.yaml or
+the environment itself. The send loop (``pressroom.send``) owns batching, rate limiting,
+retries and the ledger; an adapter only says, per recipient, what happened:
+
+    Outcome.SENT       accepted by the provider (``message_id`` when it gives one)
+    Outcome.RETRY      try again later (429, 5xx, timeout, dropped connection, 4xx SMTP)
+    Outcome.PERMANENT  this recipient failed for good (4xx other than 429, 5xx SMTP reply)
+    Outcome.FATAL      the run must stop (401/403 auth failure) -> raise ProviderAuthError
+
+A whole-batch failure is expressed by returning the same outcome for every recipient
+(``batch_result``); ``ProviderAuthError`` is raised instead, because nothing else can go on.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import requests
+
+from pressroom.errors import ProviderAuthError, ProviderConfigError
+from pressroom.models import RenderedVariant
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"
+    RETRY = "retry"
+    PERMANENT = "permanent"
+    FATAL = "fatal"
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One addressee of a batch, with the values of its per-subscriber fields."""
+
+    email: str
+    name: str
+    variant: str  # RenderedVariant.key this recipient receives
+    fields: Mapping[str, str]  # models.FIELDS -> value (unsubscribe_url, preferences_url, …)
+    headers: Mapping[str, str]  # per-recipient headers (List-Unsubscribe)
+
+
+@dataclass(frozen=True)
+class Content:
+    """What every recipient of one send shares: the frozen issue and the fixed headers."""
+
+    issue: int
+    subject: str
+    from_: str  # "Name <addr>"
+    reply_to: str | None
+    variants: Mapping[str, RenderedVariant]
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    tag: str = ""  # provider-side campaign tag, e.g. "issue-42"
+    message_id_domain: str = "localhost"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    email: str
+    outcome: Outcome
+    message_id: str | None = None
+    error: str | None = None  # provider's reason, secrets removed
+    retry_after: float | None = None  # seconds, when the provider said when to come back
+    suppress: bool = False  # provider says never mail again (hard bounce, inactive recipient)
+
+
+def batch_result(
+    batch: Sequence[Recipient],
+    outcome: Outcome,
+    error: str | None = None,
+    retry_after: float | None = None,
+    message_id: str | None = None,
+) -> list[SendResult]:
+    """The same result for every recipient of a batch."""
+    return [SendResult(r.email, outcome, message_id, error, retry_after) for r in batch]
+
+
+class Provider(ABC):
+    """A mail service adapter. Subclasses set the class attributes and implement ``send``.
+
+    ``max_batch``: the documented maximum recipients per call (1 for per-message APIs).
+    ``secret_envs``: settings fields whose values name env vars holding secrets; the caller
+    resolves them into ``secrets`` (field name -> secret) before constructing the adapter.
+    ``manages_unsubscribe``: the provider adds its own unsubscribe handling (e.g. Postmark
+    broadcast streams), so pressroom's List-Unsubscribe is not sent.
+    """
+
+    name: ClassVar[str]
+    Settings: ClassVar[type[Any]]
+    max_batch: ClassVar[int] = 1
+    secret_envs: ClassVar[tuple[str, ...]] = ()
+    manages_unsubscribe: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        secrets: Mapping[str, str] | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.settings = settings
+        self.secrets = dict(secrets or {})
+        self.session = session or requests.Session()
+
+    @classmethod
+    def env_names(cls, settings: Any) -> dict[str, str]:
+        """Setting name -> the env var it names, for every secret this provider needs."""
+        return {f: getattr(settings, f) for f in cls.secret_envs}
+
+    @classmethod
+    def from_env(
+        cls, settings: Any, env: Mapping[str, str], session: requests.Session | None = None
+    ) -> Provider:
+        """Build the adapter with its secrets taken from ``env``; names a missing variable."""
+        secrets = {}
+        for setting, var in cls.env_names(settings).items():
+            value = env.get(var)
+            if not value:
+                raise ProviderConfigError(
+                    f"{cls.name}: environment variable {var} is not set; export it with your "
+                    f"{cls.name} credentials (or set providers.{cls.name}.{setting})"
+                )
+            secrets[setting] = value
+        return cls(settings, secrets=secrets, session=session)
+
+    def open(self, content: Content) -> None:  # noqa: B027 - optional hook
+        """Prepare for sending ``content`` (e.g. convert field tokens to provider syntax once)."""
+        self.content = content
+
+    @abstractmethod
+    def send(self, batch: Sequence[Recipient]) -> list[SendResult]:
+        """Send one batch (≤ ``max_batch``); one result per recipient, in order."""
+
+    def check(self) -> str:
+        """Verify settings and credentials without sending; return what was found."""
+        return f"{self.name}: settings valid (no credential check available)"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret of this adapter blanked out."""
+        for secret in self.secrets.values():
+            if secret:
+                text = text.replace(secret, "*****")
+        return text
+
+
+# --- HTTP failure classification (shared by every HTTP adapter) -------------------------
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from ``Retry-After`` (delta or HTTP date) or a rate-limit reset header."""
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if value:
+        value = value.strip()
+        if value.isdigit():
+            return float(value)
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            when = None
+        if when is not None:
+            return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+    reset = headers.get("X-RateLimit-Reset") or headers.get("x-ratelimit-reset")
+    if reset:
+        try:
+            r = float(reset)
+        except ValueError:
+            return None
+        current = now if now is not None else time.time()
+        # providers send either an epoch timestamp or seconds from now
+        return max(0.0, r - current) if r > 1_000_000_000 else r
+    return None
+
+
+def classify_http(
+    response: requests.Response, provider: Provider, env_hint: str = ""
+) -> tuple[Outcome, str, float | None]:
+    """Outcome, reason and retry delay for a non-2xx answer; raises on auth failure."""
+    status = response.status_code
+    body = provider.redact(response.text[:300].strip().replace("\n", " "))
+    reason = f"HTTP {status}: {body}" if body else f"HTTP {status}"
+    if status in (401, 403):
+        names = ", ".join(provider.env_names(provider.settings).values())
+        raise ProviderAuthError(
+            f"{provider.name}: the provider rejected the credentials ({reason}); "
+            f"check {env_hint or names or 'its API key env var'}"
+        )
+    if status == 429 or status >= 500 or status == 408:
+        return Outcome.RETRY, reason, retry_after_seconds(response.headers)
+    return Outcome.PERMANENT, reason, None
+
+
+def http_exception_result(exc: requests.RequestException, provider: Provider) -> tuple[Outcome, str]:
+    """Timeouts and dropped connections are retryable; the reason carries no secret."""
+    return Outcome.RETRY, provider.redact(f"{type(exc).__name__}: {exc}")[:300]

@@ -1,0 +1,51 @@
+"""Name → class registries for pluggable backends (article sources, mail providers)."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Generic, TypeVar
+
+from pressroom.errors import ConfigError
+
+C = TypeVar("C", bound=type)
+
+
+class Registry(Generic[C]):
+    """Classes registered by their ``name``; an unknown name lists the known ones.
+
+    Every module of ``package`` (except ``base``) is imported on first use, and registers
+    its class with ``@registry.register``: adding a backend is adding a module.
+    """
+
+    def __init__(self, kind: str, package: str) -> None:
+        self.kind = kind
+        self.package = package
+        self._classes: dict[str, C] = {}
+        self._loaded = False
+
+    def register(self, cls: C) -> C:
+        self._classes[cls.name] = cls  # type: ignore[attr-defined]
+        return cls
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        pkg = importlib.import_module(self.package)
+        for info in pkgutil.iter_modules(pkg.__path__):
+            if info.name != "base" and not info.name.startswith("_"):
+                importlib.import_module(f"{self.package}.{info.name}")
+
+    def get(self, name: str, where: str = "") -> C:
+        self._load()
+        try:
+            return self._classes[name]
+        except KeyError:
+            known = ", ".join(sorted(self._classes))
+            prefix = f"{where}: " if where else ""
+            raise ConfigError(f'{prefix}unknown {self.kind} "{name}"; known: {known}') from None
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._classes)

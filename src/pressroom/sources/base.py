@@ -1,0 +1,45 @@
+"""The article source interface.
+
+A source yields the articles it holds, as ``Article`` values already normalised (aware dates,
+absolute URLs, a summary), or an ``ArticleError`` for each article it could not read, so the
+run can report it, skip it and go on. Remote sources use the injected ``requests.Session``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import requests
+
+from pressroom.errors import ArticleError
+from pressroom.models import Article
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What every source is handed: the publication, where state lives, and the seams."""
+
+    publication: Any  # config.PublicationConfig
+    root: Path  # folder of config.yaml; relative paths in messages are relative to it
+    state: Path  # folder for caches (e.g. a feed's ETag)
+    session: requests.Session
+    now: datetime
+    warn: Callable[[str], None]
+
+
+class Source(ABC):
+    name: ClassVar[str]
+    Settings: ClassVar[type[Any]]
+
+    def __init__(self, settings: Any, context: SourceContext) -> None:
+        self.settings = settings
+        self.context = context
+
+    @abstractmethod
+    def articles(self, since: datetime | None) -> Iterator[Article | ArticleError]:
+        """Every article published at or after ``since`` (all when None)."""
