@@ -268,13 +268,10 @@ class _Ctx:
     root: Path
 
     def fail(self, dotted: str, problem: str) -> ConfigError:
-        line = self.lines.get(dotted)
-        while line is None and "." in dotted:
-            dotted_parent = dotted.rsplit(".", 1)[0]
-            line = self.lines.get(dotted_parent)
-            if line is not None:
-                break
-            dotted = dotted_parent
+        line, parent = self.lines.get(dotted), dotted
+        while line is None and "." in parent:  # a missing key: point at its section
+            parent = parent.rsplit(".", 1)[0]
+            line = self.lines.get(parent)
         where = f"{self.path.name}:{line}" if line else self.path.name
         return ConfigError(f"{where}: {dotted}: {problem}" if dotted else f"{where}: {problem}")
 
@@ -339,23 +336,25 @@ def loads(text: str, path: Path) -> Config:
             raise ctx.fail(f"providers.{name}", str(e)) from None
         providers[str(name)] = _build(cls.Settings, raw or {}, f"providers.{name}", ctx)
 
+    feeds = _build(FeedsConfig, data.get("feeds") or {}, "feeds", ctx)
+    digest = _build(DigestConfig, data.get("digest") or {}, "digest", ctx)
+    cta_raw = data.get("cta") or []
+    if not isinstance(cta_raw, list):
+        raise ctx.fail("cta", "expected a list of support blocks (- kind: patreon …)")
+    cta = tuple(_build(CtaConfig, c, f"cta.{i}", ctx) for i, c in enumerate(cta_raw))
     sending = _build(SendingConfig, data.get("sending") or {}, "sending", ctx)
     try:
         provider_registry.get(sending.provider)
     except Exception as e:
         raise ctx.fail("sending.provider", str(e)) from None
 
-    cta_raw = data.get("cta") or []
-    if not isinstance(cta_raw, list):
-        raise ctx.fail("cta", "expected a list of support blocks (- kind: patreon …)")
-
     return Config(
         path=path,
         publication=publication,
         sources=sources,
-        feeds=_build(FeedsConfig, data.get("feeds") or {}, "feeds", ctx),
-        digest=_build(DigestConfig, data.get("digest") or {}, "digest", ctx),
-        cta=tuple(_build(CtaConfig, c, f"cta.{i}", ctx) for i, c in enumerate(cta_raw)),
+        feeds=feeds,
+        digest=digest,
+        cta=cta,
         sending=sending,
         providers=types.MappingProxyType(providers),
         subscribers=_build(SubscribersConfig, data.get("subscribers") or {}, "subscribers", ctx),

@@ -11,6 +11,7 @@ Core modules raise these; only ``pressroom.cli`` turns them into a message and a
     ├── FeedError              a feed cannot be written
     ├── TemplateError          a Jinja template is missing or broken (names file and line)
     ├── DigestError            an issue cannot be built or rendered
+    │   └── NothingToSend      no new articles since the last sent issue                    (0)
     ├── PreflightError         the rendered issue failed its preflight checks
     ├── SubscriberError        a subscriber file or row is wrong
     ├── TokenError             an unsubscribe token is malformed or forged
@@ -70,6 +71,12 @@ class TemplateError(PressroomError):
 
 class DigestError(PressroomError):
     """An issue cannot be built or rendered."""
+
+
+class NothingToSend(DigestError):
+    """No new articles since the last sent issue: not a failure, so a cron job can rerun."""
+
+    exit_code = 0
 
 
 class PreflightError(PressroomError):

@@ -102,6 +102,22 @@ class CallToAction:
     hide_for_tags: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One weekly edition as chosen by ``pressroom.issue.build_issue`` (not yet rendered)."""
+
+    number: int
+    date: datetime  # the issue's own date (its build time, publication timezone)
+    window_start: datetime
+    window_end: datetime
+    articles: tuple[Article, ...]  # display order: lead first, then section by section
+    lead: Article
+    sections: tuple[tuple[str, tuple[Article, ...]], ...]  # (category or "", articles) after the lead
+    ctas: tuple[CallToAction, ...]
+    subject: str
+    preheader: str
+
+
 # Per-subscriber fields. Rendering leaves ``token(field)`` in the HTML and text; delivery fills
 # them per recipient (escaped for HTML, raw for text) or hands them to the provider's own
 # substitution. The token is plain ASCII that premailer and URL-escaping leave alone.

@@ -1,7 +1,68 @@
-"""`pressroom feeds` commands."""
+"""`pressroom feeds`: write the RSS, Atom and JSON feeds."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-COMMANDS: list[click.Command] = []
+from pressroom.cli.app import App, now_option, pass_app
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the working directory when it is below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+@click.command("feeds")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the feeds to DIR instead of feeds.out from config.yaml.",
+    metavar="DIR",
+)
+@now_option
+@pass_app
+def feeds(app: App, out: Path | None, now: str | None) -> None:
+    """Write RSS 2.0, Atom 1.0 and JSON Feed 1.1 feeds for the site, each category and author.
+
+    Only files whose content changed are rewritten, so their dates stay meaningful to static
+    hosts and feed readers. Broken articles are reported and skipped; the feeds are still
+    written and the exit status is 1.
+
+    \b
+    Example:
+        pressroom feeds
+        pressroom feeds --out public/feeds --now 2026-11-25T09:00
+    """
+    from pressroom import articles
+    from pressroom import feeds as feeds_mod
+
+    config = app.config
+    moment = app.now(now)
+    loaded = articles.load(config, moment, warn=app.warn)
+    for error in loaded.errors:
+        app.problem(error.message)
+    report = feeds_mod.build(config, loaded.articles, out=out)
+    target = _shown(report.out)
+    if not report.total:
+        app.warn(f"no articles to publish: no feeds written to {target}")
+    else:
+        for path in report.written:
+            app.debug(f"wrote {_shown(path)}")
+        for path in report.removed:
+            app.info(f"removed stale {_shown(path)}")
+        written = [p for p in report.written if p.name != feeds_mod.STYLESHEET]
+        unchanged = [p for p in report.unchanged if p.name != feeds_mod.STYLESHEET]
+        app.out(
+            f"wrote {len(written)} of {len(written) + len(unchanged)} feeds "
+            f"({len(unchanged)} unchanged) to {target}"
+        )
+    app.finish()
+
+
+COMMANDS: list[click.Command] = [feeds]

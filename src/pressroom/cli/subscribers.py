@@ -1,7 +1,325 @@
-"""`pressroom subscribers` commands."""
+"""`pressroom subscribers` commands and `pressroom unsubscribe-server`."""
 
 from __future__ import annotations
 
+import os
+import socketserver
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
 import click
 
-COMMANDS: list[click.Command] = []
+from pressroom import subscriber_import, subscribers, unsubscribe
+from pressroom.cli.app import App, now_option, pass_app
+from pressroom.errors import UsageError
+
+
+def _segment_options(f: Any) -> Any:
+    f = click.option("--tag", "tag", metavar="T", help="Only subscribers with tag T.")(f)
+    return click.option("--list", "list_", metavar="L", help="Only subscribers of list L.")(f)
+
+
+@click.group("subscribers")
+def subscribers_group() -> None:
+    """Read, check and change the subscriber lists in subscribers/*.csv.
+
+    Each CSV has the header email,name,lists,tags,status,subscribed_at (lists and tags
+    separated by ";"); subscribers/suppressed.csv (unsubscribed, bounced, complained)
+    always wins.
+
+    \b
+    Example:
+        pressroom subscribers count --tag patron
+        pressroom subscribers import patreon-members.csv --format patreon
+    """
+
+
+@subscribers_group.command("list")
+@_segment_options
+@pass_app
+def list_(app: App, list_: str | None, tag: str | None) -> None:
+    """Print every subscriber who would be mailed (email, name, tags; tab-separated).
+
+    Unsubscribed, suppressed, duplicate and invalid rows are left out; invalid rows are
+    reported on stderr and the command exits 1.
+
+    \b
+    Example:
+        pressroom subscribers list --tag patron
+    """
+    n = 0
+    for s in subscribers.iter_subscribers(app.config, list_=list_, tag=tag, on_problem=app.problem):
+        app.out(f"{s.email}\t{s.name}\t{subscribers.join_values(s.tags)}")
+        n += 1
+    app.info(f"{n} subscriber{'' if n == 1 else 's'}")
+    app.finish()
+
+
+@subscribers_group.command("count")
+@_segment_options
+@pass_app
+def count(app: App, list_: str | None, tag: str | None) -> None:
+    """Print how many subscribers would be mailed.
+
+    \b
+    Example:
+        pressroom subscribers count --list weekly
+    """
+    n = sum(
+        1
+        for _ in subscribers.iter_subscribers(
+            app.config, list_=list_, tag=tag, on_problem=app.problem
+        )
+    )
+    app.out(str(n))
+    app.finish()
+
+
+@subscribers_group.command("validate")
+@pass_app
+def validate(app: App) -> None:
+    """Check every subscriber file: bad addresses, bad rows, duplicates, bad suppressions.
+
+    Reports each problem as FILE:LINE and exits 1 if there is any.
+
+    \b
+    Example:
+        pressroom subscribers validate
+    """
+    for message in subscribers.validate(app.config):
+        app.problem(message)
+    n = subscribers.count(app.config)
+    if app.problems:
+        plural = "" if app.problems == 1 else "s"
+        app.info(f"{app.problems} problem{plural}; {n} subscribers usable")
+    else:
+        app.info(f"all subscriber files are valid; {n} subscribers would be mailed")
+    app.finish()
+
+
+@subscribers_group.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="The subscriber's name (used in the greeting).")
+@click.option("--tag", "tags", multiple=True, metavar="T", help="Add tag T (repeatable).")
+@click.option("--list", "lists", multiple=True, metavar="L", help="Add to list L (repeatable).")
+@click.option(
+    "--into",
+    metavar="FILE",
+    help="Subscriber file inside subscribers/ to write [default: subscribers.csv].",
+)
+@now_option
+@pass_app
+def add(
+    app: App,
+    email: str,
+    name: str,
+    tags: tuple[str, ...],
+    lists: tuple[str, ...],
+    into: str | None,
+    now: str | None,
+) -> None:
+    """Add one subscriber (atomic write of the subscriber file).
+
+    \b
+    Example:
+        pressroom subscribers add ada@example.com --name "Ada Lovelace" --tag patron
+    """
+    config = app.config
+    for value in (*tags, *lists):
+        if subscribers.SEP in value or "," in value:
+            raise UsageError(f'--tag/--list: one value per option, got "{value}"')
+    try:
+        address = subscribers.normalise_email(email)
+    except ValueError as e:
+        raise UsageError(f'invalid email "{email}" ({e})') from None
+    target = subscriber_import.target_file(config, into)
+    found = subscribers.find(config, address)
+    if found:
+        where, line, status = found
+        hint = "" if status == "active" else f" with status {status}; edit that row to re-subscribe"
+        raise UsageError(f"{address} is already in {where}:{line}{hint}")
+    item = subscriber_import.Incoming(
+        line=0,
+        email=address,
+        name=name,
+        lists=frozenset(lists),
+        add_tags=frozenset(tags),
+    )
+    subscriber_import.merge(
+        config,
+        [item],
+        into=target,
+        when=app.now(now),
+        source="EMAIL",
+        problem=app.problem,
+        add_only=True,
+    )
+    app.out(f"added {address} to {subscribers.shown_path(config, target)}")
+    if subscribers.is_suppressed(config, address):
+        app.warn(
+            f"{address} is in {subscribers.shown_path(config, config.subscribers.suppressed)} and "
+            "will not be mailed until removed from it"
+        )
+
+
+@subscribers_group.command("unsubscribe")
+@click.argument("email", required=False)
+@click.option("--token", metavar="TOKEN", help="Unsubscribe whoever this token (t=…) names.")
+@click.option(
+    "--reason",
+    type=click.Choice(subscribers.REASONS),
+    default="unsubscribed",
+    show_default=True,
+    help="Why the address is suppressed.",
+)
+@now_option
+@pass_app
+def unsubscribe_cmd(
+    app: App, email: str | None, token: str | None, reason: str, now: str | None
+) -> None:
+    """Suppress EMAIL (or the address in an unsubscribe --token): it is never mailed again.
+
+    Records it in subscribers/suppressed.csv (atomic, idempotent).
+
+    \b
+    Example:
+        pressroom subscribers unsubscribe bob@example.com
+        pressroom subscribers unsubscribe --token 'Ym9i…'
+        pressroom subscribers unsubscribe bob@example.com --reason bounced
+    """
+    if bool(email) == bool(token):
+        raise UsageError("give either EMAIL or --token TOKEN (one of them)")
+    config = app.config
+    list_name: str | None = None
+    if token:
+        secret = unsubscribe.load_secret(config, os.environ, app.info)
+        email, list_name = unsubscribe.Signer(secret).verify(token.strip())
+    assert email is not None
+    stamp = app.now(now).isoformat(timespec="seconds")
+    added = subscribers.suppress(config, email, reason=reason, when=stamp, list_=list_name)
+    where = subscribers.shown_path(config, config.subscribers.suppressed)
+    if added:
+        app.out(f"{email} suppressed ({reason}); recorded in {where}")
+    else:
+        app.out(f"{email} was already in {where}; nothing changed")
+
+
+@subscribers_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(sorted(subscriber_import.READERS)),
+    required=True,
+    help="The export's format: csv (pressroom's own), mailchimp, substack or patreon.",
+)
+@click.option(
+    "--into",
+    metavar="FILE",
+    help="Subscriber file inside subscribers/ to merge into [default: subscribers.csv].",
+)
+@now_option
+@pass_app
+def import_(app: App, file: Path, format_: str, into: str | None, now: str | None) -> None:
+    """Merge a CSV export from another service into the subscriber files.
+
+    New addresses are added, known ones get the new tags; Patreon active patrons are tagged
+    patron (former patrons lose it), Substack paying subscribers are tagged paid, and
+    Mailchimp unsubscribed/cleaned members and Substack readers with email turned off go to
+    suppressed.csv. Invalid rows are reported and skipped (exit 1).
+
+    \b
+    Example:
+        pressroom subscribers import members.csv --format patreon
+        pressroom subscribers import subscribed_members_export.csv --format mailchimp
+    """
+    config = app.config
+    target = subscriber_import.target_file(config, into)
+    rows = subscriber_import.READERS[format_](file, str(file))
+    s = subscriber_import.merge(
+        config, rows, into=target, when=app.now(now), source=str(file), problem=app.problem
+    )
+    app.out(
+        f"{file}: {s.added} added, {s.updated} updated, {s.unchanged} unchanged, "
+        f"{s.suppressed} suppressed, {s.skipped} skipped → {subscribers.shown_path(config, target)}"
+    )
+    app.finish()
+
+
+@subscribers_group.command("export")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to FILE (atomically) instead of standard output.",
+)
+@pass_app
+def export(app: App, out: Path | None) -> None:
+    """Write every subscriber who would be mailed as one clean, de-duplicated CSV.
+
+    \b
+    Example:
+        pressroom subscribers export --out backup.csv
+    """
+    if out is None:
+        n = subscriber_import.export(app.config, sys.stdout, problem=app.problem)
+    else:
+        with subscribers.atomic_writer(out) as f:
+            n = subscriber_import.export(app.config, f, problem=app.problem)
+    app.info(f"exported {n} subscriber{'' if n == 1 else 's'}" + (f" to {out}" if out else ""))
+    app.finish()
+
+
+class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    """One thread per request, so a slow client cannot hold up the others."""
+
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Logs method, path and status, but never the query string (it holds the token)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = self.path.split("?", 1)[0]
+        sys.stderr.write(f"{self.command} {path} {code}\n")
+
+
+@click.command("unsubscribe-server")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@pass_app
+def unsubscribe_server(app: App, host: str, port: int) -> None:
+    """Serve the one-click unsubscribe endpoint (GET confirms, POST unsubscribes).
+
+    Put it behind your web server at sending.unsubscribe_url (HTTPS). For production, any
+    WSGI server can run pressroom.unsubscribe.make_app; see README.
+
+    \b
+    Example:
+        PRESSROOM_SECRET=… pressroom unsubscribe-server --port 8080
+    """
+    config = app.config
+    tz = config.publication.tz
+    signer = unsubscribe.Signer(unsubscribe.load_secret(config, os.environ, app.info))
+
+    def clock() -> datetime:
+        return datetime.now(tz)
+
+    wsgi = unsubscribe.make_app(config, signer, clock)
+    try:
+        server = make_server(
+            host, port, wsgi, server_class=_ThreadingServer, handler_class=_QuietHandler
+        )
+    except OSError as e:
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {e.strerror}; try another --port"
+        ) from None
+    with server:
+        url = f"http://{host}:{server.server_port}/unsubscribe"
+        app.info(f"unsubscribe server on {url} (Ctrl-C stops)")
+        server.serve_forever()
+
+
+COMMANDS: list[click.Command] = [subscribers_group, unsubscribe_server]

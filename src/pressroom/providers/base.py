@@ -145,6 +145,12 @@ class Provider(ABC):
         """Verify settings and credentials without sending; return what was found."""
         return f"{self.name}: settings valid (no credential check available)"
 
+    @property
+    def batch_limit(self) -> int:
+        """Recipients per ``send`` call: ``max_batch``, lowered by a ``batch_size`` setting."""
+        configured = getattr(self.settings, "batch_size", None)
+        return min(self.max_batch, configured) if configured else self.max_batch
+
     def close(self) -> None:
         self.session.close()
 
@@ -202,6 +208,8 @@ def classify_http(
     return Outcome.PERMANENT, reason, None
 
 
-def http_exception_result(exc: requests.RequestException, provider: Provider) -> tuple[Outcome, str]:
+def http_exception_result(
+    exc: requests.RequestException, provider: Provider
+) -> tuple[Outcome, str]:
     """Timeouts and dropped connections are retryable; the reason carries no secret."""
     return Outcome.RETRY, provider.redact(f"{type(exc).__name__}: {exc}")[:300]

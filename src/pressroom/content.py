@@ -1,0 +1,178 @@
+"""Article bodies: Markdown → HTML, sanitising, relative → absolute URLs, plain-text summaries.
+
+Rendering is the expensive step (markdown-it-py costs ~1 ms per 2 KB article), so sources
+keep bodies raw and ``Article.html`` calls ``render_body`` only for the articles a feed or an
+issue includes; results are cached by content. Summaries, which every listing needs, come
+from cheap text stripping of the raw body instead of a render.
+"""
+
+from __future__ import annotations
+
+import html as html_mod
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from urllib.parse import urljoin
+
+import nh3
+from markdown_it import MarkdownIt
+
+SUMMARY_LIMIT = 300
+
+# Tags and attributes kept by the sanitiser: nh3's safe defaults (which never include script,
+# style, iframe, form, object or any on* attribute) plus the table footer and titles.
+_TAGS = set(nh3.ALLOWED_TAGS) | {"tfoot"}
+_ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
+_ATTRIBUTES["*"] = {"lang", "title", "dir"}
+_ATTRIBUTES["a"] = _ATTRIBUTES.get("a", set()) | {"href", "hreflang"}
+_ATTRIBUTES["img"] = _ATTRIBUTES.get("img", set()) | {"src", "alt", "width", "height"}
+_URL_SCHEMES = {"http", "https", "mailto", "tel"}  # javascript:, data: and the rest are dropped
+_ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+_markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+
+
+def render_body(body: str, body_format: str, base_url: str) -> str:
+    """``body`` in ``body_format`` ("markdown", "html", "text") as safe HTML with absolute URLs."""
+    return _render(body, body_format, base_url)
+
+
+@lru_cache(maxsize=4096)
+def _render(body: str, body_format: str, base_url: str) -> str:
+    # The key holds the body itself: str hashes are computed once and cached by Python, so
+    # this is a content-hash cache without hashing twice.
+    if body_format == "markdown":
+        raw = _markdown.render(body)
+    elif body_format == "html":
+        raw = body
+    elif body_format == "text":
+        raw = text_to_html(body)
+    else:
+        raise ValueError(f'unknown body format "{body_format}" (markdown, html or text)')
+    return sanitise(raw, base_url)
+
+
+def sanitise(fragment: str, base_url: str) -> str:
+    """Safe HTML (no script/style/iframe/form, on* or javascript:) with absolute URLs."""
+    return nh3.clean(
+        fragment,
+        tags=_TAGS,
+        attributes=_ATTRIBUTES,
+        url_schemes=_URL_SCHEMES,
+        link_rel=None,
+        url_relative=("rewrite_with_base", base_url),
+    ).strip()
+
+
+def text_to_html(text: str) -> str:
+    """Plain text as HTML paragraphs: blank lines separate paragraphs."""
+    paragraphs = (p.strip() for p in _BLANK_LINES.split(text.strip()))
+    return "\n".join(f"<p>{html_mod.escape(p, quote=False)}</p>" for p in paragraphs if p)
+
+
+def absolute_url(url: str, base_url: str) -> str:
+    """``url`` resolved against ``base_url`` (unchanged when already absolute)."""
+    url = url.strip()
+    if _ABSOLUTE.match(url):
+        return url
+    return urljoin(base_url, url)
+
+
+# --- summaries -------------------------------------------------------------------------
+
+_BLANK_LINES = re.compile(r"\n[ \t]*\n")
+_TAG = re.compile(r"<[^>]*>")
+_BLOCK_TAG = re.compile(
+    r"</?(?:p|br|div|li|ul|ol|h[1-6]|tr|td|th|table|blockquote|figure|section|article|hr)\b[^>]*>",
+    re.I,
+)
+_WS = re.compile(r"\s+")
+_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_MD_LINK = re.compile(r"\[([^\]]+)\]\s?(?:\([^)]*\)|\[[^\]]*\])")
+# underscores of "_emphasis_" at word edges, never inside words (snake_case)
+_MD_UNDERSCORES = re.compile(r"(?<![A-Za-z0-9])_+|_+(?![A-Za-z0-9])")
+_MD_LINE_START = re.compile(r"^\s{0,3}(?:>\s?|[-*+]\s+|\d+[.)]\s+)", re.M)
+_HTML_PARAGRAPH = re.compile(r"<p[\s>].*?</p>", re.S | re.I)
+_HTML_DROP = re.compile(r"<(script|style|figcaption|h[1-6])[\s>].*?</\1>", re.S | re.I)
+_FENCE = re.compile(r"^\s{0,3}(?:```|~~~)", re.M)
+_MD_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_ELLIPSIS_TAIL = re.compile(r"\s*\[(?:…|\.\.\.)\]$")
+
+
+def summary_from_body(body: str, body_format: str, limit: int = SUMMARY_LIMIT) -> str:
+    """The first paragraph of a raw body as plain text, cut to ``limit`` on a word boundary."""
+    if body_format == "html":
+        text = _first_html_paragraph(body)
+    elif body_format == "markdown":
+        text = _first_markdown_paragraph(body, limit)
+    else:
+        text = next((p for p in _blocks(body) if p.strip()), "")
+    return truncate(" ".join(text.split()), limit)
+
+
+def plain_text(fragment: str) -> str:
+    """HTML as one line of plain text (tags dropped, entities decoded, whitespace collapsed)."""
+    # block tags separate words; inline ones (<em>, <a>) must not: "<em>word</em>." → "word."
+    text = _TAG.sub("", _BLOCK_TAG.sub(" ", _HTML_DROP.sub(" ", fragment)))
+    text = " ".join(html_mod.unescape(text).split())
+    return _ELLIPSIS_TAIL.sub("…", text)  # WordPress ends excerpts with " [&hellip;]"
+
+
+def truncate(text: str, limit: int = SUMMARY_LIMIT) -> str:
+    """``text`` cut to at most ``limit`` characters on a word boundary, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:–—-") + "…"
+
+
+def _first_html_paragraph(body: str) -> str:
+    for match in _HTML_PARAGRAPH.finditer(body):
+        text = plain_text(match.group(0))
+        if text:
+            return text
+    return plain_text(body)
+
+
+def _blocks(text: str) -> Iterator[str]:
+    """The blank-line separated blocks of ``text``, lazily (summaries need only the first)."""
+    start = 0
+    for match in _BLANK_LINES.finditer(text):
+        yield text[start : match.start()]
+        start = match.end()
+    yield text[start:]
+
+
+def _first_markdown_paragraph(body: str, limit: int) -> str:
+    in_fence = False
+    for block in _blocks(body):
+        stripped = block.strip()
+        if not stripped:
+            continue
+        # a fenced code block may hold blank lines, so track fences across blocks
+        odd_fences = ("```" in block or "~~~" in block) and len(_FENCE.findall(block)) % 2 == 1
+        if in_fence or stripped.startswith(("```", "~~~")):
+            in_fence = in_fence != odd_fences
+            continue
+        if block.startswith(("    ", "\t")) or stripped.startswith(
+            ("#", "|", "<!--", "---", "***")
+        ):
+            continue  # headings, tables, comments, rules and indented code are not prose
+        text = stripped[: limit * 4]  # only the start can show; markup rarely triples it
+        if "[" in text:
+            text = _MD_LINK.sub(r"\1", _MD_IMAGE.sub("", text))
+        if text[:1] in (">", "-", "*", "+") or text[:1].isdigit():
+            text = _MD_LINE_START.sub("", text)
+        if "\\" in text:
+            text = _MD_ESCAPE.sub(r"\1", text)
+        # str.replace is ~20x faster than an emphasis regex, and a summary loses nothing
+        text = text.replace("*", "").replace("`", "").replace("~~", "")
+        if "_" in text:
+            text = _MD_UNDERSCORES.sub("", text)
+        text = plain_text(text) if "<" in text or "&" in text else " ".join(text.split())
+        if text:
+            return text
+    return ""

@@ -1,0 +1,260 @@
+"""The ``smtp`` provider: any SMTP server or relay, one complete message per recipient.
+
+Security is ``starttls`` (port 587, RFC 3207), ``tls`` (implicit TLS, port 465, RFC 8314) or
+``none`` (a local relay). The login comes from the env vars named by ``username_env`` and
+``password_env``. Each worker thread keeps one connection and reuses it for every message,
+reconnecting when the server drops it.
+
+Per-recipient outcomes follow the reply codes of RFC 5321 (section 4.2): 421 and every other
+4xx (451 local error, 452 insufficient storage, 454 TLS/auth temporarily unavailable) and a
+dropped connection are retried; 5xx fails that recipient (an enhanced status ``5.1.x``, RFC
+3463 "bad destination address", also suppresses it); 535 (RFC 4954, credentials invalid)
+and 530 (authentication required) stop the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import smtplib
+import ssl
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any, Literal
+
+from pressroom.errors import ProviderAuthError, ProviderConfigError, ProviderError
+from pressroom.providers import register
+from pressroom.providers.base import Outcome, Provider, Recipient, SendResult
+
+AUTH_CODES = (530, 534, 535)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """``providers.smtp``: where and how to connect."""
+
+    host: str = "localhost"
+    port: int = 587
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username_env: str | None = None  # no login when unset (a local relay)
+    password_env: str = "PRESSROOM_SMTP_PASSWORD"
+    timeout: float = 30.0
+    ca_file: Path | None = None  # a private CA for the server's certificate
+    batch_size: int = 50  # messages per ledger batch (each is its own SMTP transaction)
+    local_hostname: str | None = None  # the EHLO name; default: this machine's FQDN
+
+
+def _reply(code: int, msg: bytes | str) -> str:
+    text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
+    return f"SMTP {code}: {' '.join(text.split())}"[:300]
+
+
+def classify(code: int, msg: bytes | str) -> tuple[Outcome, bool]:
+    """(outcome, suppress) for an SMTP reply code (RFC 5321 4.2.1, RFC 3463)."""
+    if 400 <= code < 500:
+        return Outcome.RETRY, False
+    if code >= 500:
+        text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
+        bad_address = re.match(r"\s*5\.1\.\d", text) is not None
+        return Outcome.PERMANENT, bad_address
+    return Outcome.RETRY, False
+
+
+@register
+class SmtpProvider(Provider):
+    """Sends each message with its own SMTP transaction over a per-thread connection."""
+
+    name = "smtp"
+    Settings = SmtpSettings
+    max_batch = 100
+
+    def __init__(self, settings: Any, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self._local = threading.local()
+        self._all: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
+        self._stop: ProviderError | None = None
+
+    @classmethod
+    def env_names(cls, settings: Any) -> dict[str, str]:
+        if not settings.username_env:
+            return {}
+        return {"username_env": settings.username_env, "password_env": settings.password_env}
+
+    def redact(self, text: str) -> str:
+        """Blank out the password (the user name is not a secret, and may be short)."""
+        password = self.secrets.get("password_env")
+        return text.replace(password, "*****") if password else text
+
+    @property
+    def batch_limit(self) -> int:
+        return max(1, min(self.max_batch, int(self.settings.batch_size)))
+
+    # --- connections ------------------------------------------------------------------
+
+    def _context(self) -> ssl.SSLContext:
+        cafile = str(self.settings.ca_file) if self.settings.ca_file else None
+        return ssl.create_default_context(cafile=cafile)
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        try:
+            conn: smtplib.SMTP
+            if s.security == "tls":
+                conn = smtplib.SMTP_SSL(
+                    s.host,
+                    s.port,
+                    local_hostname=s.local_hostname,
+                    timeout=s.timeout,
+                    context=self._context(),
+                )
+            else:
+                conn = smtplib.SMTP(
+                    s.host, s.port, local_hostname=s.local_hostname, timeout=s.timeout
+                )
+                if s.security == "starttls":
+                    conn.ehlo()
+                    if not conn.has_extn("starttls"):
+                        conn.close()
+                        raise ProviderConfigError(
+                            f"smtp: {s.host}:{s.port} does not offer STARTTLS; set "
+                            "providers.smtp.security to tls (port 465) or none (local relay)"
+                        )
+                    conn.starttls(context=self._context())
+                    conn.ehlo()
+            if s.username_env:
+                try:
+                    conn.login(self.secrets["username_env"], self.secrets["password_env"])
+                except smtplib.SMTPAuthenticationError as e:
+                    conn.close()
+                    raise ProviderAuthError(
+                        f"smtp: {s.host} rejected the login ({_reply(e.smtp_code, e.smtp_error)});"
+                        f" check {s.username_env} and {s.password_env}"
+                    ) from None
+                except smtplib.SMTPNotSupportedError:
+                    conn.close()
+                    raise ProviderConfigError(
+                        f"smtp: {s.host}:{s.port} offers no login (AUTH) on this connection; "
+                        "use security: starttls or tls, or unset username_env"
+                    ) from None
+        except ssl.SSLError as e:
+            raise ProviderConfigError(f"smtp: TLS with {s.host}:{s.port} failed: {e}") from e
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def _conn(self) -> smtplib.SMTP:
+        conn: smtplib.SMTP | None = getattr(self._local, "conn", None)
+        if conn is None or conn.sock is None:  # smtplib sets sock = None after 421 / close
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    # --- sending ----------------------------------------------------------------------
+
+    def send(self, batch: Sequence[Recipient]) -> list[SendResult]:
+        from pressroom.message import build, message_id, message_id_of
+
+        if self._stop is not None:  # raised at the start of a batch: nothing of it went out
+            raise self._stop
+        sender = parseaddr(self.content.from_)[1]
+        results: list[SendResult] = []
+        for r in batch:
+            msgid = message_id(self.content.message_id_domain)
+            data = build(self.content, r, msgid=msgid)
+            try:
+                results.append(self._send_one(sender, r.email, data, message_id_of(data)))
+            except ProviderError as e:
+                if not results:
+                    raise
+                # some messages of this batch went out: report them, and stop on the next call
+                self._stop = e
+                results.extend(
+                    SendResult(x.email, Outcome.RETRY, error=e.message)
+                    for x in batch[len(results) :]
+                )
+                break
+        return results
+
+    def _send_one(self, sender: str, to: str, data: bytes, msgid: str | None) -> SendResult:
+        try:
+            conn = self._conn()
+            refused = conn.sendmail(sender, [to], data)
+        except ProviderError:
+            raise
+        except smtplib.SMTPRecipientsRefused as e:
+            code, msg = e.recipients.get(to, (451, b"recipient refused"))
+            return self._failed(to, code, msg)
+        except smtplib.SMTPSenderRefused as e:
+            return self._failed(to, e.smtp_code, e.smtp_error)
+        except smtplib.SMTPDataError as e:
+            return self._failed(to, e.smtp_code, e.smtp_error)
+        except smtplib.SMTPResponseException as e:
+            return self._failed(to, e.smtp_code, e.smtp_error)
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as e:
+            self._drop()
+            return SendResult(
+                to, Outcome.RETRY, error=self.redact(f"{type(e).__name__}: {e}")[:300]
+            )
+        except smtplib.SMTPException as e:
+            self._drop()
+            return SendResult(
+                to, Outcome.RETRY, error=self.redact(f"{type(e).__name__}: {e}")[:300]
+            )
+        if refused:
+            code, msg = refused.get(to, (451, b"refused"))
+            return self._failed(to, code, msg)
+        return SendResult(to, Outcome.SENT, message_id=msgid)
+
+    def _failed(self, to: str, code: int, msg: bytes | str) -> SendResult:
+        if code in AUTH_CODES:
+            s = self.settings
+            hint = (
+                f"check {s.username_env} and {s.password_env}"
+                if s.username_env
+                else ("the server wants a login: set providers.smtp.username_env and password_env")
+            )
+            raise ProviderAuthError(f"smtp: {s.host}: {_reply(code, msg)}; {hint}")
+        if code == 421:
+            self._drop()  # the server is closing the connection (RFC 5321 3.8)
+        outcome, suppress = classify(code, msg)
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and conn.sock is not None:
+            try:
+                conn.rset()
+            except (smtplib.SMTPException, OSError):
+                self._drop()
+        return SendResult(to, outcome, error=self.redact(_reply(code, msg)), suppress=suppress)
+
+    def check(self) -> str:
+        s = self.settings
+        conn = self._conn()
+        try:
+            code, _ = conn.noop()
+        finally:
+            self.close()
+        login = f" as ${s.username_env}" if s.username_env else " without login"
+        return f"smtp: connected to {s.host}:{s.port} ({s.security}){login}; NOOP answered {code}"
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                if conn.sock is not None:
+                    conn.quit()
+            except (smtplib.SMTPException, OSError):
+                with contextlib.suppress(OSError):
+                    conn.close()
+        self._local = threading.local()
+        super().close()

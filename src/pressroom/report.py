@@ -1,0 +1,116 @@
+"""The end of a send run: the summary lines, the JSON report and the exit status.
+
+The report (``<reports>/issue-N-<time>.json``) says what this run did and where the whole
+issue stands: counts per state, every failure with its reason, every uncertain recipient,
+timings. It holds addresses and provider reasons (already redacted by the adapters), never
+a secret or a token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pressroom import ledger as L
+from pressroom.ledger import Ledger
+from pressroom.send import Summary
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where the issue stands after a run."""
+
+    counts: dict[str, int]
+    complete: bool  # every recipient sent, failed for good or skipped
+    uncertain: list[str]
+    failures: list[tuple[str, str]]
+
+    @property
+    def exit_code(self) -> int:
+        """0 all sent (or skipped), 1 some failed, uncertain, or still to send."""
+        c = self.counts
+        return 0 if self.complete and not c[L.FAILED] else 1
+
+
+def settle(ledger: Ledger, number: int, now: datetime) -> Outcome:
+    """Mark the issue sent when nothing is left to do, and say where it stands."""
+    complete = ledger.mark_issue_sent(number, now)
+    return Outcome(
+        counts=ledger.counts(number),
+        complete=complete,
+        uncertain=ledger.emails_in(number, L.UNCERTAIN),
+        failures=ledger.failures(number),
+    )
+
+
+def lines(summary: Summary, outcome: Outcome) -> list[str]:
+    """The human summary of a run."""
+    c = outcome.counts
+    out = [
+        f"issue {summary.issue} via {summary.provider}: sent {summary.sent}, failed "
+        f"{summary.failed}, skipped {summary.skipped} (unsubscribed) in {summary.elapsed:.1f}s"
+        f" ({summary.rate:.0f}/s); {summary.retried} retried",
+        f"issue {summary.issue} overall: {c[L.SENT]} sent, {c[L.FAILED]} failed, "
+        f"{c[L.SKIPPED]} skipped, {c[L.PENDING]} pending, {c[L.UNCERTAIN]} uncertain",
+    ]
+    if outcome.complete:
+        out.append(f"issue {summary.issue} is complete")
+    return out
+
+
+def write(
+    folder: Path,
+    summary: Summary,
+    outcome: Outcome,
+    *,
+    started: datetime,
+    finished: datetime,
+    dry_run: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write the JSON report of one run; returns its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = finished.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = folder / f"issue-{summary.issue}-{stamp}.json"
+    n = 1
+    while path.exists():
+        n += 1
+        path = folder / f"issue-{summary.issue}-{stamp}-{n}.json"
+    data: dict[str, Any] = {
+        "issue": summary.issue,
+        "provider": summary.provider,
+        "dry_run": dry_run,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "status": "complete" if outcome.complete else "incomplete",
+        "exit_code": outcome.exit_code,
+        "run": {
+            "to_send": summary.todo,
+            "sent": summary.sent,
+            "failed": summary.failed,
+            "skipped_unsubscribed": summary.skipped,
+            "retried": summary.retried,
+            "requests": summary.requests,
+            "seconds": round(summary.elapsed, 3),
+            "recipients_per_second": round(summary.rate, 1),
+            "rate_limit_wait_seconds": round(summary.waited, 3),
+            "paused": summary.paused,
+            "stopped": summary.stopped,
+            "interrupted": summary.interrupted,
+        },
+        "counts": outcome.counts,
+        "failures": [{"email": e, "reason": r} for e, r in outcome.failures],
+        "uncertain": outcome.uncertain,
+    }
+    if extra:
+        data.update(extra)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path

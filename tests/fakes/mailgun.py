@@ -1,0 +1,188 @@
+"""A fake Mailgun (``POST /v3/{domain}/messages``, ``GET /v4/domains/{domain}``) on 127.0.0.1.
+
+Validates every send against Mailgun's published OpenAPI file (multipart/form-data only) and
+the documented batch rules (at most 1,000 ``to``; ``recipient-variables`` naming every
+recipient; ``o:``/``h:``/``v:``/``t:`` options at most 16 KB), applies ``%recipient.x%``
+substitution to subject, bodies and ``h:`` headers, and records each recipient's message.
+Per-recipient failures (``fail_recipient(email, "invalid")``) behave like Mailgun: the whole
+call is refused with 400 "'to' parameter is not a valid address".
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Any
+
+from tests.fakes.server import (
+    FakeProviderServer,
+    Request,
+    Response,
+    addresses,
+    openapi_problems,
+    parse_multipart,
+    split_addresses,
+)
+
+SPEC = "mailgun-openapi.yaml"
+MAX_RECIPIENTS = 1000
+MAX_OPTIONS_BYTES = 16 * 1024
+_VAR = re.compile(r"%recipient\.([A-Za-z0-9_\-]+)%")
+_SEND = re.compile(r"^/v3/([^/]+)/messages$")
+_DOMAIN = re.compile(r"^/v4/domains/([^/]+)$")
+
+
+class MailgunFake(FakeProviderServer):
+    provider = "mailgun"
+
+    def __init__(self, *, domain: str = "mg.example.org", api_key: str = "key-test", **kw: Any):
+        super().__init__(**kw)
+        self.domain = domain
+        self.api_key = api_key
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"message": message}
+
+    def _authorised(self, request: Request) -> bool:
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("Basic "):
+            return False
+        try:
+            user, _, key = base64.b64decode(auth[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        return user == "api" and key == self.api_key
+
+    # --- contract -------------------------------------------------------------------------
+
+    def contract_problems(self, request: Request) -> list[str]:
+        if not _SEND.match(request.path) or request.method != "POST":
+            return []
+        problems = openapi_problems(SPEC, request, "https://api.mailgun.net")
+        if problems:
+            return problems
+        return batch_rule_problems(parse_multipart(request.body, request.content_type))
+
+    # --- behaviour ------------------------------------------------------------------------
+
+    def route(self, request: Request) -> Response:
+        if not self._authorised(request):
+            return Response(401, "Forbidden", content_type="text/plain")
+        if m := _DOMAIN.match(request.path):
+            if request.method != "GET":
+                return Response(405, self.error_body(405, "method not allowed"))
+            if m.group(1) != self.domain:
+                return Response(404, self.error_body(404, "Domain not found"))
+            return Response(
+                200,
+                {
+                    "domain": {
+                        "name": self.domain,
+                        "state": "active",
+                        "type": "custom",
+                        "created_at": "Thu, 13 Oct 2011 18:02:00 GMT",
+                    },
+                    "receiving_dns_records": [],
+                    "sending_dns_records": [],
+                },
+            )
+        m = _SEND.match(request.path)
+        if not m or request.method != "POST":
+            return Response(404, self.error_body(404, "not found"))
+        if m.group(1) != self.domain:
+            return Response(404, self.error_body(404, f"Domain not found: {m.group(1)}"))
+        try:
+            fields = parse_multipart(request.body, request.content_type)
+        except ValueError as e:
+            return Response(400, self.error_body(400, str(e)))
+        return self._send(request, fields)
+
+    def _send(self, request: Request, fields: list[tuple[str, str]]) -> Response:
+        single: dict[str, str] = {}
+        to: list[str] = []
+        headers: dict[str, str] = {}
+        for name, value in fields:
+            if name == "to":
+                to.extend(v.strip() for v in split_addresses(value))
+            elif name.startswith("h:"):
+                headers[name[2:]] = value
+            else:
+                single.setdefault(name, value)
+        if not to:
+            return Response(400, self.error_body(400, "to parameter is missing"))
+        with self.lock:
+            bad = [a for a in addresses(to) if a.lower() in self.recipient_failures]
+        if bad:
+            return Response(
+                400,
+                self.error_body(
+                    400, "'to' parameter is not a valid address. please check documentation"
+                ),
+            )
+        variables = json.loads(single.get("recipient-variables") or "{}")
+        mid = f"<{self.next_message_id()[1:-1].split('@')[0]}@{self.domain}>"
+        subject, html, text = (
+            single.get("subject", ""),
+            single.get("html", ""),
+            single.get("text", ""),
+        )
+        for recipient in addresses(to):
+            if self.record != "full":
+                self.deliver(request, recipient, message_id=mid)
+                continue
+            values = variables.get(recipient, {})
+
+            def sub(s: str, values: dict[str, Any] = values) -> str:
+                return _VAR.sub(lambda m: str(values.get(m.group(1), m.group(0))), s)
+
+            self.deliver(
+                request,
+                recipient,
+                subject=sub(subject),
+                html=sub(html),
+                text=sub(text),
+                headers={k: sub(v) for k, v in headers.items()},
+                message_id=mid,
+                from_=single.get("from", ""),
+                tag=single.get("o:tag", ""),
+            )
+        return Response(200, {"id": mid, "message": "Queued. Thank you."})
+
+
+def batch_rule_problems(fields: list[tuple[str, str]]) -> list[str]:
+    """Mailgun's documented batch-sending rules that its OpenAPI file cannot express."""
+    problems = []
+    to = [a for n, v in fields if n == "to" for a in split_addresses(v)]
+    if len(to) > MAX_RECIPIENTS:
+        problems.append(f"{len(to)} recipients in one call; Mailgun's batch limit is 1,000")
+    options = sum(
+        len(n.encode()) + len(v.encode()) for n, v in fields if n[:2] in ("o:", "h:", "v:", "t:")
+    )
+    if options > MAX_OPTIONS_BYTES:
+        problems.append(f"send options (o:, h:, v:, t:) total {options} bytes; limit 16 KB")
+    if not any(n in ("text", "html", "amp-html", "template") for n, _ in fields):
+        problems.append("need at least one of 'text', 'html', 'amp-html' or 'template'")
+    raw_vars = [v for n, v in fields if n == "recipient-variables"]
+    if len(to) > 1 and not raw_vars:
+        # without recipient-variables every recipient sees the whole To: list
+        problems.append("batch without recipient-variables exposes every address to all")
+    if raw_vars:
+        try:
+            variables = json.loads(raw_vars[0])
+        except ValueError as e:
+            return [*problems, f"recipient-variables is not valid JSON: {e}"]
+        if not isinstance(variables, dict):
+            return [*problems, "recipient-variables must be a JSON object keyed by address"]
+        used = {m for n, v in fields if n not in ("recipient-variables",) for m in _VAR.findall(v)}
+        for address in addresses(to):
+            values = variables.get(address)
+            if values is None:
+                problems.append(f"recipient-variables has no entry for {address}")
+                continue
+            missing = used - set(values)
+            if missing:
+                problems.append(f"{address}: no value for %recipient.{sorted(missing)[0]}%")
+        if len(problems) > 5:
+            problems = [*problems[:5], f"… and {len(problems) - 5} more"]
+    return problems

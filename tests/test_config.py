@@ -1,0 +1,170 @@
+"""config.yaml: typed sections, paths relative to the file, one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pressroom import config
+from pressroom.cli import main
+from pressroom.errors import ConfigError
+
+MINIMAL = """\
+publication:
+  name: Test Weekly
+  url: https://test.example
+  timezone: Europe/Berlin
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load_error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as exc:
+        config.load(write(tmp_path, text))
+    return exc.value.message
+
+
+def test_demo_config_loads(repo_root: Path) -> None:
+    cfg = config.load(repo_root / "config.yaml")
+    assert cfg.publication.name == "The Duran"
+    assert cfg.publication.url.endswith("/")
+    assert cfg.sources[0].type == "files"
+    assert cfg.feeds.items == 50
+    assert cfg.cta[0].kind == "patreon"
+    assert cfg.sending.rate.per_second == 100.0
+    assert cfg.digest.window.days == 7
+
+
+def test_minimal_config_has_defaults(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, MINIMAL))
+    assert cfg.publication.url == "https://test.example/"
+    assert cfg.publication.tz.key == "Europe/Berlin"
+    assert cfg.sources == ()
+    assert cfg.feeds.formats == ("rss", "atom", "json")
+    assert cfg.sending.provider == "file"
+    assert cfg.sending.from_.endswith(">")
+
+
+def test_paths_resolve_relative_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sub = tmp_path / "site"
+    sub.mkdir()
+    path = write(sub, MINIMAL + "feeds:\n  out: build/feeds\nstate: var/state\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = config.load(path.relative_to(tmp_path))
+    assert cfg.feeds.out == (sub / "build" / "feeds").resolve()
+    assert cfg.state == (sub / "var" / "state").resolve()
+    assert cfg.subscribers.path == (sub / "subscribers").resolve()  # defaults too
+
+
+def test_wrong_type_names_line_and_key(tmp_path: Path) -> None:
+    text = MINIMAL + "feeds:\n  items: ten\n"
+    assert (
+        load_error(tmp_path, text)
+        == 'config.yaml:6: feeds.items: expected a positive integer, got "ten"'
+    )
+
+
+def test_unknown_key_suggests(tmp_path: Path) -> None:
+    text = MINIMAL + "  timezon: UTC\n"
+    msg = load_error(tmp_path, text)
+    assert msg == 'config.yaml:5: publication.timezon: unknown key; did you mean "timezone"?'
+
+
+def test_invalid_yaml_names_line_and_column(tmp_path: Path) -> None:
+    msg = load_error(tmp_path, MINIMAL + "feeds: [rss\n")
+    assert msg.startswith("config.yaml:6:")
+    assert "invalid YAML" in msg
+
+
+def test_secret_in_config_is_refused(tmp_path: Path) -> None:
+    text = MINIMAL + "providers:\n  mailgun:\n    domain: mg.test.example\n    api_key: key-123\n"
+    msg = load_error(tmp_path, text)
+    assert msg.startswith(
+        "config.yaml:8: providers.mailgun.api_key: secrets do not belong in config.yaml"
+    )
+    assert "api_key_env" in msg
+    assert "key-123" not in msg
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            "sending:\n  rate: fast\n",
+            'config.yaml:5: sending.rate: expected a rate like "100/s" or "6000/min", got "fast"',
+        ),
+        (
+            "digest:\n  window: week\n",
+            'config.yaml:5: digest.window: expected a duration like "7d", "12h" or "30m", got "week"',
+        ),
+        (
+            "feeds:\n  content: everything\n",
+            'config.yaml:5: feeds.content: expected one of "full", "summary", got "everything"',
+        ),
+        (
+            "feeds:\n  per_author: yes please\n",
+            'config.yaml:5: feeds.per_author: expected true or false, got "yes please"',
+        ),
+        (
+            "cta:\n  - kind: patreon\n    url: https://p.example\n",
+            "config.yaml:5: cta.0.headline: missing; this setting is required",
+        ),
+        (
+            "cta:\n  - kind: onlyfans\n    url: u\n    headline: h\n",
+            "config.yaml:5: cta.0.kind: expected one of",
+        ),
+        (
+            "sending:\n  provider: carrier-pigeon\n",
+            'config.yaml:5: sending.provider: unknown provider "carrier-pigeon"; known:',
+        ),
+        (
+            "sources:\n  - type: gopher\n",
+            'config.yaml:5: sources.0.type: unknown source type "gopher"; known:',
+        ),
+    ],
+)
+def test_field_errors(tmp_path: Path, extra: str, expected: str) -> None:
+    text = MINIMAL.replace("  timezone: Europe/Berlin\n", "") + extra
+    assert load_error(tmp_path, text).startswith(expected)
+
+
+def test_bad_timezone_and_url(tmp_path: Path) -> None:
+    assert "unknown timezone" in load_error(
+        tmp_path, MINIMAL.replace("Europe/Berlin", "Mars/Olympus")
+    )
+    assert "absolute http(s) URL" in load_error(
+        tmp_path, MINIMAL.replace("https://test.example", "test.example")
+    )
+
+
+def test_missing_config_file_is_a_clean_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["--config", str(tmp_path / "nope.yaml"), "articles"])
+    assert result.exit_code == 2
+    assert "pressroom init" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "feeds:\n  items: ten\n")
+    result = CliRunner().invoke(main, ["--config", str(path), "feeds"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        'error: config.yaml:6: feeds.items: expected a positive integer, got "ten"'
+    ]
+
+
+def test_config_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, MINIMAL + "feeds:\n  items: ten\n")
+    monkeypatch.setenv(config.CONFIG_ENV, str(path))
+    result = CliRunner().invoke(main, ["feeds"])
+    assert result.exit_code == 2
+    assert "feeds.items" in result.output

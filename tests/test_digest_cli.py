@@ -1,0 +1,291 @@
+"""`pressroom digest build|check|preview` on the demo publication, end to end, plus golden files."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from pressroom import config as config_mod
+from pressroom.cli import main
+from pressroom.digest import prepare
+from pressroom.ledger import Ledger
+from pressroom.personalise import unfilled
+
+GOLDEN = Path(__file__).parent / "golden" / "digest"
+NOW = "2026-11-25T09:00"
+SEED = "2026-11-20-no-us-boots-on-the-ground.txt"
+SEED_MTIME = datetime(2026, 11, 20, 10, 30, tzinfo=UTC).timestamp()
+APPEAL = "Help us grow. Support The Duran on Patreon!"
+SECRET = {"PRESSROOM_SECRET": "test-secret-not-for-production"}
+
+
+@pytest.fixture
+def pub(demo: Path) -> Path:
+    """The demo publication with the seed article's mtime pinned (its date when undated)."""
+    os.utime(demo / "content" / SEED, (SEED_MTIME, SEED_MTIME))
+    return demo
+
+
+def run(pub: Path, *args: str) -> Result:
+    return CliRunner().invoke(
+        main, ["--config", str(pub / "config.yaml"), "digest", *args], env=SECRET
+    )
+
+
+def mark_sent(pub: Path, now: str = NOW) -> None:
+    """Record the issue that would be built at ``now`` as sent, through the real ledger."""
+    cfg = config_mod.load(pub / "config.yaml")
+    when = datetime.fromisoformat(now).replace(tzinfo=cfg.publication.tz)
+    prepared = prepare(cfg, when)
+    cfg.state.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(cfg.state_db)
+    try:
+        ledger.freeze(prepared.rendered, [], window_end=prepared.issue.window_end, now=when)
+        assert ledger.mark_issue_sent(prepared.rendered.number, when)
+    finally:
+        ledger.close()
+
+
+def test_demo_preview_has_the_patreon_appeal(pub: Path) -> None:
+    out = pub / "out"
+    result = run(pub, "preview", "--now", NOW, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    paths = [Path(p) for p in result.stdout.split()]
+    assert [p.name for p in paths] == ["issue-1.html", "issue-1.txt", "issue-1.eml"]
+    html = paths[0].read_text(encoding="utf-8")
+    text = paths[1].read_text(encoding="utf-8")
+    assert 'data-cta="patreon"' in html and APPEAL in html
+    assert "https://www.patreon.com/theduran?utm_source=newsletter" in html
+    assert APPEAL in text and "Support us on Patreon: https://www.patreon.com/theduran?" in text
+    assert "No US boots on the ground" in html
+    assert unfilled(html) == [] and unfilled(text) == []
+    assert "https://theduran.example/unsubscribe" in html
+    msg = email.message_from_bytes(paths[2].read_bytes(), policy=email.policy.default)
+    assert msg["To"].addresses[0].addr_spec == "reader@example.com"
+    assert str(msg["Subject"]).strip().startswith("The Duran weekly #1: ")
+    html_part = msg.get_body(("html",))
+    text_part = msg.get_body(("plain",))
+    assert html_part is not None and text_part is not None
+    assert APPEAL in html_part.get_content() and APPEAL in text_part.get_content()
+
+
+def test_preview_as_a_patron_leaves_the_block_out(pub: Path) -> None:
+    result = run(
+        pub, "preview", "--now", NOW, "--out", str(pub / "out"), "--as", "grace@example.org"
+    )
+    assert result.exit_code == 0, result.output
+    html = (pub / "out" / "issue-1.html").read_text(encoding="utf-8")
+    assert 'data-cta="patreon"' not in html
+    assert "grace@example.org" in html
+    msg = email.message_from_bytes(
+        (pub / "out" / "issue-1.eml").read_bytes(), policy=email.policy.default
+    )
+    assert msg["To"].addresses[0].display_name == "Grace Hopper"
+
+
+def test_golden_demo_issue(pub: Path) -> None:
+    cfg = config_mod.load(pub / "config.yaml")
+    prepared = prepare(cfg, datetime.fromisoformat(NOW).replace(tzinfo=cfg.publication.tz))
+    assert [v.key for v in prepared.rendered.variants] == ["all", "without:patreon"]
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+    update = os.environ.get("PRESSROOM_UPDATE_GOLDEN") == "1"
+    for variant in prepared.rendered.variants:
+        stem = "demo" if variant.key == "all" else "demo-" + variant.key.replace(":", "-")
+        for suffix, got in ((".html", variant.html), (".txt", variant.text)):
+            path = GOLDEN / (stem + suffix)
+            if update:
+                path.write_text(got, encoding="utf-8", newline="")
+            assert path.exists(), f"{path} missing: run `make golden` (PRESSROOM_UPDATE_GOLDEN=1)"
+            assert got == path.read_text(encoding="utf-8"), (
+                f"{path.name} differs from the rendered demo issue; if the change is intended, "
+                "regenerate with PRESSROOM_UPDATE_GOLDEN=1 and review the diff"
+            )
+
+
+def test_build_prints_the_issue_and_writes_the_archive(pub: Path) -> None:
+    result = run(pub, "build", "--now", NOW)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.startswith("issue #1: The Duran weekly #1: ")
+    assert "no-us-boots-on-the-ground" in out and "(lead)" in out
+    assert "variants: all, without:patreon" in out
+    page = pub / "public" / "issues" / "1" / "index.html"
+    index = pub / "public" / "issues" / "index.html"
+    assert f"wrote {page.relative_to(pub)}" in out
+    html = page.read_text(encoding="utf-8")
+    assert unfilled(html) == [] and "%%PR_" not in html
+    assert APPEAL in html
+    assert 'href="https://theduran.example/unsubscribe"' in html  # the generic page
+    assert "@example." not in html  # no subscriber address in the public copy
+    listing = index.read_text(encoding="utf-8")
+    assert (
+        'href="1/"' in listing
+        and "The Duran weekly #1" in listing
+        and "25 November 2026" in listing
+    )
+
+
+def test_numbering_follows_the_last_sent_issue_and_empty_window_exits_0(pub: Path) -> None:
+    assert run(pub, "build", "--now", NOW).exit_code == 0
+    mark_sent(pub)
+    # nothing published since issue 1 closed
+    result = run(pub, "build", "--now", "2026-11-26T09:00")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "no new articles since issue 1 (2026-11-25); nothing to send"
+    assert not (pub / "public" / "issues" / "2").exists()
+    for command in ("check", "preview"):
+        again = run(pub, command, "--now", "2026-11-26T09:00")
+        assert again.exit_code == 0 and "nothing to send" in again.stdout
+    # a new article makes issue 2
+    (pub / "content" / "2026-11-26-new.md").write_text(
+        "---\ntitle: Something new\ndate: 2026-11-26T08:00:00\nauthor: The Editors\n---\n\nNews.\n",
+        encoding="utf-8",
+    )
+    result = run(pub, "build", "--now", "2026-11-26T09:00")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("issue #2: The Duran weekly #2: Something new")
+    assert "no-us-boots" not in result.stdout
+    listing = (pub / "public" / "issues" / "index.html").read_text(encoding="utf-8")
+    assert listing.index('href="2/"') < listing.index('href="1/"')
+    assert "26 November 2026" in listing and "25 November 2026" in listing
+
+
+def test_first_run_with_an_empty_window(pub: Path) -> None:
+    result = run(pub, "build", "--now", "2027-06-01T09:00")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "no new articles since 2027-05-25 09:00; nothing to send"
+
+
+def test_since_and_pins(pub: Path) -> None:
+    result = run(pub, "build", "--now", NOW, "--since", "60d", "--pin", "welcome-to-pressroom")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"welcome-to-pressroom .*\(lead\)", result.stdout)
+    assert "no-us-boots-on-the-ground" in result.stdout
+    result = run(pub, "build", "--now", NOW, "--since", "60d", "--exclude-tag", "meta")
+    assert "welcome-to-pressroom" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["build", "--since", "7d", "--since-last"],
+            "--since and --since-last cannot be used together",
+        ),
+        (["build", "--since-last"], "--since-last: no issue has been sent yet"),
+        (["build", "--since", "a week"], '--since: expected a duration like "7d"'),
+        (["build", "--pin", "no-such-slug"], '--pin: no article with slug "no-such-slug"'),
+        (["build", "--now", "tomorrow"], "--now: expected an ISO date"),
+        (["preview", "--serve", "--out", "x"], "--out cannot be used with --serve"),
+        (["preview", "--port", "9000"], "--port only applies with --serve"),
+    ],
+)
+def test_invalid_usage_exits_2(pub: Path, args: list[str], message: str) -> None:
+    result = run(pub, *[*args, "--now", NOW] if "--now" not in args else args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert not (pub / "public").exists()
+
+
+def test_bad_template_names_file_and_line_and_exits_1(pub: Path) -> None:
+    (pub / "templates").mkdir(exist_ok=True)
+    (pub / "templates" / "_article.html.j2").write_text(
+        "<tr><td>\n{{ article.title }\n</td></tr>\n", encoding="utf-8"
+    )
+    for command in ("build", "check", "preview"):
+        result = run(pub, command, "--now", NOW)
+        assert result.exit_code == 1, result.output
+        assert re.search(
+            r"error: .*templates/_article\.html\.j2:2: template syntax error", result.stderr
+        )
+        assert "Traceback" not in result.output
+
+
+def test_bad_cta_config_exits_2_naming_the_line(pub: Path) -> None:
+    path = pub / "config.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace("url: https://www.patreon.com/theduran", "url: patreon.com/theduran"),
+        encoding="utf-8",
+    )
+    result = run(pub, "build", "--now", NOW)
+    assert result.exit_code == 2, result.output
+    lines = text.splitlines()
+    line = 1 + next(i for i, x in enumerate(lines) if "url: https://www.patreon.com/theduran" in x)
+    assert f"config.yaml:{line}: cta.0.url: expected an absolute http(s) URL" in result.stderr
+    path.write_text(text.replace("position: bottom", "position: sidebar"), encoding="utf-8")
+    result = run(pub, "check", "--now", NOW)
+    assert result.exit_code == 2 and "cta.0: position:" in result.stderr
+
+
+def test_check_passes_on_the_demo_and_fails_on_errors(pub: Path) -> None:
+    result = run(pub, "check", "--now", NOW)
+    assert result.exit_code == 0, result.output
+    assert "issue #1 passes preflight: 0 error(s)" in result.stdout
+    (pub / "templates" / "_header.html.j2").write_text(
+        '<tr><td><a href="/about">About us</a></td></tr>\n', encoding="utf-8"
+    )
+    result = run(pub, "check", "--now", NOW)
+    assert result.exit_code == 1, result.output
+    assert "error: relative-url: link /about is not an absolute URL" in result.stdout
+    assert "issue #1 fails preflight" in result.stdout
+
+
+def test_preview_as_an_unknown_address_is_a_usage_error(pub: Path) -> None:
+    result = run(
+        pub, "preview", "--now", NOW, "--out", str(pub / "out"), "--as", "nobody@x.example"
+    )
+    assert result.exit_code == 2
+    assert '--as: no active subscriber "nobody@x.example" in subscribers/' in result.stderr
+    assert not (pub / "out").exists()
+
+
+def test_preview_serve_from_the_command_line(pub: Path) -> None:
+    """--serve starts the live preview on 127.0.0.1, prints its URL, and stops on Ctrl-C."""
+    import signal
+    import subprocess
+    import sys
+
+    import requests
+
+    command = [
+        sys.executable,
+        "-c",
+        "from pressroom.cli import main; main()",
+        "--config",
+        str(pub / "config.yaml"),
+        "digest",
+        "preview",
+        "--serve",
+        "--port",
+        "0",
+        "--now",
+        NOW,
+    ]
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **SECRET},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.match(r"previewing at (http://127\.0\.0\.1:\d+/) \(Ctrl-C to stop\)", line)
+        assert match, line + (proc.stderr.read() if proc.stderr and proc.poll() is not None else "")
+        page = requests.get(match.group(1) + "html", timeout=10)
+        assert page.status_code == 200 and APPEAL in page.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err

@@ -1,0 +1,200 @@
+"""The raw bytes of a built message: headers, encodings, line lengths, personal fields."""
+
+from __future__ import annotations
+
+import email
+import email.message
+import email.policy
+import re
+from pathlib import Path
+
+import pytest
+
+from pressroom import message
+from pressroom.models import Subscriber
+from pressroom.personalise import unfilled
+from pressroom.providers.base import Provider
+from pressroom.unsubscribe import Signer
+from tests.send_helpers import NOW, make_config, rendered_issue
+
+SIGNER = Signer(b"test-secret")
+
+
+def built(tmp_path: Path, sub: Subscriber, *, sending: str = "", provider=None) -> bytes:
+    config = make_config(tmp_path, sending)
+    rendered = rendered_issue()
+    content = message.content_for(config, rendered, provider=provider, now=NOW)
+    recipient = message.recipient_for(
+        config,
+        rendered,
+        SIGNER,
+        sub,
+        manages_unsubscribe=bool(provider and provider.manages_unsubscribe),
+    )
+    return message.build(content, recipient)
+
+
+def parse(data: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def header_block(data: bytes) -> bytes:
+    return data.split(b"\r\n\r\n", 1)[0]
+
+
+def raw_header(data: bytes, name: str) -> str:
+    """A header exactly as written (unfolded), without any decoding."""
+    text = header_block(data).decode("utf-8")
+    m = re.search(rf"^{name}: ([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", text, re.M)
+    assert m, f"no {name} header"
+    return re.sub(r"\r\n[ \t]", " ", m.group(1))
+
+
+def test_a_message_parses_back_with_every_header(tmp_path: Path) -> None:
+    data = built(tmp_path, Subscriber("ada@example.com", name="Ada Lovelace"))
+    msg = parse(data)
+    assert msg["From"] == "The Duran <newsletter@theduran.example>"
+    assert msg["To"] == "Ada Lovelace <ada@example.com>"
+    assert msg["Reply-To"] == "editor@theduran.example"
+    assert msg["Subject"] == "The Duran weekly #7: Ünïcode news"
+    assert msg["Date"] == "Wed, 25 Nov 2026 09:00:00 +0000"
+    assert msg["MIME-Version"] == "1.0"
+    assert msg.get_content_type() == "multipart/alternative"
+    assert msg["List-Id"] == "The Duran weekly <weekly.theduran.example>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg.defects == []
+    parts = [p.get_content_type() for p in msg.iter_parts()]
+    assert parts == ["text/plain", "text/html"]  # the preferred part last (RFC 2046 5.1.4)
+
+
+def test_message_id_uses_the_from_domain_and_is_unique(tmp_path: Path) -> None:
+    a = built(tmp_path, Subscriber("ada@example.com"))
+    b = built(tmp_path, Subscriber("ada@example.com"))
+    ida, idb = parse(a)["Message-ID"], parse(b)["Message-ID"]
+    assert re.fullmatch(r"<[^@<>\s]+@theduran\.example>", ida)
+    assert "localhost" not in ida
+    assert ida != idb
+
+
+def test_list_unsubscribe_is_raw_and_carries_this_recipients_verifiable_token(
+    tmp_path: Path,
+) -> None:
+    data = built(tmp_path, Subscriber("ada@example.com", name="Ada"))
+    value = raw_header(data, "List-Unsubscribe")
+    assert "=?" not in value  # never an RFC 2047 encoded-word
+    m = re.fullmatch(
+        r"<(https://theduran\.example/unsubscribe\?t=([A-Za-z0-9_.-]+))>, "
+        r"<mailto:unsubscribe@theduran\.example\?subject=unsubscribe>",
+        value,
+    )
+    assert m, value
+    assert SIGNER.verify(m.group(2)) == ("ada@example.com", "weekly")
+    # the same URL is the unsubscribe link in both bodies
+    msg = parse(data)
+    assert m.group(1) in msg.get_body(("plain",)).get_content()
+    assert f'href="{m.group(1)}"' in msg.get_body(("html",)).get_content()
+
+
+def test_a_long_unsubscribe_url_is_never_folded_into_an_encoded_word(tmp_path: Path) -> None:
+    base = "https://theduran.example/" + "u" * 150 + "/unsubscribe"
+    config = make_config(tmp_path, f"unsubscribe_url: {base}\n")
+    rendered = rendered_issue()
+    content = message.content_for(config, rendered, now=NOW)
+    data = message.build(
+        content, message.recipient_for(config, rendered, SIGNER, Subscriber("ada@example.com"))
+    )
+    value = raw_header(data, "List-Unsubscribe")
+    assert value.startswith(f"<{base}?t=")
+    assert "=?" not in value and "utf-8" not in value.lower()
+    # the trap this avoids: the email package folds the same header into an encoded-word
+    trap = email.message.EmailMessage(policy=email.policy.SMTP)
+    trap["List-Unsubscribe"] = value
+    assert "=?utf-8?q?" in trap.as_string()
+
+
+def test_every_body_line_is_at_most_76_and_every_line_ends_in_crlf(tmp_path: Path) -> None:
+    data = built(tmp_path, Subscriber("ada@example.com", name="Ada"))
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    body = data.split(b"\r\n\r\n", 1)[1]
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76
+    assert b"Content-Transfer-Encoding: quoted-printable" in body
+    assert max(len(line) for line in header_block(data).split(b"\r\n")) <= 998
+
+
+def test_fields_are_filled_escaped_in_html_and_raw_in_text(tmp_path: Path) -> None:
+    data = built(tmp_path, Subscriber("o.brien@example.com", name="Tom & Jerry <O'Brien>"))
+    msg = parse(data)
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert "Hello Tom & Jerry <O'Brien>" in text
+    assert "Hello Tom &amp; Jerry &lt;O&#x27;Brien&gt;" in html
+    assert "View online: https://theduran.example/issues/7/" in text
+    assert unfilled(text) == [] and unfilled(html) == []
+    assert "Ünïcode “quotes”" in html
+
+
+def test_non_ascii_display_names_and_subject_are_encoded(tmp_path: Path) -> None:
+    data = built(tmp_path, Subscriber("zoe@example.org", name="Zoë Ünïcode, Jr."))
+    head = header_block(data)
+    assert head.isascii()
+    assert "=?utf-8?" in raw_header(data, "To")
+    assert "=?utf-8?" in raw_header(data, "Subject")
+    msg = parse(data)
+    assert msg["To"].addresses[0].display_name == "Zoë Ünïcode, Jr."
+    assert msg["To"].addresses[0].addr_spec == "zoe@example.org"
+    assert msg["Subject"] == "The Duran weekly #7: Ünïcode news"
+
+
+def test_a_name_cannot_inject_headers(tmp_path: Path) -> None:
+    data = built(tmp_path, Subscriber("eve@example.com", name="Eve\r\nBcc: victim@example.com"))
+    msg = parse(data)
+    assert msg["Bcc"] is None
+    assert "Bcc" not in [line.split(b":")[0].decode() for line in header_block(data).split(b"\r\n")]
+
+
+def test_subscribers_tagged_patron_get_the_variant_without_the_cta(tmp_path: Path) -> None:
+    patron = parse(built(tmp_path, Subscriber("p@example.com", tags=frozenset({"patron"}))))
+    reader = parse(built(tmp_path, Subscriber("r@example.com")))
+    assert "patreon.com" not in patron.get_body(("html",)).get_content()
+    assert "patreon.com" in reader.get_body(("html",)).get_content()
+
+
+def test_http_unsubscribe_urls_get_no_one_click_header(tmp_path: Path) -> None:
+    data = built(
+        tmp_path,
+        Subscriber("ada@example.com"),
+        sending="unsubscribe_url: http://theduran.example/unsubscribe\n",
+    )
+    msg = parse(data)
+    assert msg["List-Unsubscribe"].startswith("<http://theduran.example/unsubscribe?t=")
+    assert msg["List-Unsubscribe-Post"] is None
+
+
+def test_a_provider_that_manages_unsubscribes_gets_neither_header(tmp_path: Path) -> None:
+    class Managed(Provider):
+        name = "managed"
+        Settings = dict
+        manages_unsubscribe = True
+
+        def send(self, batch):  # type: ignore[no-untyped-def]
+            return []
+
+    msg = parse(built(tmp_path, Subscriber("ada@example.com"), provider=Managed({})))
+    assert msg["List-Unsubscribe"] is None
+    assert msg["List-Unsubscribe-Post"] is None
+    assert msg["List-Id"]  # still identifies the list
+
+
+def test_constant_parts_are_compiled_once_per_variant(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    rendered = rendered_issue()
+    content = message.content_for(config, rendered, now=NOW)
+    first = message._compiled(content, "all")
+    message.build(content, message.recipient_for(config, rendered, SIGNER, Subscriber("a@x.org")))
+    assert message._compiled(content, "all") is first
+    assert message._compiled(content, "without:patreon") is not first
+
+
+@pytest.mark.parametrize("from_", ["news@Theduran.Example", "The Duran <n@mail.theduran.example>"])
+def test_domain_of(from_: str) -> None:
+    assert message.domain_of(from_) in ("theduran.example", "mail.theduran.example")

@@ -1,0 +1,131 @@
+"""Preflight: each check fires on a real defect in the final bytes; a good issue passes."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from pressroom.issue import build_issue
+from pressroom.models import RenderedIssue, token
+from pressroom.preflight import Finding, check, has_errors
+from pressroom.render import render
+from tests.digest_helpers import NOW, article, load_config
+
+
+def issue_for(tmp_path: Path, n: int = 3, **kw: str) -> tuple[object, RenderedIssue]:
+    cfg = load_config(tmp_path, **kw)
+    issue = build_issue(cfg, [article(i) for i in range(n)], now=NOW, last_sent=None)
+    return cfg, render(issue, cfg)
+
+
+def codes(findings: list[Finding]) -> set[str]:
+    return {f.code for f in findings}
+
+
+def with_html(rendered: RenderedIssue, change) -> RenderedIssue:  # type: ignore[no-untyped-def]
+    variants = tuple(dataclasses.replace(v, html=change(v.html)) for v in rendered.variants)
+    return dataclasses.replace(rendered, variants=variants)
+
+
+def test_a_good_issue_passes(tmp_path: Path) -> None:
+    cfg, rendered = issue_for(tmp_path)
+    assert check(rendered, cfg) == []  # type: ignore[arg-type]
+
+
+def test_relative_url_javascript_link_and_missing_alt(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir(parents=True)
+    (tmp_path / "templates" / "_header.html.j2").write_text(
+        '<tr><td><a href="/about">About</a> <a href="javascript:alert(1)">x</a>'
+        ' <img src="logo.png" width="10"></td></tr>\n',
+        encoding="utf-8",
+    )
+    cfg, rendered = issue_for(tmp_path)
+    findings = check(rendered, cfg)  # type: ignore[arg-type]
+    assert {"relative-url", "javascript-link", "image-no-alt"} <= codes(findings)
+    assert has_errors(findings)
+    messages = "\n".join(map(str, findings))
+    assert "error: relative-url: link /about is not an absolute URL" in messages
+    assert "error: relative-url: image logo.png is not an absolute URL" in messages
+    assert "error: image-no-alt: image logo.png has no alt text" in messages
+
+
+def test_missing_unsubscribe_link_and_postal_address(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir(parents=True)
+    (tmp_path / "templates" / "_footer.html.j2").write_text(
+        "<tr><td>Thanks for reading.</td></tr>\n", encoding="utf-8"
+    )
+    cfg, rendered = issue_for(tmp_path)
+    findings = check(rendered, cfg)  # type: ignore[arg-type]
+    assert {"no-unsubscribe", "no-postal-address"} <= codes(findings)
+    assert all(
+        f.level == "error" for f in findings if f.code in ("no-unsubscribe", "no-postal-address")
+    )
+
+
+def test_empty_postal_address_in_config(tmp_path: Path) -> None:
+    cfg, rendered = issue_for(tmp_path)
+    cfg = dataclasses.replace(
+        cfg, publication=dataclasses.replace(cfg.publication, postal_address="")
+    )  # type: ignore[type-var]
+    findings = check(rendered, cfg)  # type: ignore[arg-type]
+    assert next(f.message for f in findings if f.code == "no-postal-address").startswith(
+        "config.yaml:1: publication.postal_address is empty"
+    )
+
+
+def test_unfilled_placeholders_and_empty_text(tmp_path: Path) -> None:
+    cfg, rendered = issue_for(tmp_path)
+    broken = with_html(rendered, lambda h: h.replace("Read more", "{{ subscriber.firstname }}", 1))
+    broken = with_html(broken, lambda h: h.replace("View online", "%%PR_NICKNAME%%", 1))
+    variants = (dataclasses.replace(broken.variants[0], text=""), *broken.variants[1:])
+    broken = dataclasses.replace(broken, variants=variants)
+    findings = check(broken, cfg)  # type: ignore[arg-type]
+    assert {"unfilled-placeholder", "no-text-part"} <= codes(findings)
+    unfilled = next(f.message for f in findings if f.code == "unfilled-placeholder")
+    assert "%%PR_NICKNAME%%" in unfilled and "{{ subscriber.firstname }}" in unfilled
+
+
+def test_html_over_gmail_clip_limit(tmp_path: Path) -> None:
+    cfg, rendered = issue_for(tmp_path)
+    big = with_html(rendered, lambda h: h.replace("</body>", "<p>" + "x" * 110_000 + "</p></body>"))
+    findings = check(big, cfg)  # type: ignore[arg-type]
+    sizes = [f for f in findings if f.code == "html-too-large"]
+    assert [f.message.split(";")[0].split("(")[1] for f in sizes] == [
+        "variant all)",
+        "variant without:patreon)",
+    ]
+    assert sizes[0].level == "error" and "Gmail clips messages over 102 KB" in sizes[0].message
+
+
+def test_long_subject_and_missing_preheader_are_warnings(tmp_path: Path) -> None:
+    cfg, rendered = issue_for(
+        tmp_path, digest='subject: "{{ \'A very long subject line \' * 5 }}"\npreheader: " "'
+    )
+    findings = check(rendered, cfg)  # type: ignore[arg-type]
+    assert codes(findings) == {"long-subject", "no-preheader"}
+    assert not has_errors(findings)
+
+
+def test_configured_cta_that_did_not_render(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir(parents=True)
+    # a digest template that forgets the bottom position
+    from pressroom import defaults
+
+    source = (defaults.templates() / "digest.html.j2").read_text(encoding="utf-8")
+    (tmp_path / "templates" / "digest.html.j2").write_text(
+        source.replace('ctas_at("bottom")', 'ctas_at("nowhere")'), encoding="utf-8"
+    )
+    cfg, rendered = issue_for(tmp_path)
+    findings = check(rendered, cfg)  # type: ignore[arg-type]
+    (missing,) = [f for f in findings if f.code == "cta-missing"]
+    assert missing.message.startswith(
+        "config.yaml:14: support block patreon did not render (variant all)"
+    )
+    # the variant that hides the block on purpose is not blamed
+    assert "without:patreon" not in missing.message
+
+
+def test_token_only_links_are_not_relative(tmp_path: Path) -> None:
+    cfg, rendered = issue_for(tmp_path)
+    assert token("unsubscribe_url") in rendered.variants[0].html
+    assert "relative-url" not in codes(check(rendered, cfg))  # type: ignore[arg-type]

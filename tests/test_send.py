@@ -1,0 +1,398 @@
+"""The send loop over a real ledger: batching, retries, permanent failures, auth, pauses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pressroom import ledger as L
+from pressroom import message
+from pressroom import send as send_mod
+from pressroom.cli import main
+from pressroom.errors import ProviderAuthError
+from pressroom.ledger import Ledger
+from pressroom.providers.base import Outcome, SendResult
+from pressroom.providers.file import eml_name
+from pressroom.ratelimit import TokenBucket
+from pressroom.unsubscribe import Signer
+from tests.send_helpers import NOW, ScriptedProvider, make_config, rendered_issue
+
+SIGNER = Signer(b"k")
+
+
+def setup(tmp_path: Path, n: int, **opts: object):  # type: ignore[no-untyped-def]
+    config = make_config(tmp_path)
+    rendered = rendered_issue(3)
+    ledger = Ledger(config.state_db)
+    rows = [(f"r{i:03d}@example.org", f"R {i}", "all") for i in range(n)]
+    frozen = ledger.freeze(rendered, rows, window_end=NOW, now=NOW)
+    factory = message.RecipientFactory(config, rendered, SIGNER)
+    defaults = dict(
+        rate=0.0,
+        concurrency=3,
+        batch_size=10,
+        max_attempts=4,
+        max_retry_time=60.0,
+        max_consecutive_failures=50,
+        backoff_base=0.01,
+    )
+    defaults.update(opts)
+    options = send_mod.SendOptions(**defaults)  # type: ignore[arg-type]
+    return config, ledger, frozen, factory, options, rendered
+
+
+def test_every_recipient_is_sent_once_in_batches_of_the_limit(tmp_path: Path) -> None:
+    _config, ledger, frozen, factory, options, _ = setup(tmp_path, 95)
+    provider = ScriptedProvider(max_batch=10)
+    summary = send_mod.run(ledger, frozen, provider, factory, options)
+    assert summary.sent == 95 and summary.failed == 0
+    assert provider.accepted == {f"r{i:03d}@example.org": 1 for i in range(95)}
+    assert max(len(b) for b in provider.batches) == 10
+    assert len(provider.batches) == 10
+    assert ledger.counts(3)[L.SENT] == 95
+    assert ledger.mark_issue_sent(3, NOW)
+    assert 1 <= provider.max_active <= 3
+
+
+def test_retries_back_off_and_then_succeed(tmp_path: Path) -> None:
+    _config, ledger, frozen, factory, options, _ = setup(tmp_path, 5)
+    retry = SendResult("", Outcome.RETRY, error="HTTP 503")
+    provider = ScriptedProvider({"r001@example.org": [retry, retry, SendResult("", Outcome.SENT)]})
+    summary = send_mod.run(ledger, frozen, provider, factory, options)
+    assert summary.sent == 5 and summary.retried == 2
+    assert provider.accepted["r001@example.org"] == 1
+    attempts = ledger.db.execute(
+        "SELECT attempts FROM deliveries WHERE email='r001@example.org'"
+    ).fetchone()[0]
+    assert attempts == 3
+
+
+def test_retry_after_is_honoured(tmp_path: Path) -> None:
+    _config, ledger, frozen, factory, options, _ = setup(tmp_path, 2)
+    slept: list[float] = []
+    retry = SendResult("", Outcome.RETRY, error="HTTP 429", retry_after=7.0)
+    provider = ScriptedProvider({"r000@example.org": [retry, SendResult("", Outcome.SENT)]})
+    clock = [0.0]
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        clock[0] += s
+
+    summary = send_mod.run(
+        ledger, frozen, provider, factory, options, clock=lambda: clock[0], sleep=sleep
+    )
+    assert summary.sent == 2
+    assert clock[0] >= 7.0  # nobody was sent again before the provider said so
+
+
+def test_retries_are_bounded_by_max_attempts(tmp_path: Path) -> None:
+    _config, ledger, frozen, factory, options, _ = setup(tmp_path, 3, max_attempts=3)
+    provider = ScriptedProvider(
+        {"r002@example.org": [SendResult("", Outcome.RETRY, error="HTTP 500")]}
+    )
+    summary = send_mod.run(ledger, frozen, provider, factory, options)
+    assert summary.sent == 2 and summary.failed == 1
+    assert ledger.failures(3) == [("r002@example.org", "gave up after 3 attempts: HTTP 500")]
+    assert ledger.mark_issue_sent(3, NOW)
+
+
+def test_a_permanent_failure_fails_that_recipient_and_the_run_goes_on(tmp_path: Path) -> None:
+    _config, ledger, frozen, factory, options, _ = setup(tmp_path, 20)
+    bounced: list[tuple[str, str]] = []
+    provider = ScriptedProvider(
+        {
+            "r004@example.org": [
+                SendResult(
+                    "", Outcome.PERMANENT, error="SMTP 550 5.1.1 no such user", suppress=True
+                )
+            ],
+            "r009@example.org": [SendResult("", Outcome.PERMANENT, error="HTTP 400 bad address")],
+        }
+    )
+    summary = send_mod.run(
+        ledger, frozen, provider, factory, options, on_suppress=lambda e, r: bounced.append((e, r))
+    )
+    assert summary.sent == 18 and summary.failed == 2
+    assert dict(summary.failures)["r009@example.org"] == "HTTP 400 bad address"
+    assert bounced == [("r004@example.org", "bounced")]
+    assert len(provider.batches) == 2  # permanent failures are not retried
+
+
+def test_an_auth_failure_stops_at_once_and_leaves_the_rest_pending(tmp_path: Path) -> None:
+    _config, ledger, frozen, factory, options, _ = setup(tmp_path, 50, concurrency=1)
+    provider = ScriptedProvider({"r020@example.org": [ProviderAuthError("mailgun: check MG_KEY")]})
+    summary = send_mod.run(ledger, frozen, provider, factory, options)
+    assert summary.stopped == "mailgun: check MG_KEY"
+    counts = ledger.counts(3)
+    assert counts[L.SENT] == 20
+    assert counts[L.PENDING] == 30 and counts[L.IN_FLIGHT] == 0
+    assert len(provider.batches) <= 3  # nothing dispatched after the failure was seen
+
+
+def test_consecutive_failures_pause_the_run_and_a_rerun_resumes(tmp_path: Path) -> None:
+    _config, ledger, frozen, factory, options, _ = setup(
+        tmp_path, 100, concurrency=1, max_consecutive_failures=3, max_attempts=10
+    )
+    down = {
+        f"r{i:03d}@example.org": [SendResult("", Outcome.RETRY, error="HTTP 502")]
+        for i in range(100)
+    }
+    summary = send_mod.run(ledger, frozen, ScriptedProvider(down), factory, options)
+    assert summary.paused and "HTTP 502" in summary.paused
+    assert summary.sent == 0
+    assert ledger.counts(3)[L.PENDING] == 100  # paused, not failed
+    healthy = ScriptedProvider()
+    again = send_mod.run(ledger, frozen, healthy, factory, options)
+    assert again.sent == 100 and again.paused is None
+    assert sum(healthy.accepted.values()) == 100
+
+
+def test_recipients_who_unsubscribed_after_the_freeze_are_skipped(tmp_path: Path) -> None:
+    _config, ledger, frozen, factory, options, _ = setup(tmp_path, 10)
+    provider = ScriptedProvider()
+    gone = {"r003@example.org", "r007@example.org"}
+    summary = send_mod.run(
+        ledger, frozen, provider, factory, options, is_suppressed=gone.__contains__
+    )
+    assert summary.skipped == 2 and summary.sent == 8
+    assert not gone & set(provider.accepted)
+    assert ledger.counts(3)[L.SKIPPED] == 2
+    assert ledger.mark_issue_sent(3, NOW)
+
+
+def test_limit_sends_at_most_n_and_leaves_the_rest_pending(tmp_path: Path) -> None:
+    _config, ledger, frozen, factory, options, _ = setup(tmp_path, 30, limit=12)
+    provider = ScriptedProvider()
+    summary = send_mod.run(ledger, frozen, provider, factory, options)
+    assert summary.sent == 12 and ledger.counts(3)[L.PENDING] == 18
+    assert sorted(provider.accepted) == [f"r{i:03d}@example.org" for i in range(12)]
+
+
+def test_an_adapter_crash_marks_the_batch_uncertain(tmp_path: Path) -> None:
+    _config, ledger, frozen, factory, options, _ = setup(tmp_path, 5, concurrency=1)
+    provider = ScriptedProvider({"r000@example.org": [RuntimeError("adapter bug")]})
+    summary = send_mod.run(ledger, frozen, provider, factory, options)
+    assert summary.stopped and "adapter bug" in summary.stopped
+    assert ledger.counts(3)[L.UNCERTAIN] == 5
+
+
+def test_each_recipient_gets_its_own_fields(tmp_path: Path) -> None:
+    _config, _ledger, _frozen, factory, _options, _rendered = setup(tmp_path, 3)
+    r = factory.make("r001@example.org", "R 1", "all")
+    assert r.fields["email"] == "r001@example.org" and r.fields["name"] == "R 1"
+    assert SIGNER.verify(r.fields["unsubscribe_url"].split("t=")[1]) == (
+        "r001@example.org",
+        "weekly",
+    )
+    assert r.headers["List-Unsubscribe"].startswith(f"<{r.fields['unsubscribe_url']}>")
+
+
+def test_token_bucket_spaces_batches_at_the_configured_rate() -> None:
+    clock = [0.0]
+    waits: list[float] = []
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        clock[0] += s
+
+    bucket = TokenBucket(100.0, 100, clock=lambda: clock[0], sleep=sleep)
+    for _ in range(5):
+        bucket.acquire(100)  # the first 100 are the burst; then one batch per second
+    assert clock[0] == pytest.approx(4.0)
+    bucket.hold(30)
+    bucket.acquire(1)
+    assert clock[0] >= 34.0
+
+
+def test_unlimited_rate_never_waits() -> None:
+    bucket = TokenBucket(0.0, 10, sleep=lambda s: (_ for _ in ()).throw(AssertionError))
+    assert bucket.acquire(10_000) == 0.0
+
+
+# --- the CLI on the demo publication (file provider) ---------------------------------------
+
+
+def invoke(root: Path, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(
+        main,
+        ["--config", str(root / "config.yaml"), *args],
+        env={"PRESSROOM_SECRET": "s3cret", **(env or {})},
+    )
+
+
+def readers(root: Path) -> list[str]:
+    """The demo's mailable subscribers, as the subscriber module reads them."""
+    from pressroom import config as config_mod
+    from pressroom.subscribers import iter_subscribers
+
+    config = config_mod.load(root / "config.yaml")
+    return sorted(s.email for s in iter_subscribers(config, list_=config.sending.list))
+
+
+def test_digest_send_writes_one_eml_per_subscriber_and_a_report(demo: Path) -> None:
+    import email
+    import email.policy
+
+    expected = readers(demo)
+    assert len(expected) >= 3
+    result = invoke(demo, "digest", "send", "--now", "2026-11-25T09:00")
+    assert result.exit_code == 0, result.output
+    emls = sorted((demo / "outbox").glob("issue-*/*.eml"))
+    to = sorted(
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)["To"]
+        .addresses[0]
+        .addr_spec
+        for p in emls
+    )
+    assert to == expected
+    assert f"sent {len(expected)}, failed 0" in result.output
+    reports = list((demo / "reports").glob("issue-*.json"))
+    assert len(reports) == 1
+    data = json.loads(reports[0].read_text())
+    assert data["counts"]["sent"] == len(expected) and data["status"] == "complete"
+    assert "s3cret" not in reports[0].read_text()
+    # the issue is settled: a second send finds nothing new and sends nothing
+    again = invoke(demo, "digest", "send", "--now", "2026-11-25T10:00")
+    assert again.exit_code == 0, again.output
+    assert "nothing to send" in again.output
+    assert len(sorted((demo / "outbox").glob("issue-*/*.eml"))) == len(expected)
+
+
+def test_dry_run_says_what_would_be_sent_and_writes_nothing(demo: Path) -> None:
+    no_secret = {"PRESSROOM_SECRET": ""}
+    result = invoke(demo, "digest", "send", "--dry-run", "--now", "2026-11-25T09:00", env=no_secret)
+    assert result.exit_code == 0, result.output
+    n = len(readers(demo))
+    assert "would send issue 1" in result.output and f"to {n} recipients" in result.output
+    assert not (demo / "outbox").exists()
+    assert not (demo / ".pressroom").exists()  # no ledger, no lock, no secret
+
+
+def test_test_to_sends_one_marked_copy_and_records_nothing(demo: Path) -> None:
+    result = invoke(
+        demo, "digest", "send", "--test-to", "me@example.net", "--now", "2026-11-25T09:00"
+    )
+    assert result.exit_code == 0, result.output
+    emls = list((demo / "outbox").glob("issue-*/*.eml"))
+    assert len(emls) == 1
+    assert b"Subject: [TEST] " in emls[0].read_bytes()
+    with Ledger(demo / ".pressroom" / "state.db") as ledger:
+        assert ledger.unfinished() is None and ledger.last_sent() is None
+
+
+def test_confirm_over_refuses_without_yes_when_not_interactive(demo: Path) -> None:
+    cfg = demo / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("confirm_over: 1000", "confirm_over: 2"))
+    result = invoke(demo, "digest", "send", "--now", "2026-11-25T09:00")
+    assert result.exit_code == 2, result.output
+    assert "--yes" in result.output
+    assert not list((demo / "outbox").glob("issue-*/*.eml"))
+    with Ledger(demo / ".pressroom" / "state.db") as ledger:
+        assert ledger.unfinished() is None  # nothing frozen either
+    ok = invoke(demo, "digest", "send", "--yes", "--now", "2026-11-25T09:00")
+    assert ok.exit_code == 0, ok.output
+
+
+def test_a_missing_provider_secret_is_a_config_error_naming_the_variable(demo: Path) -> None:
+    cfg = demo / "config.yaml"
+    cfg.write_text(
+        cfg.read_text() + "providers:\n  smtp:\n    host: 127.0.0.1\n"
+        "    username_env: MY_SMTP_USER\n    password_env: MY_SMTP_PASS\n"
+    )
+    env = {k: "" for k in ("MY_SMTP_USER", "MY_SMTP_PASS")}
+    result = invoke(
+        demo, "digest", "send", "--provider", "smtp", "--now", "2026-11-25T09:00", env=env
+    )
+    assert result.exit_code == 2, result.output
+    assert "MY_SMTP_USER" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_conflicting_options_are_rejected_before_any_work(demo: Path) -> None:
+    result = invoke(demo, "digest", "send", "--dry-run", "--test-to", "a@example.org")
+    assert result.exit_code == 2
+    assert "--dry-run and --test-to" in result.output
+    assert not (demo / ".pressroom").exists()
+
+
+def test_an_unknown_provider_lists_the_known_ones(demo: Path) -> None:
+    result = invoke(demo, "digest", "send", "--provider", "carrier-pigeon")
+    assert result.exit_code == 2
+    assert "carrier-pigeon" in result.output and "file" in result.output and "smtp" in result.output
+
+
+def test_rejected_credentials_stop_the_run_and_name_the_env_var(demo: Path) -> None:
+    from tests.fakes.mailgun import MailgunFake
+
+    with MailgunFake(api_key="the-right-key") as server:
+        cfg = demo / "config.yaml"
+        cfg.write_text(
+            cfg.read_text(encoding="utf-8")
+            + f"providers:\n  mailgun:\n    domain: mg.example.org\n    base_url: {server.url}\n"
+            "    api_key_env: MY_MG_KEY\n",
+            encoding="utf-8",
+        )
+        result = invoke(
+            demo,
+            "digest",
+            "send",
+            "--provider",
+            "mailgun",
+            "--now",
+            "2026-11-25T09:00",
+            env={"MY_MG_KEY": "a-wrong-key"},
+        )
+    assert result.exit_code == 1, result.output
+    assert "MY_MG_KEY" in result.output
+    assert "a-wrong-key" not in result.output
+    assert server.total_accepted == 0
+    with Ledger(demo / ".pressroom" / "state.db") as ledger:
+        frozen = ledger.unfinished()
+        assert frozen is not None  # resumable once the key is fixed
+        assert ledger.counts(frozen.number)[L.PENDING] == frozen.total
+
+
+def test_uncertain_recipients_are_listed_not_resent_and_can_be_dropped(demo: Path) -> None:
+    first = invoke(demo, "digest", "send", "--limit", "1", "--now", "2026-11-25T09:00")
+    assert first.exit_code == 0, first.output
+    state = demo / ".pressroom" / "state.db"
+    with Ledger(state) as ledger:
+        frozen = ledger.unfinished()
+        assert frozen is not None
+        crashed = ledger.pending(frozen.number, 0, 2)
+        ledger.mark_in_flight(crashed, 1.0)  # a run died while these were being sent
+    lost = sorted(r.email for r in crashed)
+
+    second = invoke(demo, "digest", "send", "--now", "2026-11-25T09:30")
+    assert second.exit_code == 1, second.output
+    assert "2 uncertain recipients" in second.output
+    assert all(email in second.output for email in lost)
+    written = {p.name for p in (demo / "outbox" / f"issue-{frozen.number}").glob("*.eml")}
+    assert len(written) == frozen.total - 2
+    assert not {eml_name(email) for email in lost} & written
+    report = json.loads(
+        max((demo / "reports").glob("*.json"), key=lambda p: p.stat().st_mtime_ns).read_text()
+    )
+    assert sorted(report["uncertain"]) == lost and report["status"] == "incomplete"
+
+    third = invoke(demo, "digest", "send", "--drop-uncertain", "--now", "2026-11-25T10:00")
+    assert third.exit_code == 1, third.output  # settled, but as failures
+    with Ledger(state) as ledger:
+        assert ledger.unfinished() is None
+        last = ledger.last_sent()
+        assert last is not None and last.number == frozen.number
+        assert sorted(e for e, _ in ledger.failures(frozen.number)) == lost
+
+
+def test_throttling_with_retry_after_costs_time_not_attempts(tmp_path: Path) -> None:
+    _, ledger, frozen, factory, options, _ = setup(tmp_path, 1, max_attempts=2)
+    throttled = SendResult("", Outcome.RETRY, error="HTTP 429", retry_after=0.01)
+    provider = ScriptedProvider(
+        {"r000@example.org": [throttled] * 4 + [SendResult("", Outcome.SENT)]}
+    )
+    summary = send_mod.run(ledger, frozen, provider, factory, options)
+    assert summary.sent == 1 and summary.failed == 0
+    assert len(provider.batches) == 5  # four 429s did not use up max_attempts=2

@@ -1,0 +1,406 @@
+"""`pressroom subscribers …` through the real CLI (CliRunner), on real files."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from pressroom import subscribers, unsubscribe
+from pressroom.cli import main
+from pressroom.config import Config
+from tests.subscribers_helpers import HEADER, make_publication, write
+
+SECRET = "cli-test-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def pub(tmp_path: Path) -> Config:
+    pub = make_publication(tmp_path / "pub")
+    write(
+        pub.root / "subscribers/subscribers.csv",
+        HEADER
+        + "ada@example.com,Ada Lovelace,weekly,,active,2026-01-12\n"
+        + "grace@example.org,Grace Hopper,weekly,patron,active,2026-02-03\n"
+        + "alan@example.net,Alan Turing,breaking,,active,2026-03-21\n",
+    )
+    return pub
+
+
+def run(pub: Config, *args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(
+        main, ["--config", str(pub.path), *args], env={"PRESSROOM_SECRET": SECRET, **(env or {})}
+    )
+
+
+def mailed(pub: Config) -> list[tuple[str, str, frozenset[str]]]:
+    return [
+        (s.email, s.name, s.tags) for s in subscribers.iter_subscribers(pub, on_problem=pytest.fail)
+    ]
+
+
+def test_list_and_count_with_segments(pub: Config) -> None:
+    r = run(pub, "subscribers", "list")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == (
+        "ada@example.com\tAda Lovelace\t\n"
+        "grace@example.org\tGrace Hopper\tpatron\n"
+        "alan@example.net\tAlan Turing\t\n"
+    )
+    assert r.stderr == "3 subscribers\n"
+    assert (
+        run(pub, "subscribers", "list", "--tag", "patron").stdout
+        == "grace@example.org\tGrace Hopper\tpatron\n"
+    )
+    assert run(pub, "subscribers", "count").stdout == "3\n"
+    assert run(pub, "subscribers", "count", "--list", "weekly").stdout == "2\n"
+    assert run(pub, "subscribers", "count", "--list", "breaking", "--tag", "patron").stdout == "0\n"
+
+
+def test_bad_rows_are_reported_and_exit_1(pub: Config) -> None:
+    write(pub.root / "subscribers/extra.csv", HEADER + "bob@,Bob,,,,\nada@EXAMPLE.com,again,,,,\n")
+    r = run(pub, "subscribers", "count")
+    assert r.exit_code == 1
+    assert r.stdout == "3\n"
+    assert (
+        r.stderr == 'error: subscribers/extra.csv:2: invalid email "bob@" '
+        "(There must be something after the @-sign.)\n"
+    )
+    r = run(pub, "subscribers", "validate")
+    assert r.exit_code == 1
+    assert r.stderr.splitlines() == [
+        'error: subscribers/extra.csv:2: invalid email "bob@" '
+        "(There must be something after the @-sign.)",
+        "error: subscribers/extra.csv:3: duplicate of subscribers/subscribers.csv:2 "
+        '("ada@example.com"); the first is used',
+        "2 problems; 3 subscribers usable",
+    ]
+
+
+def test_validate_passes_on_good_files(pub: Config) -> None:
+    r = run(pub, "subscribers", "validate")
+    assert r.exit_code == 0, r.output
+    assert r.stderr == "all subscriber files are valid; 3 subscribers would be mailed\n"
+
+
+def test_add_writes_the_main_file_and_refuses_duplicates(pub: Config) -> None:
+    r = run(
+        pub,
+        "subscribers",
+        "add",
+        "Bob@EXAMPLE.org",
+        "--name",
+        "Bob",
+        "--tag",
+        "patron",
+        "--tag",
+        "vip",
+        "--list",
+        "weekly",
+        "--now",
+        "2026-11-25T10:00",
+    )
+    assert r.exit_code == 0, r.output
+    assert r.stdout == "added Bob@example.org to subscribers/subscribers.csv\n"
+    lines = (pub.root / "subscribers/subscribers.csv").read_text().splitlines()
+    assert lines[-1] == "Bob@example.org,Bob,weekly,patron;vip,active,2026-11-25"
+    assert len(lines) == 5
+    r = run(pub, "subscribers", "add", "bob@example.org")
+    assert r.exit_code == 2
+    assert r.stderr == "error: bob@example.org is already in subscribers/subscribers.csv:5\n"
+    r = run(pub, "subscribers", "add", "not-an-address")
+    assert r.exit_code == 2
+    assert r.stderr.startswith('error: invalid email "not-an-address" (')
+    assert len((pub.root / "subscribers/subscribers.csv").read_text().splitlines()) == 5
+
+
+def test_add_refuses_an_address_in_another_file(pub: Config) -> None:
+    write(pub.root / "subscribers/old.csv", HEADER + "zed@example.org,Zed,,,unsubscribed,\n")
+    r = run(pub, "subscribers", "add", "ZED@example.org", "--into", "new.csv")
+    assert r.exit_code == 2
+    assert r.stderr == (
+        "error: ZED@example.org is already in subscribers/old.csv:2 with status unsubscribed; "
+        "edit that row to re-subscribe\n"
+    )
+    assert not (pub.root / "subscribers/new.csv").exists()
+
+
+def test_add_into_a_new_file_and_warns_when_suppressed(pub: Config) -> None:
+    subscribers.suppress(pub, "zed@example.org", reason="bounced", when="2026-01-01")
+    r = run(pub, "subscribers", "add", "zed@example.org", "--into", "events")
+    assert r.exit_code == 0, r.output
+    assert (
+        (pub.root / "subscribers/events.csv")
+        .read_text()
+        .startswith(HEADER + "zed@example.org,,,,active,")
+    )
+    assert (
+        "warning: zed@example.org is in subscribers/suppressed.csv and will not be mailed"
+        in r.stderr
+    )
+    r = run(pub, "subscribers", "add", "x@example.org", "--into", "suppressed")
+    assert r.exit_code == 2
+    assert "suppressed.csv is the suppressed file" in r.stderr
+
+
+def test_unsubscribe_by_email_and_by_token(pub: Config) -> None:
+    r = run(
+        pub, "subscribers", "unsubscribe", "ADA@example.com", "--now", "2026-11-25T10:00:00+00:00"
+    )
+    assert r.exit_code == 0, r.output
+    assert (
+        r.stdout
+        == "ADA@example.com suppressed (unsubscribed); recorded in subscribers/suppressed.csv\n"
+    )
+    r = run(pub, "subscribers", "unsubscribe", "ada@example.com")
+    assert (
+        r.stdout == "ada@example.com was already in subscribers/suppressed.csv; nothing changed\n"
+    )
+    token = unsubscribe.Signer(SECRET.encode()).token("grace@example.org", "weekly")
+    r = run(
+        pub, "subscribers", "unsubscribe", "--token", token, "--now", "2026-11-26T08:00:00+00:00"
+    )
+    assert r.exit_code == 0, r.output
+    assert [m[0] for m in mailed(pub)] == ["alan@example.net"]
+    assert pub.subscribers.suppressed.read_text() == (
+        "email,reason,date,list\n"
+        "ADA@example.com,unsubscribed,2026-11-25T10:00:00+00:00,\n"
+        "grace@example.org,unsubscribed,2026-11-26T08:00:00+00:00,weekly\n"
+    )
+    r = run(pub, "subscribers", "unsubscribe", "alan@example.net", "--reason", "bounced")
+    assert r.exit_code == 0
+    assert (
+        pub.subscribers.suppressed.read_text()
+        .splitlines()[-1]
+        .startswith("alan@example.net,bounced,")
+    )
+
+
+def test_unsubscribe_usage_errors_and_forged_token(pub: Config) -> None:
+    r = run(pub, "subscribers", "unsubscribe")
+    assert (r.exit_code, r.stderr) == (
+        2,
+        "error: give either EMAIL or --token TOKEN (one of them)\n",
+    )
+    r = run(pub, "subscribers", "unsubscribe", "a@example.org", "--token", "x.y")
+    assert r.exit_code == 2
+    forged = unsubscribe.Signer(b"not our secret").token("ada@example.com", "weekly")
+    r = run(pub, "subscribers", "unsubscribe", "--token", forged)
+    assert r.exit_code == 1
+    assert r.stderr == "error: unsubscribe token does not verify (tampered, or another secret)\n"
+    assert not pub.subscribers.suppressed.exists()
+
+
+def export_csv(columns: str, *rows: dict[str, str]) -> str:
+    """A service's export: every documented column, the given cells filled in."""
+    header = [c.strip() for c in columns.split(",")]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, header, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+MAILCHIMP_COMMON = "Email Address, First Name, Last Name, MEMBER_RATING, OPTIN_TIME, OPTIN_IP, "
+MAILCHIMP_SUBSCRIBED = export_csv(
+    MAILCHIMP_COMMON + "CONFIRM_TIME, CONFIRM_IP, LATITUDE, LONGITUDE, GMTOFF, DSTOFF, TIMEZONE, "
+    "CC, REGION, LAST_CHANGED, LEID, EUID, NOTES, TAGS",
+    {
+        "Email Address": "new.reader@example.com",
+        "First Name": "New",
+        "Last Name": "Reader",
+        "OPTIN_TIME": "2024-03-01 10:00:00",
+        "CONFIRM_TIME": "2024-03-01 10:05:00",
+        "TAGS": '"early bird","vip"',
+    },
+    {"Email Address": "ada@example.com", "First Name": "Ada", "OPTIN_TIME": "2020-01-01 00:00:00"},
+    {"Email Address": "broken@", "First Name": "Broken"},
+)
+MAILCHIMP_UNSUBSCRIBED = export_csv(
+    MAILCHIMP_COMMON + "UNSUB_TIME, UNSUB_CAMPAIGN_TITLE, UNSUB_REASON, TAGS",
+    {"Email Address": "alan@example.net", "UNSUB_TIME": "2024-05-01 12:00:00"},
+)
+MAILCHIMP_CLEANED = export_csv(
+    MAILCHIMP_COMMON + "CLEAN_TIME, CLEAN_CAMPAIGN_TITLE, TAGS",
+    {"Email Address": "gone@example.org", "CLEAN_TIME": "2024-06-01 12:00:00"},
+)
+
+
+def test_import_mailchimp_files(pub: Config, tmp_path: Path) -> None:
+    sub = write(tmp_path / "subscribed_members_export.csv", MAILCHIMP_SUBSCRIBED)
+    r = run(
+        pub, "subscribers", "import", str(sub), "--format", "mailchimp", "--now", "2026-11-25T10:00"
+    )
+    assert r.exit_code == 1  # one bad row
+    assert (
+        r.stdout == f"{sub}: 1 added, 0 updated, 1 unchanged, 0 suppressed, 1 skipped"
+        f" → subscribers/subscribers.csv\n"
+    )
+    assert (
+        r.stderr
+        == f'error: {sub}:4: invalid email "broken@" (There must be something after the @-sign.)\n'
+    )
+    lines = (pub.root / "subscribers/subscribers.csv").read_text().splitlines()
+    assert lines[-1] == "new.reader@example.com,New Reader,,early bird;vip,active,2024-03-01"
+    assert (
+        lines[1] == "ada@example.com,Ada Lovelace,weekly,,active,2026-01-12"
+    )  # kept her name and data
+    for name, text in (("unsub.csv", MAILCHIMP_UNSUBSCRIBED), ("cleaned.csv", MAILCHIMP_CLEANED)):
+        r = run(
+            pub,
+            "subscribers",
+            "import",
+            str(write(tmp_path / name, text)),
+            "--format",
+            "mailchimp",
+            "--now",
+            "2026-11-25T10:00",
+        )
+        assert r.exit_code == 0, r.output
+        assert "1 suppressed" in r.stdout
+    assert pub.subscribers.suppressed.read_text().splitlines()[1:] == [
+        "alan@example.net,unsubscribed,2026-11-25,",
+        "gone@example.org,bounced,2026-11-25,",
+    ]
+    assert [m[0] for m in mailed(pub)] == [
+        "ada@example.com",
+        "grace@example.org",
+        "new.reader@example.com",
+    ]
+
+
+PATREON = export_csv(
+    "Name, Email, Discord, Patron Status, Follows You, Lifetime Amount, Pledge Amount, "
+    "Charge Frequency, Tier, Addressee, Street, City, State, Zip, Country, Phone, "
+    "Patronage Since Date, Last Charge Date, Last Charge Status, Additional Details, User ID, "
+    "Last Updated, Currency",
+    {
+        "Name": "Ada Lovelace",
+        "Email": "ada@example.com",
+        "Patron Status": "Active patron",
+        "Tier": "Supporter",
+        "Patronage Since Date": "2025-01-01 10:00:00.123456",
+    },
+    {
+        "Name": "Grace Hopper",
+        "Email": "grace@example.org",
+        "Patron Status": "Former patron",
+        "Patronage Since Date": "2024-01-01 10:00:00",
+    },
+    {
+        "Name": "Pat Ron",
+        "Email": "pat@example.org",
+        "Patron Status": "Active patron",
+        "Patronage Since Date": "2026-11-02 09:00:00",
+    },
+    {"Name": "Hidden", "Patron Status": "Declined patron", "User ID": "444"},
+)
+
+
+def test_import_patreon_tags_active_patrons(pub: Config, tmp_path: Path) -> None:
+    path = write(tmp_path / "members.csv", PATREON)
+    r = run(pub, "subscribers", "import", str(path), "--format", "patreon")
+    assert r.exit_code == 1  # the member whose email Patreon hides is reported
+    assert (
+        r.stdout == f"{path}: 1 added, 2 updated, 0 unchanged, 0 suppressed, 1 skipped"
+        f" → subscribers/subscribers.csv\n"
+    )
+    assert r.stderr == f"error: {path}:5: no email; skipped\n"
+    assert mailed(pub) == [
+        ("ada@example.com", "Ada Lovelace", frozenset({"patron"})),
+        ("grace@example.org", "Grace Hopper", frozenset()),  # former patron: the tag goes
+        ("alan@example.net", "Alan Turing", frozenset()),
+        ("pat@example.org", "Pat Ron", frozenset({"patron"})),
+    ]
+    assert (pub.root / "subscribers/subscribers.csv").read_text().splitlines()[-1] == (
+        "pat@example.org,Pat Ron,,patron,active,2026-11-02"
+    )
+    # importing the same export again changes nothing
+    r = run(pub, "subscribers", "import", str(path), "--format", "patreon")
+    assert f"{path}: 0 added, 0 updated, 3 unchanged" in r.stdout
+
+
+SUBSTACK = """\
+email,active_subscription,expiry,plan,email_disabled,created_at,first_payment_at
+paying@example.org,true,2027-01-01T00:00:00.000Z,paid,false,2025-06-01T12:00:00.000Z,
+free@example.org,false,,free,false,2025-07-01T12:00:00.000Z,
+quiet@example.org,false,,free,true,2025-08-01T12:00:00.000Z,
+"""
+
+
+def test_import_substack(pub: Config, tmp_path: Path) -> None:
+    path = write(tmp_path / "substack.csv", SUBSTACK)
+    r = run(
+        pub,
+        "subscribers",
+        "import",
+        str(path),
+        "--format",
+        "substack",
+        "--into",
+        "substack.csv",
+        "--now",
+        "2026-11-25T10:00",
+    )
+    assert r.exit_code == 0, r.output
+    assert (
+        r.stdout == f"{path}: 2 added, 0 updated, 0 unchanged, 1 suppressed, 0 skipped"
+        f" → subscribers/substack.csv\n"
+    )
+    assert (pub.root / "subscribers/substack.csv").read_text() == (
+        HEADER
+        + "paying@example.org,,,paid,active,2025-06-01\nfree@example.org,,,,active,2025-07-01\n"
+    )
+    assert subscribers.load_suppressed(pub) == {"quiet@example.org"}
+
+
+def test_import_own_csv_keeps_extra_columns_and_wrong_format_is_explained(
+    pub: Config, tmp_path: Path
+) -> None:
+    own = write(tmp_path / "own.csv", "email,name,tags,city\nzoe@example.org,Zoë,reader,Paris\n")
+    r = run(pub, "subscribers", "import", str(own), "--format", "csv")
+    assert r.exit_code == 0, r.output
+    (zoe,) = [s for s in subscribers.iter_subscribers(pub) if s.email == "zoe@example.org"]
+    assert (zoe.name, zoe.tags, dict(zoe.attrs)) == ("Zoë", {"reader"}, {"city": "Paris"})
+    r = run(pub, "subscribers", "import", str(own), "--format", "patreon")
+    assert r.exit_code == 2
+    assert r.stderr == (
+        f'error: {own}:1: no "Patron Status" column; is this the right --format? '
+        "(columns: email, name, tags, city)\n"
+    )
+
+
+def test_export_to_stdout_and_file(pub: Config, tmp_path: Path) -> None:
+    write(
+        pub.root / "subscribers/more.csv",
+        "email,name,city\nzoe@example.org,Zoë,Paris\nada@example.com,dup,\n",
+    )
+    subscribers.suppress(pub, "alan@example.net", reason="bounced", when="2026-01-01")
+    r = run(pub, "subscribers", "export")
+    assert r.exit_code == 0, r.output
+    expected = (
+        "email,name,lists,tags,status,subscribed_at,city\n"
+        "ada@example.com,Ada Lovelace,weekly,,active,2026-01-12,\n"
+        "grace@example.org,Grace Hopper,weekly,patron,active,2026-02-03,\n"
+        "zoe@example.org,Zoë,weekly,,active,,Paris\n"
+    )
+    assert r.stdout == expected
+    out = tmp_path / "backup.csv"
+    r = run(pub, "subscribers", "export", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert out.read_text(encoding="utf-8") == expected
+    assert r.stderr == f"exported 3 subscribers to {out}\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".backup")) == []
+
+
+def test_demo_publication_commands(demo: Path) -> None:
+    r = CliRunner().invoke(
+        main, ["--config", str(demo / "config.yaml"), "subscribers", "count", "--tag", "patron"]
+    )
+    if r.exit_code == 2 and "unknown source type" in r.stderr:
+        pytest.skip("the article sources are not registered yet in this tree")
+    assert r.exit_code == 0, r.output
+    assert int(r.stdout) >= 1

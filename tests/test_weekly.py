@@ -1,0 +1,79 @@
+"""`pressroom weekly` on the demo publication: feeds, issue, send, the lock, the second run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pressroom import config as config_mod
+from pressroom import send as send_mod
+from pressroom.cli import main
+from pressroom.ledger import Ledger
+from pressroom.subscribers import iter_subscribers
+
+
+def weekly(root: Path, *args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(
+        main,
+        ["--config", str(root / "config.yaml"), "weekly", *args],
+        env={"PRESSROOM_SECRET": "weekly-secret"},
+    )
+
+
+def test_weekly_builds_feeds_and_sends_the_issue_then_a_second_run_sends_nothing(
+    demo: Path,
+) -> None:
+    config = config_mod.load(demo / "config.yaml")
+    readers = sum(1 for _ in iter_subscribers(config, list_=config.sending.list))
+
+    first = weekly(demo, "--now", "2026-11-25T09:00")
+    assert first.exit_code == 0, first.output
+    assert list((demo / "public" / "feeds").rglob("*.xml"))
+    emls = list((demo / "outbox" / "issue-1").glob("*.eml"))
+    assert len(emls) == readers
+    assert "issue 1 is complete" in first.output
+    with Ledger(config.state_db) as ledger:
+        last = ledger.last_sent()
+        assert last is not None and last.number == 1
+
+    second = weekly(demo, "--now", "2026-11-25T12:00")
+    assert second.exit_code == 0, second.output
+    assert "nothing to send" in second.output
+    assert "issue 1" in second.output  # says why: nothing since issue 1
+    assert len(list((demo / "outbox").rglob("*.eml"))) == readers
+    assert len(list((demo / "reports").glob("*.json"))) == 1
+
+
+def test_a_second_concurrent_run_is_refused_by_the_lock(demo: Path) -> None:
+    config = config_mod.load(demo / "config.yaml")
+    with send_mod.RunLock(config.state):
+        result = weekly(demo, "--now", "2026-11-25T09:00")
+    assert result.exit_code == 1, result.output
+    assert "another pressroom send is running" in result.output
+    assert "Traceback" not in result.output
+    assert not (demo / "outbox").exists()
+    after = weekly(demo, "--now", "2026-11-25T09:00")  # the lock is gone with its holder
+    assert after.exit_code == 0, after.output
+
+
+def test_weekly_resumes_an_unfinished_issue_before_building_a_new_one(demo: Path) -> None:
+    runner = CliRunner()
+    env = {"PRESSROOM_SECRET": "weekly-secret"}
+    cfg = ["--config", str(demo / "config.yaml")]
+    part = runner.invoke(
+        main, [*cfg, "digest", "send", "--limit", "2", "--now", "2026-11-25T09:00"], env=env
+    )
+    assert part.exit_code == 0, part.output
+    assert len(list((demo / "outbox" / "issue-1").glob("*.eml"))) == 2
+
+    rest = weekly(demo, "--now", "2026-11-26T09:00")
+    assert rest.exit_code == 0, rest.output
+    assert "resuming issue 1" in rest.output
+    config = config_mod.load(demo / "config.yaml")
+    readers = sum(1 for _ in iter_subscribers(config, list_=config.sending.list))
+    assert len(list((demo / "outbox" / "issue-1").glob("*.eml"))) == readers
+    assert not (demo / "outbox" / "issue-2").exists()
+    reports = sorted((demo / "reports").glob("*.json"))
+    assert [json.loads(p.read_text())["run"]["sent"] for p in reports] == [2, readers - 2]
