@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,7 +45,11 @@ PATREON = """\
 def write_config(root: Path, *, digest: str = "", cta: str = PATREON, extra: str = "") -> Path:
     """Write a config.yaml into ``root``; ``digest`` lines are indented under digest:."""
     root.mkdir(parents=True, exist_ok=True)
-    body = BASE_CONFIG.format(
+    base = BASE_CONFIG
+    # a digest key given by the test replaces the base one (config.yaml rejects duplicates)
+    for key in re.findall(r"^(\w+):", digest, re.M):
+        base = re.sub(rf"^  {key}:.*\n", "", base, count=1, flags=re.M)
+    body = base.format(
         digest="\n".join("  " + line for line in digest.splitlines()),
         cta=cta if cta.strip() else "  []",
     )

@@ -35,7 +35,13 @@ def make_config(root: Path, sending: str = "", extra: str = "") -> config_mod.Co
         """
     )
     if sending:
-        text += textwrap.indent(textwrap.dedent(sending), "  ")
+        # a key given by the test replaces the default line (a repeated key is a config error)
+        given = textwrap.dedent(sending)
+        keys = {line.split(":", 1)[0] for line in given.splitlines() if line and line[0] != " "}
+        head, _, defaults = text.partition("sending:\n")
+        kept = [ln for ln in defaults.splitlines(keepends=True) if ln[2:].split(":")[0] not in keys]
+        text = head + "sending:\n" + "".join(kept)
+        text += textwrap.indent(given, "  ")
     text += "state: state\nreports: reports\noutbox: outbox\n" + textwrap.dedent(extra)
     (root / "config.yaml").write_text(text, encoding="utf-8")
     return config_mod.load(root / "config.yaml")

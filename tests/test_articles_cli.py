@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,8 +24,14 @@ def test_table_lists_published_articles_newest_first(demo: Path) -> None:
     result = run(demo, "--now", NOW)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["DATE", "AUTHOR", "CATEGORIES", "TITLE"]
-    assert lines[1].startswith("2026-11-24 07:30  Niamh O'Connor")
+    assert lines[0].split() == ["DATE", "SLUG", "AUTHOR", "CATEGORIES", "TITLE"]
+    assert lines[1].split()[:5] == [
+        "2026-11-24",
+        "07:30",
+        "week-in-review-budgets-ballots",
+        "Niamh",
+        "O'Connor",
+    ]
     assert lines[1].endswith("The week in review: budgets, ballots and back-channels")
     assert any(line.endswith(SEED_TITLE) and "The Duran" in line for line in lines)
     assert not any("DRAFT" in line for line in lines)
@@ -41,6 +48,7 @@ def test_json_array_fields(demo: Path) -> None:
     first = items[0]
     assert set(first) == {
         "id",
+        "slug",
         "url",
         "title",
         "published",
@@ -54,6 +62,7 @@ def test_json_array_fields(demo: Path) -> None:
     }
     assert first["id"] == "tag:theduran.example,2026-11-24:week-in-review-budgets-ballots"
     assert first["url"] == "https://theduran.example/week-in-review-budgets-ballots/"
+    assert first["slug"] == "week-in-review-budgets-ballots"
     assert first["published"] == "2026-11-24T07:30:00+00:00"
     assert first["authors"] == ["Niamh O'Connor"]
     assert first["image"] == {
@@ -121,3 +130,21 @@ def test_missing_content_folder_is_one_clear_line(demo: Path) -> None:
     assert result.stderr.strip() == (
         "error: content: no such folder; create it or set sources[].path in config.yaml"
     )
+
+
+def test_pin_hint_names_a_command_that_shows_the_slugs(demo: Path) -> None:
+    config = ["--config", str(demo / "config.yaml")]
+    runner = CliRunner()
+    result = runner.invoke(
+        main, [*config, "digest", "build", "--now", NOW, "--pin", "no-such-slug"]
+    )
+    assert result.exit_code == 2
+    hint = re.search(r"`pressroom ([^`]+)` shows the slugs", result.stderr)
+    assert hint, result.stderr
+    listed = runner.invoke(main, [*config, *hint.group(1).split(), "--now", NOW])
+    assert listed.exit_code == 0, listed.output
+    slugs = [line.split()[2] for line in listed.stdout.splitlines()[1:]]
+    assert "welcome-to-pressroom" in slugs
+    # a slug copied from the table is one --pin accepts
+    pinned = runner.invoke(main, [*config, "digest", "build", "--now", NOW, "--pin", slugs[-1]])
+    assert pinned.exit_code == 0, pinned.output

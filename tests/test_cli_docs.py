@@ -86,3 +86,9 @@ def documented_keys() -> list[str]:
 @pytest.mark.parametrize("key", documented_keys())
 def test_config_key_in_readme(key: str) -> None:
     assert f"`{key}`" in README, f"README.md does not document config key `{key}`"
+
+
+def test_verbose_and_quiet_together_are_refused() -> None:
+    result = CliRunner().invoke(main, ["-v", "-q", "articles"])
+    assert result.exit_code == 2
+    assert "contradict" in result.output

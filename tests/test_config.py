@@ -104,7 +104,8 @@ def test_secret_in_config_is_refused(tmp_path: Path) -> None:
         ),
         (
             "digest:\n  window: week\n",
-            'config.yaml:5: digest.window: expected a duration like "7d", "12h" or "30m", got "week"',
+            "config.yaml:5: digest.window: expected a duration like "
+            '"7d", "12h" or "30m", got "week"',
         ),
         (
             "feeds:\n  content: everything\n",
@@ -168,3 +169,37 @@ def test_config_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     result = CliRunner().invoke(main, ["feeds"])
     assert result.exit_code == 2
     assert "feeds.items" in result.output
+
+
+def test_a_settings_check_points_at_its_field(tmp_path: Path) -> None:
+    """A source's own validation ("field: problem") is reported at that field's line."""
+    text = (
+        MINIMAL + "sources:\n  - type: wordpress\n    url: https://wp.example\n    per_page: 500\n"
+    )
+    msg = load_error(tmp_path, text)
+    assert msg.startswith("config.yaml:8: sources.0.per_page: WordPress allows at most 100")
+
+
+def test_duplicate_key_is_refused(tmp_path: Path) -> None:
+    text = MINIMAL + "  name: Other Weekly\n"
+    assert load_error(tmp_path, text) == (
+        "config.yaml:5: publication.name: duplicate key (first at line 2); keep one"
+    )
+
+
+def test_utm_campaign_placeholders_are_checked(tmp_path: Path) -> None:
+    text = MINIMAL + 'digest:\n  utm:\n    campaign: "weekly-{numbr}"\n'
+    msg = load_error(tmp_path, text)
+    assert msg.startswith("config.yaml:7: digest.utm.campaign: unknown placeholder {numbr}")
+    ok = config.load(write(tmp_path, MINIMAL + 'digest:\n  utm:\n    campaign: "w-{number}"\n'))
+    assert ok.digest.utm.campaign == "w-{number}"
+
+
+def test_relative_logo_is_refused(tmp_path: Path) -> None:
+    msg = load_error(tmp_path, MINIMAL + "  logo: /assets/logo.png\n")
+    assert msg.startswith("config.yaml:5: publication.logo: expected an absolute http(s) URL")
+
+
+def test_booleans_are_shown_as_yaml_spells_them(tmp_path: Path) -> None:
+    msg = load_error(tmp_path, MINIMAL + "feeds:\n  items: true\n")
+    assert msg == "config.yaml:6: feeds.items: expected a positive integer, got true"

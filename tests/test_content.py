@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from pressroom import content
 from pressroom.content import (
     SUMMARY_LIMIT,
     absolute_url,
@@ -32,7 +33,7 @@ def test_markdown_commonmark_with_tables() -> None:
     )
     assert "<p>Intro with <em>emphasis</em> and <code>code</code>.</p>" in html
     assert "<table>" in html and "<th>a</th>" in html and "<td>2</td>" in html
-    assert "<s>gone</s>" in html
+    assert "<del>gone</del>" in html  # GFM strikethrough
 
 
 def test_html_is_kept_as_is_apart_from_sanitising() -> None:
@@ -106,6 +107,27 @@ def test_markdown_relative_links_and_images_become_absolute() -> None:
     html = render_body("See [the archive](../archive/) ![chart](chart.png)", "markdown", BASE)
     assert '<a href="https://news.example/2026/11/archive/">the archive</a>' in html
     assert '<img src="https://news.example/2026/11/story/chart.png" alt="chart">' in html
+
+
+def test_markdown_bare_urls_become_links_gfm_autolink() -> None:
+    html = render_body(
+        "Read www.example.org/report and https://news.example/a.\n", "markdown", BASE
+    )
+    assert '<a href="http://www.example.org/report">www.example.org/report</a>' in html
+    assert '<a href="https://news.example/a">https://news.example/a</a>.' in html
+
+
+def test_markdown_unsafe_links_and_raw_html_are_sanitised_after_rendering() -> None:
+    # cmark renders with CMARK_OPT_UNSAFE; nh3 is what keeps these out
+    html = render_body(
+        "[click](javascript:alert(1)) ![x](data:image/png;base64,AAAA)\n\n"
+        '<div onclick="steal()">raw <b>bold</b></div>\n\n<script>alert(2)</script>\n',
+        "markdown",
+        BASE,
+    )
+    for gone in ("javascript:", "alert(", "data:", "onclick", "steal", "<script"):
+        assert gone not in html, html
+    assert "click" in html and "<b>bold</b>" in html
 
 
 def test_sanitise_directly() -> None:
@@ -204,3 +226,14 @@ def test_plain_text_of_a_wordpress_excerpt() -> None:
     )
     assert plain_text("<p>One</p><p>Two<br>Three</p>") == "One Two Three"
     assert plain_text("<script>var x = 1;</script>Text") == "Text"
+
+
+def test_absolute_urls_are_valid_uris() -> None:
+    """Spaces and non-ASCII in a relative link become percent-escapes; existing escapes stay."""
+    base = "https://theduran.example/a/"
+    assert (
+        content.absolute_url("media/pic 1.png", base)
+        == "https://theduran.example/a/media/pic%201.png"
+    )
+    assert content.absolute_url("/café?q=a b", base) == "https://theduran.example/caf%C3%A9?q=a%20b"
+    assert content.absolute_url("x%20y.png", base) == "https://theduran.example/a/x%20y.png"

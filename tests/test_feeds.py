@@ -402,6 +402,51 @@ def test_feeds_of_vanished_categories_are_removed(tmp_path: Path) -> None:
     assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"  # not ours: left alone
 
 
+def test_prune_leaves_feed_files_it_never_wrote(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    out = config.feeds.out
+    mine = out / "category" / "mine" / "index.xml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("<rss>hand-made</rss>", encoding="utf-8")
+    # a static site generator's own listing feeds, in the folders pressroom uses
+    hugo = [out / "category" / "go" / "index.xml", out / "author" / "someone" / "feed.json"]
+    feeds.build(config, [article(1), article(2, categories=("Gone",))])
+    for path in hugo:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("theirs", encoding="utf-8")
+    report = feeds.build(config, [article(1)])
+    assert mine.read_text(encoding="utf-8") == "<rss>hand-made</rss>"
+    assert all(p.read_text(encoding="utf-8") == "theirs" for p in hugo)
+    assert {p.relative_to(out).as_posix() for p in report.removed} == {
+        f"{d}/{n}"
+        for d in ("author/writer-2", "category/gone")
+        for n in ("atom.xml", "feed.json", "index.xml")
+    }
+
+
+def test_without_the_previous_manifest_nothing_is_removed(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    feeds.build(config, [article(1), article(2, categories=("Gone",))])
+    shutil.rmtree(config.state)  # e.g. a fresh checkout that keeps public/ but not the state
+    report = feeds.build(config, [article(1)])
+    assert report.removed == ()
+    assert (config.feeds.out / "category" / "gone" / "index.xml").is_file()
+
+
+def test_feeds_out_public_keeps_the_site_generators_files(demo: Path) -> None:
+    public = demo / "public"
+    term = public / "category" / "go" / "index.xml"
+    term.parent.mkdir(parents=True)
+    term.write_text("hugo term feed", encoding="utf-8")
+    args = ["--config", str(demo / "config.yaml"), "feeds", "--out", str(public)]
+    for _ in range(2):
+        result = CliRunner().invoke(main, [*args, "--now", "2026-11-25T09:00"])
+        assert result.exit_code == 0, result.output
+        assert "removed" not in result.stderr
+    assert (public / "index.xml").is_file()  # the site feed is ours
+    assert term.read_text(encoding="utf-8") == "hugo term feed"
+
+
 def test_slugs() -> None:
     assert feeds.slug("Arts & Culture") == "arts-culture"
     assert feeds.slug("Économie") == "economie"

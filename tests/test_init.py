@@ -1,4 +1,4 @@
-"""`pressroom init` scaffolds a publication from the packaged defaults, which then loads."""
+"""`pressroom init` scaffolds a neutral publication from the packaged defaults, which works."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from click.testing import CliRunner
 from pressroom import config, defaults
 from pressroom.cli import main
 
+NOW = "2026-11-02T09:00"  # the sample article is dated 2026-10-30
+
 
 def test_init_creates_a_publication_that_loads(tmp_path: Path) -> None:
     site = tmp_path / "site"
@@ -20,14 +22,33 @@ def test_init_creates_a_publication_that_loads(tmp_path: Path) -> None:
     assert (site / "config.yaml").read_text().startswith("#")  # commented
     assert (site / "subscribers" / "subscribers.csv").is_file()
     assert (site / "content" / "welcome-to-pressroom.md").is_file()
-    shipped = sorted(
-        p.relative_to(defaults.templates()) for p in defaults.templates().rglob("*") if p.is_file()
-    )
-    assert shipped, "no default templates found"
-    for rel in shipped:
-        assert (site / "templates" / rel).read_bytes() == (defaults.templates() / rel).read_bytes()
+    shipped = [p for p in defaults.templates().rglob("*") if p.is_file()]
+    assert any(p.name == "digest.html.j2" for p in shipped)
+    for path in shipped:
+        rel = path.relative_to(defaults.templates())
+        assert (site / "templates" / rel).read_bytes() == path.read_bytes()
     cfg = config.load(site / "config.yaml")
     assert cfg.root == site.resolve()
+    # a new publication, not the demo's identity
+    assert cfg.publication.name == "My Publication"
+    assert "duran" not in (site / "config.yaml").read_text().lower()
+
+
+def test_initialised_publication_runs(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    site = tmp_path / "site"
+    assert CliRunner().invoke(main, ["init", str(site)]).exit_code == 0
+    monkeypatch.chdir(site)
+    runner = CliRunner()
+    feeds = runner.invoke(main, ["feeds", "--now", NOW])
+    assert feeds.exit_code == 0, feeds.output
+    assert (site / "public" / "feeds" / "index.xml").is_file()
+    preview = runner.invoke(main, ["digest", "preview", "--now", NOW, "--out", "preview"])
+    assert preview.exit_code == 0, preview.output
+    assert "Welcome to pressroom" in (site / "preview" / "issue-1.html").read_text()
+    # the starter leaves the postal address empty on purpose: preflight refuses to send
+    check = runner.invoke(main, ["digest", "check", "--now", NOW])
+    assert check.exit_code == 1
+    assert "postal" in check.output.lower()
 
 
 def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
@@ -42,8 +63,8 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
     assert (site / "config.yaml").read_text() != "mine\n"
 
 
-def test_wheel_carries_the_top_level_templates(repo_root: Path, tmp_path: Path) -> None:
-    """The wheel built from pyproject holds templates/ (the single copy) as pressroom/defaults/."""
+def test_wheel_carries_the_defaults(repo_root: Path, tmp_path: Path) -> None:
+    """The wheel holds templates/ (the single copy) as pressroom/defaults/, and the starter."""
     subprocess.run(
         [
             sys.executable,
@@ -65,5 +86,6 @@ def test_wheel_carries_the_top_level_templates(repo_root: Path, tmp_path: Path) 
         if template.is_file():
             rel = template.relative_to(repo_root).as_posix()
             assert f"pressroom/defaults/{rel}" in names
-    for rel in defaults.STARTER_FILES:
+    for rel in defaults.SHARED_STARTERS:
         assert f"pressroom/defaults/{rel}" in names
+    assert "pressroom/starter/config.yaml" in names

@@ -180,7 +180,7 @@ def test_bad_cta_config_fails_with_file_and_line(tmp_path: Path) -> None:
             cta="  - kind: patreon\n    url: https://p.example\n"
             "    headline: Hi\n    position: middle\n",
         )
-    assert exc.value.message.startswith("config.yaml:14: cta.0:")
+    assert exc.value.message.startswith("config.yaml:17: cta.0.position: expected")
     assert "after:N" in exc.value.message
     with pytest.raises(
         ConfigError, match=r'config.yaml:\d+: cta.0.kind: expected one of .*"patreon"'

@@ -198,3 +198,32 @@ def test_constant_parts_are_compiled_once_per_variant(tmp_path: Path) -> None:
 @pytest.mark.parametrize("from_", ["news@Theduran.Example", "The Duran <n@mail.theduran.example>"])
 def test_domain_of(from_: str) -> None:
     assert message.domain_of(from_) in ("theduran.example", "mail.theduran.example")
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "The Duran weekly #1: The week in review: budgets, ballots and back-channels",
+        "The Duran weekly #12: " + "a long subject that needs folding more than once " * 3,
+    ],
+)
+def test_a_long_ascii_subject_folds_at_a_space_inside_the_value(
+    tmp_path: Path, subject: str
+) -> None:
+    config = make_config(tmp_path)
+    rendered = rendered_issue(subject=subject)
+    content = message.content_for(config, rendered, provider=None, now=NOW)
+    sub = Subscriber("ada@example.com", name="Ada")
+    data = message.build(content, message.recipient_for(config, rendered, SIGNER, sub))
+    head = header_block(data)
+    start = head.index(b"\r\nSubject:") + 2
+    end = re.compile(rb"\r\n(?![ \t])").search(head, start)
+    raw = head[start : end.start() if end else len(head)]
+    lines = raw.split(b"\r\n")
+    # the first words stay on the Subject line (RFC 5322 2.2.3), each fold is at a space
+    assert lines[0].startswith(b"Subject: The Duran weekly #1")
+    assert len(lines) >= 2 and all(line.startswith(b" ") for line in lines[1:])
+    assert all(len(line) <= 78 for line in lines)
+    assert b"=?" not in raw  # plain ASCII: no encoded words
+    assert b" ".join(line.strip() for line in lines) == b"Subject: " + subject.strip().encode()
+    assert parse(data)["Subject"] == subject.strip()  # no leading space when parsed

@@ -129,3 +129,72 @@ def test_token_only_links_are_not_relative(tmp_path: Path) -> None:
     cfg, rendered = issue_for(tmp_path)
     assert token("unsubscribe_url") in rendered.variants[0].html
     assert "relative-url" not in codes(check(rendered, cfg))  # type: ignore[arg-type]
+
+
+def test_html_without_the_hidden_preheader(tmp_path: Path) -> None:
+    cfg, rendered = issue_for(tmp_path)
+    assert rendered.preheader.strip()
+    # a custom digest.html.j2 that drops the hidden preheader block
+    dropped = with_html(rendered, lambda h: h.replace('class="preheader"', 'class="intro"', 1))
+    dropped = with_html(dropped, lambda h: h.replace("display:none", "display:block", 1))
+    findings = check(dropped, cfg)  # type: ignore[arg-type]
+    (first, *_) = [f for f in findings if f.code == "no-preheader"]
+    assert first.level == "warning"
+    assert first.message.startswith("the HTML part (variant all) has no hidden preheader")
+    assert not has_errors(findings)
+
+
+def test_text_part_without_the_postal_address(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir(parents=True)
+    (tmp_path / "templates" / "_footer.txt.j2").write_text(
+        "\nUnsubscribe: {{ unsubscribe_url }}\n", encoding="utf-8"
+    )
+    cfg, rendered = issue_for(tmp_path)
+    findings = check(rendered, cfg)  # type: ignore[arg-type]
+    messages = [str(f) for f in findings if f.code == "no-postal-address"]
+    assert messages and all("the text part" in m for m in messages)
+    assert messages[0].startswith("error: no-postal-address: the text part (variant all)")
+
+
+def test_postal_address_wrapped_across_lines_in_the_text_part_is_found(tmp_path: Path) -> None:
+    from pressroom import config as config_mod
+    from tests.digest_helpers import write_config
+
+    address = (
+        "The Example Newsroom Ltd, 221B Long Street Name Avenue, Apartment 1234, London, "
+        "NW1 6XE, United Kingdom"
+    )
+    path = write_config(tmp_path)
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("1 Example Street, Springfield", address),
+        encoding="utf-8",
+    )
+    cfg = config_mod.load(path)
+    issue = build_issue(cfg, [article(i) for i in range(3)], now=NOW, last_sent=None)
+    rendered = render(issue, cfg)
+    assert address not in rendered.variants[0].text  # wrapped at 72 columns
+    assert check(rendered, cfg) == []
+
+
+def test_relative_and_javascript_links_in_the_text_part(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir(parents=True)
+    from pressroom import defaults
+
+    source = (defaults.templates() / "digest.txt.j2").read_text(encoding="utf-8")
+    (tmp_path / "templates" / "digest.txt.j2").write_text(
+        source.replace(
+            "View online: {{ view_online_url }}",
+            "View online: {{ view_online_url }}\nAbout us: /about\nTip jar: javascript:tip()\n"
+            "Prose with a path (see /r/news, and/or 24/7) is not a link.",
+        ),
+        encoding="utf-8",
+    )
+    cfg, rendered = issue_for(tmp_path)
+    findings = check(rendered, cfg)  # type: ignore[arg-type]
+    messages = "\n".join(map(str, findings))
+    assert (
+        "error: relative-url: text-part link /about is not an absolute URL (variant all)"
+        in messages
+    )
+    assert "error: javascript-link: text-part link javascript:tip() uses javascript:" in messages
+    assert "/r/news" not in messages and "24/7" not in messages

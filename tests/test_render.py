@@ -225,6 +225,34 @@ def test_feed_cta_html(tmp_path: Path) -> None:
     assert feed_cta_html(load_config(tmp_path / "none", cta="")) is None
 
 
+def test_feed_items_support_link_says_it_came_from_a_feed(demo: Path) -> None:
+    import json
+    from urllib.parse import parse_qs, urlsplit
+
+    from click.testing import CliRunner
+
+    from pressroom.cli import main
+
+    cfg = demo / "config.yaml"
+    text = cfg.read_text(encoding="utf-8")
+    text = text.replace("  cta: false ", "  cta: true ").replace(
+        "source: newsletter", "source: duran"
+    )
+    cfg.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(cfg), "feeds", "--now", "2026-11-25T09:00"])
+    assert result.exit_code == 0, result.output
+    items = json.loads((demo / "public" / "feeds" / "feed.json").read_text(encoding="utf-8"))
+    content = items["items"][0]["content_html"]
+    href = lxml.html.fragment_fromstring(content, create_parent="div").xpath(
+        '//aside[@data-cta="patreon"]//a/@href'
+    )
+    assert href, content
+    query = parse_qs(urlsplit(href[0]).query)
+    assert query["utm_medium"] == ["feed"]
+    assert query["utm_source"] == ["duran"]  # the configured source
+    assert query["utm_campaign"] == ["feed"]
+
+
 def test_every_field_has_a_token_in_the_html(tmp_path: Path) -> None:
     """A template change that drops a field must be deliberate."""
     _cfg, _issue, rendered = rendered_for(tmp_path)
@@ -252,3 +280,28 @@ def test_missing_template_is_a_template_error(tmp_path: Path) -> None:
     )
     with pytest.raises(TemplateError, match=r"template _sponsors.html.j2 not found"):
         rendered_for(tmp_path)
+
+
+def test_personalised_text_part_stays_within_72_columns(demo: Path) -> None:
+    from datetime import datetime
+
+    from pressroom import config as config_mod
+    from pressroom.digest import prepare
+
+    cfg = config_mod.load(demo / "config.yaml")
+    prepared = prepare(cfg, datetime(2026, 11, 25, 9, 0, tzinfo=cfg.publication.tz))
+    address = "firstname.lastname-1984@mail.example.org"
+    assert len(address) == 40  # a realistic long address
+    values = {
+        "name": "Bartholomew Featherstonehaugh-Smythe",
+        "email": address,
+        "unsubscribe_url": "https://theduran.example/unsubscribe?t=" + "a" * 60,
+        "preferences_url": "https://theduran.example/preferences?t=" + "b" * 60,
+        "view_online_url": "https://theduran.example/issues/1/",
+    }
+    for variant in prepared.rendered.variants:
+        text = Personaliser(variant.text, is_html=False).fill(values)
+        assert address in text and unfilled(text) == []
+        # a URL cannot be broken without breaking the link; every other line must fit
+        too_long = [line for line in text.splitlines() if len(line) > 72 and "://" not in line]
+        assert too_long == [], variant.key

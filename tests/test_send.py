@@ -112,9 +112,7 @@ def test_a_permanent_failure_fails_that_recipient_and_the_run_goes_on(tmp_path: 
             "r009@example.org": [SendResult("", Outcome.PERMANENT, error="HTTP 400 bad address")],
         }
     )
-    summary = send_mod.run(
-        ledger, frozen, provider, factory, options, on_suppress=lambda e, r: bounced.append((e, r))
-    )
+    summary = send_mod.run(ledger, frozen, provider, factory, options, on_suppress=bounced.extend)
     assert summary.sent == 18 and summary.failed == 2
     assert dict(summary.failures)["r009@example.org"] == "HTTP 400 bad address"
     assert bounced == [("r004@example.org", "bounced")]
@@ -276,8 +274,10 @@ def test_test_to_sends_one_marked_copy_and_records_nothing(demo: Path) -> None:
         demo, "digest", "send", "--test-to", "me@example.net", "--now", "2026-11-25T09:00"
     )
     assert result.exit_code == 0, result.output
-    emls = list((demo / "outbox").glob("issue-*/*.eml"))
-    assert len(emls) == 1
+    # kept apart from real deliveries: outbox/test/, never the issue's own folder
+    assert list((demo / "outbox").glob("issue-*/*.eml")) == []
+    emls = list((demo / "outbox" / "test").glob("*.eml"))
+    assert [p.name for p in emls] == ["issue-1-" + eml_name("me@example.net")]
     assert b"Subject: [TEST] " in emls[0].read_bytes()
     with Ledger(demo / ".pressroom" / "state.db") as ledger:
         assert ledger.unfinished() is None and ledger.last_sent() is None
@@ -396,3 +396,154 @@ def test_throttling_with_retry_after_costs_time_not_attempts(tmp_path: Path) -> 
     summary = send_mod.run(ledger, frozen, provider, factory, options)
     assert summary.sent == 1 and summary.failed == 0
     assert len(provider.batches) == 5  # four 429s did not use up max_attempts=2
+
+
+# --- requests that got no answer: uncertain, never silently sent twice ---------------------
+
+
+def test_an_uncertain_result_is_held_not_retried(tmp_path: Path) -> None:
+    _, ledger, frozen, factory, options, _ = setup(tmp_path, 12)
+    lost = SendResult("", Outcome.UNCERTAIN, error="ReadTimeout: read timed out")
+    provider = ScriptedProvider({"r004@example.org": [lost, SendResult("", Outcome.SENT)]})
+    summary = send_mod.run(ledger, frozen, provider, factory, options)
+    assert summary.sent == 11 and summary.failed == 0 and summary.retried == 0
+    assert summary.uncertain == 1
+    [(email, reason)] = summary.uncertainties
+    assert email == "r004@example.org" and "ReadTimeout" in reason
+    assert sum(b.count("r004@example.org") for b in provider.batches) == 1  # not resent
+    assert ledger.row_states(3)["r004@example.org"] == L.UNCERTAIN
+    assert not ledger.mark_issue_sent(3, NOW)  # the issue stays open until it is settled
+
+
+def test_retry_uncertain_retries_it_like_a_temporary_failure(tmp_path: Path) -> None:
+    _, ledger, frozen, factory, options, _ = setup(tmp_path, 12, retry_uncertain=True)
+    lost = SendResult("", Outcome.UNCERTAIN, error="ReadTimeout: read timed out")
+    provider = ScriptedProvider({"r004@example.org": [lost, SendResult("", Outcome.SENT)]})
+    summary = send_mod.run(ledger, frozen, provider, factory, options)
+    assert summary.sent == 12 and summary.uncertain == 0 and summary.retried == 1
+    assert sum(b.count("r004@example.org") for b in provider.batches) == 2
+    assert ledger.mark_issue_sent(3, NOW)
+
+
+def test_a_provider_that_stops_answering_pauses_the_run(tmp_path: Path) -> None:
+    _, ledger, frozen, factory, options, _ = setup(
+        tmp_path, 100, concurrency=1, max_consecutive_failures=3
+    )
+    silent = {
+        f"r{i:03d}@example.org": [SendResult("", Outcome.UNCERTAIN, error="ReadTimeout")]
+        for i in range(100)
+    }
+    summary = send_mod.run(ledger, frozen, ScriptedProvider(silent), factory, options)
+    assert summary.paused and "ReadTimeout" in summary.paused
+    counts = ledger.counts(3)
+    # three batches in doubt (and at most the one queued behind them); the rest never tried
+    assert 30 <= counts[L.UNCERTAIN] <= 40
+    assert counts[L.PENDING] == 100 - counts[L.UNCERTAIN]
+
+
+def _mailgun_demo(demo: Path, url: str, sending: str = "") -> None:
+    cfg = demo / "config.yaml"
+    text = cfg.read_text(encoding="utf-8")
+    if sending:
+        text = text.replace(
+            "  secret_env: PRESSROOM_SECRET\n", f"  secret_env: PRESSROOM_SECRET\n{sending}"
+        )
+    cfg.write_text(
+        text + f"providers:\n  mailgun:\n    domain: mg.example.org\n    base_url: {url}\n"
+        "    api_key_env: MY_MG_KEY\n    batch_size: 1\n",
+        encoding="utf-8",
+    )
+
+
+def _send_mailgun(demo: Path, *args: str):  # type: ignore[no-untyped-def]
+    return invoke(
+        demo,
+        "digest",
+        "send",
+        "--provider",
+        "mailgun",
+        *args,
+        env={"MY_MG_KEY": "mg-key"},
+    )
+
+
+def _last_report(demo: Path) -> dict:  # type: ignore[type-arg]
+    path = max((demo / "reports").glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def test_a_batch_whose_answer_was_lost_is_held_uncertain_not_sent_twice(demo: Path) -> None:
+    from tests.fakes.mailgun import MailgunFake
+
+    everyone = readers(demo)
+    with MailgunFake(api_key="mg-key") as server:
+        _mailgun_demo(demo, server.url)
+        server.drop_next(1, after_processing=True)  # accepted, then the answer is lost
+        result = _send_mailgun(demo, "--now", "2026-11-25T09:00")
+        assert result.exit_code == 1, result.output
+        assert server.duplicates() == {}  # from the fake's own record: nobody got it twice
+        assert sorted(server.accepted) == everyone
+        assert server.contract_violations == []
+    report = _last_report(demo)
+    held = sorted(report["uncertain"])
+    assert len(held) == 1 and set(held) <= set(everyone)  # the one request whose answer was lost
+    assert report["run"]["uncertain"] == 1 and report["counts"]["uncertain"] == 1
+    assert report["counts"]["sent"] == len(everyone) - 1
+    assert report["status"] == "incomplete" and report["exit_code"] == 1
+    reasons = {r["email"]: r["reason"] for r in report["uncertain_reasons"]}
+    assert sorted(reasons) == held and all("RemoteDisconnected" in r for r in reasons.values())
+    assert "1 uncertain recipients" in result.output and "--resend-uncertain" in result.output
+    assert all(email in result.output for email in held)
+
+
+def test_resend_uncertain_sends_the_held_recipients(demo: Path) -> None:
+    from tests.fakes.mailgun import MailgunFake
+
+    everyone = readers(demo)
+    with MailgunFake(api_key="mg-key") as server:
+        _mailgun_demo(demo, server.url)
+        server.drop_next(1)  # the request never reached the provider's books
+        first = _send_mailgun(demo, "--now", "2026-11-25T09:00")
+        assert first.exit_code == 1, first.output
+        held = sorted(_last_report(demo)["uncertain"])
+        assert len(held) == 1 and not set(held) & set(server.accepted)
+        again = _send_mailgun(demo, "--now", "2026-11-25T09:30")
+        assert again.exit_code == 1, again.output  # not resent without being told
+        assert not set(held) & set(server.accepted)
+        last = _send_mailgun(demo, "--resend-uncertain", "--now", "2026-11-25T10:00")
+        assert last.exit_code == 0, last.output
+        assert "resending 1 uncertain recipients" in last.output
+        assert dict(server.accepted) == dict.fromkeys(everyone, 1)
+    report = _last_report(demo)
+    assert report["status"] == "complete" and report["uncertain"] == []
+
+
+def test_retry_uncertain_setting_retries_a_lost_answer(demo: Path) -> None:
+    from tests.fakes.mailgun import MailgunFake
+
+    everyone = readers(demo)
+    with MailgunFake(api_key="mg-key") as server:
+        _mailgun_demo(demo, server.url, sending="  retry_uncertain: true\n")
+        server.drop_next(1, after_processing=True)
+        result = _send_mailgun(demo, "--now", "2026-11-25T09:00")
+        assert result.exit_code == 0, result.output
+        # retried at once: the batch whose answer was lost is the risk the setting accepts
+        doubled = server.duplicates()
+        assert list(doubled.values()) == [2]
+        assert sorted(server.accepted) == everyone
+    report = _last_report(demo)
+    assert report["status"] == "complete" and report["uncertain"] == []
+    assert report["run"]["retried"] == 1
+
+
+def test_resent_uncertain_recipients_get_a_fresh_retry_window(tmp_path: Path) -> None:
+    _, ledger, frozen, factory, options, _ = setup(tmp_path, 2, max_retry_time=60.0)
+    rows = ledger.pending(3, 0, 2)
+    ledger.mark_in_flight(rows, 1.0)  # a request made long ago (epoch 1.0) got no answer
+    assert ledger.crashed_to_uncertain(3) == 2
+    assert ledger.requeue_uncertain(3) == 2  # --resend-uncertain
+    busy = SendResult("", Outcome.RETRY, error="HTTP 503")
+    provider = ScriptedProvider({"r000@example.org": [busy, SendResult("", Outcome.SENT)]})
+    summary = send_mod.run(ledger, frozen, provider, factory, options)
+    # a 503 now is retried, not "gave up" because the first try was long ago
+    assert summary.sent == 2 and summary.failed == 0 and summary.retried == 1

@@ -404,3 +404,98 @@ def test_a_connection_setup_error_stops_the_run_with_nothing_uncertain(
     counts = ledger.counts(2)
     assert counts[L.PENDING] == 12 and counts[L.UNCERTAIN] == 0
     assert handler.received == []
+
+
+# --- where the connection breaks decides: retry (nothing handed over) or uncertain ---------
+
+
+class Breaking(Recorder):
+    """A Recorder that breaks the connection at one point, once per scripted address.
+
+    ``after_data``: the message is received and recorded, then the connection closes with no
+    reply; ``silent_after_data``: recorded, then no reply until the client times out;
+    ``at_rcpt``: the connection closes at RCPT TO, before any data.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.breaks: dict[str, str] = {}
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        if self.breaks.get(address) == "at_rcpt":
+            del self.breaks[address]
+            server.transport.close()
+            return "250 OK"  # never reaches the client
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        import asyncio
+
+        reply = await super().handle_DATA(server, session, envelope)
+        how = self.breaks.pop(envelope.rcpt_tos[0], None)
+        if how == "after_data":
+            server.transport.close()
+        elif how == "silent_after_data":
+            await asyncio.sleep(1.5)
+        return reply
+
+
+@pytest.fixture
+def breaking_server() -> Iterator[tuple[Controller, Breaking]]:
+    handler = Breaking()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller, handler
+    finally:
+        controller.stop()
+
+
+@pytest.mark.parametrize("how", ["after_data", "silent_after_data"])
+def test_no_reply_after_the_message_data_is_uncertain_and_not_resent(
+    tmp_path: Path,
+    breaking_server: tuple[Controller, Breaking],
+    how: str,
+) -> None:
+    controller, handler = breaking_server
+    emails = [f"reader{i}@example.org" for i in range(6)]
+    handler.breaks = {"reader2@example.org": how}
+    provider = provider_for(controller.port, timeout=0.5)
+    ledger, frozen, factory, options = setup_run(tmp_path, emails, provider, concurrency=1)
+    summary = send_mod.run(ledger, frozen, provider, factory, options)
+    provider.close()
+    # the server has the message: sending it again would deliver it twice
+    assert handler.count("reader2@example.org") == 1
+    assert all(handler.count(e) == 1 for e in emails)
+    assert summary.sent == 5 and summary.uncertain == 1 and summary.retried == 0
+    assert ledger.row_states(2)["reader2@example.org"] == L.UNCERTAIN
+    [(email, reason)] = summary.uncertainties
+    assert email == "reader2@example.org" and "no reply after the message data" in reason
+
+
+def test_a_drop_before_the_message_data_is_retried(
+    tmp_path: Path, breaking_server: tuple[Controller, Breaking]
+) -> None:
+    controller, handler = breaking_server
+    emails = [f"reader{i}@example.org" for i in range(6)]
+    handler.breaks = {"reader3@example.org": "at_rcpt"}
+    provider = provider_for(controller.port)
+    ledger, frozen, factory, options = setup_run(tmp_path, emails, provider, concurrency=1)
+    summary = send_mod.run(ledger, frozen, provider, factory, options)
+    provider.close()
+    assert summary.sent == 6 and summary.uncertain == 0 and summary.retried == 1
+    assert all(handler.count(e) == 1 for e in emails)
+
+
+def test_a_refused_connection_is_retried(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        provider = provider_for(s.getsockname()[1])
+        ledger, _frozen, factory, _options = setup_run(tmp_path, ["a@example.org"], provider)
+        [row] = ledger.pending(2, 0, 1)
+        [result] = provider.send([factory.make(row.email, row.name, row.variant)])
+        provider.close()
+    assert result.outcome is Outcome.RETRY
+    assert "ConnectionRefusedError" in (result.error or "")

@@ -128,7 +128,7 @@ def test_seed_txt_title_paragraphs_boilerplate_and_mtime_warning(site: Site) -> 
     assert article.summary.startswith("The Russian daily Kommersant")
     assert article.slug == "seed"
     assert article.url == "https://news.example/seed/"
-    assert article.id == "tag:news.example,2026-11-20:seed"
+    assert article.id == "https://news.example/seed/"  # not from the mtime: see below
     assert article.source == "content/seed.txt"
 
 
@@ -311,6 +311,24 @@ def test_id_is_stable_when_the_article_is_edited(site: Site) -> None:
     after = site.one()
     assert before.id == after.id == "tag:news.example,2026-11-01:stable"
     assert before.url == after.url
+
+
+def test_undated_article_keeps_its_id_when_the_file_is_touched(site: Site) -> None:
+    path = site.write("note.txt", "An undated note\n\nText.\n")
+    stamp = datetime(2026, 11, 20, 10, 0, tzinfo=UTC).timestamp()
+    os.utime(path, (stamp, stamp))
+    before = site.one()
+    # a fresh clone or a `touch` moves the modification time, and so the date
+    later = datetime(2026, 11, 24, 8, 0, tzinfo=UTC).timestamp()
+    os.utime(path, (later, later))
+    after = site.one()
+    assert before.published != after.published
+    assert before.id == after.id == "https://news.example/note/"
+
+
+def test_dated_txt_keeps_a_tag_uri_id(site: Site) -> None:
+    site.write("2026-11-21-dated-note.txt", "A dated note\n\nText.\n")
+    assert site.one().id == "tag:news.example,2026-11-21:dated-note"
 
 
 def test_markdown_heading_is_the_title_when_front_matter_has_none(site: Site) -> None:

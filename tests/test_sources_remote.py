@@ -394,10 +394,12 @@ def test_wordpress_settings_are_validated(tmp_path: Path) -> None:
     from pressroom.errors import ConfigError
 
     with pytest.raises(
-        ConfigError, match=r"config\.yaml:\d+: sources\.0: per_page: WordPress allows at most 100"
+        ConfigError, match=r"config\.yaml:\d+: sources\.0\.per_page: WordPress allows at most 100"
     ):
         load(tmp_path, "  - type: wordpress\n    url: https://blog.example\n    per_page: 500\n")
-    with pytest.raises(ConfigError, match=r"sources\.0: url: expected the site address"):
+    with pytest.raises(
+        ConfigError, match=r"config\.yaml:\d+: sources\.0\.url: expected the site address"
+    ):
         load(tmp_path, "  - type: wordpress\n    url: blog.example\n")
     with pytest.raises(
         ConfigError, match=r'sources\.0\.per_pag: unknown key; did you mean "per_page"\?'

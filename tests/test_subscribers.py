@@ -152,6 +152,32 @@ def test_inactive_rows_are_skipped_and_still_count_for_dedup(pub: Config) -> Non
     assert emails(pub) == ["bob@example.org"]
 
 
+def test_an_unknown_status_is_reported_and_the_row_skipped(pub: Config) -> None:
+    write(
+        pub.root / "subscribers/main.csv",
+        HEADER
+        + "ada@example.com,,,,active,\n"
+        + "typo@example.org,,,,weird,\n"
+        + "bob@example.org,,,,Pending,\n"
+        + "carl@example.org,,,, Complained ,\n"
+        + "typo@example.org,,,,active,\n",  # the first row wins, typo or not
+    )
+    problems: list[str] = []
+    got = [s.email for s in subscribers.iter_subscribers(pub, on_problem=problems.append)]
+    assert got == ["ada@example.com"]
+    message = (
+        'subscribers/main.csv:3: unknown status "weird"; '
+        "use active, pending, unsubscribed, bounced or complained"
+    )
+    assert problems == [message]
+    assert list(subscribers.validate(pub)) == [
+        message,
+        'subscribers/main.csv:6: duplicate of subscribers/main.csv:3 ("typo@example.org"); '
+        "the first is used",
+    ]
+    assert subscribers.count(pub) == 1
+
+
 def test_suppressed_file_always_wins_and_is_not_read_as_a_list(pub: Config) -> None:
     write(
         pub.root / "subscribers/main.csv",
@@ -327,7 +353,7 @@ def test_suppress_creates_the_file_and_is_idempotent(pub: Config) -> None:
     )
     assert (
         path.read_text()
-        == "email,reason,date,list\nBob@example.org,unsubscribed,2026-11-25,weekly\n"
+        == "email,reason,date,list\nBob@example.org,unsubscribed,2026-11-25T00:00:00+00:00,weekly\n"
     )
     before = path.stat().st_mtime_ns
     assert not subscribers.suppress(pub, "bob@example.org", reason="bounced", when="2026-11-26")
@@ -449,8 +475,8 @@ def test_suppress_many_writes_once_and_skips_known(pub: Config) -> None:
     assert subscribers.suppress_many(pub, entries, when=date(2026, 11, 25), list_="weekly") == 2
     assert pub.subscribers.suppressed.read_text().splitlines()[1:] == [
         "old@example.org,bounced,2025-01-01,",
-        "a@example.org,bounced,2026-11-25,weekly",
-        "b@example.org,complained,2026-11-25,weekly",
+        "a@example.org,bounced,2026-11-25T00:00:00+00:00,weekly",
+        "b@example.org,complained,2026-11-25T00:00:00+00:00,weekly",
     ]
     # one bad entry: nothing is written
     with pytest.raises(SubscriberError):

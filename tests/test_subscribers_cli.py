@@ -80,6 +80,30 @@ def test_bad_rows_are_reported_and_exit_1(pub: Config) -> None:
     ]
 
 
+def test_a_status_typo_is_reported_not_silently_dropped(pub: Config, tmp_path: Path) -> None:
+    write(pub.root / "subscribers/main.csv", HEADER + "bob@example.org,Bob,,,weird,\n")
+    message = (
+        'error: subscribers/main.csv:2: unknown status "weird"; '
+        "use active, pending, unsubscribed, bounced or complained"
+    )
+    for command in ("count", "list", "validate"):
+        r = run(pub, "subscribers", command)
+        assert r.exit_code == 1, command
+        assert r.stderr.splitlines()[0] == message, command
+        assert "bob@example.org" not in r.stdout
+    assert run(pub, "subscribers", "count").stdout == "3\n"
+    # an import with a status typo is refused row by row, not written into the list
+    own = write(tmp_path / "own.csv", "email,status\nzed@example.org,actve\n")
+    r = run(pub, "subscribers", "import", str(own), "--format", "csv")
+    assert r.exit_code == 1
+    assert r.stderr == (
+        f'error: {own}:2: unknown status "actve"; '
+        "use active, pending, unsubscribed, bounced or complained\n"
+    )
+    assert "1 skipped" in r.stdout
+    assert "zed@" not in (pub.root / "subscribers/subscribers.csv").read_text()
+
+
 def test_validate_passes_on_good_files(pub: Config) -> None:
     r = run(pub, "subscribers", "validate")
     assert r.exit_code == 0, r.output
@@ -261,9 +285,10 @@ def test_import_mailchimp_files(pub: Config, tmp_path: Path) -> None:
         )
         assert r.exit_code == 0, r.output
         assert "1 suppressed" in r.stdout
+    # the service's own UNSUB_TIME / CLEAN_TIME (UTC) are kept, not the import's date
     assert pub.subscribers.suppressed.read_text().splitlines()[1:] == [
-        "alan@example.net,unsubscribed,2026-11-25,",
-        "gone@example.org,bounced,2026-11-25,",
+        "alan@example.net,unsubscribed,2024-05-01T12:00:00+00:00,",
+        "gone@example.org,bounced,2024-06-01T12:00:00+00:00,",
     ]
     assert [m[0] for m in mailed(pub)] == [
         "ada@example.com",

@@ -77,3 +77,28 @@ def test_weekly_resumes_an_unfinished_issue_before_building_a_new_one(demo: Path
     assert not (demo / "outbox" / "issue-2").exists()
     reports = sorted((demo / "reports").glob("*.json"))
     assert [json.loads(p.read_text())["run"]["sent"] for p in reports] == [2, readers - 2]
+
+
+def test_weekly_writes_the_view_online_page_each_message_links_to(demo: Path) -> None:
+    import email
+    import email.policy
+    import html
+    import re
+
+    config = config_mod.load(demo / "config.yaml")
+    assert not config.digest.archive.exists()  # `digest build` was never run
+    result = weekly(demo, "--now", "2026-11-25T09:00")
+    assert result.exit_code == 0, result.output
+    eml = next((demo / "outbox" / "issue-1").glob("*.eml"))
+    msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    links = set(re.findall(r"View online: (\S+)", text))
+    assert links == {f"{config.publication.url}issues/1/"}
+    # public/ is what the site serves at publication.url: the link's page now exists
+    page = config.digest.archive / "1" / "index.html"
+    assert page.parent.relative_to(config.digest.archive.parent).as_posix() == "issues/1"
+    html_page = page.read_text(encoding="utf-8")
+    assert html.escape(str(msg["Subject"]), quote=False) in html_page
+    assert "weekly-secret" not in html_page and "?t=" not in html_page  # nothing personal
+    manifest = json.loads((config.digest.archive / "issues.json").read_text())
+    assert manifest["1"]["date"] == "2026-11-25"

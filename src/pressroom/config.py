@@ -16,6 +16,7 @@ import dataclasses
 import difflib
 import os
 import re
+import string
 import types
 import typing
 from collections.abc import Mapping
@@ -77,6 +78,7 @@ class Rate:
 
 PositiveInt = typing.NewType("PositiveInt", int)
 NonNegativeInt = typing.NewType("NonNegativeInt", int)
+PositiveFloat = typing.NewType("PositiveFloat", float)  # e.g. a timeout in seconds
 
 
 # --- sections --------------------------------------------------------------------------
@@ -127,6 +129,17 @@ class UtmConfig:
     medium: str = "email"
     campaign: str = "issue-{number}"
 
+    def __post_init__(self) -> None:
+        try:
+            names = {f for _, f, _, _ in string.Formatter().parse(self.campaign) if f is not None}
+        except ValueError as e:
+            raise ValueError(f'campaign: cannot read "{self.campaign}": {e}') from None
+        if names - {"number"}:
+            raise ValueError(
+                f'campaign: unknown placeholder {{{sorted(names - {"number"})[0]}}} in '
+                f'"{self.campaign}"; the only one is {{number}}'
+            )
+
 
 @dataclass(frozen=True)
 class DigestConfig:
@@ -175,7 +188,9 @@ class CtaConfig:
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"top|bottom|after:\d+", self.position):
-            raise ValueError(f'position: expected "top", "bottom" or "after:N", got "{self.position}"')
+            raise ValueError(
+                f'position: expected "top", "bottom" or "after:N", got "{self.position}"'
+            )
 
 
 @dataclass(frozen=True)
@@ -191,6 +206,10 @@ class SendingConfig:
     max_attempts: PositiveInt = PositiveInt(5)
     max_retry_time: Duration = field(default_factory=lambda: Duration(minutes=10))
     max_consecutive_failures: PositiveInt = PositiveInt(50)
+    # retry a request that got no answer (read timeout, connection dropped mid-request) at the
+    # risk of a duplicate; off: such recipients are held as uncertain, reported, and sent
+    # with `digest send --resend-uncertain`
+    retry_uncertain: bool = False
     unsubscribe_url: str | None = None  # default: <publication.url>unsubscribe
     unsubscribe_mailto: str | None = None
     preferences_url: str | None = None
@@ -318,7 +337,15 @@ def loads(text: str, path: Path) -> Config:
             f'unknown timezone "{publication.timezone}"; use an IANA name like "Europe/London"',
         ) from None
     if not re.match(r"https?://[^/\s]+", publication.url):
-        raise ctx.fail("publication.url", f'expected an absolute http(s) URL, got "{publication.url}"')
+        raise ctx.fail(
+            "publication.url", f'expected an absolute http(s) URL, got "{publication.url}"'
+        )
+    if publication.logo and not re.match(r"https?://[^/\s]+", publication.logo):
+        raise ctx.fail(
+            "publication.logo",
+            f'expected an absolute http(s) URL (email clients cannot resolve relative ones), '
+            f'got "{publication.logo}"',
+        )
     if not publication.url.endswith("/"):
         publication = dataclasses.replace(publication, url=publication.url + "/")
 
@@ -408,21 +435,26 @@ def _parse_yaml(text: str, path: Path) -> tuple[Any, dict[str, int]]:
     finally:
         loader.dispose()
     lines: dict[str, int] = {}
-    _collect_lines(node, "", lines)
+    _collect_lines(node, "", lines, path)
     return data, lines
 
 
-def _collect_lines(node: yaml.Node, prefix: str, lines: dict[str, int]) -> None:
+def _collect_lines(node: yaml.Node, prefix: str, lines: dict[str, int], path: Path) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             dotted = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+            if dotted in lines:  # YAML keeps the last silently; a typo'd copy would win
+                raise ConfigError(
+                    f"{path.name}:{key_node.start_mark.line + 1}: {dotted}: duplicate key "
+                    f"(first at line {lines[dotted]}); keep one"
+                )
             lines[dotted] = key_node.start_mark.line + 1
-            _collect_lines(value_node, dotted, lines)
+            _collect_lines(value_node, dotted, lines, path)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             dotted = f"{prefix}.{i}" if prefix else str(i)
             lines[dotted] = item.start_mark.line + 1
-            _collect_lines(item, dotted, lines)
+            _collect_lines(item, dotted, lines, path)
 
 
 # --- dataclass construction ------------------------------------------------------------
@@ -432,13 +464,17 @@ def _key(f: dataclasses.Field[Any]) -> str:
     return f.name[:-1] if f.name.endswith("_") else f.name
 
 
-def _reject_unknown(data: Mapping[str, Any], known: typing.Iterable[str], prefix: str, ctx: _Ctx) -> None:
+def _reject_unknown(
+    data: Mapping[str, Any], known: typing.Iterable[str], prefix: str, ctx: _Ctx
+) -> None:
     known = list(known)
     for key in data:
         if key in known:
             continue
         dotted = f"{prefix}.{key}" if prefix else str(key)
-        if str(key).lower() in SECRET_KEYS or str(key).lower().endswith(("_key", "_password", "_token", "_secret")):
+        if str(key).lower() in SECRET_KEYS or str(key).lower().endswith(
+            ("_key", "_password", "_token", "_secret")
+        ):
             hint = f"{key}_env" if f"{key}_env" in known else "an *_env setting"
             raise ctx.fail(
                 dotted,
@@ -468,6 +504,10 @@ def _build(cls: type[T], raw: Any, prefix: str, ctx: _Ctx) -> T:
     try:
         return cls(**kwargs)
     except ValueError as e:
+        # a dataclass's own check says "field: problem"; point at that field's line
+        key, sep, problem = str(e).partition(": ")
+        if sep and key in fields:
+            raise ctx.fail(f"{prefix}.{key}" if prefix else key, problem) from None
         raise ctx.fail(prefix, str(e)) from None
 
 
@@ -476,10 +516,12 @@ def _show(value: Any) -> str:
         return f'"{value}"'
     if value is None:
         return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as YAML spells it
     return f"{type(value).__name__} {value!r}" if isinstance(value, (list, dict)) else str(value)
 
 
-def _convert(tp: Any, value: Any, dotted: str, ctx: _Ctx) -> Any:  # noqa: C901 - one dispatch
+def _convert(tp: Any, value: Any, dotted: str, ctx: _Ctx) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -510,6 +552,10 @@ def _convert(tp: Any, value: Any, dotted: str, ctx: _Ctx) -> Any:  # noqa: C901 
             kind = "a positive integer" if low else "a whole number ≥ 0"
             raise ctx.fail(dotted, f"expected {kind}, got {_show(value)}")
         return value
+    if tp is PositiveFloat:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ctx.fail(dotted, f"expected a number above 0, got {_show(value)}")
+        return float(value)
     if tp is bool:
         if not isinstance(value, bool):
             raise ctx.fail(dotted, f"expected true or false, got {_show(value)}")

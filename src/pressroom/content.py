@@ -1,8 +1,9 @@
 """Article bodies: Markdown → HTML, sanitising, relative → absolute URLs, plain-text summaries.
 
-Rendering is the expensive step (markdown-it-py costs ~1 ms per 2 KB article), so sources
-keep bodies raw and ``Article.html`` calls ``render_body`` only for the articles a feed or an
-issue includes; results are cached by content. Summaries, which every listing needs, come
+Rendering is the expensive step (cmark-gfm plus nh3 cost ~0.12 ms per 2 KB article, still a
+fifth of a cold feeds run), so sources keep bodies raw and ``Article.html`` calls
+``render_body`` only for the articles a feed or an issue includes; results are cached by
+content. Summaries, which every listing needs, come
 from cheap text stripping of the raw body instead of a render.
 """
 
@@ -14,8 +15,10 @@ from collections.abc import Iterator
 from functools import lru_cache
 from urllib.parse import urljoin
 
+import cmarkgfm
 import nh3
-from markdown_it import MarkdownIt
+from cmarkgfm.cmark import Options
+from requests.utils import requote_uri
 
 SUMMARY_LIMIT = 300
 
@@ -29,7 +32,19 @@ _ATTRIBUTES["img"] = _ATTRIBUTES.get("img", set()) | {"src", "alt", "width", "he
 _URL_SCHEMES = {"http", "https", "mailto", "tel"}  # javascript:, data: and the rest are dropped
 _ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
-_markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+# GitHub's cmark-gfm (C; what PyPI renders READMEs with): CommonMark plus the GFM tables,
+# ~~strikethrough~~ and bare-URL autolinks, ~20x faster than a pure-Python parser.
+# CMARK_OPT_UNSAFE lets raw HTML and any link scheme through *only because* every rendered
+# body goes through ``sanitise`` (nh3) next; never return cmark's output unsanitised.
+_GFM_EXTENSIONS = ("table", "strikethrough", "autolink")
+_GFM_OPTIONS = Options.CMARK_OPT_UNSAFE
+
+
+def _markdown(body: str) -> str:
+    html: str = cmarkgfm.markdown_to_html_with_extensions(
+        body, options=_GFM_OPTIONS, extensions=list(_GFM_EXTENSIONS)
+    )
+    return html
 
 
 def render_body(body: str, body_format: str, base_url: str) -> str:
@@ -42,7 +57,7 @@ def _render(body: str, body_format: str, base_url: str) -> str:
     # The key holds the body itself: str hashes are computed once and cached by Python, so
     # this is a content-hash cache without hashing twice.
     if body_format == "markdown":
-        raw = _markdown.render(body)
+        raw = _markdown(body)  # unsafe HTML allowed here; sanitised below
     elif body_format == "html":
         raw = body
     elif body_format == "text":
@@ -71,11 +86,12 @@ def text_to_html(text: str) -> str:
 
 
 def absolute_url(url: str, base_url: str) -> str:
-    """``url`` resolved against ``base_url`` (unchanged when already absolute)."""
+    """``url`` resolved against ``base_url``, with characters a URI cannot hold (spaces,
+    non-ASCII) percent-encoded and existing escapes kept."""
     url = url.strip()
-    if _ABSOLUTE.match(url):
-        return url
-    return urljoin(base_url, url)
+    if not _ABSOLUTE.match(url):
+        url = urljoin(base_url, url)
+    return requote_uri(url)
 
 
 # --- summaries -------------------------------------------------------------------------

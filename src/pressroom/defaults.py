@@ -1,9 +1,10 @@
 """Where the packaged defaults (templates, starter config, sample files) live.
 
-The repository's top-level ``templates/``, ``config.yaml``, ``subscribers/subscribers.csv`` and
+The repository's top-level ``templates/``, ``subscribers/subscribers.csv`` and
 ``content/welcome-to-pressroom.md`` are the single copy; the wheel carries them as
 ``pressroom/defaults/`` (pyproject ``force-include``). In a source checkout (editable install)
-they are read from the repository itself.
+they are read from the repository itself. ``starter/config.yaml`` (in the package) is the
+config a new publication starts from.
 """
 
 from __future__ import annotations
@@ -25,8 +26,20 @@ def templates() -> Path:
     return root() / "templates"
 
 
-STARTER_FILES = (
-    "config.yaml",
-    "subscribers/subscribers.csv",
-    "content/welcome-to-pressroom.md",
-)
+STARTER_CONFIG = Path(__file__).parent / "starter" / "config.yaml"
+SHARED_STARTERS = ("subscribers/subscribers.csv", "content/welcome-to-pressroom.md")
+
+
+def starter_files() -> dict[str, Path]:
+    """What ``pressroom init`` writes: path in the new publication -> the file to copy.
+
+    The config is a neutral starter (placeholders, not the demo's identity); the example
+    subscriber list, the sample article and the templates are the demo's own files.
+    """
+    src = root()
+    files = {"config.yaml": STARTER_CONFIG}
+    files.update({rel: src / rel for rel in SHARED_STARTERS})
+    for path in sorted(templates().rglob("*")):
+        if path.is_file():
+            files[path.relative_to(src).as_posix()] = path
+    return files

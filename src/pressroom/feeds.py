@@ -140,8 +140,8 @@ def build(config: Config, articles: Iterable[Article], *, out: Path | None = Non
             changed = write_if_changed(path, writer.render(spec, fmt))
             (written if changed else unchanged).append(path)
             manifest.record(path, fingerprint)
-    removed = _prune(out, keep)
-    manifest.save(keep)
+    removed = _prune(out, manifest.owned - keep)
+    manifest.save(out, keep)
     return FeedReport(out, tuple(written), tuple(unchanged), tuple(removed), specs)
 
 
@@ -176,13 +176,18 @@ class _Manifest:
     A run where nothing changed then costs a hash per article and a ``stat`` per file, instead
     of rendering every included body and serialising every feed only to find the same bytes.
     The file's size and mtime must still match what was written, so a feed edited or deleted
-    by hand is rebuilt.
+    by hand is rebuilt. It also lists every file the run wrote (``owned``, relative to the
+    output folder): only those may later be removed as stale, so a hand-made feed or a
+    static site generator's own ``index.xml`` beside ours is never touched.
     """
 
-    def __init__(self, path: Path, out: str, entries: dict[str, list[Any]]) -> None:
+    def __init__(
+        self, path: Path, out: str, entries: dict[str, list[Any]], owned: set[Path]
+    ) -> None:
         self.path = path
         self.out = out
         self.old = entries
+        self.owned = owned
         self.new: dict[str, list[Any]] = {}
 
     @classmethod
@@ -190,12 +195,16 @@ class _Manifest:
         where = str(out.resolve())
         key = hashlib.blake2b(where.encode(), digest_size=8).hexdigest()
         path = config.state / f"feeds-{key}.json"
+        owned: set[Path] = set()
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             entries = data["files"] if data.get("out") == where else {}
-        except (OSError, ValueError, KeyError, TypeError):
-            entries = {}  # no manifest yet, or an unreadable one: build everything
-        return cls(path, where, entries if isinstance(entries, dict) else {})
+            if data.get("out") == where:
+                owned = {out / name for name in data.get("owned", []) if _inside(name)}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            # no manifest yet, or an unreadable one: build everything, remove nothing
+            entries, owned = {}, set()
+        return cls(path, where, entries if isinstance(entries, dict) else {}, owned)
 
     def holds(self, path: Path, fingerprint: str) -> bool:
         old = self.old.get(str(path))
@@ -214,9 +223,10 @@ class _Manifest:
         st = path.stat()
         self.new[str(path)] = [fingerprint, st.st_size, st.st_mtime_ns]
 
-    def save(self, keep: set[Path]) -> None:
+    def save(self, out: Path, keep: set[Path]) -> None:
         files = {k: v for k, v in sorted(self.new.items()) if Path(k) in keep}
-        data = {"out": self.out, "files": files}
+        owned = sorted(p.relative_to(out).as_posix() for p in keep)
+        data = {"out": self.out, "files": files, "owned": owned}
         with contextlib.suppress(OSError, FeedError):  # a cache: failing to save costs speed only
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_if_changed(self.path, json.dumps(data, indent=0, sort_keys=True).encode())
@@ -254,20 +264,27 @@ def _grouped(
     ]
 
 
-def _prune(out: Path, keep: set[Path]) -> list[Path]:
-    """Remove feed files of a category/author/format that no longer exists."""
+def _inside(name: object) -> bool:
+    """Whether a manifest entry is a plain relative path (a tampered one cannot reach out)."""
+    return isinstance(name, str) and not Path(name).is_absolute() and ".." not in Path(name).parts
+
+
+def _prune(out: Path, stale: set[Path]) -> list[Path]:
+    """Remove files an earlier run wrote for a category/author/format that no longer exists."""
     removed = []
-    candidates = [out / name for name in (*FILES.values(), STYLESHEET)]
-    for kind in ("category", "author"):
-        if (out / kind).is_dir():
-            for folder in sorted((out / kind).iterdir()):
-                candidates += [folder / name for name in FILES.values()]
-    for path in candidates:
-        if path not in keep and path.is_file():
+    for path in sorted(stale):
+        try:
+            if not path.is_file():
+                continue
             path.unlink()
-            removed.append(path)
-            if path.parent != out and not any(path.parent.iterdir()):
-                path.parent.rmdir()
+        except OSError as e:
+            raise FeedError(f"{path}: cannot remove a stale feed: {e.strerror or e}") from e
+        removed.append(path)
+        folder = path.parent
+        # drop the category/author folders the removal left empty, never ``out`` itself
+        while folder != out and out in folder.parents and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent
     return removed
 
 

@@ -64,7 +64,7 @@ def build_issue(
     for slug in pins:
         if slug not in by_slug:
             raise UsageError(
-                f'--pin: no article with slug "{slug}"; `pressroom articles list` shows the slugs'
+                f'--pin: no article with slug "{slug}"; `pressroom articles` shows the slugs'
             )
         if by_slug[slug] not in pinned:
             pinned.append(by_slug[slug])

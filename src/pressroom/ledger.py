@@ -340,8 +340,10 @@ class Ledger:
     def requeue_uncertain(self, number: int) -> int:
         """Uncertain rows back to pending (``--resend-uncertain``); returns how many."""
         with self.lock, self._tx():
+            # first_try restarts: sending.max_retry_time counts from this decision, not from
+            # a request that may be days old
             cur = self.db.execute(
-                "UPDATE deliveries SET state=? WHERE issue=? AND state=?",
+                "UPDATE deliveries SET state=?, first_try=NULL WHERE issue=? AND state=?",
                 (PENDING, number, UNCERTAIN),
             )
             return cur.rowcount
@@ -365,14 +367,14 @@ class Ledger:
         with self.lock:
             return [r[0] for r in self.db.execute(sql, args)]
 
-    def failures(self, number: int) -> list[tuple[str, str]]:
-        """(email, reason) of every failed row."""
+    def failures(self, number: int, state: str = FAILED) -> list[tuple[str, str]]:
+        """(email, reason) of every failed row (or every row in ``state``)."""
         with self.lock:
             return [
                 (r[0], r[1] or "")
                 for r in self.db.execute(
                     "SELECT email, error FROM deliveries WHERE issue=? AND state=? ORDER BY email",
-                    (number, FAILED),
+                    (number, state),
                 )
             ]
 

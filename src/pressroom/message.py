@@ -169,9 +169,27 @@ def _clean(value: str) -> str:
 def _encoded(name: str, value: str) -> str:
     """``Name: value`` folded, with RFC 2047 words only where the value is not ASCII."""
     value = _clean(value)
-    if value.isascii() and len(name) + len(value) + 2 <= 78:
-        return f"{name}: {value}{CRLF}"
+    if value.isascii():
+        return _folded(name, value)
     return str(_SMTP.header_factory(name, value).fold(policy=_SMTP))
+
+
+def _folded(name: str, value: str) -> str:
+    """``Name: value`` folded only at spaces inside the value, lines ≤ 78 where words allow.
+
+    The email package folds some long values (a subject with a colon) right after the
+    ``Name:``, which parsers then read with a leading space; RFC 5322 (2.2.3) folding keeps
+    the first words on the header's own line.
+    """
+    line = f"{name}:"
+    lines = []
+    for i, word in enumerate(value.split(" ")):
+        if i and len(line) + 1 + len(word) > 78:
+            lines.append(line)
+            line = ""
+        line += " " + word
+    lines.append(line)
+    return CRLF.join(lines) + CRLF
 
 
 def _address(name: str, addr: str) -> str:

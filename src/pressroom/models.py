@@ -112,7 +112,8 @@ class Issue:
     window_end: datetime
     articles: tuple[Article, ...]  # display order: lead first, then section by section
     lead: Article
-    sections: tuple[tuple[str, tuple[Article, ...]], ...]  # (category or "", articles) after the lead
+    # (category or "", articles) after the lead
+    sections: tuple[tuple[str, tuple[Article, ...]], ...]
     ctas: tuple[CallToAction, ...]
     subject: str
     preheader: str

@@ -6,6 +6,7 @@ tokens with sample values, as a subscriber would get them), never at the templat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -127,6 +128,19 @@ def _check_variant(
             )
     if token("unsubscribe_url") not in variant.text:
         add(Finding("error", "no-unsubscribe", f"the text part{label} has no unsubscribe link"))
+    address = _squeezed(config.publication.postal_address)
+    # the text part is wrapped at 72 columns, so the address may span lines there
+    if address and address not in _squeezed(text):
+        add(
+            Finding(
+                "error",
+                "no-postal-address",
+                f"the text part{label} does not show publication.postal_address; "
+                "keep it in _footer.txt.j2",
+            )
+        )
+    for url in _text_links(text):
+        _check_url(url, "text-part link", label, add)
 
     try:
         doc = lxml.html.document_fromstring(variant.html)
@@ -136,14 +150,24 @@ def _check_variant(
     hrefs = [a.get("href", "") for a in doc.iter("a")]
     if not any(token("unsubscribe_url") in h for h in hrefs):
         add(Finding("error", "no-unsubscribe", f"the HTML part{label} has no unsubscribe link"))
-    address = config.publication.postal_address.strip()
-    if address and address not in doc.text_content():
+    if address and address not in _squeezed(doc.text_content()):
         add(
             Finding(
                 "error",
                 "no-postal-address",
                 f"the HTML part{label} does not show publication.postal_address; "
                 "keep it in the footer template",
+            )
+        )
+    preheader = _squeezed(rendered.preheader)
+    if preheader and not any(preheader in _squeezed(el.text_content()) for el in _hidden(doc)):
+        add(
+            Finding(
+                "warning",
+                "no-preheader",
+                f"the HTML part{label} has no hidden preheader: inboxes will show its first "
+                'text instead; keep the <div class="preheader" style="display:none"> '
+                "in digest.html.j2",
             )
         )
     for url in hrefs:
@@ -176,6 +200,48 @@ def _check_variant(
                     "check that the templates include _cta.html.j2 for every position",
                 )
             )
+
+
+def _squeezed(text: str) -> str:
+    """``text`` with every run of whitespace (line breaks, no-break spaces) made one space."""
+    return " ".join(text.split())
+
+
+_HIDDEN = re.compile(r"display\s*:\s*none", re.IGNORECASE)
+
+
+def _hidden(doc: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
+    """Elements of the body hidden with an inline ``display:none`` (where preheaders live)."""
+    body = doc.find("body")
+    if body is None:
+        return []
+    return [el for el in body.iter() if _HIDDEN.search(el.get("style") or "")]
+
+
+# In the text part a link is a written-out address: one with a scheme anywhere, or a path a
+# template wrote where links go ("Read more: /about", or alone on its line). Paths inside
+# prose ("see /r/news") are not links, so they are left alone.
+_TEXT_URL = re.compile(
+    r"(?<![\w.+-])(?:https?|javascript|vbscript|data|mailto|tel|ftp|file):[^\s<>\"]*",
+    re.IGNORECASE,
+)
+_TEXT_PATH = re.compile(r"^(?:.*:[ \t]+)?[ \t]*(\.{0,2}/[^\s/][^\s]*)[ \t]*$", re.MULTILINE)
+
+
+def _text_links(text: str) -> list[str]:
+    """The links written out in a text part, trailing punctuation left off."""
+    found = [m.group(0) for m in _TEXT_URL.finditer(text)]
+    found += [m.group(1) for m in _TEXT_PATH.finditer(text)]
+    return list(dict.fromkeys(_trimmed(url) for url in found))
+
+
+def _trimmed(url: str) -> str:
+    """``url`` without the sentence punctuation after it (a closing bracket only if unpaired)."""
+    while url and url[-1] in ".,;:!?)]}'":
+        if url[-1] == ")" and url.count("(") >= url.count(")"):
+            break
+        url = url[:-1]
+    return url
 
 
 def _check_url(url: str, what: str, label: str, add: Callable[[Finding], None]) -> None:

@@ -8,6 +8,7 @@ personal data.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -51,7 +52,10 @@ def write_files(
     text = Personaliser(variant.text, is_html=False).fill(recipient.fields)
     eml = message.build(message.content_for(config, rendered, now=prepared.issue.date), recipient)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _cannot_write(out_dir, e) from e
     stem = out_dir / f"issue-{rendered.number}"
     paths = [stem.with_suffix(".html"), stem.with_suffix(".txt"), stem.with_suffix(".eml")]
     _write(paths[0], html.encode("utf-8"))
@@ -164,7 +168,18 @@ def archive_index(config: Config, issues: Mapping[str, Mapping[str, str]]) -> st
 
 def _write(path: Path, data: bytes) -> None:
     """Write atomically, so a browser or server never reads half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise _cannot_write(path, e) from e
+
+
+def _cannot_write(path: Path, e: OSError) -> DigestError:
+    # A read-only or missing mount (or a typo in the folder) is the editor's to fix: one
+    # line naming both places the folder comes from, not a traceback.
+    return DigestError(f"{path}: cannot write: {e.strerror or e}; check --out / digest.archive")

@@ -152,9 +152,9 @@ class PipelineRenderer:
         self.config_path = Path(config_path).absolute()
         self._pinned = parse_now(now_pinned)
         self._as_email = as_email
-        # A long-running server has to read the clock on each render (the window moves);
-        # the caller (the CLI) may inject it, --now pins it.
-        self._clock: Clock = clock or datetime.now
+        # A long-running server reads the clock on each render (the window moves); the CLI
+        # hands it in (nothing below the CLI reads the time itself), --now pins it.
+        self._clock = clock
         self._env = os.environ if env is None else env
         self._watched: list[Path] = [self.config_path]
 
@@ -165,6 +165,8 @@ class PipelineRenderer:
     def now(self, tz: tzinfo) -> datetime:
         """The render's clock reading: --now (naive means the publication's zone) or the clock."""
         if self._pinned is None:
+            if self._clock is None:
+                raise UsageError("the preview needs --now or a clock from its caller")
             return self._clock(tz)
         return self._pinned if self._pinned.tzinfo else self._pinned.replace(tzinfo=tz)
 

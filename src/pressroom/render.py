@@ -13,6 +13,7 @@ and it URL-escapes ``{{ x }}`` in ``href``, which is why tokens are ``%%PR_X%%``
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import re
@@ -235,7 +236,10 @@ def feed_cta_html(config: Config) -> str | None:
         return None
     check_ctas(config)
     cta = cta_for_issue(config.cta[0], 0, 1, 1)
-    url = add_utm(cta.url, config.digest.utm, None, cta.name)
+    # A click from a feed reader is not a click from the email: keep the configured source
+    # (and on/off switch) but say where it came from, or feed traffic counts as email.
+    utm = dataclasses.replace(config.digest.utm, medium="feed")
+    url = add_utm(cta.url, utm, None, cta.name)
     esc = Markup.escape
     text = f"<p>{esc(cta.text)}</p>" if cta.text else ""
     return (

@@ -1,16 +1,16 @@
 """The end of a send run: the summary lines, the JSON report and the exit status.
 
 The report (``<reports>/issue-N-<time>.json``) says what this run did and where the whole
-issue stands: counts per state, every failure with its reason, every uncertain recipient,
-timings. It holds addresses and provider reasons (already redacted by the adapters), never
-a secret or a token.
+issue stands: counts per state, every failure with its reason, every uncertain recipient (a
+run that died mid-request, or a request that got no answer) with why, timings. It holds
+addresses and provider reasons (already redacted by the adapters), never a secret or a token.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ class Outcome:
     complete: bool  # every recipient sent, failed for good or skipped
     uncertain: list[str]
     failures: list[tuple[str, str]]
+    uncertain_reasons: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -44,6 +45,7 @@ def settle(ledger: Ledger, number: int, now: datetime) -> Outcome:
         complete=complete,
         uncertain=ledger.emails_in(number, L.UNCERTAIN),
         failures=ledger.failures(number),
+        uncertain_reasons=ledger.failures(number, L.UNCERTAIN),
     )
 
 
@@ -52,8 +54,9 @@ def lines(summary: Summary, outcome: Outcome) -> list[str]:
     c = outcome.counts
     out = [
         f"issue {summary.issue} via {summary.provider}: sent {summary.sent}, failed "
-        f"{summary.failed}, skipped {summary.skipped} (unsubscribed) in {summary.elapsed:.1f}s"
-        f" ({summary.rate:.0f}/s); {summary.retried} retried",
+        f"{summary.failed}, uncertain {summary.uncertain}, skipped {summary.skipped} "
+        f"(unsubscribed) in {summary.elapsed:.1f}s ({summary.rate:.0f}/s); "
+        f"{summary.retried} retried",
         f"issue {summary.issue} overall: {c[L.SENT]} sent, {c[L.FAILED]} failed, "
         f"{c[L.SKIPPED]} skipped, {c[L.PENDING]} pending, {c[L.UNCERTAIN]} uncertain",
     ]
@@ -92,6 +95,7 @@ def write(
             "to_send": summary.todo,
             "sent": summary.sent,
             "failed": summary.failed,
+            "uncertain": summary.uncertain,
             "skipped_unsubscribed": summary.skipped,
             "retried": summary.retried,
             "requests": summary.requests,
@@ -105,6 +109,7 @@ def write(
         "counts": outcome.counts,
         "failures": [{"email": e, "reason": r} for e, r in outcome.failures],
         "uncertain": outcome.uncertain,
+        "uncertain_reasons": [{"email": e, "reason": r} for e, r in outcome.uncertain_reasons],
     }
     if extra:
         data.update(extra)

@@ -9,12 +9,18 @@ after, which is what lets a rerun after a crash know exactly who got the issue
 - ``Outcome.RETRY``: the recipient goes back to ``pending`` and is retried after an
   exponential backoff with jitter (at least the provider's ``Retry-After``, which also holds
   the whole bucket), until ``sending.max_attempts`` or ``sending.max_retry_time`` is used up;
+- ``Outcome.UNCERTAIN`` (the request may have reached the provider, no answer came back: a
+  read timeout, a connection dropped mid-request): the row becomes ``uncertain``, like a row
+  left in flight by a crash: reported and listed, sent again only with ``--resend-uncertain``,
+  so nobody is mailed twice. ``sending.retry_uncertain`` treats it as ``RETRY`` instead;
 - ``Outcome.PERMANENT``: that recipient fails with the provider's reason; the run goes on
-  (``SendResult.suppress`` adds it to the suppression list as bounced);
+  (``SendResult.suppress`` adds it to the suppression list as bounced, once per batch);
 - ``ProviderAuthError`` (or any ``ProviderError`` an adapter raises, which promises that
   nothing of that batch went out): the batch goes back to ``pending`` and the run stops;
-- ``sending.max_consecutive_failures`` requests in a row with nothing accepted pause the
-  run; what is left stays ``pending`` for the next run.
+- ``sending.max_consecutive_failures`` requests in a row with nothing accepted (retried,
+  failed or uncertain alike) pause the run; what is left stays ``pending`` for the next run.
+  An uncertain request counts: a provider that stops answering must not turn the whole list
+  uncertain.
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ class SendOptions:
     limit: int | None = None  # at most this many new recipients in this run
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
+    retry_uncertain: bool = False  # UNCERTAIN is retried like RETRY (risking a duplicate)
 
     @classmethod
     def from_config(
@@ -89,6 +96,7 @@ class SendOptions:
             "max_attempts": s.max_attempts,
             "max_retry_time": s.max_retry_time.total_seconds(),
             "max_consecutive_failures": s.max_consecutive_failures,
+            "retry_uncertain": s.retry_uncertain,
             "limit": limit,
         }
         values.update(overrides)
@@ -99,13 +107,14 @@ class SendOptions:
 class Progress:
     """A snapshot for the progress display."""
 
-    done: int  # sent + failed + skipped in this run
+    done: int  # sent + failed + uncertain + skipped in this run
     sent: int
     failed: int
     todo: int  # recipients this run set out to send
     elapsed: float
     rate: float  # sent per second
     eta: float | None  # seconds
+    uncertain: int = 0  # no answer: held, not resent
 
 
 @dataclass
@@ -117,6 +126,7 @@ class Summary:
     todo: int = 0
     sent: int = 0
     failed: int = 0
+    uncertain: int = 0  # no answer from the provider: held as uncertain, not resent
     skipped: int = 0  # unsubscribed after the freeze
     retried: int = 0  # attempts that ended in RETRY
     requests: int = 0
@@ -127,6 +137,7 @@ class Summary:
     interrupted: bool = False  # Ctrl-C or SIGTERM: stopped cleanly, resumable
     error: ProviderError | None = None  # what stopped the run, when a provider did
     failures: list[tuple[str, str]] = field(default_factory=list)
+    uncertainties: list[tuple[str, str]] = field(default_factory=list)  # (email, reason)
 
     @property
     def rate(self) -> float:
@@ -145,6 +156,7 @@ class _Done:
     suppress: list[str]
     waited: float
     hold: float | None
+    uncertain: list[tuple[str, str]] = field(default_factory=list)
     provider_error: ProviderError | None = None  # nothing of the batch went out
     crash: BaseException | None = None
     cancelled: bool = False  # the run was stopping: the rows were not touched
@@ -163,7 +175,7 @@ class _Run:
         options: SendOptions,
         *,
         is_suppressed: Callable[[str], bool],
-        on_suppress: Callable[[str, str], None] | None,
+        on_suppress: Callable[[list[tuple[str, str]]], None] | None,
         progress: Callable[[Progress], None] | None,
         clock: Callable[[], float],
         wall: Callable[[], float],
@@ -251,15 +263,25 @@ class _Run:
             if res is None:
                 if by_email is None:
                     by_email = {r.email.lower(): r for r in results}
+                # the request went out and the adapter said nothing about this recipient
                 res = by_email.get(row.email.lower()) or SendResult(
-                    row.email, Outcome.RETRY, error="the provider gave no result for this recipient"
+                    row.email,
+                    Outcome.UNCERTAIN,
+                    error="the provider adapter gave no result for this recipient",
                 )
             attempts = row.attempts + 1
             first = row.first_try if row.first_try is not None else started
-            if res.outcome is Outcome.SENT:
+            outcome = res.outcome
+            if outcome is Outcome.UNCERTAIN and o.retry_uncertain:
+                outcome = Outcome.RETRY  # the publisher accepts the risk of a duplicate
+            if outcome is Outcome.SENT:
                 updates.append(Update(row.id, L.SENT, res.message_id, None))
                 done.sent += 1
-            elif res.outcome is Outcome.RETRY:
+            elif outcome is Outcome.UNCERTAIN:
+                reason = f"possibly delivered, not resent: {res.error or 'no answer'}"
+                updates.append(Update(row.id, L.UNCERTAIN, None, reason))
+                done.uncertain.append((row.email, reason))
+            elif outcome is Outcome.RETRY:
                 reason = res.error or "temporary failure"
                 # a provider that said when to come back (429 + Retry-After) is throttling, not
                 # failing: that costs time (max_retry_time), not attempts
@@ -399,10 +421,12 @@ class _Run:
         s.sent += done.sent
         s.failed += len(done.failed)
         s.failures.extend(done.failed)
+        s.uncertain += len(done.uncertain)
+        s.uncertainties.extend(done.uncertain)
         s.retried += len(done.retry)
-        for email in done.suppress:
-            if self.on_suppress is not None:
-                self.on_suppress(email, "bounced")
+        if done.suppress and self.on_suppress is not None:
+            # one rewrite of the suppression file per batch, not per bounce
+            self.on_suppress([(email, "bounced") for email in done.suppress])
         now = self.clock()
         # retries of one batch go out together as one (smaller) batch after their delay
         if done.retry:
@@ -433,11 +457,13 @@ class _Run:
             return
         s = self.summary
         elapsed = self.clock() - start
-        done = s.sent + s.failed
+        done = s.sent + s.failed + s.uncertain
         rate = s.sent / elapsed if elapsed > 0 else 0.0
         left = max(0, s.todo - done - s.skipped)
         eta = left / rate if rate > 0 else None
-        self.progress(Progress(done + s.skipped, s.sent, s.failed, s.todo, elapsed, rate, eta))
+        self.progress(
+            Progress(done + s.skipped, s.sent, s.failed, s.todo, elapsed, rate, eta, s.uncertain)
+        )
 
 
 def run(
@@ -448,14 +474,18 @@ def run(
     options: SendOptions,
     *,
     is_suppressed: Callable[[str], bool] = lambda email: False,
-    on_suppress: Callable[[str, str], None] | None = None,
+    on_suppress: Callable[[list[tuple[str, str]]], None] | None = None,
     progress: Callable[[Progress], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     seed: int | None = None,
 ) -> Summary:
-    """Send every pending recipient of ``frozen`` through ``provider``; returns the summary."""
+    """Send every pending recipient of ``frozen`` through ``provider``; returns the summary.
+
+    ``on_suppress`` gets the (email, reason) pairs a batch's bounces add to the suppression
+    list, once per batch.
+    """
     return _Run(
         ledger,
         frozen,

@@ -22,6 +22,7 @@ Export formats, as the services document them:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class Incoming:
     status: str = "active"
     subscribed_at: str = ""
     suppress: str | None = None  # "unsubscribed" | "bounced": record it, do not add
+    suppressed_at: datetime | None = None  # when the service recorded it (None: import time)
     attrs: dict[str, str] = field(default_factory=dict)
 
 
@@ -95,19 +97,8 @@ def _dict_rows(path: Path, where: str, *required: str) -> Iterator[tuple[int, di
 
 def _day(text: str) -> str:
     """The date part of a service timestamp (``2024-03-01 10:00:00`` → ``2024-03-01``)."""
-    text = text.strip()
-    if not text:
-        return ""
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).date().isoformat()
-    except ValueError:
-        pass
-    for fmt in ("%m/%d/%Y", "%Y/%m/%d", "%b %d, %Y", "%B %d, %Y", "%d %b %Y"):
-        try:
-            return datetime.strptime(text, fmt).date().isoformat()
-        except ValueError:
-            continue
-    return text
+    moment = subscribers.parse_time(text)
+    return moment.date().isoformat() if moment else text.strip()
 
 
 def _truthy(text: str) -> bool:
@@ -136,6 +127,7 @@ def read_mailchimp(path: Path, where: str) -> Iterator[Incoming]:
         name = " ".join(p for p in (row.get("first name", ""), row.get("last name", "")) if p)
         tags = next(csv.reader([row.get("tags", "")]), []) if row.get("tags") else []
         suppress = None
+        stamp = row.get("clean_time") or row.get("unsub_time") or ""
         if row.get("clean_time"):
             suppress = "bounced"
         elif row.get("unsub_time"):
@@ -147,6 +139,8 @@ def read_mailchimp(path: Path, where: str) -> Iterator[Incoming]:
             add_tags=frozenset(t.strip() for t in tags if t.strip()),
             subscribed_at=_day(row.get("confirm_time") or row.get("optin_time", "")),
             suppress=suppress,
+            # Mailchimp writes its times in UTC; unreadable ones fall back to the import time
+            suppressed_at=subscribers.parse_time(stamp) if stamp else None,
         )
 
 
@@ -212,36 +206,15 @@ def merge(
     problem: Problem,
     add_only: bool = False,
 ) -> Summary:
-    """Merge ``incoming`` into the subscriber file ``into`` and the suppressed file (atomic)."""
-    summary = Summary()
-    if into.exists():
-        header, rows = subscribers.read_table(into)
-        if header and "email" not in [h.strip().lower() for h in header]:
-            raise SubscriberError(
-                f"{subscribers.shown_path(config, into)}:1: no email column; fix the header first"
-            )
-    else:
-        header, rows = [], []
-    if not header:
-        header = list(subscribers.COLUMNS)
-    col = {h.strip().lower(): i for i, h in enumerate(header)}
-    for name in subscribers.COLUMNS:
-        if name not in col:
-            col[name] = len(header)
-            header.append(name)
-    width = len(header)
-    for r in rows:
-        r.extend([""] * (width - len(r)))
-    index: dict[str, int] = {}
-    for i, r in enumerate(rows):
-        try:
-            index.setdefault(subscribers.key(subscribers.normalise_email(r[col["email"]])), i)
-        except ValueError:
-            continue  # `subscribers validate` reports it; an import leaves it alone
-    today = when.date().isoformat() if isinstance(when, datetime) else when.isoformat()
-    to_suppress: list[tuple[str, str]] = []
-    changed = False
+    """Merge ``incoming`` into the subscriber file ``into`` and the suppressed file (atomic).
 
+    The export is indexed in memory (it is the small side); ``into`` is streamed row by row
+    into a temporary copy, under the same lock as every other rewrite of it.
+    """
+    summary = Summary()
+    today = when.date().isoformat() if isinstance(when, datetime) else when.isoformat()
+    pending: dict[str, list[tuple[str, Incoming]]] = {}
+    to_suppress: list[tuple[str, str, datetime | None]] = []
     for item in incoming:
         try:
             email = subscribers.normalise_email(item.email)
@@ -254,55 +227,150 @@ def merge(
             )
             continue
         if item.suppress:
-            to_suppress.append((email, item.suppress))
+            to_suppress.append((email, item.suppress, item.suppressed_at))
             continue
-        k = subscribers.key(email)
-        if k in index:
-            if add_only:
-                raise UsageError(f"{email} is already in {subscribers.shown_path(config, into)}")
-            r = rows[index[k]]
-            before = list(r)
-            tags = (subscribers.split_values(r[col["tags"]]) | item.add_tags) - item.remove_tags
-            lists = subscribers.split_values(r[col["lists"]]) | item.lists
-            r[col["tags"]] = subscribers.join_values(tags)
-            r[col["lists"]] = subscribers.join_values(lists)
-            if item.name and not r[col["name"]]:
-                r[col["name"]] = item.name
-            if r != before:
-                summary.updated += 1
-                changed = True
-            else:
-                summary.unchanged += 1
+        if (item.status or "active") not in subscribers.STATUSES:
+            summary.skipped += 1
+            problem(subscribers.unknown_status(source, item.line, item.status))
             continue
-        new = [""] * width
-        values = {
-            "email": email,
-            "name": item.name,
-            "lists": subscribers.join_values(item.lists),
-            "tags": subscribers.join_values(item.add_tags - item.remove_tags),
-            "status": item.status or "active",
-            "subscribed_at": item.subscribed_at or today,
-        }
-        for attr, value in item.attrs.items():
-            if attr not in col:
-                col[attr] = width
-                header.append(attr)
-                width += 1
-                for r in rows:
-                    r.append("")
-                new.append("")
-            values[attr] = value
-        for name, value in values.items():
-            new[col[name]] = value
-        index[k] = len(rows)
-        rows.append(new)
-        summary.added += 1
-        changed = True
-
-    if changed:
-        subscribers.write_csv_atomic(into, header, rows)
-    summary.suppressed = subscribers.suppress_many(config, to_suppress, when=today)
+        pending.setdefault(subscribers.key(email), []).append((email, item))
+    if pending:
+        with subscribers.locked(into):
+            _rewrite(config, into, pending, summary, today=today, add_only=add_only)
+    summary.suppressed = subscribers.suppress_many(config, to_suppress, when=when)
     return summary
+
+
+def _rewrite(
+    config: Config,
+    into: Path,
+    pending: dict[str, list[tuple[str, Incoming]]],
+    summary: Summary,
+    *,
+    today: str,
+    add_only: bool,
+) -> None:
+    """Copy ``into`` row by row, updating the rows ``pending`` names; append the new ones."""
+    shown = subscribers.shown_path(config, into)
+    with subscribers.atomic_writer(into) as out, _open_rows(into, shown) as rows:
+        header = list(next(rows, None) or subscribers.COLUMNS)
+        col = {h.strip().lower(): i for i, h in enumerate(header)}
+        if "email" not in col:
+            raise SubscriberError(f"{shown}:1: no email column; fix the header first")
+        for name in subscribers.COLUMNS:
+            if name not in col:
+                col[name] = len(header)
+                header.append(name)
+        # extra columns of new rows widen the header, which is written first: when the
+        # export brings a column the file lacks, a first pass finds which rows are new
+        extra = {a for _k, items in pending.items() for a in items[0][1].attrs} - col.keys()
+        if extra:
+            new_keys = pending.keys() - _keys_in(into, shown, col["email"], pending)
+            extra = {a for k in new_keys for a in pending[k][0][1].attrs} - col.keys()
+            for attr in sorted(extra):
+                col[attr] = len(header)
+                header.append(attr)
+        width = len(header)
+        ie = col["email"]
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        changed = False
+        for cells in rows:
+            if not cells:
+                continue
+            if len(cells) < width:
+                cells += [""] * (width - len(cells))
+            if pending:
+                k = _row_key(cells[ie])
+                if k in pending:
+                    if add_only:
+                        raise UsageError(f"{pending[k][0][0]} is already in {shown}")
+                    for _email, item in pending.pop(k):
+                        changed |= _update(cells, col, item, summary)
+            writer.writerow(cells)
+        for items in pending.values():
+            email, first = items[0]
+            values = {
+                **first.attrs,
+                "email": email,
+                "name": first.name,
+                "lists": subscribers.join_values(first.lists),
+                "tags": subscribers.join_values(first.add_tags - first.remove_tags),
+                "status": first.status or "active",
+                "subscribed_at": first.subscribed_at or today,
+            }
+            new = [""] * width
+            for name, value in values.items():
+                new[col[name]] = value
+            summary.added += 1
+            for _email, item in items[1:]:
+                _update(new, col, item, summary)
+            writer.writerow(new)
+            changed = True
+        if not changed:
+            raise subscribers.Unchanged  # keep the old file (and its mtime) as it was
+
+
+def _update(cells: list[str], col: dict[str, int], item: Incoming, summary: Summary) -> bool:
+    """Apply ``item``'s tags, lists and name to an existing row; whether it changed."""
+    before = list(cells)
+    tags = (subscribers.split_values(cells[col["tags"]]) | item.add_tags) - item.remove_tags
+    cells[col["tags"]] = subscribers.join_values(tags)
+    lists = subscribers.split_values(cells[col["lists"]]) | item.lists
+    cells[col["lists"]] = subscribers.join_values(lists)
+    if item.name and not cells[col["name"]]:
+        cells[col["name"]] = item.name
+    if cells != before:
+        summary.updated += 1
+        return True
+    summary.unchanged += 1
+    return False
+
+
+def _row_key(raw: str) -> str | None:
+    try:
+        return subscribers.key(subscribers.normalise_email(raw))
+    except ValueError:
+        return None  # `subscribers validate` reports it; an import leaves it alone
+
+
+def _keys_in(path: Path, shown: str, ie: int, wanted: Iterable[str]) -> set[str]:
+    """Which of ``wanted`` already have a row in ``path`` (a streamed pass)."""
+    wanted = set(wanted)
+    found: set[str] = set()
+    with _open_rows(path, shown) as rows:
+        next(rows, None)
+        for cells in rows:
+            k = _row_key(cells[ie]) if len(cells) > ie else None
+            if k in wanted:
+                found.add(k)
+    return found
+
+
+@contextlib.contextmanager
+def _open_rows(path: Path, shown: str) -> Iterator[Iterator[list[str]]]:
+    """The rows of a subscriber file (header first), streamed; none if it does not exist."""
+    try:
+        f = path.open(newline="", encoding="utf-8-sig")
+    except FileNotFoundError:
+        yield iter(())
+        return
+    except OSError as e:
+        raise SubscriberError(f"{shown}: cannot read: {e.strerror}") from e
+    with f:
+        reader = csv.reader(f)
+        try:
+            yield reader
+        except UnicodeDecodeError:
+            # decoding runs ahead of the csv reader: find the line in the raw bytes
+            line = subscribers.first_bad_line(path)
+            raise SubscriberError(
+                f"{shown}:{line}: not UTF-8; save it as UTF-8 CSV before changing it"
+            ) from None
+        except csv.Error as e:
+            raise SubscriberError(
+                f"{shown}:{reader.line_num}: malformed CSV ({e}); fix it before changing it"
+            ) from None
 
 
 def export(config: Config, out: IO[str], *, problem: Problem) -> int:

@@ -4,19 +4,26 @@ Every ``*.csv`` in ``subscribers.path`` (except the suppressed file) is a subscr
 the header ``email,name,lists,tags,status,subscribed_at``; only ``email`` is required, and
 extra columns are kept in ``Subscriber.attrs``. ``lists`` and ``tags`` hold several values
 separated by ``;`` (``weekly;breaking``). A row with no lists belongs to ``sending.list``.
-A row whose ``status`` is empty or ``active`` is mailed; any other status is skipped.
+A row whose ``status`` is empty or ``active`` is mailed; ``pending``, ``unsubscribed``,
+``bounced`` and ``complained`` rows are skipped, and any other status (a typo) is reported and
+skipped.
 
 Files are read ``subscribers.csv`` first, then the others by name; when an address appears
 twice the first row wins (a reader marked ``unsubscribed`` there is not revived by another
 file). ``subscribers.suppressed`` (``email,reason,date,list``) always wins: an address in it
-is never mailed, whatever the lists say. Addresses are compared case-insensitively
-(``Bob@x.org`` and ``bob@x.org`` are one person) while the stored address keeps its
-local-part case and gets its domain lower-cased, as email-validator normalises it.
+is never mailed, on any list, whatever the lists say. Suppression is global on purpose (an
+unsubscribe through List-Unsubscribe must stop all mail from this sender; a bounce or a
+complaint is about the address): ``list`` only records where an unsubscribe came from, and
+``date`` is an ISO 8601 time with its offset (``2026-11-25T14:29:25+00:00``). Addresses are
+compared case-insensitively (``Bob@x.org`` and ``bob@x.org`` are one person) while the stored
+address keeps its local-part case and gets its domain lower-cased, as email-validator
+normalises it.
 
 Rows are streamed; the only state kept for a run is one 60-bit hash per address seen (about
 70 bytes per subscriber: ~70 MB for a million, read at ~185,000 rows/s), so a list never
 sits in memory. A hash collision (odds under one in a million at a million readers) would
-drop one reader as a duplicate.
+drop one reader as a duplicate. Rewrites (``add``, ``import``, unsubscribes) stream the file
+to a temporary copy under an exclusive lock and then rename it into place.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from types import MappingProxyType
 from typing import IO, TYPE_CHECKING
@@ -46,6 +53,7 @@ SEP = ";"
 COLUMNS = ("email", "name", "lists", "tags", "status", "subscribed_at")
 SUPPRESSED_COLUMNS = ("email", "reason", "date", "list")
 REASONS = ("unsubscribed", "bounced", "complained")
+STATUSES = ("active", "pending", *REASONS)  # pending: signed up, not yet confirmed
 MAIN_FILE = "subscribers.csv"
 
 Problem = Callable[[str], None]
@@ -166,7 +174,11 @@ def iter_subscribers(
                 continue  # a duplicate (first file wins), reported by `subscribers validate`
             seen.add(h)
             status = cells[istatus].strip().lower()
-            if status not in ("", "active") or k in suppressed:
+            if status not in ("", "active"):
+                if status not in STATUSES:
+                    problem(unknown_status(where, line, cells[istatus]))
+                continue
+            if k in suppressed:
                 continue
             lists = parse_values(cells[ilists]) or default_lists
             tags = parse_values(cells[itags])
@@ -189,6 +201,12 @@ def iter_subscribers(
 
 
 _NO_ATTRS: MappingProxyType[str, str] = MappingProxyType({})
+
+
+def unknown_status(where: str, line: int, raw: str) -> str:
+    """The problem line for a row whose status is not one of STATUSES."""
+    listed = ", ".join(STATUSES[:-1]) + f" or {STATUSES[-1]}"
+    return f'{where}:{line}: unknown status "{raw.strip()}"; use {listed}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +259,7 @@ def _cells(
                 yield reader.line_num, cells, layout
         except UnicodeDecodeError:
             # decoding runs ahead of the csv reader: find the line in the raw bytes
-            problem(f"{where}:{_first_bad_line(path)}: not UTF-8; save the file as UTF-8 CSV")
+            problem(f"{where}:{first_bad_line(path)}: not UTF-8; save the file as UTF-8 CSV")
         except csv.Error as e:
             problem(f"{where}:{reader.line_num}: malformed CSV ({e})")
 
@@ -268,7 +286,8 @@ def find(config: Config, email: str) -> tuple[str, int, str] | None:
     return None
 
 
-def _first_bad_line(path: Path) -> int:
+def first_bad_line(path: Path) -> int:
+    """The number of the first line of ``path`` that is not UTF-8 (1 if none is)."""
     with path.open("rb") as f:
         for n, raw in enumerate(f, 1):
             try:
@@ -309,8 +328,11 @@ def validate(config: Config) -> Iterator[str]:
             h = hash(key(email)) & _HASH_BITS
             if h in first_seen:
                 yield f'{where}:{line}: duplicate of {first_seen[h]} ("{email}"); the first is used'
-            else:
-                first_seen[h] = f"{where}:{line}"
+                continue
+            first_seen[h] = f"{where}:{line}"
+            status = row.get("status", "")
+            if status.strip().lower() not in ("", *STATUSES):
+                yield unknown_status(where, line, status)
         yield from problems
         problems.clear()
     for line, row in _suppressed_rows(config, problems.append):
@@ -357,12 +379,53 @@ def _key_of(email: str) -> str:
         return key(email.strip())
 
 
+When = date | datetime | str
+
+_DATE_FORMATS = ("%m/%d/%Y", "%Y/%m/%d", "%b %d, %Y", "%B %d, %Y", "%d %b %Y")
+
+
+def parse_time(text: str) -> datetime | None:
+    """An aware datetime from ISO 8601 or a common export date (naive means UTC); None if not."""
+    text = text.strip()
+    moment: datetime | None = None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        for fmt in _DATE_FORMATS:
+            try:
+                moment = datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                continue
+    if moment is None:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def timestamp(when: When) -> str:
+    """``when`` as the suppressed file writes it: ISO 8601 with time and offset, to the second.
+
+    A bare date is midnight UTC; a naive time is taken as UTC.
+    """
+    if isinstance(when, str):
+        moment = parse_time(when)
+        if moment is None:
+            raise SubscriberError(
+                f'cannot read the time "{when}"; use ISO 8601 like 2026-11-25T14:29:25+00:00'
+            )
+    elif isinstance(when, datetime):
+        moment = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    else:
+        moment = datetime.combine(when, time(0), tzinfo=UTC)
+    return moment.isoformat(timespec="seconds")
+
+
 def suppress(
     config: Config,
     email: str,
     *,
     reason: str,
-    when: date | datetime | str,
+    when: When,
     list_: str | None = None,
 ) -> bool:
     """Record ``email`` in the suppressed file (atomically); False if it already was there."""
@@ -371,27 +434,33 @@ def suppress(
 
 def suppress_many(
     config: Config,
-    entries: Iterable[tuple[str, str]],
+    entries: Iterable[tuple[str, str] | tuple[str, str, When | None]],
     *,
-    when: date | datetime | str,
+    when: When,
     list_: str | None = None,
 ) -> int:
-    """Record (email, reason) pairs with one atomic rewrite; how many were new."""
-    wanted: list[tuple[str, str]] = []
-    for email, reason in entries:
+    """Record (email, reason[, when]) entries with one atomic rewrite; how many were new.
+
+    An entry's own time (a service's unsubscribe date) wins over ``when``.
+    """
+    default = timestamp(when)
+    wanted: list[tuple[str, str, str]] = []
+    for entry in entries:
+        email, reason = entry[0], entry[1]
+        own = entry[2] if len(entry) > 2 else None
         if reason not in REASONS:
             raise SubscriberError(
                 f'unknown suppression reason "{reason}"; use one of {", ".join(REASONS)}'
             )
         try:
-            wanted.append((normalise_email(email), reason))
+            address = normalise_email(email)
         except ValueError as e:
             raise SubscriberError(f'invalid email "{email.strip()}" ({e})') from None
+        wanted.append((address, reason, default if own is None else timestamp(own)))
     if not wanted:
         return 0
-    stamp = when if isinstance(when, str) else when.isoformat()
     path = config.subscribers.suppressed
-    with _locked(path):
+    with locked(path):
         header: list[str] = list(SUPPRESSED_COLUMNS)
         body: list[list[str]] = []
         if path.exists():
@@ -411,7 +480,7 @@ def suppress_many(
                 for cells in body:
                     cells.append("")
         added = 0
-        for address, reason in wanted:
+        for address, reason, stamp in wanted:
             k = key(address)
             if k in known:
                 continue
@@ -450,6 +519,10 @@ def write_csv_atomic(path: Path, header: Sequence[str], rows: Iterable[Sequence[
         writer.writerows(rows)
 
 
+class Unchanged(Exception):
+    """Raised inside an ``atomic_writer`` block: drop the new file and keep the old one."""
+
+
 @contextlib.contextmanager
 def atomic_writer(path: Path) -> Iterator[IO[str]]:
     """A text file that replaces ``path`` only when the block ends without an exception."""
@@ -468,6 +541,8 @@ def atomic_writer(path: Path) -> Iterator[IO[str]]:
     except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, Unchanged):
+            return
         if isinstance(e, OSError):  # disk full, permissions: one clear line, old file intact
             raise SubscriberError(f"{path}: cannot write: {e.strerror}; it is unchanged") from e
         raise
@@ -495,8 +570,8 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise read-modify-write of ``path`` across processes (several server workers)."""
+def locked(path: Path) -> Iterator[None]:
+    """Serialise read-modify-write of ``path`` across processes (CLI runs, server workers)."""
     import fcntl
 
     try:

@@ -32,7 +32,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -433,6 +433,40 @@ class FakeProviderServer(ThreadingHTTPServer):
     def error_body(self, status: int, message: str) -> Any:
         """The provider's error format."""
         return {"message": message}
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; whether it held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@contextlib.contextmanager
+def refusing_url() -> Iterator[str]:
+    """An http URL on 127.0.0.1 where every connection is refused, while the block runs."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # bound but never listening: ours, and it refuses connections
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@contextlib.contextmanager
+def unanswered_url() -> Iterator[str]:
+    """An http URL on 127.0.0.1 whose connections time out (never made), while the block runs."""
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(socket.socket())
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)  # never accepted: once the backlog is full, Linux drops new SYNs
+        address = server.getsockname()
+        for _ in range(8):
+            filler = stack.enter_context(socket.socket())
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(address)
+        yield f"http://127.0.0.1:{address[1]}"
 
 
 def _address(value: str) -> str:

@@ -57,6 +57,8 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool
         pressroom digest preview --open
         pressroom weekly
     """
+    if verbose and quiet:
+        raise click.UsageError("-v/--verbose and -q/--quiet contradict each other; pick one")
     ctx.obj = App(config_path or config_mod.default_path(), verbose, quiet)
 
 

@@ -21,7 +21,7 @@ _WIDTHS = {"author": 24, "categories": 24}
 @now_option
 @pass_app
 def articles(app: App, since: str | None, as_json: bool, as_lines: bool, now: str | None) -> None:
-    """List the published articles of every source, newest first.
+    """List the published articles of every source, newest first, with their slugs.
 
     Drafts and future-dated articles are left out, duplicates (same URL) shown once.
     Warnings go to stderr; a broken article is reported there with its file and line,
@@ -59,6 +59,7 @@ def _record(article: Article) -> dict[str, Any]:
     image = article.image
     return {
         "id": article.id,
+        "slug": article.slug,
         "url": article.url,
         "title": article.title,
         "published": article.published.isoformat(),
@@ -76,16 +77,18 @@ def _table(app: App, items: tuple[Article, ...], tz: Any) -> None:
     rows = [
         (
             a.published.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            a.slug,
             _cut(", ".join(x.name for x in a.authors) or "-", _WIDTHS["author"]),
             _cut(", ".join(a.categories) or "-", _WIDTHS["categories"]),
             a.title,
         )
         for a in items
     ]
-    header = ("DATE", "AUTHOR", "CATEGORIES", "TITLE")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    # the slug is what `digest build --pin` takes, so the table shows it whole
+    header = ("DATE", "SLUG", "AUTHOR", "CATEGORIES", "TITLE")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     for row in [header, *rows]:
-        app.out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+        app.out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
 
 
 def _cut(text: str, width: int) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from pressroom.cli.app import App, now_option, parse_since, pass_app
+from pressroom.cli.feeds import shown
 from pressroom.errors import NothingToSend, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -131,7 +133,7 @@ def build(
         app.out(f"  {article.published:%Y-%m-%d}  {article.slug}  {article.title}{lead}")
     app.out(f"variants: {', '.join(v.key for v in rendered.variants)}")
     for path in preview.write_archive(app.config, rendered, date=issue.date):
-        app.out(f"wrote {_shown(app, path)}")
+        app.out(f"wrote {shown(path)}")
     findings = preflight.check(rendered, app.config)
     if findings:
         errors = sum(f.level == "error" for f in findings)
@@ -253,6 +255,7 @@ def preview_command(
             open_browser=open_,
             ready=lambda url: app.out(f"previewing at {url} (Ctrl-C to stop)"),
             log=app.info,
+            clock=datetime.now,
         )
         return
     if port != 8025:
@@ -265,17 +268,10 @@ def preview_command(
     folder = out if out is not None else app.config.root / "preview"
     paths = preview.write_files(app.config, prepared, folder, as_email, info=app.info)
     for path in paths:
-        app.out(str(path))
+        app.out(shown(path))
     if open_:
         click.launch(str(paths[0]))
     app.finish()
-
-
-def _shown(app: App, path: Path) -> str:
-    try:
-        return str(path.relative_to(app.config.root))
-    except ValueError:
-        return str(path)
 
 
 COMMANDS: list[click.Command] = [digest]

@@ -9,12 +9,17 @@ import click
 from pressroom.cli.app import App, now_option, pass_app
 
 
-def _shown(path: Path) -> str:
-    """A path relative to the working directory when it is below it."""
+def shown(path: Path) -> str:
+    """A path relative to the working directory when it is below it, else absolute.
+
+    Every command that reports files it wrote (``feeds``, ``digest build|preview``) prints
+    them this way, so they can be pasted into the shell they were run from.
+    """
+    resolved = path.resolve()
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(resolved.relative_to(Path.cwd().resolve()))
     except ValueError:
-        return str(path)
+        return str(resolved)
 
 
 @click.command("feeds")
@@ -48,14 +53,14 @@ def feeds(app: App, out: Path | None, now: str | None) -> None:
     for error in loaded.errors:
         app.problem(error.message)
     report = feeds_mod.build(config, loaded.articles, out=out)
-    target = _shown(report.out)
+    target = shown(report.out)
     if not report.total:
         app.warn(f"no articles to publish: no feeds written to {target}")
     else:
         for path in report.written:
-            app.debug(f"wrote {_shown(path)}")
+            app.debug(f"wrote {shown(path)}")
         for path in report.removed:
-            app.info(f"removed stale {_shown(path)}")
+            app.info(f"removed stale {shown(path)}")
         written = [p for p in report.written if p.name != feeds_mod.STYLESHEET]
         unchanged = [p for p in report.unchanged if p.name != feeds_mod.STYLESHEET]
         app.out(

@@ -28,20 +28,21 @@ def init(app: App, directory: Path, force: bool) -> None:
         pressroom init my-site
         cd my-site && pressroom feeds
     """
-    src = defaults.root()
-    wanted = [Path(p) for p in defaults.STARTER_FILES]
-    wanted += [p.relative_to(src) for p in sorted((src / "templates").rglob("*")) if p.is_file()]
-    clashes = [p for p in wanted if (directory / p).exists()]
+    files = defaults.starter_files()
+    clashes = [rel for rel in files if (directory / rel).exists()]
     if clashes and not force:
         raise UsageError(
             f"{directory / clashes[0]} already exists; pick an empty directory or pass --force"
         )
-    for rel in wanted:
-        target = directory / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src / rel, target)
-        app.debug(f"wrote {target}")
-    app.info(f"created a publication in {directory} ({len(wanted)} files)")
+    try:
+        for rel, source in files.items():
+            target = directory / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            app.debug(f"wrote {target}")
+    except OSError as e:
+        raise UsageError(f"{directory}: cannot write: {e.strerror}; pick another DIR") from e
+    app.info(f"created a publication in {directory} ({len(files)} files)")
     app.out("next steps:")
     app.out(f"  cd {directory}")
     app.out("  edit config.yaml (publication name, url, postal address, support links)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import signal
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -70,7 +72,8 @@ class _Display:
 
         assert isinstance(p, Progress)
         eta = f"{p.eta:.0f}s" if p.eta is not None else "?"
-        line = f"sent {p.sent}/{p.todo}  failed {p.failed}  {p.rate:.0f}/s  ETA {eta}"
+        held = f"  uncertain {p.uncertain}" if p.uncertain else ""
+        line = f"sent {p.sent}/{p.todo}  failed {p.failed}{held}  {p.rate:.0f}/s  ETA {eta}"
         if self.tty:
             click.echo("\r" + line.ljust(70), nl=False, err=True)
             self.shown = True
@@ -92,7 +95,7 @@ def deliver(
     articles_reported: bool = False,
 ) -> int:
     """Freeze (or resume) the issue and send it; returns the exit status."""
-    from pressroom import message, preflight, report
+    from pressroom import message, preflight, preview, report
     from pressroom import send as send_mod
     from pressroom import subscribers as subs_mod
     from pressroom.digest import prepare
@@ -121,6 +124,7 @@ def deliver(
                 f"resuming issue {frozen.number} (frozen {frozen.frozen_at:%Y-%m-%d %H:%M} UTC)"
             )
             window_end = frozen.window_end
+            issue_date = frozen.frozen_at.astimezone(ZoneInfo(config.publication.timezone))
         else:
             prepared = prepare(config, moment, warn=app.warn)
             if not articles_reported:  # weekly has loaded (and reported) them already
@@ -128,6 +132,7 @@ def deliver(
                     app.problem(err.message)
             rendered = prepared.rendered
             window_end = prepared.issue.window_end
+            issue_date = prepared.issue.date
             findings = preflight.check(rendered, config)
             for f in findings:
                 (app.problem if f.level == "error" else app.warn)(
@@ -226,10 +231,17 @@ def deliver(
                 app.info("not sent")
                 return 1
 
+        page = config.digest.archive / str(number) / "index.html"
+        if new or not page.exists():
+            # the messages' "view online" link points at this page: it must exist even when
+            # `digest build` was never run, and match what is sent
+            for path in preview.write_archive(config, rendered, date=issue_date):
+                app.info(f"wrote {_shown(path)}")
+
         keys = subs_mod.load_suppressed(config)
 
-        def on_suppress(email: str, reason: str) -> None:
-            subs_mod.suppress(config, email, reason=reason, when=moment.date(), list_=frozen.list)
+        def on_suppress(entries: list[tuple[str, str]]) -> None:
+            subs_mod.suppress_many(config, entries, when=moment.date(), list_=frozen.list)
 
         options = send_mod.SendOptions.from_config(config, provider, limit=req.limit)
         provider.open(content)
@@ -262,6 +274,17 @@ def deliver(
             app.info(f"  failed: {email}: {reason}")
         if len(summary.failures) > SHOW_UNCERTAIN:
             app.info(f"  … and {len(summary.failures) - SHOW_UNCERTAIN} more (see the report)")
+        if summary.uncertainties:
+            app.warn(
+                f"{len(summary.uncertainties)} uncertain recipients: the provider's answer was "
+                f"lost (they may or may not have received issue {number}); not resent. Rerun with "
+                "--resend-uncertain to send them, or --drop-uncertain to settle them"
+            )
+            for email, reason in summary.uncertainties[:SHOW_UNCERTAIN]:
+                app.info(f"  uncertain: {email}: {reason}")
+            if len(summary.uncertainties) > SHOW_UNCERTAIN:
+                left = len(summary.uncertainties) - SHOW_UNCERTAIN
+                app.info(f"  … and {left} more (see the report)")
         path = report.write(config.reports, summary, outcome, started=started, finished=finished)
         app.info(f"report: {_shown(path)}")
         if summary.interrupted:
@@ -315,6 +338,8 @@ def _test_copy(
         raise UsageError(f'--test-to: invalid email "{to}" ({e})') from None
     variant = next(iter(content.variants))
     recipient = factory.make(address, "", variant)  # type: ignore[attr-defined]
+    # marked as a test: kept apart from the issue's deliveries (file outbox, provider tags)
+    content = dataclasses.replace(content, test=True, tag=f"{content.tag}-test")
     provider.open(content)
     result = send_one(provider, recipient)
     if result.outcome is Outcome.SENT:
@@ -323,6 +348,12 @@ def _test_copy(
             "(not recorded as a delivery)"
         )
         return 0
+    if result.outcome is Outcome.UNCERTAIN:
+        app.problem(
+            f"test copy to {address}: no answer from {provider.name}, it may or may not have "
+            f"been sent ({result.error})"
+        )
+        return 1
     app.problem(f"test copy to {address} not sent: {result.error or result.outcome.value}")
     return 1
 
@@ -421,7 +452,7 @@ def _send_options(f: click.decorators.FC) -> click.decorators.FC:
                 "--resend-uncertain",
                 is_flag=True,
                 help="Also send recipients whose earlier request may or may not have "
-                "gone out (a crash mid-request).",
+                "gone out (a crash mid-request, or no answer from the provider).",
             ),
             click.option(
                 "--drop-uncertain",

@@ -121,7 +121,7 @@ def add(
     into: str | None,
     now: str | None,
 ) -> None:
-    """Add one subscriber (atomic write of the subscriber file).
+    """Add one subscriber (the file is streamed and replaced atomically, under a lock).
 
     \b
     Example:

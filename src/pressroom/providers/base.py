@@ -7,7 +7,11 @@ the environment itself. The send loop (``pressroom.send``) owns batching, rate l
 retries and the ledger; an adapter only says, per recipient, what happened:
 
     Outcome.SENT       accepted by the provider (``message_id`` when it gives one)
-    Outcome.RETRY      try again later (429, 5xx, timeout, dropped connection, 4xx SMTP)
+    Outcome.RETRY      try again later: nothing went out (429, 5xx, 4xx SMTP reply, a
+                       connection that could not be made, a drop before the message was sent)
+    Outcome.UNCERTAIN  the request may have reached the provider but no answer came back
+                       (read timeout, connection dropped after the request or the SMTP DATA
+                       went out): sending again could mail the recipient twice
     Outcome.PERMANENT  this recipient failed for good (4xx other than 429, 5xx SMTP reply)
     Outcome.FATAL      the run must stop (401/403 auth failure) -> raise ProviderAuthError
 
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 import email.utils
 import enum
+import socket
+import ssl
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -27,6 +33,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 import requests
+from urllib3.exceptions import ConnectTimeoutError, ProtocolError, ReadTimeoutError
 
 from pressroom.errors import ProviderAuthError, ProviderConfigError
 from pressroom.models import RenderedVariant
@@ -35,6 +42,7 @@ from pressroom.models import RenderedVariant
 class Outcome(enum.Enum):
     SENT = "sent"
     RETRY = "retry"
+    UNCERTAIN = "uncertain"  # the request may have reached the provider; no answer came back
     PERMANENT = "permanent"
     FATAL = "fatal"
 
@@ -62,6 +70,7 @@ class Content:
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     tag: str = ""  # provider-side campaign tag, e.g. "issue-42"
     message_id_domain: str = "localhost"
+    test: bool = False  # a `--test-to` copy, not a delivery: kept apart where adapters can
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +142,7 @@ class Provider(ABC):
             secrets[setting] = value
         return cls(settings, secrets=secrets, session=session)
 
-    def open(self, content: Content) -> None:  # noqa: B027 - optional hook
+    def open(self, content: Content) -> None:
         """Prepare for sending ``content`` (e.g. convert field tokens to provider syntax once)."""
         self.content = content
 
@@ -211,5 +220,57 @@ def classify_http(
 def http_exception_result(
     exc: requests.RequestException, provider: Provider
 ) -> tuple[Outcome, str]:
-    """Timeouts and dropped connections are retryable; the reason carries no secret."""
-    return Outcome.RETRY, provider.redact(f"{type(exc).__name__}: {exc}")[:300]
+    """RETRY when the request cannot have gone out, else UNCERTAIN; the reason has no secret.
+
+    Safe to retry: the connection was never made (refused, DNS, connect timeout, a TLS
+    certificate refused in the handshake) or the request could not even be built. Uncertain:
+    a read timeout, or a connection dropped once it was up (RemoteDisconnected, reset,
+    "Connection aborted"): the provider may have accepted the batch and lost only its answer.
+    A keep-alive socket the server closed while idle is caught by urllib3 before reuse
+    (``is_connection_dropped``) and replaced by a fresh one, so what is left is a real race
+    that nothing on this side can tell apart from a drop after processing.
+    """
+    reason = provider.redact(f"{type(exc).__name__}: {exc}")[:300]
+    return (Outcome.RETRY if _not_sent(exc) else Outcome.UNCERTAIN), reason
+
+
+def _not_sent(exc: requests.RequestException) -> bool:
+    """Whether ``exc`` proves the request never reached the provider."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if not isinstance(
+        exc,
+        (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ),
+    ):
+        return True  # raised while preparing the request (bad URL, header, body): never sent
+    for cause in _causes(exc):
+        # NewConnectionError (refused, unreachable; NameResolutionError too) subclasses
+        # ConnectTimeoutError in urllib3 2: both mean no connection was made
+        if isinstance(cause, (ConnectTimeoutError, socket.gaierror)):
+            return True
+        if isinstance(cause, (ConnectionRefusedError, ssl.SSLCertVerificationError)):
+            return True
+        if isinstance(cause, (ReadTimeoutError, ProtocolError)):
+            return False  # the connection was up: the request (or part of it) went out
+    return False  # unknown: assume it may have gone out (never mail anyone twice)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps (exception args, urllib3's ``reason``, chained causes)."""
+    out: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo and len(out) < 20:
+        e = todo.pop(0)
+        if e is None or any(e is seen for seen in out):
+            continue
+        out.append(e)
+        todo.extend(a for a in e.args if isinstance(a, BaseException))
+        reason = getattr(e, "reason", None)
+        todo.append(reason if isinstance(reason, BaseException) else None)
+        todo.extend((e.__cause__, e.__context__))
+    return out

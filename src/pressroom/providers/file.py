@@ -1,5 +1,8 @@
 """The ``file`` provider: one ``.eml`` per recipient in ``<outbox>/issue-N/`` (the default).
 
+Test copies (``digest send --test-to``) go to ``<outbox>/test/issue-N-<addr>.eml`` instead, so
+the issue's folder only ever holds real deliveries.
+
 It needs no account and no network, so a new publication can run ``pressroom weekly`` at
 once and open the result in a mail client. It goes through the ledger like any provider:
 resume, uncertain recipients and reports behave exactly as with a real service.
@@ -46,7 +49,9 @@ class FileProvider(Provider):
             raise ProviderConfigError(
                 "file: no outbox folder; set providers.file.outbox or the top-level outbox:"
             )
-        self.folder = Path(self.settings.outbox) / f"issue-{content.issue}"
+        outbox = Path(self.settings.outbox)
+        self.folder = outbox / "test" if content.test else outbox / f"issue-{content.issue}"
+        self.prefix = f"issue-{content.issue}-" if content.test else ""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -58,7 +63,7 @@ class FileProvider(Provider):
         results = []
         for r in batch:
             data = build(self.content, r)
-            path = self.folder / eml_name(r.email)
+            path = self.folder / (self.prefix + eml_name(r.email))
             tmp = path.with_name(path.name + ".tmp")
             try:
                 # temp + rename: a crash never leaves a half-written message behind
@@ -74,4 +79,7 @@ class FileProvider(Provider):
         return results
 
     def check(self) -> str:
-        return f"file: writes .eml files to {self.settings.outbox}/issue-N/ (no account needed)"
+        return (
+            f"file: writes .eml files to {self.settings.outbox}/issue-N/ (test copies to "
+            f"{self.settings.outbox}/test/; no account needed)"
+        )

@@ -210,8 +210,9 @@ class Postmark(Provider):
             elements = _json(response)
             if isinstance(elements, list) and len(elements) == len(batch):
                 return self._per_message(batch, elements)
+            # accepted, but which messages went out is unknown: resending could mail twice
             return batch_result(
-                batch, Outcome.RETRY, "Postmark answered 200 without one result per message"
+                batch, Outcome.UNCERTAIN, "Postmark answered 200 without one result per message"
             )
         body = _json(response)
         if response.status_code == 422 and isinstance(body, dict) and "ErrorCode" in body:

@@ -298,7 +298,10 @@ class SES(Provider):
             return batch_result(group, outcome, reason, retry_after)
         entries = (_json(response) or {}).get("BulkEmailEntryResults")
         if not isinstance(entries, list) or len(entries) != len(group):
-            return batch_result(group, Outcome.RETRY, "SES answered without one result per entry")
+            # accepted, but which entries went out is unknown: resending could mail twice
+            return batch_result(
+                group, Outcome.UNCERTAIN, "SES answered 200 without one result per entry"
+            )
         results = []
         stop: str | None = None
         for r, entry in zip(group, entries, strict=True):

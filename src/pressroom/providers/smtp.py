@@ -7,9 +7,12 @@ reconnecting when the server drops it.
 
 Per-recipient outcomes follow the reply codes of RFC 5321 (section 4.2): 421 and every other
 4xx (451 local error, 452 insufficient storage, 454 TLS/auth temporarily unavailable) and a
-dropped connection are retried; 5xx fails that recipient (an enhanced status ``5.1.x``, RFC
-3463 "bad destination address", also suppresses it); 535 (RFC 4954, credentials invalid)
-and 530 (authentication required) stop the run.
+connection that fails before the message data was handed over (connect, EHLO, STARTTLS,
+MAIL, RCPT, DATA) are retried; a timeout or drop after the data went out but before the
+final reply is ``UNCERTAIN`` (the server may have queued it: RFC 1047); 5xx fails
+that recipient (an enhanced status ``5.1.x``, RFC 3463 "bad destination address", also
+suppresses it); 535 (RFC 4954, credentials invalid) and 530 (authentication required) stop
+the run.
 """
 
 from __future__ import annotations
@@ -50,6 +53,15 @@ class SmtpSettings:
 def _reply(code: int, msg: bytes | str) -> str:
     text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
     return f"SMTP {code}: {' '.join(text.split())}"[:300]
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """The DATA payload: lines starting with "." doubled, CRLF line ends, the final "." line."""
+    data = re.sub(rb"(?:\r\n|\n|\r(?!\n))", b"\r\n", data)
+    data = re.sub(rb"(?m)^\.", b"..", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
 
 
 def classify(code: int, msg: bytes | str) -> tuple[Outcome, bool]:
@@ -187,34 +199,45 @@ class SmtpProvider(Provider):
         return results
 
     def _send_one(self, sender: str, to: str, data: bytes, msgid: str | None) -> SendResult:
+        # one transaction step by step (not smtplib.sendmail) so that a failure is known to
+        # have happened before the message was handed over (safe to retry) or after (it may
+        # have been delivered: uncertain)
         try:
             conn = self._conn()
-            refused = conn.sendmail(sender, [to], data)
+            conn.ehlo_or_helo_if_needed()
+            options = [f"SIZE={len(data)}"] if conn.does_esmtp and conn.has_extn("size") else []
+            code, msg = conn.mail(sender, options)
+            if code != 250:
+                return self._failed(to, code, msg)
+            code, msg = conn.rcpt(to)
+            if code not in (250, 251):
+                return self._failed(to, code, msg)
+            code, msg = conn.docmd("DATA")
+            if code != 354:
+                return self._failed(to, code, msg)
+            # a send that fails has not handed over the final "." line that ends the message
+            # (RFC 5321 4.1.1.4); without it the server has no message: still safe to retry
+            conn.send(_dot_stuffed(data))
         except ProviderError:
             raise
-        except smtplib.SMTPRecipientsRefused as e:
-            code, msg = e.recipients.get(to, (451, b"recipient refused"))
-            return self._failed(to, code, msg)
-        except smtplib.SMTPSenderRefused as e:
+        except smtplib.SMTPResponseException as e:  # a refused greeting or EHLO
             return self._failed(to, e.smtp_code, e.smtp_error)
-        except smtplib.SMTPDataError as e:
-            return self._failed(to, e.smtp_code, e.smtp_error)
-        except smtplib.SMTPResponseException as e:
-            return self._failed(to, e.smtp_code, e.smtp_error)
-        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as e:
-            self._drop()
-            return SendResult(
-                to, Outcome.RETRY, error=self.redact(f"{type(e).__name__}: {e}")[:300]
-            )
-        except smtplib.SMTPException as e:
-            self._drop()
-            return SendResult(
-                to, Outcome.RETRY, error=self.redact(f"{type(e).__name__}: {e}")[:300]
-            )
-        if refused:
-            code, msg = refused.get(to, (451, b"refused"))
+        except (OSError, smtplib.SMTPException) as e:  # SMTPServerDisconnected, timeouts
+            return self._lost(to, Outcome.RETRY, e)
+        try:
+            code, msg = conn.getreply()
+        except (OSError, smtplib.SMTPException) as e:
+            # the whole message went out and the server's verdict was lost: it may have
+            # queued it (RFC 1047, "Duplicate messages and SMTP", is about exactly this)
+            return self._lost(to, Outcome.UNCERTAIN, e, "no reply after the message data: ")
+        if code != 250:
             return self._failed(to, code, msg)
         return SendResult(to, Outcome.SENT, message_id=msgid)
+
+    def _lost(self, to: str, outcome: Outcome, e: BaseException, what: str = "") -> SendResult:
+        """The connection broke: drop it (the next message reconnects) and say so."""
+        self._drop()
+        return SendResult(to, outcome, error=self.redact(f"{what}{type(e).__name__}: {e}")[:300])
 
     def _failed(self, to: str, code: int, msg: bytes | str) -> SendResult:
         if code in AUTH_CODES:

@@ -244,6 +244,7 @@ class FilesSource(Source):
                 raise _Broken(
                     "date", f'cannot parse "{prefix.group(1)}" in the file name', 1
                 ) from None
+        dated_by_mtime = published is None
         if published is None:
             published = datetime.fromtimestamp(int(os.stat(path).st_mtime), self._tz)
             warn(
@@ -273,7 +274,12 @@ class FilesSource(Source):
             url = norm.article_url(self._pub_url, slug)
 
         article_id = meta.get("id")
-        if article_id is None:
+        if article_id is None and dated_by_mtime:
+            # A modification time changes with a fresh clone or a `touch`; a tag: URI built
+            # from it would give the article a new GUID and readers a duplicate. The URL
+            # (from the slug, i.e. the file name) survives both.
+            article_id = url
+        elif article_id is None:
             article_id = norm.tag_id(self._pub_url, published, slug)
         else:
             article_id = _text(article_id, "id").strip()
