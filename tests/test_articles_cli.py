@@ -37,14 +37,14 @@ def test_table_lists_published_articles_newest_first(demo: Path) -> None:
     assert not any("DRAFT" in line for line in lines)
     dates = [line[:16] for line in lines[1:]]
     assert dates == sorted(dates, reverse=True)
-    assert "15 articles" in result.stderr
+    assert "17 articles" in result.stderr
 
 
 def test_json_array_fields(demo: Path) -> None:
     result = run(demo, "--json", "--now", NOW)
     assert result.exit_code == 0, result.output
     items = json.loads(result.stdout)
-    assert len(items) == 15
+    assert len(items) == 17
     first = items[0]
     assert set(first) == {
         "id",
@@ -78,15 +78,21 @@ def test_since_limits_the_window(demo: Path) -> None:
     result = run(demo, "--since", "7d", "--nl", "--now", NOW)
     assert result.exit_code == 0, result.output
     items = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [i["published"][:10] for i in items] == ["2026-11-24", "2026-11-20", "2026-11-19"]
-    assert "internal" in items[2]["tags"]
+    assert [i["published"][:10] for i in items] == [
+        "2026-11-24",
+        "2026-11-22",
+        "2026-11-21",
+        "2026-11-20",
+        "2026-11-19",
+    ]
+    assert "internal" in items[4]["tags"]
 
 
 def test_future_articles_wait_for_their_date(demo: Path) -> None:
-    result = run(demo, "--nl", "--now", "2026-11-24T07:00")
+    result = run(demo, "--nl", "--now", "2026-11-21T10:00")
     titles = [json.loads(line)["title"] for line in result.stdout.splitlines()]
     assert result.exit_code == 0
-    assert titles[0] == SEED_TITLE
+    assert titles[0] == SEED_TITLE  # the articles of 21-24 November are not out yet
 
 
 def test_broken_article_is_reported_and_exits_1(demo: Path) -> None:
@@ -105,9 +111,9 @@ def test_broken_article_is_reported_and_exits_1(demo: Path) -> None:
         in result.stderr
     )
     items = json.loads(result.stdout)  # warnings and errors never mix into the output
-    assert len(items) == 16
-    assert items[1]["title"] == "An undated note"
-    assert "16 articles, 1 skipped" in result.stderr
+    assert len(items) == 18
+    assert items[2]["title"] == "An undated note"  # 22 Nov 10:00, after the readers' questions
+    assert "18 articles, 1 skipped" in result.stderr
 
 
 def test_bad_options_exit_2(demo: Path) -> None:
