@@ -24,12 +24,12 @@ READERS = 240
 BIN = Path(sys.executable).parent / "pressroom"
 
 
-def publication(demo: Path, url: str) -> list[str]:
-    """The demo publication sending through the fake Mailgun, with READERS subscribers."""
+def publication(demo: Path, url: str, readers: int = READERS, batch_size: int = 20) -> list[str]:
+    """The demo publication sending through the fake Mailgun, with ``readers`` subscribers."""
     for csv in (demo / "subscribers").glob("*.csv"):
         if csv.name != "suppressed.csv":
             csv.unlink()
-    emails = [f"reader{i:04d}@example.org" for i in range(READERS)]
+    emails = [f"reader{i:06d}@example.org" for i in range(readers)]
     (demo / "subscribers" / "subscribers.csv").write_text(
         "email,name,lists,tags,status,subscribed_at\n"
         + "".join(f"{e},Reader {i},weekly,,active,\n" for i, e in enumerate(emails)),
@@ -42,13 +42,13 @@ def publication(demo: Path, url: str) -> list[str]:
     assert "provider: mailgun" in text and "\nproviders:" not in text
     text += (
         "\nproviders:\n  mailgun:\n    domain: mg.example.org\n"
-        f"    base_url: {url}\n    api_key_env: TEST_MAILGUN_KEY\n    batch_size: 20\n"
+        f"    base_url: {url}\n    api_key_env: TEST_MAILGUN_KEY\n    batch_size: {batch_size}\n"
     )
     cfg.write_text(text, encoding="utf-8")
     return emails
 
 
-def start(demo: Path, *extra: str) -> subprocess.Popen[bytes]:
+def start(demo: Path, *extra: str, command: str = "digest send") -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "TEST_MAILGUN_KEY": "key-test",
@@ -56,7 +56,7 @@ def start(demo: Path, *extra: str) -> subprocess.Popen[bytes]:
         "PRESSROOM_NOW": "2026-11-25T09:00",
     }
     return subprocess.Popen(
-        [str(BIN), "--config", str(demo / "config.yaml"), "digest", "send", "--yes", *extra],
+        [str(BIN), "--config", str(demo / "config.yaml"), *command.split(), "--yes", *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -149,3 +149,138 @@ def test_sigterm_stops_cleanly_with_nothing_uncertain(demo: Path) -> None:
         assert proc.returncode == 0, err.decode()
         assert server.duplicates() == {}
         assert all(server.accepted[a] == 1 for a in emails)
+
+
+def reading_position(pid: int, path: Path) -> int | None:
+    """How far process ``pid`` has read the open file ``path`` (from /proc), or None."""
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        for fd in fds.iterdir():
+            if os.readlink(fd) == str(path):
+                info = (Path(f"/proc/{pid}/fdinfo") / fd.name).read_text()
+                return int(info.split("pos:", 1)[1].split()[0])
+    except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError, ValueError):
+        return None
+    return None
+
+
+def issues_in_ledger(demo: Path) -> int:
+    """Issues the ledger holds, read the way a new run would (after SQLite's recovery)."""
+    db = demo / ".pressroom" / "state.db"  # config.yaml: state: .pressroom
+    if not db.exists():
+        return 0
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM issues").fetchone()[0])
+        except sqlite3.OperationalError:  # killed before the schema was written
+            return 0
+
+
+@pytest.mark.slow
+def test_sigkill_during_the_freeze_then_rerun_sends_everyone_once(demo: Path) -> None:
+    if not BIN.exists():
+        pytest.skip(f"{BIN} not found: install pressroom into this venv (pip install -e .)")
+    if not Path("/proc/self/fdinfo").exists():
+        pytest.skip("needs /proc to see where the freeze is")
+    readers = 40_000
+    with MailgunFake(api_key="key-test", validate=False) as server:
+        emails = publication(demo, server.url, readers=readers, batch_size=1000)
+        csv = (demo / "subscribers" / "subscribers.csv").resolve()
+        size = csv.stat().st_size
+        kills = 0
+        for fraction in (0.1, 0.6):  # early and late in the freeze
+            proc = start(demo)
+            deadline = time.monotonic() + 60
+            while proc.poll() is None:
+                # the freeze streams the subscriber file into the ledger: kill part way in
+                pos = reading_position(proc.pid, csv)
+                if pos is not None and pos >= size * fraction:
+                    proc.send_signal(signal.SIGKILL)
+                    kills += 1
+                    break
+                assert time.monotonic() < deadline, "the send never read the subscribers"
+                time.sleep(0.002)
+            proc.communicate(timeout=30)
+            assert server.requests == 0, "the kill came after the freeze"
+            assert (demo / ".pressroom" / "state.db").exists()  # the ledger was open
+            assert issues_in_ledger(demo) == 0  # all or nothing: no half-frozen issue
+        assert kills == 2
+
+        proc = start(demo)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        report = latest_report(demo)
+        assert report["counts"]["sent"] == readers and report["uncertain"] == []
+        assert server.duplicates() == {}
+        assert server.total_accepted == readers
+        assert all(server.accepted[a] == 1 for a in emails)
+
+
+@pytest.mark.slow
+def test_sigkill_before_the_requests_reach_the_server(demo: Path) -> None:
+    if not BIN.exists():
+        pytest.skip(f"{BIN} not found: install pressroom into this venv (pip install -e .)")
+    with MailgunFake(api_key="key-test") as server:
+        emails = publication(demo, server.url)
+        # the first run's rows go in flight, but its requests never get to the provider
+        server.hold_connections()
+        proc = start(demo)
+        deadline = time.monotonic() + 60
+        while server.held < 2 and proc.poll() is None:  # concurrency 2: two batches waiting
+            assert time.monotonic() < deadline, "the send never connected"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        server.release_held(drop=True)
+        assert server.requests == 0 and server.total_accepted == 0
+
+        # the batches that were in flight are uncertain: reported, not resent by themselves
+        proc = start(demo)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, err.decode()
+        report = latest_report(demo)
+        uncertain = set(report["uncertain"])
+        assert len(uncertain) == 2 * 20, uncertain  # two batches of 20 were in flight
+        assert f"{len(uncertain)} uncertain recipients" in err.decode()
+        assert server.duplicates() == {}
+        for address in emails:
+            assert server.accepted[address] == (0 if address in uncertain else 1), address
+
+        proc = start(demo, "--resend-uncertain")
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        assert latest_report(demo)["status"] == "complete"
+        assert server.duplicates() == {}  # they had never arrived: now exactly once
+        assert all(server.accepted[a] == 1 for a in emails)
+        assert server.contract_violations == [] and server.internal_errors == []
+
+
+@pytest.mark.slow
+def test_a_second_weekly_while_one_runs_is_refused(demo: Path) -> None:
+    if not BIN.exists():
+        pytest.skip(f"{BIN} not found: install pressroom into this venv (pip install -e .)")
+    with MailgunFake(api_key="key-test") as server:
+        emails = publication(demo, server.url)
+        server.hold_connections()  # the first run waits on the provider, holding the lock
+        first = start(demo, command="weekly")
+        deadline = time.monotonic() + 60
+        while server.held < 1 and first.poll() is None:
+            assert time.monotonic() < deadline, "the first weekly never reached the provider"
+            time.sleep(0.01)
+        assert first.poll() is None, first.communicate()[1].decode()
+
+        second = start(demo, command="weekly")
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 1, (out + err).decode()
+        assert "another pressroom send is running" in err.decode()
+        assert f"(pid {first.pid})" in err.decode()
+        assert "Traceback" not in err.decode()
+
+        server.release_held(drop=False)  # the provider answers the first run after all
+        _, err = first.communicate(timeout=120)
+        assert first.returncode == 0, err.decode()
+        assert server.duplicates() == {}
+        assert all(server.accepted[a] == 1 for a in emails)
+        assert latest_report(demo)["status"] == "complete"

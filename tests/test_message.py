@@ -227,3 +227,76 @@ def test_a_long_ascii_subject_folds_at_a_space_inside_the_value(
     assert b"=?" not in raw  # plain ASCII: no encoded words
     assert b" ".join(line.strip() for line in lines) == b"Subject: " + subject.strip().encode()
     assert parse(data)["Subject"] == subject.strip()  # no leading space when parsed
+
+
+ENCODED_WORD = re.compile(rb"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+def header_fields(data: bytes) -> list[tuple[str, list[bytes]]]:
+    """(name, its physical lines) for every header of a message, folding kept."""
+    fields: list[tuple[str, list[bytes]]] = []
+    for line in header_block(data).split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            fields[-1][1].append(line)
+        else:
+            fields.append((line.split(b":", 1)[0].decode("ascii"), [line]))
+    return fields
+
+
+def rfc2047_decoded(value: str) -> str:
+    """``value`` decoded by RFC 2047's rules (whitespace between encoded-words dropped)."""
+    import email.header
+
+    return str(email.header.make_header(email.header.decode_header(value)))
+
+
+LONG_NAMES = [
+    "Zoë Élodie-Françoise de la Montagne-Sainte-Geneviève Ünterstützungsgesellschaft",
+    "東京都千代田区の新聞社東京都千代田区の新聞社東京都千代田区の新聞社東京都千代田区の新聞社",
+    '😀 O\'Brien, "the Reader" <x> ' + "é" * 70,
+]
+
+
+@pytest.mark.parametrize("name", LONG_NAMES)
+def test_long_non_ascii_headers_use_short_encoded_words_on_short_lines(
+    tmp_path: Path, name: str
+) -> None:
+    from_name = re.sub("[\"'<>,]", "", name)[:60]
+    config = make_config(tmp_path, f"from: '\"{from_name}\" <newsletter@theduran.example>'\n")
+    subject = f"The Duran weekly #7: {name}"
+    rendered = rendered_issue(subject=subject)
+    content = message.content_for(config, rendered, now=NOW)
+    recipient = message.recipient_for(config, rendered, SIGNER, Subscriber("zoe@example.org", name))
+    data = message.build(content, recipient)
+    fields = header_fields(data)
+    assert header_block(data).isascii()
+    for field, lines in fields:
+        for word in ENCODED_WORD.findall(b"\r\n".join(lines)):
+            assert len(word) <= 75, (field, word)  # RFC 2047 section 2
+        if field != "List-Unsubscribe":  # written raw on purpose: its URL is never folded
+            assert all(len(line) <= 78 for line in lines), (field, lines)
+    assert any(ENCODED_WORD.search(b"".join(lines)) for f, lines in fields if f == "To")
+    unfolded = {
+        f: re.sub(r"\r\n[ \t]", " ", b"\r\n".join(ls).decode()).split(": ", 1)[1]
+        for f, ls in fields
+    }
+    to_name, to_addr = email.utils.parseaddr(unfolded["To"])
+    assert to_addr == "zoe@example.org"
+    assert rfc2047_decoded(to_name) == name
+    sent_name, from_addr = email.utils.parseaddr(unfolded["From"])
+    assert rfc2047_decoded(sent_name) == from_name
+    assert from_addr == "newsletter@theduran.example"
+    assert rfc2047_decoded(unfolded["Subject"]) == subject
+    assert parse(data)["Subject"] == subject
+    assert parse(data)["To"].addresses[0].addr_spec == "zoe@example.org"
+
+
+def test_a_long_name_with_ascii_words_between_parses_back_exactly(tmp_path: Path) -> None:
+    # Python's own address parser keeps the space between two adjacent encoded-words, which
+    # RFC 2047 6.2 drops; plain words between encoded ones read the same to both
+    name = "Zoë Élodie-Françoise de la Montagne-Sainte-Geneviève und Ünterstützungsverein"
+    data = built(tmp_path, Subscriber("zoe@example.org", name=name))
+    to = next(lines for f, lines in header_fields(data) if f == "To")
+    assert len(to) >= 2 and all(len(line) <= 78 for line in to)
+    assert all(len(w) <= 75 for w in ENCODED_WORD.findall(b"".join(to)))
+    assert parse(data)["To"].addresses[0].display_name == name

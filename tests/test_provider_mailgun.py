@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from pressroom.providers.base import Outcome
 from pressroom.providers.mailgun import Mailgun, MailgunSettings
 from tests.fakes.mailgun import MailgunFake
 from tests.fakes.sample import UNSUBSCRIBE, content, recipient, recipients, variant
-from tests.fakes.server import refusing_url, unanswered_url, wait_until
+from tests.fakes.server import Request, Response, refusing_url, unanswered_url, wait_until
 
 KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
 DOMAIN = "mg.news.example.org"
@@ -349,3 +351,39 @@ def test_display_names_with_commas_and_non_ascii_stay_one_address_each(
     assert server.contract_violations == []
     assert set(server.accepted) == {f"reader{i}@example.com" for i in (1, 2, 3)}
     assert "Hello Zoë Ångström," in server.deliveries("reader2@example.com")[0].text
+
+
+class EchoingMailgun(MailgunFake):
+    """A Mailgun that refuses the key and echoes back how it got it (header, query, body)."""
+
+    def route(self, request: Request) -> Response:
+        auth = request.headers.get("authorization", "")
+        key = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")[2]
+        echo = (
+            f"Forbidden: Authorization: {auth}; api_key={urllib.parse.quote_plus(key)}; "
+            f"quoted={urllib.parse.quote(key)}; token={base64.b64encode(key.encode()).decode()}"
+        )
+        return Response(401, {"message": echo})
+
+
+def test_a_key_echoed_back_encoded_is_blanked_in_every_form(shared_dir: Path) -> None:
+    key = "key-5b+/Zf=0123456789abcdef01234"  # characters that base64 and URL-encoding change
+    forms = {
+        key,
+        base64.b64encode(f"api:{key}".encode()).decode(),
+        base64.b64encode(key.encode()).decode(),
+        urllib.parse.quote_plus(key),
+        urllib.parse.quote(key),  # "/" kept
+    }
+    assert len(forms) == 5  # each form differs from the others
+    with EchoingMailgun(domain=DOMAIN, api_key=key) as fake:
+        with pytest.raises(ProviderAuthError) as sent:
+            make(fake, key=key).send([recipient(1)])
+        with pytest.raises(ProviderError) as checked:
+            make(fake, key=key).check()
+    for err in (sent.value, checked.value):
+        assert "Authorization: Basic *****" in err.message  # the echo did come back
+        assert "api_key=*****" in err.message and "token=*****" in err.message
+        assert "quoted=*****" in err.message
+        for form in forms:
+            assert form not in err.message, form

@@ -88,15 +88,23 @@ def test_retry_after_is_honoured(tmp_path: Path) -> None:
     assert clock[0] >= 7.0  # nobody was sent again before the provider said so
 
 
-def test_retries_are_bounded_by_max_attempts(tmp_path: Path) -> None:
+def test_retries_are_bounded_by_max_attempts_and_then_deferred_not_failed(
+    tmp_path: Path,
+) -> None:
     _config, ledger, frozen, factory, options, _ = setup(tmp_path, 3, max_attempts=3)
     provider = ScriptedProvider(
         {"r002@example.org": [SendResult("", Outcome.RETRY, error="HTTP 500")]}
     )
     summary = send_mod.run(ledger, frozen, provider, factory, options)
-    assert summary.sent == 2 and summary.failed == 1
-    assert ledger.failures(3) == [("r002@example.org", "gave up after 3 attempts: HTTP 500")]
-    assert ledger.mark_issue_sent(3, NOW)
+    assert summary.sent == 2 and summary.failed == 0
+    assert summary.deferred == [("r002@example.org", "HTTP 500")]
+    assert sum(1 for b in provider.batches if "r002@example.org" in b) == 3
+    # a temporary failure stays temporary: pending with its last error, the issue open
+    assert ledger.row_states(3)["r002@example.org"] == L.PENDING
+    assert ledger.failures(3, L.PENDING) == [
+        ("r002@example.org", "deferred after 3 attempts: HTTP 500")
+    ]
+    assert not ledger.mark_issue_sent(3, NOW)
 
 
 def test_a_permanent_failure_fails_that_recipient_and_the_run_goes_on(tmp_path: Path) -> None:
@@ -547,3 +555,191 @@ def test_resent_uncertain_recipients_get_a_fresh_retry_window(tmp_path: Path) ->
     summary = send_mod.run(ledger, frozen, provider, factory, options)
     # a 503 now is retried, not "gave up" because the first try was long ago
     assert summary.sent == 2 and summary.failed == 0 and summary.retried == 1
+
+
+# --- segments, deferral, the uncertain threshold, ETA, bounce dates ----------------------
+
+
+def _emls(root: Path, number: int = 1) -> dict[str, bytes]:
+    import email
+    import email.policy
+
+    out = {}
+    for p in sorted((root / "outbox" / f"issue-{number}").glob("*.eml")):
+        data = p.read_bytes()
+        msg = email.message_from_bytes(data, policy=email.policy.default)
+        out[msg["To"].addresses[0].addr_spec] = data
+    return out
+
+
+def test_a_list_segment_sends_part_of_the_issue_and_a_plain_run_sends_the_rest(
+    demo: Path,
+) -> None:
+    import re
+
+    from pressroom.unsubscribe import Signer
+
+    everyone = readers(demo)  # the issue belongs to sending.list ("weekly")
+    first = invoke(demo, "digest", "send", "--list", "breaking", "--now", "2026-11-25T09:00")
+    assert first.exit_code == 0, first.output
+    # only the weekly readers also on "breaking"; the rest stay pending, the issue open
+    assert sorted(_emls(demo)) == ["katherine@example.com"]
+    assert f"sent 1 of {len(everyone)}; {len(everyone) - 1} still pending for issue 1" in (
+        first.output
+    )
+    assert "pressroom digest send` to send the rest" in first.output
+    assert "is complete" not in first.output
+    raw = _emls(demo)["katherine@example.com"]
+    assert b"List-Id: " in raw and b"<weekly.theduran.example>" in raw
+    token = re.search(rb"unsubscribe\?t=([A-Za-z0-9_\-.]+)", raw)
+    assert token is not None
+    # the token is for the issue's own list, the one List-Id names
+    assert Signer(b"s3cret").verify(token.group(1).decode()) == ("katherine@example.com", "weekly")
+    with Ledger(demo / ".pressroom" / "state.db") as ledger:
+        assert ledger.last_sent() is None
+        frozen = ledger.unfinished()
+        assert frozen is not None and frozen.total == len(everyone)
+
+    rest = invoke(demo, "digest", "send", "--now", "2026-11-25T10:00")
+    assert rest.exit_code == 0, rest.output
+    assert "resuming issue 1" in rest.output and "issue 1 is complete" in rest.output
+    assert sorted(_emls(demo)) == everyone  # one message each, nobody twice
+    assert not (demo / "outbox" / "issue-2").exists()
+    with Ledger(demo / ".pressroom" / "state.db") as ledger:
+        last = ledger.last_sent()
+        assert last is not None and last.number == 1
+
+
+def test_a_tag_rollout_is_completed_by_weekly(demo: Path) -> None:
+    everyone = readers(demo)
+    staff = invoke(demo, "digest", "send", "--tag", "early-reader", "--now", "2026-11-25T09:00")
+    assert staff.exit_code == 0, staff.output
+    assert sorted(_emls(demo)) == ["katherine@example.com", "radia@example.org"]
+    dry = invoke(demo, "digest", "send", "--dry-run", "--now", "2026-11-25T09:30")
+    assert f"{len(everyone) - 2} pending" in dry.output
+    rest = invoke(demo, "weekly", "--now", "2026-11-25T10:00")
+    assert rest.exit_code == 0, rest.output
+    assert "resuming issue 1" in rest.output and "issue 1 is complete" in rest.output
+    assert sorted(_emls(demo)) == everyone
+    reports = sorted((demo / "reports").glob("*.json"))
+    assert sorted(json.loads(p.read_text())["run"]["sent"] for p in reports) == [
+        2,
+        len(everyone) - 2,
+    ]
+
+
+def test_a_relay_that_stays_down_defers_everyone_and_a_later_run_sends_them(
+    demo: Path,
+) -> None:
+    from tests.fakes.mailgun import MailgunFake
+    from tests.fakes.server import refusing_url
+
+    everyone = readers(demo)
+    with refusing_url() as url:
+        _mailgun_demo(demo, url, sending="  max_attempts: 2\n")
+        down = _send_mailgun(demo, "--now", "2026-11-25T09:00")
+    assert down.exit_code == 1, down.output
+    assert "deferred after repeated temporary failures" in down.output
+    assert "ConnectionRefusedError" in down.output or "refused" in down.output.lower()
+    assert "run `pressroom digest send` again later" in down.output
+    assert "is complete" not in down.output
+    report = _last_report(demo)
+    assert report["status"] == "incomplete" and report["counts"]["failed"] == 0
+    assert report["counts"]["pending"] == len(everyone)
+    assert report["run"]["deferred"] == len(report["deferred"]) >= 1
+    assert all("Connection" in d["last_error"] for d in report["deferred"])
+    with Ledger(demo / ".pressroom" / "state.db") as ledger:
+        assert ledger.last_sent() is None and ledger.unfinished() is not None
+
+    cfg = demo / "config.yaml"
+    with MailgunFake(api_key="mg-key") as server:
+        cfg.write_text(cfg.read_text().replace(url, server.url))
+        up = _send_mailgun(demo, "--now", "2026-11-25T11:00")
+        assert up.exit_code == 0, up.output
+        assert "issue 1 is complete" in up.output
+        assert dict(server.accepted) == dict.fromkeys(everyone, 1)
+
+
+def test_a_deferred_recipient_gets_a_fresh_allowance_in_the_next_run(tmp_path: Path) -> None:
+    _, ledger, frozen, factory, options, _ = setup(tmp_path, 3, max_attempts=2)
+    busy = SendResult("", Outcome.RETRY, error="HTTP 503")
+    first = send_mod.run(
+        ledger, frozen, ScriptedProvider({"r000@example.org": [busy]}), factory, options
+    )
+    assert first.deferred and ledger.row_states(3)["r000@example.org"] == L.PENDING
+    # a later run: one more 503, then the provider is back; not deferred on the first 503
+    again = ScriptedProvider({"r000@example.org": [busy, SendResult("", Outcome.SENT)]})
+    second = send_mod.run(ledger, frozen, again, factory, options)
+    assert second.deferred == [] and second.sent == 1 and second.retried == 1
+    assert ledger.mark_issue_sent(3, NOW)
+
+
+def test_a_few_unanswered_requests_in_a_row_pause_the_run(tmp_path: Path) -> None:
+    _, ledger, frozen, factory, options, _ = setup(
+        tmp_path, 200, concurrency=1, max_consecutive_failures=50
+    )
+    assert options.max_consecutive_uncertain == 3
+    silent = {
+        f"r{i:03d}@example.org": [SendResult("", Outcome.UNCERTAIN, error="ReadTimeout")]
+        for i in range(200)
+    }
+    summary = send_mod.run(ledger, frozen, ScriptedProvider(silent), factory, options)
+    assert summary.paused and "sending.max_consecutive_uncertain" in summary.paused
+    counts = ledger.counts(3)
+    assert 30 <= counts[L.UNCERTAIN] <= 40  # three batches (and at most one queued behind)
+    assert counts[L.PENDING] == 200 - counts[L.UNCERTAIN]
+
+
+def test_the_eta_never_promises_more_than_the_configured_rate(tmp_path: Path) -> None:
+    _, ledger, frozen, factory, options, _ = setup(
+        tmp_path, 300, rate=100.0, concurrency=1, batch_size=10
+    )
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    seen: list[send_mod.Progress] = []
+    summary = send_mod.run(
+        ledger,
+        frozen,
+        ScriptedProvider(),
+        factory,
+        options,
+        progress=seen.append,
+        clock=lambda: clock[0],
+        sleep=sleep,
+    )
+    assert summary.sent == 300
+    timed = [p for p in seen if p.eta is not None and p.done < p.todo]
+    assert timed
+    for p in timed:
+        # the first batches go out in the bucket's burst; the rest at 100/s at best
+        assert p.eta >= (p.todo - p.done) / 100.0 - 1e-6, p
+
+
+def test_a_bounce_is_suppressed_with_its_full_time(demo: Path) -> None:
+    import csv
+
+    from tests.fakes.postmark import PostmarkFake
+
+    token = "b7e5c0d3-94a1-4f0e-9c52-7a3f1d2e8b61"
+    with PostmarkFake(server_token=token) as server:
+        server.fail_recipient("alan@example.net", 406)
+        cfg = demo / "config.yaml"
+        cfg.write_text(cfg.read_text() + f"providers:\n  postmark:\n    base_url: {server.url}\n")
+        result = invoke(
+            demo,
+            "digest",
+            "send",
+            "--provider",
+            "postmark",
+            "--now",
+            "2026-11-25T09:30",
+            env={"POSTMARK_SERVER_TOKEN": token},
+        )
+    assert result.exit_code == 1, result.output  # one recipient failed
+    with open(demo / "subscribers" / "suppressed.csv", encoding="utf-8") as f:
+        rows = {r["email"]: r for r in csv.DictReader(f)}
+    assert rows["alan@example.net"]["reason"] == "bounced"
+    assert rows["alan@example.net"]["date"].startswith("2026-11-25T09:30")

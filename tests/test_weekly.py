@@ -102,3 +102,94 @@ def test_weekly_writes_the_view_online_page_each_message_links_to(demo: Path) ->
     assert "weekly-secret" not in html_page and "?t=" not in html_page  # nothing personal
     manifest = json.loads((config.digest.archive / "issues.json").read_text())
     assert manifest["1"]["date"] == "2026-11-25"
+
+
+ARTICLE = """---
+title: A late story
+date: {date}
+author: Helena Marsh
+---
+
+Something happened after the issue went out, and it is worth a paragraph or two.
+"""
+
+
+def test_weekly_waits_min_interval_before_a_new_issue_unless_forced(demo: Path) -> None:
+    config = config_mod.load(demo / "config.yaml")
+    assert config.digest.min_interval.total_seconds() == 6 * 86400
+    first = weekly(demo, "--now", "2026-11-25T09:00")
+    assert first.exit_code == 0, first.output
+    (demo / "content" / "2026-11-25-late.md").write_text(
+        ARTICLE.format(date="2026-11-25T10:00:00"), encoding="utf-8"
+    )
+
+    soon = weekly(demo, "--now", "2026-11-25T12:00")
+    assert soon.exit_code == 0, soon.output
+    assert "issue 1 went out 2026-11-25 09:00, less than 6d ago" in soon.output
+    assert "the next issue is due from 2026-12-01 09:00 (use --force to send now)" in soon.output
+    assert not (demo / "outbox" / "issue-2").exists()
+
+    forced = weekly(demo, "--force", "--now", "2026-11-25T12:00")
+    assert forced.exit_code == 0, forced.output
+    assert "issue 2 is complete" in forced.output
+    assert (demo / "outbox" / "issue-2").exists()
+
+
+def test_weekly_sends_the_next_issue_once_min_interval_has_passed(demo: Path) -> None:
+    assert weekly(demo, "--now", "2026-11-25T09:00").exit_code == 0
+    (demo / "content" / "2026-11-27-late.md").write_text(
+        ARTICLE.format(date="2026-11-27T10:00:00"), encoding="utf-8"
+    )
+    # six days later, a few minutes early for a 7-day week: a drifting cron still runs
+    due = weekly(demo, "--now", "2026-12-01T09:05")
+    assert due.exit_code == 0, due.output
+    assert "issue 2 is complete" in due.output
+
+
+def test_manual_digest_send_is_not_held_by_min_interval(demo: Path) -> None:
+    assert weekly(demo, "--now", "2026-11-25T09:00").exit_code == 0
+    (demo / "content" / "2026-11-25-late.md").write_text(
+        ARTICLE.format(date="2026-11-25T10:00:00"), encoding="utf-8"
+    )
+    manual = CliRunner().invoke(
+        main,
+        ["--config", str(demo / "config.yaml"), "digest", "send", "--now", "2026-11-25T12:00"],
+        env={"PRESSROOM_SECRET": "weekly-secret"},
+    )
+    assert manual.exit_code == 0, manual.output
+    assert "issue 2 is complete" in manual.output
+
+
+def test_an_issue_held_by_uncertain_recipients_blocks_weekly_and_says_what_to_do(
+    demo: Path,
+) -> None:
+    from tests.fakes.mailgun import MailgunFake
+
+    cfg = demo / "config.yaml"
+    env = {"PRESSROOM_SECRET": "weekly-secret", "MY_MG_KEY": "mg-key"}
+    with MailgunFake(api_key="mg-key") as server:
+        cfg.write_text(
+            cfg.read_text(encoding="utf-8")
+            + f"providers:\n  mailgun:\n    domain: mg.example.org\n    base_url: {server.url}\n"
+            "    api_key_env: MY_MG_KEY\n    batch_size: 1\n",
+            encoding="utf-8",
+        )
+        server.drop_next(1, after_processing=True)  # one answer lost: one uncertain reader
+        run = ["--config", str(cfg), "weekly", "--provider", "mailgun"]
+        first = CliRunner().invoke(main, [*run, "--now", "2026-11-25T09:00"], env=env)
+        assert first.exit_code == 1, first.output
+        later = CliRunner().invoke(main, [*run, "--now", "2026-12-02T09:00"], env=env)
+        assert later.exit_code == 1, later.output
+        assert "held open by its 1 uncertain recipients" in later.output
+        assert "no new issue is sent until you decide" in later.output
+        assert "--resend-uncertain" in later.output and "--drop-uncertain" in later.output
+        config = config_mod.load(cfg)
+        with Ledger(config.state_db) as ledger:
+            assert ledger.issue(2) is None  # nothing new was built or frozen
+        settled = CliRunner().invoke(
+            main, [*run, "--drop-uncertain", "--now", "2026-12-02T09:10"], env=env
+        )
+        assert "settled as failed" in settled.output
+        with Ledger(config.state_db) as ledger:
+            last = ledger.last_sent()
+            assert last is not None and last.number == 1

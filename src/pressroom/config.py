@@ -152,6 +152,9 @@ class DigestConfig:
     templates: Path = Path("templates")
     archive: Path = Path("public/issues")
     archive_url: str | None = None  # default: <publication.url>issues/
+    # `weekly` starts no new issue sooner than this after the last one went out (6d, not 7d:
+    # a weekly cron job that drifts by minutes still runs)
+    min_interval: Duration = field(default_factory=lambda: Duration(days=6))
     utm: UtmConfig = field(default_factory=UtmConfig)
 
 
@@ -206,6 +209,9 @@ class SendingConfig:
     max_attempts: PositiveInt = PositiveInt(5)
     max_retry_time: Duration = field(default_factory=lambda: Duration(minutes=10))
     max_consecutive_failures: PositiveInt = PositiveInt(50)
+    # requests in a row that got no answer before the run pauses (each one leaves a batch
+    # uncertain, so this is much smaller than max_consecutive_failures)
+    max_consecutive_uncertain: PositiveInt = PositiveInt(3)
     # retry a request that got no answer (read timeout, connection dropped mid-request) at the
     # risk of a duplicate; off: such recipients are held as uncertain, reported, and sent
     # with `digest send --resend-uncertain`

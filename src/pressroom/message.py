@@ -16,13 +16,12 @@ are not ASCII), and per recipient only the fields are filled and the bodies enco
 from __future__ import annotations
 
 import binascii
-import email.policy
 import email.utils
 import hashlib
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -35,7 +34,6 @@ from pressroom.personalise import Personaliser
 from pressroom.providers.base import Content, Provider, Recipient
 
 CRLF = "\r\n"
-_SMTP = email.policy.SMTP
 
 
 # --- what every recipient shares ---------------------------------------------------------
@@ -102,8 +100,9 @@ class RecipientFactory:
 
     config: Config
     rendered: RenderedIssue
-    signer: Any  # pressroom.unsubscribe.Signer
+    signer: unsubscribe.Signer
     manages_unsubscribe: bool = False
+    list_: str | None = None  # the frozen issue's list (tokens); default sending.list
 
     def __post_init__(self) -> None:
         # the URL and header are the same strings around the token for every recipient:
@@ -117,7 +116,7 @@ class RecipientFactory:
         set_(self, "_url", (url_pre, url_post))
         set_(self, "_head", (head_pre, head_post) if url in header else None)
         set_(self, "_prefs", config.sending.preferences_url)
-        set_(self, "_list", config.sending.list)
+        set_(self, "_list", self.list_ or config.sending.list)
         set_(self, "_online", view_online_url(config, self.rendered.number))
 
     def make(self, email_: str, name: str, variant: str) -> Recipient:
@@ -171,7 +170,93 @@ def _encoded(name: str, value: str) -> str:
     value = _clean(value)
     if value.isascii():
         return _folded(name, value)
-    return str(_SMTP.header_factory(name, value).fold(policy=_SMTP))
+    if name in _ADDRESS_HEADERS:
+        mailboxes = email.utils.getaddresses([value])
+        if len(mailboxes) == 1 and mailboxes[0][1]:  # one mailbox: encode its name only
+            display, addr = mailboxes[0]
+            return _fold_tokens(name, [*_phrase_tokens(display), f"<{addr}>"])
+    return _fold_tokens(name, _unstructured_tokens(value))
+
+
+_ADDRESS_HEADERS = frozenset({"From", "To", "Reply-To", "Sender", "Cc"})
+# RFC 2047 section 2: an encoded-word is at most 75 characters, and a header line at most 78
+# (RFC 5322 2.1.1). 42 bytes of UTF-8 are 56 characters of base64, a 68-character word, which
+# fits even on the first line after "Reply-To: " (so no fold right after the header name)
+_WORD_BYTES = 42
+
+
+def _encoded_words(text: str) -> list[str]:
+    """``text`` as RFC 2047 base64 encoded-words (≤ 68 characters), split between characters.
+
+    A multi-byte character is never split across two words (RFC 2047 section 5); the space
+    between adjacent encoded-words is dropped by decoders (section 6.2), so the words
+    together decode to exactly ``text``.
+    """
+    words: list[str] = []
+    chunk = bytearray()
+    for char in text:
+        data = char.encode("utf-8")
+        if len(chunk) + len(data) > _WORD_BYTES:
+            words.append(_b_word(bytes(chunk)))
+            chunk.clear()
+        chunk += data
+    if chunk:
+        words.append(_b_word(bytes(chunk)))
+    return words
+
+
+def _b_word(data: bytes) -> str:
+    return "=?utf-8?b?" + binascii.b2a_base64(data, newline=False).decode("ascii") + "?="
+
+
+def _unstructured_tokens(value: str) -> list[str]:
+    """A ``Subject``-like value as tokens: ASCII words raw, runs of other words encoded."""
+    # a raw word that looks like an encoded-word would be decoded by readers: encode it
+    return _tokens(value, lambda word: word.isascii() and "=?" not in word)
+
+
+def _phrase_tokens(name: str) -> list[str]:
+    """A display name (RFC 5322 phrase) as tokens: plain atoms raw, the rest encoded."""
+    return _tokens(name, lambda word: bool(word) and all(c in _ATEXT for c in word))
+
+
+_ATEXT = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~"
+)
+
+
+def _tokens(value: str, raw: Callable[[str], bool]) -> list[str]:
+    """Words of ``value`` kept raw where ``raw`` says so; each run of others as encoded-words.
+
+    Whitespace between two encoded-words is not part of the text (RFC 2047 6.2), so a run of
+    words that must be encoded is encoded as one string, spaces included.
+    """
+    tokens: list[str] = []
+    run: list[str] = []
+    for word in value.split(" "):
+        if raw(word) and "=?" not in word:
+            if run:
+                tokens += _encoded_words(" ".join(run))
+                run = []
+            tokens.append(word)
+        else:
+            run.append(word)
+    if run:
+        tokens += _encoded_words(" ".join(run))
+    return tokens
+
+
+def _fold_tokens(name: str, tokens: list[str]) -> str:
+    """``Name: t1 t2 …`` folded between tokens so that lines stay ≤ 78 where tokens allow."""
+    line = f"{name}:"
+    lines = []
+    for token in tokens:
+        if len(line) > len(name) + 1 and len(line) + 1 + len(token) > 78:
+            lines.append(line)
+            line = ""
+        line += " " + token
+    lines.append(line)
+    return CRLF.join(lines) + CRLF
 
 
 def _folded(name: str, value: str) -> str:
@@ -198,6 +283,20 @@ def _address(name: str, addr: str) -> str:
     if not name:
         return addr
     return email.utils.formataddr((name, addr), charset="utf-8")
+
+
+def _to(name: str, addr: str) -> str:
+    """The ``To:`` header line(s): the name quoted, or encoded in ≤ 75-character words."""
+    name = _clean(name)
+    if not (name.isascii() and addr.isascii()):
+        # formataddr refuses a non-ASCII address, which SMTPUTF8 (RFC 6531/6532) carries raw
+        if not name:
+            return f"To: {addr}{CRLF}"
+        return _fold_tokens("To", [*_phrase_tokens(name), f"<{addr}>"])
+    line = f"To: {_address(name, addr)}"
+    if len(line) <= 78:  # the common case, kept cheap
+        return line + CRLF
+    return _folded("To", line[4:])
 
 
 def _raw(name: str, value: str) -> str:
@@ -250,7 +349,9 @@ class _Compiled:
         self.after_headers = (
             "MIME-Version: 1.0"
             + CRLF
-            + f'Content-Type: multipart/alternative; boundary="{boundary}"'
+            + "Content-Type: multipart/alternative;"  # folded: the line would be 80
+            + CRLF
+            + f' boundary="{boundary}"'
             + CRLF
             + CRLF
             + f"--{boundary}"
@@ -303,7 +404,7 @@ def build(content: Content, recipient: Recipient, *, msgid: str | None = None) -
         c = _compiled(content, recipient.variant)
     except KeyError:
         c = _compiled(content, next(iter(content.variants)))
-    headers = [c.prefix, "To: ", _address(recipient.name, recipient.email), CRLF, c.middle]
+    headers = [c.prefix, _to(recipient.name, recipient.email), c.middle]
     if not c.has_date:
         headers.append(f"Date: {email.utils.formatdate(time.time())}{CRLF}")
     headers.append(f"Message-ID: {msgid or message_id(c.domain)}{CRLF}")

@@ -56,7 +56,8 @@ def lines(summary: Summary, outcome: Outcome) -> list[str]:
         f"issue {summary.issue} via {summary.provider}: sent {summary.sent}, failed "
         f"{summary.failed}, uncertain {summary.uncertain}, skipped {summary.skipped} "
         f"(unsubscribed) in {summary.elapsed:.1f}s ({summary.rate:.0f}/s); "
-        f"{summary.retried} retried",
+        f"{summary.retried} retried"
+        + (f", {len(summary.deferred)} deferred" if summary.deferred else ""),
         f"issue {summary.issue} overall: {c[L.SENT]} sent, {c[L.FAILED]} failed, "
         f"{c[L.SKIPPED]} skipped, {c[L.PENDING]} pending, {c[L.UNCERTAIN]} uncertain",
     ]
@@ -103,6 +104,8 @@ def write(
             "recipients_per_second": round(summary.rate, 1),
             "rate_limit_wait_seconds": round(summary.waited, 3),
             "paused": summary.paused,
+            "deferred": len(summary.deferred),  # retries used up: left pending for a later run
+            "not_in_segment": summary.outside,  # pending, outside this run's --list/--tag
             "stopped": summary.stopped,
             "interrupted": summary.interrupted,
         },
@@ -110,6 +113,7 @@ def write(
         "failures": [{"email": e, "reason": r} for e, r in outcome.failures],
         "uncertain": outcome.uncertain,
         "uncertain_reasons": [{"email": e, "reason": r} for e, r in outcome.uncertain_reasons],
+        "deferred": [{"email": e, "last_error": r} for e, r in summary.deferred],
     }
     if extra:
         data.update(extra)

@@ -8,7 +8,10 @@ after, which is what lets a rerun after a crash know exactly who got the issue
 
 - ``Outcome.RETRY``: the recipient goes back to ``pending`` and is retried after an
   exponential backoff with jitter (at least the provider's ``Retry-After``, which also holds
-  the whole bucket), until ``sending.max_attempts`` or ``sending.max_retry_time`` is used up;
+  the whole bucket). When ``sending.max_attempts`` or ``sending.max_retry_time`` is used up
+  the recipient is *deferred*: it stays ``pending`` with its last error and the run stops
+  (exit 1), so a relay that is down for an hour loses nobody; the next run starts each
+  pending row's attempts and retry window afresh;
 - ``Outcome.UNCERTAIN`` (the request may have reached the provider, no answer came back: a
   read timeout, a connection dropped mid-request): the row becomes ``uncertain``, like a row
   left in flight by a crash: reported and listed, sent again only with ``--resend-uncertain``,
@@ -19,8 +22,11 @@ after, which is what lets a rerun after a crash know exactly who got the issue
   nothing of that batch went out): the batch goes back to ``pending`` and the run stops;
 - ``sending.max_consecutive_failures`` requests in a row with nothing accepted (retried,
   failed or uncertain alike) pause the run; what is left stays ``pending`` for the next run.
-  An uncertain request counts: a provider that stops answering must not turn the whole list
-  uncertain.
+  ``sending.max_consecutive_uncertain`` (3) requests in a row that got no answer pause it much
+  sooner: a provider that stops answering must not turn the whole list uncertain.
+
+``only`` narrows the run to a segment (``--list``/``--tag``): rows outside it stay
+``pending`` and the issue stays open until a later run sends them.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -43,6 +51,7 @@ from pressroom.config import Config
 from pressroom.errors import LedgerError, ProviderError
 from pressroom.ledger import FrozenIssue, Ledger, Row, Update
 from pressroom.message import RecipientFactory
+from pressroom.models import RenderedIssue
 from pressroom.providers.base import Outcome, Provider, Recipient, SendResult
 from pressroom.ratelimit import TokenBucket
 
@@ -78,6 +87,7 @@ class SendOptions:
     max_attempts: int = 5
     max_retry_time: float = 600.0
     max_consecutive_failures: int = 50
+    max_consecutive_uncertain: int = 3
     limit: int | None = None  # at most this many new recipients in this run
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
@@ -96,6 +106,7 @@ class SendOptions:
             "max_attempts": s.max_attempts,
             "max_retry_time": s.max_retry_time.total_seconds(),
             "max_consecutive_failures": s.max_consecutive_failures,
+            "max_consecutive_uncertain": s.max_consecutive_uncertain,
             "retry_uncertain": s.retry_uncertain,
             "limit": limit,
         }
@@ -133,6 +144,8 @@ class Summary:
     elapsed: float = 0.0
     waited: float = 0.0  # seconds the rate limit held workers back
     paused: str | None = None
+    deferred: list[tuple[str, str]] = field(default_factory=list)  # retries used up: pending
+    outside: int = 0  # pending rows outside this run's segment (--list/--tag), left pending
     stopped: str | None = None
     interrupted: bool = False  # Ctrl-C or SIGTERM: stopped cleanly, resumable
     error: ProviderError | None = None  # what stopped the run, when a provider did
@@ -157,6 +170,7 @@ class _Done:
     waited: float
     hold: float | None
     uncertain: list[tuple[str, str]] = field(default_factory=list)
+    deferred: list[tuple[str, str]] = field(default_factory=list)
     provider_error: ProviderError | None = None  # nothing of the batch went out
     crash: BaseException | None = None
     cancelled: bool = False  # the run was stopping: the rows were not touched
@@ -175,6 +189,7 @@ class _Run:
         options: SendOptions,
         *,
         is_suppressed: Callable[[str], bool],
+        only: Callable[[str], bool] | None,
         on_suppress: Callable[[list[tuple[str, str]]], None] | None,
         progress: Callable[[Progress], None] | None,
         clock: Callable[[], float],
@@ -188,6 +203,7 @@ class _Run:
         self.factory = factory
         self.o = options
         self.is_suppressed = is_suppressed
+        self.only = only
         self.on_suppress = on_suppress
         self.progress = progress
         self.clock = clock
@@ -201,6 +217,7 @@ class _Run:
         self.retries: list[tuple[float, int, list[Row]]] = []  # (due, seq, rows) heap
         self.seq = 0
         self.consecutive = 0
+        self.consecutive_uncertain = 0
         self.stopping = threading.Event()
 
     # runs in a worker thread
@@ -289,9 +306,11 @@ class _Run:
                 if now - first >= o.max_retry_time or (
                     attempts >= o.max_attempts and not throttled
                 ):
-                    why = f"gave up after {attempts} attempts: {reason}"
-                    updates.append(Update(row.id, L.FAILED, None, why))
-                    done.failed.append((row.email, why))
+                    # a temporary failure stays temporary: the row stays pending for a later
+                    # run (never settled as failed: nothing could resend it then)
+                    why = f"deferred after {attempts} attempts: {reason}"
+                    updates.append(Update(row.id, L.PENDING, None, why))
+                    done.deferred.append((row.email, reason))
                 else:
                     updates.append(Update(row.id, L.PENDING, None, reason))
                     delay = min(o.backoff_cap, o.backoff_base * 2 ** (attempts - 1))
@@ -321,6 +340,9 @@ class _Run:
         batch: list[Row] = []
         skipped: list[Update] = []
         for row in self.ledger.iter_pending(self.frozen.number):
+            if self.only is not None and not self.only(row.email):
+                self.summary.outside += 1  # not in this run's segment: stays pending
+                continue
             if self.is_suppressed(row.email):
                 skipped.append(
                     Update(row.id, L.SKIPPED, error="unsubscribed after the issue was frozen")
@@ -332,7 +354,9 @@ class _Run:
             if limit is not None and taken >= limit:
                 break
             taken += 1
-            batch.append(row)
+            # attempts and the retry window count from this run: a row deferred by an
+            # earlier run (a relay down for hours) gets its full allowance again
+            batch.append(Row(row.id, row.email, row.name, row.variant, 0, None))
             if len(batch) >= self.o.batch_size:
                 if skipped:
                     self._skip(skipped)
@@ -349,8 +373,10 @@ class _Run:
         self.summary.skipped += len(updates)
 
     def todo(self) -> int:
-        counts = self.ledger.counts(self.frozen.number)
-        n = counts[L.PENDING]
+        if self.only is not None:
+            n = sum(1 for e in self.ledger.emails_in(self.frozen.number, L.PENDING) if self.only(e))
+        else:
+            n = self.ledger.counts(self.frozen.number)[L.PENDING]
         return min(n, self.o.limit) if self.o.limit is not None else n
 
     def execute(self) -> Summary:
@@ -399,7 +425,7 @@ class _Run:
                 if fut.done() and fut.exception() is None:
                     self._absorb(fut.result())
         s.elapsed = self.clock() - start
-        if self.retries and (s.paused or s.stopped or s.interrupted):
+        if self.retries and (s.paused or s.stopped or s.interrupted or s.deferred):
             self.retries.clear()  # their rows are pending in the ledger: the next run takes them
         self._tick(start)
         return s
@@ -424,6 +450,7 @@ class _Run:
         s.uncertain += len(done.uncertain)
         s.uncertainties.extend(done.uncertain)
         s.retried += len(done.retry)
+        s.deferred.extend(done.deferred)
         if done.suppress and self.on_suppress is not None:
             # one rewrite of the suppression file per batch, not per bounce
             self.on_suppress([(email, "bounced") for email in done.suppress])
@@ -433,9 +460,23 @@ class _Run:
             due = now + max(d for _, d in done.retry)
             self.seq += 1
             heapq.heappush(self.retries, (due, self.seq, [r for r, _ in done.retry]))
+        if done.deferred:
+            # out of attempts or time: the provider is not coming back within this run
+            self.stopping.set()
+            return True
         if done.sent:
             self.consecutive = 0
+            self.consecutive_uncertain = 0
         elif done.results:
+            if done.uncertain:
+                self.consecutive_uncertain += 1
+                if self.consecutive_uncertain >= self.o.max_consecutive_uncertain:
+                    s.paused = (
+                        f"{self.consecutive_uncertain} requests in a row got no answer "
+                        f"(sending.max_consecutive_uncertain); last: {done.uncertain[-1][1]}"
+                    )
+                    self.stopping.set()
+                    return True
             self.consecutive += 1
             if self.consecutive >= self.o.max_consecutive_failures:
                 last = done.failed[-1][1] if done.failed else done.results[-1].error or "?"
@@ -460,7 +501,10 @@ class _Run:
         done = s.sent + s.failed + s.uncertain
         rate = s.sent / elapsed if elapsed > 0 else 0.0
         left = max(0, s.todo - done - s.skipped)
-        eta = left / rate if rate > 0 else None
+        # the first batches go out in the bucket's initial burst, far above the configured
+        # rate: the rest cannot go faster than sending.rate
+        pace = min(rate, self.o.rate) if self.o.rate > 0 else rate
+        eta = left / pace if pace > 0 else None
         self.progress(
             Progress(done + s.skipped, s.sent, s.failed, s.todo, elapsed, rate, eta, s.uncertain)
         )
@@ -474,6 +518,7 @@ def run(
     options: SendOptions,
     *,
     is_suppressed: Callable[[str], bool] = lambda email: False,
+    only: Callable[[str], bool] | None = None,
     on_suppress: Callable[[list[tuple[str, str]]], None] | None = None,
     progress: Callable[[Progress], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -484,7 +529,8 @@ def run(
     """Send every pending recipient of ``frozen`` through ``provider``; returns the summary.
 
     ``on_suppress`` gets the (email, reason) pairs a batch's bounces add to the suppression
-    list, once per batch.
+    list, once per batch. ``only`` (a segment: ``--list``/``--tag``) picks who is sent in this
+    run; the other pending rows are left for a later run.
     """
     return _Run(
         ledger,
@@ -493,6 +539,7 @@ def run(
         factory,
         options,
         is_suppressed=is_suppressed,
+        only=only,
         on_suppress=on_suppress,
         progress=progress,
         clock=clock,
@@ -514,31 +561,29 @@ def send_one(provider: Provider, recipient: Recipient) -> SendResult:
 def freeze(
     ledger: Ledger,
     config: Config,
-    rendered: Any,
+    rendered: RenderedIssue,
     *,
-    window_end: Any,
-    now: Any,
-    list_: str | None = None,
-    tag: str | None = None,
+    window_end: datetime,
+    now: datetime,
     on_problem: Callable[[str], None] | None = None,
 ) -> FrozenIssue:
-    """Freeze ``rendered`` and its recipients (``list_``, default ``sending.list``; ``tag``)."""
+    """Freeze ``rendered`` for everyone on ``sending.list``: the issue series belongs to it.
+
+    A run may send to a segment only (``run(only=...)``); the frozen set is always the whole
+    list, so the issue is complete only when every reader of the list is settled.
+    """
     from pressroom.subscribers import iter_subscribers
 
-    chosen = list_ or config.sending.list
-    subs = iter_subscribers(config, list_=chosen, tag=tag, on_problem=on_problem)
+    chosen = config.sending.list
+    subs = iter_subscribers(config, list_=chosen, on_problem=on_problem)
     recipients = ((s.email, s.name, rendered.variant_for(s.tags).key) for s in subs)
-    return ledger.freeze(
-        rendered, recipients, window_end=window_end, now=now, list_=chosen, tag=tag
-    )
+    return ledger.freeze(rendered, recipients, window_end=window_end, now=now, list_=chosen)
 
 
 class RunLock:
     """An exclusive, non-blocking lock on ``<state>/send.lock`` for the whole run."""
 
-    def __init__(self, state: Any) -> None:
-        from pathlib import Path
-
+    def __init__(self, state: Path | str) -> None:
         self.path = Path(state) / "send.lock"
         self.fd: int | None = None
 

@@ -208,6 +208,10 @@ class FakeProviderServer(ThreadingHTTPServer):
         self._faults: collections.deque[Fault] = collections.deque()
         self._thread: threading.Thread | None = None
         self._ids = 0
+        self.held = 0  # connections accepted while holding (see ``hold_connections``)
+        self._gate = threading.Event()
+        self._gate.set()
+        self._drop_held = True
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -218,6 +222,15 @@ class FakeProviderServer(ThreadingHTTPServer):
             self.connections += 1
             self.nodelay.append(bool(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)))
         return conn, addr
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if not self._gate.is_set():
+            with self.lock:
+                self.held += 1
+            self._gate.wait()
+            if self._drop_held:
+                return  # closed unread: whatever the client sent never reached the provider
+        super().finish_request(request, client_address)
 
     @property
     def url(self) -> str:
@@ -232,6 +245,7 @@ class FakeProviderServer(ThreadingHTTPServer):
         return self
 
     def stop(self) -> None:
+        self._gate.set()  # held connections are let go (closed unread)
         self.shutdown()
         self.server_close()
         if self._thread is not None:
@@ -280,6 +294,23 @@ class FakeProviderServer(ThreadingHTTPServer):
         with self.lock:
             for _ in range(n):
                 self._faults.append(Fault("drop", after_processing=after_processing, path=path))
+
+    def hold_connections(self) -> None:
+        """Accept each new connection but read nothing from it until ``release_held``.
+
+        The client has sent its request and waits; the provider has not received it (a
+        request stuck on the way). Connections already open are served as before.
+        """
+        with self.lock:
+            self._drop_held = True
+            self._gate.clear()
+
+    def release_held(self, *, drop: bool = True) -> None:
+        """Stop holding. ``drop``: close the held connections unread (those requests never
+        reached the provider); otherwise serve them now, as if the network caught up."""
+        with self.lock:
+            self._drop_held = drop
+            self._gate.set()
 
     def fail_recipient(self, email: str, how: Any) -> None:
         """Make the provider reject ``email`` per recipient (meaning of ``how`` is per fake)."""

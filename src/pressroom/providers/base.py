@@ -21,11 +21,13 @@ A whole-batch failure is expressed by returning the same outcome for every recip
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import enum
 import socket
 import ssl
 import time
+import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -164,11 +166,42 @@ class Provider(ABC):
         self.session.close()
 
     def redact(self, text: str) -> str:
-        """``text`` with every secret of this adapter blanked out."""
-        for secret in self.secrets.values():
-            if secret:
-                text = text.replace(secret, "*****")
+        """``text`` with every secret of this adapter blanked out, in any form it travels in."""
+        for form in self.secret_forms():
+            text = text.replace(form, "*****")
         return text
+
+    def secret_forms(self) -> list[str]:
+        """Each secret as sent: raw, base64 (alone and as ``user:secret`` of the session's
+        Basic auth, e.g. Mailgun's ``api:<key>``), and URL-encoded; longest first.
+
+        A provider that echoes the request back in an error (the Authorization header, a
+        query string) would otherwise leak the key in a form an exact match misses.
+        """
+        values = [s for s in self.secrets.values() if s]
+        auth = getattr(self.session, "auth", None)
+        if isinstance(auth, tuple) and len(auth) == 2 and all(isinstance(a, str) for a in auth):
+            user, password = auth
+            if password:
+                values += [password, f"{user}:{password}"]
+        return secret_forms(values)
+
+
+def secret_forms(values: Sequence[str]) -> list[str]:
+    """``values`` raw, base64 (standard and URL-safe, padded or not) and URL-encoded."""
+    forms: set[str] = set()
+    for value in values:
+        if not value:
+            continue
+        data = value.encode("utf-8")
+        forms.add(value)
+        for encoded in (base64.b64encode(data), base64.urlsafe_b64encode(data)):
+            text = encoded.decode("ascii")
+            forms.update((text, text.rstrip("=")))
+        quote = urllib.parse.quote
+        forms.update((quote(value, safe=""), quote(value), urllib.parse.quote_plus(value)))
+    # longest first: "api:key" in base64 is blanked whole before any shorter form matches
+    return sorted((f for f in forms if f), key=len, reverse=True)
 
 
 # --- HTTP failure classification (shared by every HTTP adapter) -------------------------
@@ -204,7 +237,8 @@ def classify_http(
 ) -> tuple[Outcome, str, float | None]:
     """Outcome, reason and retry delay for a non-2xx answer; raises on auth failure."""
     status = response.status_code
-    body = provider.redact(response.text[:300].strip().replace("\n", " "))
+    # redacted before it is cut short, so that no secret is left cut in two
+    body = provider.redact(response.text[:2000]).strip().replace("\n", " ")[:300]
     reason = f"HTTP {status}: {body}" if body else f"HTTP {status}"
     if status in (401, 403):
         names = ", ".join(provider.env_names(provider.settings).values())

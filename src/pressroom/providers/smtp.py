@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pressroom.errors import ProviderAuthError, ProviderConfigError, ProviderError
 from pressroom.providers import register
-from pressroom.providers.base import Outcome, Provider, Recipient, SendResult
+from pressroom.providers.base import Outcome, Provider, Recipient, SendResult, secret_forms
 
 AUTH_CODES = (530, 534, 535)
 
@@ -97,9 +97,18 @@ class SmtpProvider(Provider):
         return {"username_env": settings.username_env, "password_env": settings.password_env}
 
     def redact(self, text: str) -> str:
-        """Blank out the password (the user name is not a secret, and may be short)."""
+        """Blank out the password (the user name is not a secret, and may be short).
+
+        Also its base64 forms: AUTH LOGIN sends it alone, AUTH PLAIN as "\\0user\\0password"
+        (RFC 4616), and a server may echo either back in a reply.
+        """
         password = self.secrets.get("password_env")
-        return text.replace(password, "*****") if password else text
+        if not password:
+            return text
+        user = self.secrets.get("username_env", "")
+        for form in secret_forms([password, f"\0{user}\0{password}"]):
+            text = text.replace(form, "*****")
+        return text
 
     @property
     def batch_limit(self) -> int:
@@ -143,7 +152,8 @@ class SmtpProvider(Provider):
                 except smtplib.SMTPAuthenticationError as e:
                     conn.close()
                     raise ProviderAuthError(
-                        f"smtp: {s.host} rejected the login ({_reply(e.smtp_code, e.smtp_error)});"
+                        f"smtp: {s.host} rejected the login "
+                        f"({self.redact(_reply(e.smtp_code, e.smtp_error))});"
                         f" check {s.username_env} and {s.password_env}"
                     ) from None
                 except smtplib.SMTPNotSupportedError:
@@ -206,6 +216,18 @@ class SmtpProvider(Provider):
             conn = self._conn()
             conn.ehlo_or_helo_if_needed()
             options = [f"SIZE={len(data)}"] if conn.does_esmtp and conn.has_extn("size") else []
+            if not (sender.isascii() and to.isascii()):
+                # an internationalised address (RFC 6531) can only travel with SMTPUTF8; a
+                # server without it can never take this recipient: fail them, not the run
+                if not (conn.does_esmtp and conn.has_extn("smtputf8")):
+                    return self._refused(
+                        to,
+                        f"smtp: {self.settings.host} does not offer SMTPUTF8 (RFC 6531), "
+                        "which a non-ASCII address needs",
+                    )
+                options.append("SMTPUTF8")
+                if conn.has_extn("8bitmime"):
+                    options.append("BODY=8BITMIME")  # the headers carry the address as UTF-8
             code, msg = conn.mail(sender, options)
             if code != 250:
                 return self._failed(to, code, msg)
@@ -239,6 +261,16 @@ class SmtpProvider(Provider):
         self._drop()
         return SendResult(to, outcome, error=self.redact(f"{what}{type(e).__name__}: {e}")[:300])
 
+    def _refused(self, to: str, reason: str) -> SendResult:
+        """``to`` can never be sent over this server: fail it for good, keep the connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and conn.sock is not None:
+            try:
+                conn.rset()  # a MAIL FROM may have been accepted already
+            except (smtplib.SMTPException, OSError):
+                self._drop()
+        return SendResult(to, Outcome.PERMANENT, error=self.redact(reason)[:300])
+
     def _failed(self, to: str, code: int, msg: bytes | str) -> SendResult:
         if code in AUTH_CODES:
             s = self.settings
@@ -260,10 +292,24 @@ class SmtpProvider(Provider):
         return SendResult(to, outcome, error=self.redact(_reply(code, msg)), suppress=suppress)
 
     def check(self) -> str:
+        """Connect (TLS and login as configured) and send NOOP; one line saying what happened."""
         s = self.settings
-        conn = self._conn()
         try:
+            conn = self._conn()
             code, _ = conn.noop()
+        except ProviderError:
+            raise
+        except smtplib.SMTPResponseException as e:  # a refused greeting, EHLO or STARTTLS
+            reply = _reply(e.smtp_code, e.smtp_error)
+            raise ProviderError(
+                f"smtp: {s.host}:{s.port} refused the connection ({reply}); "
+                "check providers.smtp.host/port"
+            ) from None
+        except (OSError, smtplib.SMTPException) as e:  # refused, unreachable, DNS, timeout
+            reason = self.redact(f"{type(e).__name__}: {e}")[:200]
+            raise ProviderError(
+                f"smtp: cannot reach {s.host}:{s.port}: {reason}; check providers.smtp.host/port"
+            ) from None
         finally:
             self.close()
         login = f" as ${s.username_env}" if s.username_env else " without login"
