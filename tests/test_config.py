@@ -203,3 +203,10 @@ def test_relative_logo_is_refused(tmp_path: Path) -> None:
 def test_booleans_are_shown_as_yaml_spells_them(tmp_path: Path) -> None:
     msg = load_error(tmp_path, MINIMAL + "feeds:\n  items: true\n")
     assert msg == "config.yaml:6: feeds.items: expected a positive integer, got true"
+
+
+def test_provider_settings_are_checked_at_their_line(tmp_path: Path) -> None:
+    text = MINIMAL + "providers:\n  mailgun:\n    domain: mg.test.example\n    batch_size: 5000\n"
+    assert load_error(tmp_path, text) == (
+        "config.yaml:8: providers.mailgun.batch_size: expected 1 to 1000 recipients per call"
+    )

@@ -122,6 +122,10 @@ class Provider(ABC):
         self.settings = settings
         self.secrets = dict(secrets or {})
         self.session = session or requests.Session()
+        self.setup()
+
+    def setup(self) -> None:  # noqa: B027 - optional hook
+        """Adapter hook, run once settings and secrets are in place: auth, endpoints, headers."""
 
     @classmethod
     def env_names(cls, settings: Any) -> dict[str, str]:
@@ -202,6 +206,14 @@ def secret_forms(values: Sequence[str]) -> list[str]:
         forms.update((quote(value, safe=""), quote(value), urllib.parse.quote_plus(value)))
     # longest first: "api:key" in base64 is blanked whole before any shorter form matches
     return sorted((f for f in forms if f), key=len, reverse=True)
+
+
+def check_settings(settings: Any, maximum: int, unit: str) -> None:
+    """The checks every HTTP adapter's Settings share (raised as ``field: problem``)."""
+    if not 1 <= settings.batch_size <= maximum:
+        raise ValueError(f"batch_size: expected 1 to {maximum} {unit} per call")
+    if settings.timeout <= 0:
+        raise ValueError("timeout: expected a number of seconds above 0")
 
 
 # --- HTTP failure classification (shared by every HTTP adapter) -------------------------

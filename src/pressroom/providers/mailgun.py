@@ -28,7 +28,7 @@ import html
 import json
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -45,6 +45,7 @@ from pressroom.providers.base import (
     Recipient,
     SendResult,
     batch_result,
+    check_settings,
     classify_http,
     http_exception_result,
 )
@@ -70,12 +71,9 @@ class MailgunSettings:
     tracking: bool = False  # Mailgun click/open tracking (rewrites links)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.batch_size <= MAX_BATCH:
-            raise ValueError(f"batch_size: Mailgun allows 1 to {MAX_BATCH} recipients per call")
+        check_settings(self, MAX_BATCH, "recipients")
         if not self.domain or "/" in self.domain:
             raise ValueError('domain: expected a sending domain like "mg.example.org"')
-        if self.timeout <= 0:
-            raise ValueError("timeout: expected a number of seconds above 0")
 
     @property
     def endpoint(self) -> str:
@@ -92,16 +90,9 @@ class Mailgun(Provider):
     secret_envs = ("api_key_env",)
     settings: MailgunSettings
 
-    def __init__(
-        self,
-        settings: MailgunSettings,
-        *,
-        secrets: Mapping[str, str] | None = None,
-        session: requests.Session | None = None,
-    ) -> None:
-        super().__init__(settings, secrets=secrets, session=session)
+    def setup(self) -> None:
         self.session.auth = ("api", self.secrets.get("api_key_env", ""))
-        self.url = f"{settings.endpoint}/v3/{settings.domain}/messages"
+        self.url = f"{self.settings.endpoint}/v3/{self.settings.domain}/messages"
 
     def open(self, content: Content) -> None:
         """Translate the field tokens to ``%recipient.x%`` once and fix the shared fields."""

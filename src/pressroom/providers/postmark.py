@@ -49,6 +49,7 @@ from pressroom.providers.base import (
     Recipient,
     SendResult,
     batch_result,
+    check_settings,
     classify_http,
     http_exception_result,
 )
@@ -111,10 +112,7 @@ class PostmarkSettings:
     track_links: Literal["None", "HtmlAndText", "HtmlOnly", "TextOnly"] = "None"
 
     def __post_init__(self) -> None:
-        if not 1 <= self.batch_size <= MAX_BATCH:
-            raise ValueError(f"batch_size: Postmark allows 1 to {MAX_BATCH} messages per batch")
-        if self.timeout <= 0:
-            raise ValueError("timeout: expected a number of seconds above 0")
+        check_settings(self, MAX_BATCH, "messages")
 
 
 @register
@@ -127,17 +125,10 @@ class Postmark(Provider):
     secret_envs = ("server_token_env",)
     settings: PostmarkSettings
 
-    def __init__(
-        self,
-        settings: PostmarkSettings,
-        *,
-        secrets: Mapping[str, str] | None = None,
-        session: requests.Session | None = None,
-    ) -> None:
-        super().__init__(settings, secrets=secrets, session=session)
-        self.base = settings.base_url.rstrip("/")
+    def setup(self) -> None:
+        self.base = self.settings.base_url.rstrip("/")
         # Postmark's broadcast streams add their own unsubscribe link and one-click headers
-        self.manages_unsubscribe = settings.unsubscribe == "postmark"  # type: ignore[misc]
+        self.manages_unsubscribe = self.settings.unsubscribe == "postmark"  # type: ignore[misc]
         self.session.headers.update(
             {
                 "Accept": "application/json",

@@ -30,7 +30,7 @@ import email.utils
 import html
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,7 @@ from pressroom.providers.base import (
     Recipient,
     SendResult,
     batch_result,
+    check_settings,
     classify_http,
     http_exception_result,
     retry_after_seconds,
@@ -74,10 +75,7 @@ class SendGridSettings:
     sandbox: bool = False  # mail_settings.sandbox_mode: validated by SendGrid, never delivered
 
     def __post_init__(self) -> None:
-        if not 1 <= self.batch_size <= MAX_BATCH:
-            raise ValueError(f"batch_size: SendGrid allows 1 to {MAX_BATCH} recipients per call")
-        if self.timeout <= 0:
-            raise ValueError("timeout: expected a number of seconds above 0")
+        check_settings(self, MAX_BATCH, "personalizations")
 
 
 @register
@@ -90,15 +88,8 @@ class SendGrid(Provider):
     secret_envs = ("api_key_env",)
     settings: SendGridSettings
 
-    def __init__(
-        self,
-        settings: SendGridSettings,
-        *,
-        secrets: Mapping[str, str] | None = None,
-        session: requests.Session | None = None,
-    ) -> None:
-        super().__init__(settings, secrets=secrets, session=session)
-        self.base = settings.base_url.rstrip("/")
+    def setup(self) -> None:
+        self.base = self.settings.base_url.rstrip("/")
         self.session.headers["Authorization"] = f"Bearer {self.secrets.get('api_key_env', '')}"
 
     def open(self, content: Content) -> None:

@@ -49,6 +49,7 @@ from pressroom.providers.base import (
     Recipient,
     SendResult,
     batch_result,
+    check_settings,
     classify_http,
     http_exception_result,
     retry_after_seconds,
@@ -108,14 +109,11 @@ class SESSettings:
     timeout: float = 30.0
 
     def __post_init__(self) -> None:
-        if not 1 <= self.batch_size <= MAX_BATCH:
-            raise ValueError(f"batch_size: SES takes 1 to {MAX_BATCH} entries per bulk call")
+        check_settings(self, MAX_BATCH, "bulk entries")
         if not self.region or "/" in self.region:
             raise ValueError(
                 f'region: expected an AWS region like "eu-west-1", got "{self.region}"'
             )
-        if self.timeout <= 0:
-            raise ValueError("timeout: expected a number of seconds above 0")
 
     @property
     def endpoint(self) -> str:
@@ -132,17 +130,11 @@ class SES(Provider):
     secret_envs = ("access_key_id_env", "secret_access_key_env")
     settings: SESSettings
 
-    def __init__(
-        self,
-        settings: SESSettings,
-        *,
-        secrets: Mapping[str, str] | None = None,
-        session: requests.Session | None = None,
-    ) -> None:
+    def setup(self) -> None:
         from botocore.auth import SigV4Auth
         from botocore.credentials import Credentials
 
-        super().__init__(settings, secrets=secrets, session=session)
+        settings = self.settings
         credentials = Credentials(
             self.secrets.get("access_key_id_env", ""),
             self.secrets.get("secret_access_key_env", ""),
