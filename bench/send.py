@@ -273,6 +273,9 @@ def main() -> None:
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    for flag in ("recipients", "smtp", "naive"):
+        if getattr(args, flag) < 1:  # every scenario runs: the ratios need all of them
+            parser.error(f"--{flag} must be at least 1")
     if args.child == "naive":
         print(json.dumps(naive(args.config, args.url, args.naive)))
         return

@@ -297,11 +297,13 @@ def test_confirm_over_refuses_without_yes_when_not_interactive(demo: Path) -> No
     result = invoke(demo, "digest", "send", "--now", "2026-11-25T09:00")
     assert result.exit_code == 2, result.output
     assert "--yes" in result.output
+    assert "froze issue" not in result.output  # the freeze was rolled back: not said
     assert not list((demo / "outbox").glob("issue-*/*.eml"))
     with Ledger(demo / ".pressroom" / "state.db") as ledger:
         assert ledger.unfinished() is None  # nothing frozen either
     ok = invoke(demo, "digest", "send", "--yes", "--now", "2026-11-25T09:00")
     assert ok.exit_code == 0, ok.output
+    assert f"froze issue 1 for {len(readers(demo))} recipients" in ok.output
 
 
 def test_a_missing_provider_secret_is_a_config_error_naming_the_variable(demo: Path) -> None:
@@ -743,3 +745,74 @@ def test_a_bounce_is_suppressed_with_its_full_time(demo: Path) -> None:
         rows = {r["email"]: r for r in csv.DictReader(f)}
     assert rows["alan@example.net"]["reason"] == "bounced"
     assert rows["alan@example.net"]["date"].startswith("2026-11-25T09:30")
+
+
+# --- one exit status: the command's, the report's and the summary's --------------------------
+
+
+def _reports(demo: Path) -> list[dict]:  # type: ignore[type-arg]
+    """Every report, in the order the folder lists them by name."""
+    return [json.loads(p.read_text()) for p in sorted((demo / "reports").glob("*.json"))]
+
+
+def test_a_staged_run_exits_0_and_its_report_says_so(demo: Path) -> None:
+    everyone = readers(demo)
+    first = invoke(demo, "digest", "send", "--yes", "--limit", "1", "--now", "2026-11-25T09:00")
+    assert first.exit_code == 0, first.output
+    second = invoke(demo, "digest", "send", "--list", "breaking", "--now", "2026-11-25T09:00")
+    assert second.exit_code == 0, second.output
+    rest = invoke(demo, "digest", "send", "--now", "2026-11-25T09:00")
+    assert rest.exit_code == 0, rest.output
+    # listed by name, the reports are in run order (same pinned time: the run number decides)
+    names = sorted(p.name for p in (demo / "reports").glob("*.json"))
+    assert [n.split("-")[:4] for n in names] == [
+        ["issue", "1", "run", "001"],
+        ["issue", "1", "run", "002"],
+        ["issue", "1", "run", "003"],
+    ]
+    reports = _reports(demo)
+    assert [(r["status"], r["exit_code"]) for r in reports] == [
+        ("staged", 0),
+        ("staged", 0),
+        ("complete", 0),
+    ]
+    assert [r["run"]["sent"] for r in reports] == [1, 1, len(everyone) - 2]
+
+
+def _bad_rows(demo: Path) -> None:
+    (demo / "subscribers" / "extra.csv").write_text(
+        "email,name,lists\nbob@,Bob,weekly\n,Nobody,weekly\nzoe@example.org,Zoe,weekly\n"
+    )
+
+
+def test_bad_subscriber_rows_make_the_send_exit_1_and_the_report_and_summary_say_why(
+    demo: Path,
+) -> None:
+    _bad_rows(demo)
+    result = invoke(demo, "digest", "send", "--now", "2026-11-25T09:00")
+    assert result.exit_code == 1, result.output
+    out = result.output
+    assert "error: subscribers/extra.csv:2: invalid email" in out
+    assert "error: subscribers/extra.csv:3: no email" in out
+    assert "zoe@example.org" in _emls(demo)  # the good rows are mailed
+    # the reason for exit 1 comes after the summary, not only before "froze issue 1"
+    skipped = "2 subscriber rows skipped (see the errors above)"
+    assert skipped in out and out.index(skipped) > out.index("froze issue 1")
+    assert out.index(skipped) > out.index("issue 1 is complete")
+    (report,) = _reports(demo)
+    assert report["status"] == "complete"  # every readable reader was mailed…
+    assert report["exit_code"] == 1  # …but not everyone in the files could be
+    assert report["subscriber_rows_skipped"] == 2
+
+
+def test_a_dry_run_reports_bad_subscriber_rows_and_exits_1_like_the_send(demo: Path) -> None:
+    _bad_rows(demo)
+    dry = invoke(demo, "digest", "send", "--dry-run", "--now", "2026-11-25T09:00")
+    assert dry.exit_code == 1, dry.output
+    assert "error: subscribers/extra.csv:2: invalid email" in dry.output
+    assert "error: subscribers/extra.csv:3: no email" in dry.output
+    assert "; 2 bad subscriber rows skipped; nothing was sent or recorded" in dry.output
+    assert f"to {len(readers(demo))} recipients" in dry.output
+    assert not (demo / "outbox").exists()
+    real = invoke(demo, "digest", "send", "--now", "2026-11-25T09:00")
+    assert real.exit_code == dry.exit_code, real.output

@@ -76,7 +76,7 @@ def test_bad_rows_are_reported_and_exit_1(pub: Config) -> None:
         "(There must be something after the @-sign.)",
         "error: subscribers/extra.csv:3: duplicate of subscribers/subscribers.csv:2 "
         '("ada@example.com"); the first is used',
-        "2 problems; 3 subscribers usable",
+        "2 problems; 3 subscribers usable (2 on list 'weekly', which the digest goes to)",
     ]
 
 
@@ -107,7 +107,46 @@ def test_a_status_typo_is_reported_not_silently_dropped(pub: Config, tmp_path: P
 def test_validate_passes_on_good_files(pub: Config) -> None:
     r = run(pub, "subscribers", "validate")
     assert r.exit_code == 0, r.output
-    assert r.stderr == "all subscriber files are valid; 3 subscribers would be mailed\n"
+    # alan is only on "breaking": usable, but not mailed the digest (sending.list "weekly")
+    assert r.stderr == (
+        "all subscriber files are valid; 3 subscribers usable "
+        "(2 on list 'weekly', which the digest goes to)\n"
+    )
+
+
+def test_an_unterminated_quote_is_named_at_its_line_with_the_lines_it_swallowed(
+    pub: Config,
+) -> None:
+    write(
+        pub.root / "subscribers/extra.csv",
+        HEADER
+        + "bea@y.org,Bea,weekly,,,\n"
+        + "cy@y.org,Cy,weekly,,,\n"
+        + "dee@y.org,Dee,weekly,,,\n"
+        + '"unterminated,U,weekly\n'
+        + "z@y.org,Z,weekly,,,\n"
+        + "q@y.org,Q,weekly,,,\n",
+    )
+    message = (
+        "error: subscribers/extra.csv:5: unterminated quote (the row runs on to line 7); "
+        "fix the quoting — lines 6-7 were not read"
+    )
+    for command in ("count", "list", "validate"):
+        r = run(pub, "subscribers", command)
+        assert r.exit_code == 1, command
+        assert r.stderr.splitlines()[0] == message, command
+    assert run(pub, "subscribers", "count").stdout == "6\n"  # 3 + bea, cy, dee
+    # one swallowed line is named as such; a properly closed quote further on still counts
+    write(
+        pub.root / "subscribers/extra.csv",
+        HEADER + '"eve@y.org,Eve\nfay@y.org",Fay,weekly,,,\ngus@y.org,Gus,weekly,,,\n',
+    )
+    r = run(pub, "subscribers", "count")
+    assert r.exit_code == 1 and r.stdout == "4\n"
+    assert r.stderr == (
+        "error: subscribers/extra.csv:2: unterminated quote (the row runs on to line 3); "
+        "fix the quoting — line 3 was not read\n"
+    )
 
 
 def test_add_writes_the_main_file_and_refuses_duplicates(pub: Config) -> None:

@@ -193,3 +193,15 @@ def test_an_issue_held_by_uncertain_recipients_blocks_weekly_and_says_what_to_do
         with Ledger(config.state_db) as ledger:
             last = ledger.last_sent()
             assert last is not None and last.number == 1
+
+
+def test_a_broken_article_makes_weekly_exit_1_and_its_report_agrees(demo: Path) -> None:
+    (demo / "content" / "2026-11-20-broken.md").write_text("---\ntitle: [unclosed\n---\nbody\n")
+    result = weekly(demo, "--now", "2026-11-25T09:00")
+    assert result.exit_code == 1, result.output
+    assert "content/2026-11-20-broken.md" in result.output
+    assert "issue 1 is complete" in result.output
+    (path,) = (demo / "reports").glob("*.json")
+    report = json.loads(path.read_text())
+    # the article was reported before the send began: the report still carries the exit 1
+    assert report["exit_code"] == 1 and report["subscriber_rows_skipped"] == 0

@@ -91,7 +91,7 @@ def check(req: Request) -> None:
 class Delivery:
     """What one ``deliver`` call did; the CLI prints it."""
 
-    status: int  # 0 done as asked; 1 something failed, is uncertain, paused or left over
+    status: int  # the exit status: see ``exit_status``
     number: int | None = None
     total: int = 0  # recipients frozen for the issue
     summary: Summary | None = None
@@ -100,6 +100,50 @@ class Delivery:
     error: ProviderError | None = None  # what stopped the run, raised by the CLI after printing
     segment: str = ""  # "list 'breaking'" when the run sent to a segment only
     said: list[str] = field(default_factory=list)  # result lines of a dry run or a test copy
+    rows_skipped: int = 0  # bad subscriber rows reported (and not mailed) while freezing
+
+
+class _Counted:
+    """The caller's Notes, counting the problems said through them (each makes the exit 1)."""
+
+    def __init__(self, notes: Notes) -> None:
+        self.notes = notes
+        self.problems = 0
+        self.rows = 0  # of which bad subscriber rows
+
+    def out(self, message: str = "") -> None:
+        self.notes.out(message)
+
+    def info(self, message: str) -> None:
+        self.notes.info(message)
+
+    def warn(self, message: str) -> None:
+        self.notes.warn(message)
+
+    def problem(self, message: str) -> None:
+        self.problems += 1
+        self.notes.problem(message)
+
+    def bad_row(self, message: str) -> None:
+        self.rows += 1
+        self.problem(message)
+
+
+def exit_status(
+    summary: Summary, outcome: report.Outcome, *, staged: bool, problems: int = 0
+) -> int:
+    """The exit status of a send: 0 done as asked, 1 otherwise.
+
+    1 when anything failed, is uncertain or deferred, the run stopped, paused or was
+    interrupted, recipients are left pending by a run that was not a staged one (``--limit``,
+    ``--list``, ``--tag``), or a problem was reported on the way (bad subscriber rows).
+    """
+    c = outcome.counts
+    if problems or c[L.FAILED] or c[L.UNCERTAIN]:
+        return 1
+    if summary.stopped or summary.interrupted or summary.paused or summary.deferred:
+        return 1
+    return 1 if c[L.PENDING] and not staged else 0
 
 
 def deliver(
@@ -112,16 +156,20 @@ def deliver(
     progress: Callable[[Progress], None] | None = None,
     locked: bool = False,
     articles_reported: bool = False,
+    problems: int = 0,
     env: Mapping[str, str] | None = None,
 ) -> Delivery:
     """Freeze (or resume) the issue and send this run's part of it.
 
     ``confirm`` asks the user (None: no terminal, so a send above ``sending.confirm_over``
-    needs ``--yes``). Raises ``NothingToSend`` when there is no new issue.
+    needs ``--yes``). ``problems``: how many the caller reported already (they make the exit
+    status 1, and the report says so). Raises ``NothingToSend`` when there is no new issue.
     """
     from pressroom.digest import prepare
 
     check(req)
+    notes = counted = _Counted(notes)
+    counted.problems = problems
     env = os.environ if env is None else env
     provider = make_provider(config, req.provider, env)
     with contextlib.ExitStack() as stack:
@@ -179,13 +227,13 @@ def deliver(
         segment = _segment(config, req) if req.segment else None
         if req.dry_run or ledger is None:
             return _dry_run(
-                config, provider, content, factory, rendered, frozen, ledger, req, segment
+                config, provider, content, factory, rendered, frozen, ledger, req, segment, counted
             )
         return _send(
             config,
             req,
             moment,
-            notes,
+            counted,
             ledger,
             provider,
             content,
@@ -217,7 +265,7 @@ def _send(
     config: Config,
     req: Request,
     moment: datetime,
-    notes: Notes,
+    notes: _Counted,
     ledger: Ledger,
     provider: Provider,
     content: Content,
@@ -234,7 +282,7 @@ def _send(
     new = frozen is None
     if frozen is None:
         frozen = freeze(
-            ledger, config, rendered, window_end=window_end, now=moment, on_problem=notes.problem
+            ledger, config, rendered, window_end=window_end, now=moment, on_problem=notes.bad_row
         )
         if frozen.total == 0:
             ledger.discard(frozen.number)
@@ -242,8 +290,7 @@ def _send(
                 f"no subscribers on list {frozen.list!r}; nothing to send (add some to "
                 "subscribers/)"
             )
-            return Delivery(0, frozen.number)
-        notes.info(f"froze issue {frozen.number} for {frozen.total} recipients")
+            return Delivery(1 if notes.problems else 0, frozen.number, rows_skipped=notes.rows)
     number = frozen.number
     where = req.segment_name()
 
@@ -296,7 +343,9 @@ def _send(
             if new:
                 ledger.discard(number)
             notes.info("not sent")
-            return Delivery(1, number, frozen.total)
+            return Delivery(1, number, frozen.total, rows_skipped=notes.rows)
+    if new:  # only now: a refused or declined send rolls the freeze back
+        notes.info(f"froze issue {number} for {frozen.total} recipients")
     if segment is not None and not to_send:
         notes.warn(f"none of issue {number}'s pending recipients is on {where}")
 
@@ -330,17 +379,23 @@ def _send(
         )
     finished = moment + timedelta(seconds=time.time() - t0)
     outcome = report.settle(ledger, number, finished)
-    path = report.write(config.reports, summary, outcome, started=moment, finished=finished)
-    result = Delivery(1, number, frozen.total, summary, outcome, path, segment=where)
+    status = exit_status(
+        summary, outcome, staged=bool(req.limit or req.segment), problems=notes.problems
+    )
+    path = report.write(
+        config.reports,
+        summary,
+        outcome,
+        started=moment,
+        finished=finished,
+        exit_code=status,
+        rows_skipped=notes.rows,
+    )
+    result = Delivery(
+        status, number, frozen.total, summary, outcome, path, segment=where, rows_skipped=notes.rows
+    )
     if summary.stopped:
         result.error = summary.error or ProviderError(summary.stopped)
-        return result
-    c = outcome.counts
-    if summary.interrupted or summary.paused or summary.deferred or c[L.FAILED]:
-        return result
-    if c[L.UNCERTAIN] or (c[L.PENDING] and not (req.limit or req.segment)):
-        return result
-    result.status = 0
     return result
 
 
@@ -412,6 +467,7 @@ def _dry_run(
     ledger: Ledger | None,
     req: Request,
     segment: frozenset[str] | None,
+    notes: _Counted,
 ) -> Delivery:
     # every variant must build into a message that parses back
     for variant in rendered.variants:
@@ -426,7 +482,7 @@ def _dry_run(
     if frozen is not None and ledger is not None:
         c = ledger.counts(frozen.number)
         return Delivery(
-            0,
+            1 if notes.problems else 0,
             frozen.number,
             frozen.total,
             said=[
@@ -438,7 +494,8 @@ def _dry_run(
     per_variant: dict[str, int] = {}
     chosen = config.sending.list
     everyone = 0
-    for sub in subs_mod.iter_subscribers(config, list_=chosen, on_problem=_quiet):
+    # the real send reports bad rows when it freezes the issue, and exits 1: so does this
+    for sub in subs_mod.iter_subscribers(config, list_=chosen, on_problem=notes.bad_row):
         everyone += 1
         if segment is not None and sub.email not in segment:
             continue
@@ -450,8 +507,10 @@ def _dry_run(
     split = ", ".join(f"{k}: {n}" for k, n in sorted(per_variant.items()))
     rest = everyone - total
     left = f"; {rest} would stay pending for a later run" if rest and total < everyone else ""
+    bad = notes.rows
+    skipped = f"; {bad} bad subscriber row{'' if bad == 1 else 's'} skipped" if bad else ""
     return Delivery(
-        0,
+        1 if notes.problems else 0,
         rendered.number,
         everyone,
         said=[
@@ -459,8 +518,10 @@ def _dry_run(
             f"recipients on list {chosen!r}{where} via {name}"
             + (f" ({split})" if split else "")
             + left
+            + skipped
             + "; nothing was sent or recorded"
         ],
+        rows_skipped=bad,
     )
 
 

@@ -1,9 +1,10 @@
 """The end of a send run: the summary lines, the JSON report and the exit status.
 
-The report (``<reports>/issue-N-<time>.json``) says what this run did and where the whole
-issue stands: counts per state, every failure with its reason, every uncertain recipient (a
-run that died mid-request, or a request that got no answer) with why, timings. It holds
-addresses and provider reasons (already redacted by the adapters), never a secret or a token.
+The report (``<reports>/issue-N-run-NNN-<time>.json``, numbered so that a folder listing is
+in run order) says what this run did, its exit status, and where the whole issue stands:
+counts per state, every failure with its reason, every uncertain recipient (a run that died
+mid-request, or a request that got no answer) with why, timings. It holds addresses and
+provider reasons (already redacted by the adapters), never a secret or a token.
 """
 
 from __future__ import annotations
@@ -29,12 +30,6 @@ class Outcome:
     uncertain: list[str]
     failures: list[tuple[str, str]]
     uncertain_reasons: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        """0 all sent (or skipped), 1 some failed, uncertain, or still to send."""
-        c = self.counts
-        return 0 if self.complete and not c[L.FAILED] else 1
 
 
 def settle(ledger: Ledger, number: int, now: datetime) -> Outcome:
@@ -73,25 +68,30 @@ def write(
     *,
     started: datetime,
     finished: datetime,
+    exit_code: int,
+    rows_skipped: int = 0,
     dry_run: bool = False,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the JSON report of one run; returns its path."""
+    """Write the JSON report of one run (with the exit status the command returns)."""
     folder.mkdir(parents=True, exist_ok=True)
     stamp = finished.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = folder / f"issue-{summary.issue}-{stamp}.json"
-    n = 1
-    while path.exists():
-        n += 1
-        path = folder / f"issue-{summary.issue}-{stamp}-{n}.json"
+    path = folder / f"issue-{summary.issue}-run-{next_run(folder, summary.issue):03d}-{stamp}.json"
+    if outcome.complete:
+        status = "complete"  # the issue is settled
+    elif exit_code == 0:
+        status = "staged"  # this run's part (--limit/--list/--tag) is done; the rest is pending
+    else:
+        status = "incomplete"
     data: dict[str, Any] = {
         "issue": summary.issue,
         "provider": summary.provider,
         "dry_run": dry_run,
         "started_at": started.isoformat(),
         "finished_at": finished.isoformat(),
-        "status": "complete" if outcome.complete else "incomplete",
-        "exit_code": outcome.exit_code,
+        "status": status,
+        "exit_code": exit_code,
+        "subscriber_rows_skipped": rows_skipped,
         "run": {
             "to_send": summary.todo,
             "sent": summary.sent,
@@ -123,3 +123,13 @@ def write(
         f.write("\n")
     os.replace(tmp, path)
     return path
+
+
+def next_run(folder: Path, issue: int) -> int:
+    """The number of the next run of ``issue``: one more than the highest report's."""
+    runs = [0]
+    for p in folder.glob(f"issue-{issue}-run-*.json"):
+        number = p.name.removeprefix(f"issue-{issue}-run-").partition("-")[0]
+        if number.isdigit():
+            runs.append(int(number))
+    return max(runs) + 1

@@ -245,23 +245,40 @@ def _cells(
             extras = [(i, header[i].strip()) for i, n in enumerate(names) if n not in columns and n]
             layout = _Layout(pos, extras)
             pad = [""] * (width + 1)
+            end = reader.line_num  # the last physical line read so far
             for cells in reader:
+                line = end + 1  # where this row starts
+                end = reader.line_num
+                if end != line:
+                    # a quoted value ran over a line break: nearly always a missing closing
+                    # quote, which swallows the rows after it; none of them can be trusted
+                    problem(_runs_on(where, line, end))
+                    continue
                 n = len(cells)
                 if n <= 1 and not (cells and cells[0].strip()):
                     continue  # blank line
                 if n > width:
                     problem(
-                        f"{where}:{reader.line_num}: {n} fields but the header has "
+                        f"{where}:{line}: {n} fields but the header has "
                         f"{width}; quote values that contain a comma"
                     )
                     continue
                 cells += pad[n:]
-                yield reader.line_num, cells, layout
+                yield line, cells, layout
         except UnicodeDecodeError:
             # decoding runs ahead of the csv reader: find the line in the raw bytes
             problem(f"{where}:{first_bad_line(path)}: not UTF-8; save the file as UTF-8 CSV")
         except csv.Error as e:
             problem(f"{where}:{reader.line_num}: malformed CSV ({e})")
+
+
+def _runs_on(where: str, line: int, end: int) -> str:
+    """The problem line for a row whose quoted value runs from ``line`` on to ``end``."""
+    lost = f"line {end} was" if end == line + 1 else f"lines {line + 1}-{end} were"
+    return (
+        f"{where}:{line}: unterminated quote (the row runs on to line {end}); fix the "
+        f"quoting — {lost} not read"
+    )
 
 
 def _rows(

@@ -48,7 +48,13 @@ def _confirm(question: str) -> bool:
 
 
 def _run(
-    app: App, req: Request, now: str | None, *, locked: bool = False, reported: bool = False
+    app: App,
+    req: Request,
+    now: str | None,
+    *,
+    locked: bool = False,
+    reported: bool = False,
+    problems: int = 0,
 ) -> int:
     """Deliver and print the outcome; returns the exit status."""
     display = _Display(app)
@@ -62,6 +68,7 @@ def _run(
             progress=display,
             locked=locked,
             articles_reported=reported,
+            problems=problems,
         )
     finally:
         display.end()
@@ -74,7 +81,7 @@ def _show(app: App, result: Delivery) -> int:
         app.out(line)
     summary, outcome = result.summary, result.outcome
     if summary is None or outcome is None:
-        return 1 if result.status or app.problems else 0
+        return _status(app, result)
     from pressroom import report
 
     for line in report.lines(summary, outcome):
@@ -93,6 +100,12 @@ def _show(app: App, result: Delivery) -> int:
             app.info(f"  uncertain: {email}: {reason}")
         if len(summary.uncertainties) > SHOW:
             app.info(f"  … and {len(summary.uncertainties) - SHOW} more (see the report)")
+    if result.rows_skipped:
+        n = result.rows_skipped
+        app.out(
+            f"{n} subscriber row{'' if n == 1 else 's'} skipped (see the errors above); "
+            "fix them and send again to mail those readers"
+        )
     if result.report is not None:
         app.info(f"report: {shown(result.report)}")
     c = outcome.counts
@@ -119,7 +132,14 @@ def _show(app: App, result: Delivery) -> int:
             f"sent {c['sent']} of {result.total}; {c['pending']} still pending for issue "
             f"{summary.issue} after {what}: run `pressroom digest send` to send the rest"
         )
-    return 1 if result.status or app.problems else 0
+    return _status(app, result)
+
+
+def _status(app: App, result: Delivery) -> int:
+    """The exit status ``deliver`` worked out (and wrote into the report)."""
+    # every problem reported on the way went through deliver's notes (or was passed in), so
+    # it is counted in result.status; app.problems is only a net for the paths without a report
+    return result.status or (1 if app.problems else 0)
 
 
 @contextlib.contextmanager
@@ -217,7 +237,8 @@ def send_cmd(
     The issue is frozen for everyone on sending.list before the first message; a rerun after
     a crash, a pause or a partial run (--list, --tag, --limit) resumes it with exactly the same
     content, sends the rest and never mails anyone twice. Exit status: 0 done as asked, 1 some
-    failed, are uncertain or deferred, or the confirmation was declined; 2 usage or
+    failed, are uncertain or deferred, bad subscriber rows were skipped, or the confirmation
+    was declined; 2 usage or
     configuration error (also: confirmation needed without a terminal and no --yes).
 
     \b
@@ -290,7 +311,7 @@ def weekly(
             app.out(held)
             sys.exit(1 if app.problems else 0)
         with _nothing_is_fine(app):
-            code = _run(app, req, now, locked=True, reported=True)
+            code = _run(app, req, now, locked=True, reported=True, problems=app.problems)
     sys.exit(code)
 
 

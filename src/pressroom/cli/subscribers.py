@@ -89,14 +89,21 @@ def validate(app: App) -> None:
     Example:
         pressroom subscribers validate
     """
-    for message in subscribers.validate(app.config):
+    config = app.config
+    for message in subscribers.validate(config):
         app.problem(message)
-    n = subscribers.count(app.config)
+    # the digest goes to sending.list only: say how many of the usable readers are on it
+    chosen = config.sending.list
+    usable = mailed = 0
+    for sub in subscribers.iter_subscribers(config, on_problem=lambda _: None):  # said above
+        usable += 1
+        mailed += chosen in sub.lists
+    where = f"{mailed} on list {chosen!r}, which the digest goes to"
     if app.problems:
         plural = "" if app.problems == 1 else "s"
-        app.info(f"{app.problems} problem{plural}; {n} subscribers usable")
+        app.info(f"{app.problems} problem{plural}; {usable} subscribers usable ({where})")
     else:
-        app.info(f"all subscriber files are valid; {n} subscribers would be mailed")
+        app.info(f"all subscriber files are valid; {usable} subscribers usable ({where})")
     app.finish()
 
 
