@@ -11,6 +11,12 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
+def pytest_report_header() -> str:
+    if (SHARED / "provider-specs").is_dir():
+        return f"provider contracts: {SHARED / 'provider-specs'}"
+    return f"provider contracts: not found at {SHARED}; contract tests skip, fakes do not validate"
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return REPO

@@ -210,3 +210,8 @@ def test_provider_settings_are_checked_at_their_line(tmp_path: Path) -> None:
     assert load_error(tmp_path, text) == (
         "config.yaml:8: providers.mailgun.batch_size: expected 1 to 1000 recipients per call"
     )
+
+
+def test_feeds_need_a_format(tmp_path: Path) -> None:
+    msg = load_error(tmp_path, MINIMAL + "feeds:\n  formats: []\n")
+    assert msg == "config.yaml:6: feeds.formats: expected at least one of rss, atom, json"

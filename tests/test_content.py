@@ -237,3 +237,8 @@ def test_absolute_urls_are_valid_uris() -> None:
     )
     assert content.absolute_url("/café?q=a b", base) == "https://theduran.example/caf%C3%A9?q=a%20b"
     assert content.absolute_url("x%20y.png", base) == "https://theduran.example/a/x%20y.png"
+
+
+def test_summary_keeps_link_text_when_the_url_has_parentheses() -> None:
+    body = "See [the wiki](https://en.wikipedia.org/wiki/Foo_(bar)) and more.\n"
+    assert content.summary_from_body(body, "markdown").startswith("See the wiki and more.")

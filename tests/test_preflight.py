@@ -69,7 +69,7 @@ def test_empty_postal_address_in_config(tmp_path: Path) -> None:
     )  # type: ignore[type-var]
     findings = check(rendered, cfg)  # type: ignore[arg-type]
     assert next(f.message for f in findings if f.code == "no-postal-address").startswith(
-        "config.yaml:1: publication.postal_address is empty"
+        "config.yaml:7: publication.postal_address is empty"  # the key's line
     )
 
 

@@ -678,3 +678,25 @@ def test_quick_front_matter_reads_the_usual_front_matter() -> None:
         "draft": False,
         "summary": None,
     }
+
+
+def test_a_front_matter_key_written_twice_is_refused(tmp_path: Path) -> None:
+    from pressroom import articles
+    from pressroom.config import load
+
+    (tmp_path / "content").mkdir()
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: T\n  url: https://t.example/\n"
+        "sources:\n  - type: files\n    path: content\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "content" / "dup.md").write_text(
+        "---\ntitle: First\ndate: 2026-11-01\ntitle: Second\n---\nBody.\n", encoding="utf-8"
+    )
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    result = articles.load(load(tmp_path / "config.yaml"), now)
+    assert result.articles == ()
+    assert [e.message for e in result.errors] == [
+        'content/dup.md:4: front matter: invalid YAML: duplicate key "title" (first at line 2); '
+        "keep one"
+    ]

@@ -121,6 +121,10 @@ class FeedsConfig:
     stylesheet: bool = True
     cta: bool = False
 
+    def __post_init__(self) -> None:
+        if not self.formats:
+            raise ValueError("formats: expected at least one of rss, atom, json")
+
 
 @dataclass(frozen=True)
 class UtmConfig:
@@ -136,7 +140,7 @@ class UtmConfig:
             raise ValueError(f'campaign: cannot read "{self.campaign}": {e}') from None
         if names - {"number"}:
             raise ValueError(
-                f'campaign: unknown placeholder {{{sorted(names - {"number"})[0]}}} in '
+                f"campaign: unknown placeholder {{{sorted(names - {'number'})[0]}}} in "
                 f'"{self.campaign}"; the only one is {{number}}'
             )
 
@@ -349,7 +353,7 @@ def loads(text: str, path: Path) -> Config:
     if publication.logo and not re.match(r"https?://[^/\s]+", publication.logo):
         raise ctx.fail(
             "publication.logo",
-            f'expected an absolute http(s) URL (email clients cannot resolve relative ones), '
+            f"expected an absolute http(s) URL (email clients cannot resolve relative ones), "
             f'got "{publication.logo}"',
         )
     if not publication.url.endswith("/"):

@@ -80,7 +80,8 @@ def check(rendered: RenderedIssue, config: Config) -> list[Finding]:
             Finding(
                 "error",
                 "no-postal-address",
-                f"{config.where('publication')}: publication.postal_address is empty; "
+                f"{config.where('publication.postal_address')}: "
+                "publication.postal_address is empty; "
                 "anti-spam laws (CAN-SPAM, PECR) require a postal address in every email",
             )
         )

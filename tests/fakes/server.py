@@ -576,6 +576,11 @@ def openapi_problems(filename: str, request: Request, host_url: str) -> list[str
         cookie=ImmutableMultiDict(),
         path={},
     )
+    if not (SPECS / filename).is_file():
+        # without ../shared beside the clone (README's test command on a lone clone) the
+        # delivery tests still run; the contract tests themselves skip via the shared_dir
+        # fixture, and conftest's report header says validation is off
+        return []
     oa_request = _OpenAPIRequest(
         host_url, request.path, request.method.lower(), params, request.content_type, request.body
     )

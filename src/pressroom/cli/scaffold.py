@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -42,6 +44,13 @@ def init(app: App, directory: Path, force: bool) -> None:
             app.debug(f"wrote {target}")
     except OSError as e:
         raise UsageError(f"{directory}: cannot write: {e.strerror}; pick another DIR") from e
+    # date the sample article today, so the first preview of a new publication has an issue
+    sample = directory / "content" / "welcome-to-pressroom.md"
+    today = datetime.now(UTC).replace(microsecond=0).isoformat()
+    sample.write_text(
+        re.sub(r"(?m)^date: .*$", f"date: {today}", sample.read_text(encoding="utf-8"), count=1),
+        encoding="utf-8",
+    )
     app.info(f"created a publication in {directory} ({len(files)} files)")
     app.out("next steps:")
     app.out(f"  cd {directory}")

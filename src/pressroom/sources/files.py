@@ -65,7 +65,22 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
 
     PyYAML's own timestamp constructor raises a bare ValueError on "2026-02-31" and ignores
     the publication's timezone, so dates are parsed in one place, with one error message.
+    A key written twice is refused: YAML would silently keep the last one.
     """
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = key_node.value
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f'duplicate key "{key}" (first at line {seen[key] + 2}); keep one',
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
 
 
 _Loader.add_constructor(
@@ -385,6 +400,8 @@ def quick_front_matter(text: str) -> dict[str, Any] | None:
         if parsed is _NOT_SIMPLE:
             return None
         key, value = parsed
+        if key in data:  # let PyYAML's loader report the duplicate with its line
+            return None
         # the cache holds lists as tuples, so no caller can change a cached value
         data[key] = list(value) if isinstance(value, tuple) else value
     return data
