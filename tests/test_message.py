@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.message
 import email.policy
@@ -67,13 +68,15 @@ def test_a_message_parses_back_with_every_header(tmp_path: Path) -> None:
     assert parts == ["text/plain", "text/html"]  # the preferred part last (RFC 2046 5.1.4)
 
 
-def test_message_id_uses_the_from_domain_and_is_unique(tmp_path: Path) -> None:
+def test_message_id_uses_the_from_domain_and_is_one_per_recipient(tmp_path: Path) -> None:
     a = built(tmp_path, Subscriber("ada@example.com"))
-    b = built(tmp_path, Subscriber("ada@example.com"))
+    again = built(tmp_path, Subscriber("ada@example.com"))
+    b = built(tmp_path, Subscriber("bob@example.com"))
     ida, idb = parse(a)["Message-ID"], parse(b)["Message-ID"]
     assert re.fullmatch(r"<[^@<>\s]+@theduran\.example>", ida)
     assert "localhost" not in ida
-    assert ida != idb
+    assert ida != idb  # unique per recipient …
+    assert parse(again)["Message-ID"] == ida  # … and the same on a resend (receivers dedupe)
 
 
 def test_list_unsubscribe_is_raw_and_carries_this_recipients_verifiable_token(
@@ -300,3 +303,25 @@ def test_a_long_name_with_ascii_words_between_parses_back_exactly(tmp_path: Path
     assert len(to) >= 2 and all(len(line) <= 78 for line in to)
     assert all(len(w) <= 75 for w in ENCODED_WORD.findall(b"".join(to)))
     assert parse(data)["To"].addresses[0].display_name == name
+
+
+def test_message_id_is_stable_per_recipient_and_differs_between_them() -> None:
+    """Derived from issue and recipient, not the clock: a preview is reproducible, and a
+    resend after an uncertain attempt carries the same id (receivers can drop the copy)."""
+    from pressroom.message import message_id
+    from pressroom.providers.base import Content
+
+    content = Content(
+        issue=3,
+        subject="s",
+        from_="N <n@news.example>",
+        reply_to=None,
+        variants={},
+        message_id_domain="news.example",
+    )
+    first = message_id(content, "a@example.org")
+    assert first == message_id(content, "A@example.org")
+    assert first.startswith("<pressroom.3.") and first.endswith("@news.example>")
+    assert first != message_id(content, "b@example.org")
+    test_copy = dataclasses.replace(content, test=True)
+    assert message_id(test_copy, "a@example.org") != first

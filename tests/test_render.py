@@ -278,7 +278,18 @@ def test_missing_template_is_a_template_error(tmp_path: Path) -> None:
     (tmp_path / "templates" / "_footer.html.j2").write_text(
         '{% include "_sponsors.html.j2" %}\n', encoding="utf-8"
     )
-    with pytest.raises(TemplateError, match=r"template _sponsors.html.j2 not found"):
+    with pytest.raises(
+        TemplateError, match=r"_footer.html.j2:1: template _sponsors.html.j2 not found"
+    ):
+        rendered_for(tmp_path)
+
+
+def test_a_template_that_is_not_utf8_is_named_where_it_is_used(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir(parents=True)
+    (tmp_path / "templates" / "_footer.html.j2").write_bytes(b"caf\xe9\n")
+    with pytest.raises(
+        TemplateError, match=r"digest.html.j2:\d+: a template used here is not UTF-8"
+    ):
         rendered_for(tmp_path)
 
 

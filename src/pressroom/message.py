@@ -319,7 +319,6 @@ class _Compiled:
 
     __slots__ = (
         "after_headers",
-        "domain",
         "end",
         "has_date",
         "html",
@@ -333,7 +332,6 @@ class _Compiled:
         variant = content.variants[key]
         self.text = Personaliser(variant.text, is_html=False)
         self.html = Personaliser(variant.html, is_html=True)
-        self.domain = content.message_id_domain
         seed = hashlib.sha1(f"{content.issue}/{key}/{content.subject}".encode()).hexdigest()
         # "=_" can never occur in quoted-printable output, so the boundary is always safe
         boundary = f"=_pressroom_{seed[:24]}"
@@ -393,9 +391,16 @@ def _compiled(content: Content, key: str) -> _Compiled:
     return compiled
 
 
-def message_id(domain: str) -> str:
-    """A new ``<…@domain>`` Message-ID (never ``@localhost`` unless that is the domain)."""
-    return email.utils.make_msgid(domain=domain)
+def message_id(content: Content, email_address: str) -> str:
+    """The Message-ID of ``content`` for one recipient: ``<pressroom.N.HASH@domain>``.
+
+    Derived from the issue, the recipient and whether it is a test copy, not from the clock:
+    a preview is reproducible, and a message resent after an uncertain attempt carries the
+    same id, which lets receiving servers and mail apps drop the duplicate.
+    """
+    key = f"{content.issue}\0{email_address.lower()}\0{content.tag}\0{content.test}"
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
+    return f"<pressroom.{content.issue}.{digest}@{content.message_id_domain}>"
 
 
 def build(content: Content, recipient: Recipient, *, msgid: str | None = None) -> bytes:
@@ -407,7 +412,7 @@ def build(content: Content, recipient: Recipient, *, msgid: str | None = None) -
     headers = [c.prefix, _to(recipient.name, recipient.email), c.middle]
     if not c.has_date:
         headers.append(f"Date: {email.utils.formatdate(time.time())}{CRLF}")
-    headers.append(f"Message-ID: {msgid or message_id(c.domain)}{CRLF}")
+    headers.append(f"Message-ID: {msgid or message_id(content, recipient.email)}{CRLF}")
     for name, value in recipient.headers.items():
         headers.append(_raw(name, value))
     head = "".join(headers)

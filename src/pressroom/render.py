@@ -88,21 +88,28 @@ def wrap72(text: str) -> str:
 
 def _template_error(e: Exception, name: str) -> TemplateError:
     """A TemplateError that names the template file and line."""
-    if isinstance(e, jinja2.TemplateNotFound):
-        return TemplateError(
-            f"template {e.name} not found (looked in the publication's templates folder and "
-            "the packaged defaults)"
-        )
     if isinstance(e, jinja2.TemplateSyntaxError):
         where = f"{_short(e.filename or e.name or name)}:{e.lineno}"
         return TemplateError(f"{where}: template syntax error: {e.message}")
+    # jinja rewrites frames to point at template files and lines: the innermost one is where
+    # the failing expression, include or import stands
     where = name
     tb = e.__traceback__
-    while tb is not None:  # jinja rewrites frames to point at template files and lines
+    while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
         if filename.endswith(".j2"):
             where = f"{_short(filename)}:{tb.tb_lineno}"
         tb = tb.tb_next
+    if isinstance(e, jinja2.TemplateNotFound):
+        return TemplateError(
+            f"{where}: template {e.name} not found (looked in the publication's templates "
+            "folder and the packaged defaults)"
+        )
+    if isinstance(e, UnicodeDecodeError):
+        return TemplateError(
+            f"{where}: a template used here is not UTF-8 text ({e.reason} at byte {e.start}); "
+            "save it as UTF-8"
+        )
     message = getattr(e, "message", None) or str(e)
     return TemplateError(f"{where}: template error: {message}")
 

@@ -192,7 +192,7 @@ class SmtpProvider(Provider):
         sender = parseaddr(self.content.from_)[1]
         results: list[SendResult] = []
         for r in batch:
-            msgid = message_id(self.content.message_id_domain)
+            msgid = message_id(self.content, r.email)
             data = build(self.content, r, msgid=msgid)
             try:
                 results.append(self._send_one(sender, r.email, data, message_id_of(data)))
