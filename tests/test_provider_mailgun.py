@@ -16,7 +16,7 @@ from pressroom.providers.base import Outcome
 from pressroom.providers.mailgun import Mailgun, MailgunSettings
 from tests.fakes.mailgun import MailgunFake
 from tests.fakes.sample import UNSUBSCRIBE, content, recipient, recipients, variant
-from tests.fakes.server import Request, Response, refusing_url, unanswered_url, wait_until
+from tests.fakes.server import Request, Response, unanswered_url
 
 KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
 DOMAIN = "mg.news.example.org"
@@ -175,48 +175,6 @@ def test_429_delay_from_mailguns_message(server: MailgunFake) -> None:
     [result] = make(server).send([recipient(1)])
     assert (result.outcome, result.retry_after) == (Outcome.RETRY, 120.0)
     assert "try again after 120 seconds" in (result.error or "")
-
-
-@pytest.mark.parametrize("status", [500, 502, 503])
-def test_server_errors_are_retried(server: MailgunFake, status: int) -> None:
-    server.fail_next(1, status)
-    results = make(server).send(recipients(2))
-    assert {r.outcome for r in results} == {Outcome.RETRY}
-    assert str(status) in (results[0].error or "")
-
-
-def test_slow_answer_within_the_timeout_is_a_success(server: MailgunFake) -> None:
-    server.slow_next(1, 0.2)
-    assert make(server, timeout=5).send([recipient(1)])[0].outcome is Outcome.SENT
-
-
-def test_answer_slower_than_the_timeout_is_uncertain(server: MailgunFake) -> None:
-    server.slow_next(1, 1.0)
-    [result] = make(server, timeout=0.2).send([recipient(1)])
-    assert result.outcome is Outcome.UNCERTAIN
-    assert "ReadTimeout" in (result.error or "")
-    # the provider goes on and accepts it after we gave up: resending would mail it twice
-    assert wait_until(lambda: server.total_accepted == 1)
-
-
-@pytest.mark.parametrize("after_processing", [False, True])
-def test_connection_dropped_after_the_request_is_uncertain(
-    server: MailgunFake, after_processing: bool
-) -> None:
-    server.drop_next(1, after_processing=after_processing)
-    results = make(server).send(recipients(2))
-    assert {r.outcome for r in results} == {Outcome.UNCERTAIN}
-    assert "RemoteDisconnected" in (results[0].error or "")
-    # the client cannot tell these two apart; in one of them the provider has the batch
-    assert server.total_accepted == (2 if after_processing else 0)
-
-
-def test_refused_connection_is_retried(server: MailgunFake) -> None:
-    with refusing_url() as url:
-        results = make(server, base_url=url).send(recipients(2))
-    assert {r.outcome for r in results} == {Outcome.RETRY}  # nothing can have gone out
-    assert "Connection refused" in (results[0].error or "")
-    assert server.requests == 0
 
 
 def test_connect_timeout_is_retried(server: MailgunFake) -> None:

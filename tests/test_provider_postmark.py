@@ -16,7 +16,6 @@ from pressroom.providers.base import Outcome
 from pressroom.providers.postmark import PM_UNSUBSCRIBE, Postmark, PostmarkSettings
 from tests.fakes.postmark import PostmarkFake
 from tests.fakes.sample import UNSUBSCRIBE, content, recipient, recipients, variant
-from tests.fakes.server import refusing_url, wait_until
 
 TOKEN = "b7e5c0d3-94a1-4f0e-9c52-7a3f1d2e8b61"
 
@@ -184,51 +183,11 @@ def test_429_is_retried_after_the_servers_delay(server: PostmarkFake) -> None:
     assert all(r.outcome is Outcome.SENT for r in provider.send(recipients(3)))
 
 
-@pytest.mark.parametrize("status", [500, 503])
-def test_server_errors_are_retried(server: PostmarkFake, status: int) -> None:
-    server.fail_next(1, status)
-    assert {r.outcome for r in make(server).send(recipients(2))} == {Outcome.RETRY}
-
-
-def test_slow_answer_within_the_timeout_is_a_success(server: PostmarkFake) -> None:
-    server.slow_next(1, 0.2)
-    assert make(server, timeout=5).send([recipient(1)])[0].outcome is Outcome.SENT
-
-
-def test_answer_slower_than_the_timeout_is_uncertain(server: PostmarkFake) -> None:
-    server.slow_next(1, 1.0)
-    [result] = make(server, timeout=0.2).send([recipient(1)])
-    assert result.outcome is Outcome.UNCERTAIN
-    assert "ReadTimeout" in (result.error or "")
-    # the provider goes on and accepts it after we gave up: resending would mail it twice
-    assert wait_until(lambda: server.total_accepted == 1)
-
-
-@pytest.mark.parametrize("after_processing", [False, True])
-def test_connection_dropped_after_the_request_is_uncertain(
-    server: PostmarkFake, after_processing: bool
-) -> None:
-    server.drop_next(1, after_processing=after_processing)
-    results = make(server).send(recipients(2))
-    assert {r.outcome for r in results} == {Outcome.UNCERTAIN}
-    assert "RemoteDisconnected" in (results[0].error or "")
-    # the client cannot tell these two apart; in one of them the provider has the batch
-    assert server.total_accepted == (2 if after_processing else 0)
-
-
 def test_a_200_without_per_message_results_is_uncertain(server: PostmarkFake) -> None:
     server.fail_next(1, 200, body=[])  # accepted, but no ErrorCode per message to read
     results = make(server).send(recipients(3))
     assert {r.outcome for r in results} == {Outcome.UNCERTAIN}
     assert "without one result per message" in (results[0].error or "")
-
-
-def test_refused_connection_is_retried(server: PostmarkFake) -> None:
-    with refusing_url() as url:
-        results = make(server, base_url=url).send(recipients(2))
-    assert {r.outcome for r in results} == {Outcome.RETRY}  # nothing can have gone out
-    assert "Connection refused" in (results[0].error or "")
-    assert server.requests == 0
 
 
 def test_rejected_token_stops_the_run_naming_the_env_var(server: PostmarkFake) -> None:

@@ -17,7 +17,6 @@ from pressroom.providers.base import Outcome
 from pressroom.providers.sendgrid import SendGrid, SendGridSettings
 from tests.fakes.sample import UNSUBSCRIBE, content, recipient, recipients, variant
 from tests.fakes.sendgrid import SendGridFake
-from tests.fakes.server import refusing_url, wait_until
 
 KEY = "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"
 
@@ -191,47 +190,6 @@ def test_429_with_retry_after(server: SendGridFake) -> None:
     server.fail_next(1, 429, retry_after=12)
     [result] = make(server).send([recipient(1)])
     assert (result.outcome, result.retry_after) == (Outcome.RETRY, 12.0)
-
-
-@pytest.mark.parametrize("status", [500, 502, 503])
-def test_server_errors_are_retried(server: SendGridFake, status: int) -> None:
-    server.fail_next(1, status)
-    results = make(server).send(recipients(2))
-    assert {r.outcome for r in results} == {Outcome.RETRY}
-
-
-def test_slow_answer_within_the_timeout_is_a_success(server: SendGridFake) -> None:
-    server.slow_next(1, 0.2)
-    assert make(server, timeout=5).send([recipient(1)])[0].outcome is Outcome.SENT
-
-
-def test_answer_slower_than_the_timeout_is_uncertain(server: SendGridFake) -> None:
-    server.slow_next(1, 1.0)
-    [result] = make(server, timeout=0.2).send([recipient(1)])
-    assert result.outcome is Outcome.UNCERTAIN
-    assert "ReadTimeout" in (result.error or "")
-    # the provider goes on and accepts it after we gave up: resending would mail it twice
-    assert wait_until(lambda: server.total_accepted == 1)
-
-
-@pytest.mark.parametrize("after_processing", [False, True])
-def test_connection_dropped_after_the_request_is_uncertain(
-    server: SendGridFake, after_processing: bool
-) -> None:
-    server.drop_next(1, after_processing=after_processing)
-    results = make(server).send(recipients(2))
-    assert {r.outcome for r in results} == {Outcome.UNCERTAIN}
-    assert "RemoteDisconnected" in (results[0].error or "")
-    # the client cannot tell these two apart; in one of them the provider has the batch
-    assert server.total_accepted == (2 if after_processing else 0)
-
-
-def test_refused_connection_is_retried(server: SendGridFake) -> None:
-    with refusing_url() as url:
-        results = make(server, base_url=url).send(recipients(2))
-    assert {r.outcome for r in results} == {Outcome.RETRY}  # nothing can have gone out
-    assert "Connection refused" in (results[0].error or "")
-    assert server.requests == 0
 
 
 def test_rejected_key_stops_the_run_naming_the_env_var(server: SendGridFake) -> None:

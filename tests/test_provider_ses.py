@@ -19,7 +19,6 @@ from pressroom.models import RenderedVariant
 from pressroom.providers.base import Outcome
 from pressroom.providers.ses import SES, SESSettings
 from tests.fakes.sample import UNSUBSCRIBE, content, recipient, recipients, variant
-from tests.fakes.server import refusing_url, wait_until
 from tests.fakes.ses import BULK, SESFake, render
 
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
@@ -260,53 +259,11 @@ def test_too_many_requests_with_retry_after(server: SESFake) -> None:
     assert (result.outcome, result.retry_after) == (Outcome.RETRY, 4.0)
 
 
-@pytest.mark.parametrize("status", [500, 503])
-def test_server_errors_are_retried(server: SESFake, status: int) -> None:
-    server.fail_next(1, status)
-    assert {r.outcome for r in make(server).send(recipients(2))} == {Outcome.RETRY}
-
-
-@pytest.mark.parametrize("use_bulk", [True, False])
-def test_answer_slower_than_the_timeout_is_uncertain(server: SESFake, use_bulk: bool) -> None:
-    server.slow_next(1, 1.0)
-    [result] = make(server, timeout=0.2, use_bulk=use_bulk).send([recipient(1)])
-    assert result.outcome is Outcome.UNCERTAIN
-    assert "ReadTimeout" in (result.error or "")
-    # SES goes on and accepts it after we gave up: resending would mail it twice
-    assert wait_until(lambda: server.total_accepted == 1)
-
-
-def test_slow_answer_within_the_timeout_is_a_success(server: SESFake) -> None:
-    server.slow_next(1, 0.2)
-    assert make(server, timeout=5).send([recipient(1)])[0].outcome is Outcome.SENT
-
-
-@pytest.mark.parametrize("after_processing", [False, True])
-def test_connection_dropped_after_the_request_is_uncertain(
-    server: SESFake, after_processing: bool
-) -> None:
-    server.drop_next(1, after_processing=after_processing)
-    results = make(server).send(recipients(2))
-    assert {r.outcome for r in results} == {Outcome.UNCERTAIN}
-    assert "RemoteDisconnected" in (results[0].error or "")
-    # the client cannot tell these two apart; in one of them SES has the batch
-    assert server.total_accepted == (2 if after_processing else 0)
-
-
 def test_a_200_without_per_entry_results_is_uncertain(server: SESFake) -> None:
     server.fail_next(1, 200, body={})  # accepted, but no BulkEmailEntryResults to read
     results = make(server).send(recipients(3))
     assert {r.outcome for r in results} == {Outcome.UNCERTAIN}
     assert "without one result per entry" in (results[0].error or "")
-
-
-@pytest.mark.parametrize("use_bulk", [True, False])
-def test_refused_connection_is_retried(server: SESFake, use_bulk: bool) -> None:
-    with refusing_url() as url:
-        results = make(server, base_url=url, use_bulk=use_bulk).send(recipients(2))
-    assert {r.outcome for r in results} == {Outcome.RETRY}  # nothing can have gone out
-    assert "Connection refused" in (results[0].error or "")
-    assert server.requests == 0
 
 
 def test_wrong_secret_stops_the_run_naming_the_env_vars(server: SESFake) -> None:

@@ -1,0 +1,115 @@
+"""Transport failures, the same for every HTTP adapter: what may have gone out decides.
+
+A refused connection or a 5xx answer is retried (nothing was accepted); an answer slower
+than the timeout, or a connection dropped after the request went out, is UNCERTAIN, because
+the provider may have the batch (the fakes show it accepting after the client gave up).
+Each case runs against the provider's own fake server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from pressroom.providers.base import Outcome, Provider
+from tests import test_provider_mailgun as mailgun
+from tests import test_provider_postmark as postmark
+from tests import test_provider_sendgrid as sendgrid
+from tests import test_provider_ses as ses
+from tests.fakes.mailgun import MailgunFake
+from tests.fakes.postmark import PostmarkFake
+from tests.fakes.sample import recipient, recipients
+from tests.fakes.sendgrid import SendGridFake
+from tests.fakes.server import FakeProviderServer, refusing_url, wait_until
+from tests.fakes.ses import SESFake
+
+
+@dataclass(frozen=True)
+class Case:
+    fake: Callable[[], AbstractContextManager[Any]]
+    make: Callable[..., Provider]
+    settings: dict[str, Any]
+    per_message: bool = False  # one request per recipient: a fault hits one recipient
+
+
+CASES = {
+    "mailgun": Case(
+        lambda: MailgunFake(domain=mailgun.DOMAIN, api_key=mailgun.KEY), mailgun.make, {}
+    ),
+    "sendgrid": Case(lambda: SendGridFake(api_key=sendgrid.KEY), sendgrid.make, {}),
+    "postmark": Case(lambda: PostmarkFake(server_token=postmark.TOKEN), postmark.make, {}),
+    "ses-bulk": Case(
+        lambda: SESFake(access_key_id=ses.KEY_ID, secret_access_key=ses.SECRET, region=ses.REGION),
+        ses.make,
+        {"use_bulk": True},
+    ),
+    "ses-single": Case(
+        lambda: SESFake(access_key_id=ses.KEY_ID, secret_access_key=ses.SECRET, region=ses.REGION),
+        ses.make,
+        {"use_bulk": False},
+        per_message=True,
+    ),
+}
+
+
+Setup = tuple[FakeProviderServer, Callable[..., Provider], list[Any]]
+
+
+@pytest.fixture(params=sorted(CASES))
+def case(request: pytest.FixtureRequest) -> Iterator[Setup]:
+    """The fake server, a factory for the adapter, and a batch that one request carries."""
+    c = CASES[request.param]
+    batch = [recipient(1)] if c.per_message else recipients(2)
+    with c.fake() as server:
+        yield server, lambda **settings: c.make(server, **{**c.settings, **settings}), batch
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_server_errors_are_retried(case: Setup, status: int) -> None:
+    server, make, batch = case
+    server.fail_next(1, status)
+    results = make().send(batch)
+    assert {r.outcome for r in results} == {Outcome.RETRY}
+    assert str(status) in (results[0].error or "")
+
+
+def test_slow_answer_within_the_timeout_is_a_success(case: Setup) -> None:
+    server, make, _ = case
+    server.slow_next(1, 0.2)
+    assert make(timeout=5).send([recipient(1)])[0].outcome is Outcome.SENT
+
+
+def test_answer_slower_than_the_timeout_is_uncertain(case: Setup) -> None:
+    server, make, _ = case
+    server.slow_next(1, 1.0)
+    [result] = make(timeout=0.2).send([recipient(1)])
+    assert result.outcome is Outcome.UNCERTAIN
+    assert "ReadTimeout" in (result.error or "")
+    # the provider goes on and accepts it after we gave up: resending would mail it twice
+    assert wait_until(lambda: server.total_accepted == 1)
+
+
+@pytest.mark.parametrize("after_processing", [False, True])
+def test_connection_dropped_after_the_request_is_uncertain(
+    case: Setup, after_processing: bool
+) -> None:
+    server, make, batch = case
+    server.drop_next(1, after_processing=after_processing)
+    results = make().send(batch)
+    assert {r.outcome for r in results} == {Outcome.UNCERTAIN}
+    assert "RemoteDisconnected" in (results[0].error or "")
+    # the client cannot tell these two apart; in one of them the provider has the batch
+    assert server.total_accepted == (len(batch) if after_processing else 0)
+
+
+def test_refused_connection_is_retried(case: Setup) -> None:
+    server, make, batch = case
+    with refusing_url() as url:
+        results = make(base_url=url).send(batch)
+    assert {r.outcome for r in results} == {Outcome.RETRY}  # nothing can have gone out
+    assert "Connection refused" in (results[0].error or "")
+    assert server.requests == 0
