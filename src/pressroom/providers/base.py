@@ -29,7 +29,7 @@ import ssl
 import time
 import urllib.parse
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -83,6 +83,18 @@ class SendResult:
     error: str | None = None  # provider's reason, secrets removed
     retry_after: float | None = None  # seconds, when the provider said when to come back
     suppress: bool = False  # provider says never mail again (hard bounce, inactive recipient)
+
+
+def send_by_variant(
+    batch: Sequence[Recipient], send_group: Callable[[Sequence[Recipient]], list[SendResult]]
+) -> list[SendResult]:
+    """Send ``batch`` one audience variant at a time (a provider call carries one body);
+    one result per recipient, in the batch's order."""
+    groups: dict[str, list[Recipient]] = {}
+    for r in batch:
+        groups.setdefault(r.variant, []).append(r)
+    results = {res.email: res for group in groups.values() for res in send_group(group)}
+    return [results[r.email] for r in batch]
 
 
 def batch_result(

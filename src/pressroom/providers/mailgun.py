@@ -48,6 +48,7 @@ from pressroom.providers.base import (
     check_settings,
     classify_http,
     http_exception_result,
+    send_by_variant,
 )
 
 MAX_BATCH = 1000
@@ -174,14 +175,7 @@ class Mailgun(Provider):
 
     def send(self, batch: Sequence[Recipient]) -> list[SendResult]:
         """Send ``batch`` (split by variant); one result per recipient, in order."""
-        by_variant: dict[str, list[Recipient]] = {}
-        for r in batch:
-            by_variant.setdefault(r.variant, []).append(r)
-        results: dict[str, SendResult] = {}
-        for group in by_variant.values():
-            for res in self._send_group(group):
-                results[res.email] = res
-        return [results[r.email] for r in batch]
+        return send_by_variant(batch, self._send_group)
 
     def _send_group(self, group: Sequence[Recipient]) -> list[SendResult]:
         try:

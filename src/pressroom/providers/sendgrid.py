@@ -51,6 +51,7 @@ from pressroom.providers.base import (
     classify_http,
     http_exception_result,
     retry_after_seconds,
+    send_by_variant,
 )
 
 MAX_BATCH = 1000
@@ -157,14 +158,7 @@ class SendGrid(Provider):
 
     def send(self, batch: Sequence[Recipient]) -> list[SendResult]:
         """Send ``batch`` (split by variant); one result per recipient, in order."""
-        by_variant: dict[str, list[Recipient]] = {}
-        for r in batch:
-            by_variant.setdefault(r.variant, []).append(r)
-        results: dict[str, SendResult] = {}
-        for group in by_variant.values():
-            for res in self._send_group(group, retries_left=2):
-                results[res.email] = res
-        return [results[r.email] for r in batch]
+        return send_by_variant(batch, lambda group: self._send_group(group, retries_left=2))
 
     def _send_group(self, group: Sequence[Recipient], retries_left: int) -> list[SendResult]:
         try:

@@ -53,6 +53,7 @@ from pressroom.providers.base import (
     classify_http,
     http_exception_result,
     retry_after_seconds,
+    send_by_variant,
 )
 
 MAX_BATCH = 50
@@ -269,14 +270,7 @@ class SES(Provider):
         """Send ``batch``; one result per recipient, from each entry's status."""
         if not self.settings.use_bulk:
             return [self._send_single(r) for r in batch]
-        by_variant: dict[str, list[Recipient]] = {}
-        for r in batch:
-            by_variant.setdefault(r.variant, []).append(r)
-        results: dict[str, SendResult] = {}
-        for group in by_variant.values():
-            for res in self._send_bulk(group):
-                results[res.email] = res
-        return [results[r.email] for r in batch]
+        return send_by_variant(batch, self._send_bulk)
 
     def _send_bulk(self, group: Sequence[Recipient]) -> list[SendResult]:
         body = json.dumps(self.build_bulk_request(group), ensure_ascii=False).encode("utf-8")
