@@ -215,3 +215,10 @@ def test_provider_settings_are_checked_at_their_line(tmp_path: Path) -> None:
 def test_feeds_need_a_format(tmp_path: Path) -> None:
     msg = load_error(tmp_path, MINIMAL + "feeds:\n  formats: []\n")
     assert msg == "config.yaml:6: feeds.formats: expected at least one of rss, atom, json"
+
+
+def test_timeouts_must_be_positive(tmp_path: Path) -> None:
+    text = MINIMAL + "providers:\n  sendgrid:\n    timeout: 0\n"
+    assert load_error(tmp_path, text) == (
+        "config.yaml:7: providers.sendgrid.timeout: expected a number above 0, got 0"
+    )

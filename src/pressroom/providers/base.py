@@ -221,11 +221,10 @@ def secret_forms(values: Sequence[str]) -> list[str]:
 
 
 def check_settings(settings: Any, maximum: int, unit: str) -> None:
-    """The checks every HTTP adapter's Settings share (raised as ``field: problem``)."""
+    """The check every HTTP adapter's Settings shares (raised as ``field: problem``);
+    ``timeout`` is a ``config.PositiveFloat``, checked by the config loader."""
     if not 1 <= settings.batch_size <= maximum:
         raise ValueError(f"batch_size: expected 1 to {maximum} {unit} per call")
-    if settings.timeout <= 0:
-        raise ValueError("timeout: expected a number of seconds above 0")
 
 
 # --- HTTP failure classification (shared by every HTTP adapter) -------------------------

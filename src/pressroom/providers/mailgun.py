@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import requests
 
+from pressroom.config import PositiveFloat
 from pressroom.errors import ProviderError
 from pressroom.models import FIELDS
 from pressroom.personalise import Personaliser
@@ -68,7 +69,7 @@ class MailgunSettings:
     base_url: str | None = None  # default: the region's endpoint
     api_key_env: str = "MAILGUN_API_KEY"
     batch_size: int = MAX_BATCH
-    timeout: float = 30.0  # seconds, per request
+    timeout: PositiveFloat = PositiveFloat(30.0)  # seconds, per request
     tracking: bool = False  # Mailgun click/open tracking (rewrites links)
 
     def __post_init__(self) -> None:

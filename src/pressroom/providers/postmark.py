@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 import requests
 
+from pressroom.config import PositiveFloat
 from pressroom.errors import ProviderAuthError, ProviderError
 from pressroom.models import FIELDS
 from pressroom.personalise import Personaliser
@@ -107,7 +108,9 @@ class PostmarkSettings:
     message_stream: str = "outbound"  # a Broadcasts stream for newsletters, e.g. "broadcast"
     unsubscribe: Literal["pressroom", "postmark"] = "pressroom"  # who handles unsubscribes
     batch_size: int = MAX_BATCH
-    timeout: float = 60.0  # seconds, per request (a full batch can be ~10 MB)
+    timeout: PositiveFloat = PositiveFloat(
+        60.0
+    )  # seconds, per request (a full batch can be ~10 MB)
     track_opens: bool = False
     track_links: Literal["None", "HtmlAndText", "HtmlOnly", "TextOnly"] = "None"
 

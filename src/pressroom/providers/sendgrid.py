@@ -36,6 +36,7 @@ from typing import Any
 
 import requests
 
+from pressroom.config import PositiveFloat
 from pressroom.errors import ProviderError
 from pressroom.models import FIELDS
 from pressroom.personalise import Personaliser
@@ -70,7 +71,7 @@ class SendGridSettings:
     base_url: str = "https://api.sendgrid.com"  # EU subusers: https://api.eu.sendgrid.com
     api_key_env: str = "SENDGRID_API_KEY"
     batch_size: int = MAX_BATCH
-    timeout: float = 30.0  # seconds, per request
+    timeout: PositiveFloat = PositiveFloat(30.0)  # seconds, per request
     tracking: bool = False  # SendGrid click/open tracking (rewrites links)
     ip_pool: str | None = None
     sandbox: bool = False  # mail_settings.sandbox_mode: validated by SendGrid, never delivered

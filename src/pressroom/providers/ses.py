@@ -38,6 +38,7 @@ from typing import Any
 
 import requests
 
+from pressroom.config import PositiveFloat
 from pressroom.errors import ProviderAuthError, ProviderError
 from pressroom.models import FIELDS
 from pressroom.personalise import Personaliser
@@ -107,7 +108,7 @@ class SESSettings:
     configuration_set: str | None = None
     use_bulk: bool = True  # SendBulkEmail (50 per call); false: one SendEmail per recipient
     batch_size: int = MAX_BATCH
-    timeout: float = 30.0
+    timeout: PositiveFloat = PositiveFloat(30.0)
 
     def __post_init__(self) -> None:
         check_settings(self, MAX_BATCH, "bulk entries")

@@ -28,6 +28,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
 
+from pressroom.config import PositiveFloat
 from pressroom.errors import ProviderAuthError, ProviderConfigError, ProviderError
 from pressroom.providers import register
 from pressroom.providers.base import Outcome, Provider, Recipient, SendResult, secret_forms
@@ -44,7 +45,7 @@ class SmtpSettings:
     security: Literal["starttls", "tls", "none"] = "starttls"
     username_env: str | None = None  # no login when unset (a local relay)
     password_env: str = "PRESSROOM_SMTP_PASSWORD"
-    timeout: float = 30.0
+    timeout: PositiveFloat = PositiveFloat(30.0)
     ca_file: Path | None = None  # a private CA for the server's certificate
     batch_size: int = 50  # messages per ledger batch (each is its own SMTP transaction)
     local_hostname: str | None = None  # the EHLO name; default: this machine's FQDN

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import feedparser
 
 from pressroom import articles as norm
+from pressroom.config import PositiveFloat
 from pressroom.content import absolute_url, plain_text, summary_from_body, truncate
 from pressroom.errors import ArticleError, SourceError
 from pressroom.models import Article, Author, Image
@@ -35,15 +36,13 @@ CACHE_DIR = "feeds-cache"
 @dataclass(frozen=True)
 class FeedSettings:
     url: str
-    timeout: float = 20.0
+    timeout: PositiveFloat = PositiveFloat(20.0)  # seconds, per request
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(
                 f'url: expected a feed address like "https://example.org/feed/", got "{self.url}"'
             )
-        if self.timeout <= 0:
-            raise ValueError(f"timeout: expected seconds > 0, got {self.timeout:g}")
 
 
 @register

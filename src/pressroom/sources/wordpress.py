@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pressroom import articles as norm
-from pressroom.config import PositiveInt
+from pressroom.config import PositiveFloat, PositiveInt
 from pressroom.content import absolute_url, plain_text, summary_from_body, truncate
 from pressroom.errors import ArticleError, SourceError
 from pressroom.models import Article, Author, Image
@@ -30,9 +30,9 @@ WP_MAX_PER_PAGE = 100  # the REST API rejects larger pages with rest_invalid_par
 @dataclass(frozen=True)
 class WordPressSettings:
     url: str
-    per_page: PositiveInt = PositiveInt(100)  # noqa: RUF009 - a NewType, not a call
-    max_pages: PositiveInt = PositiveInt(10)  # noqa: RUF009
-    timeout: float = 20.0
+    per_page: PositiveInt = PositiveInt(100)
+    max_pages: PositiveInt = PositiveInt(10)
+    timeout: PositiveFloat = PositiveFloat(20.0)  # seconds, per request
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
@@ -43,8 +43,6 @@ class WordPressSettings:
             raise ValueError(
                 f"per_page: WordPress allows at most {WP_MAX_PER_PAGE}, got {self.per_page}"
             )
-        if self.timeout <= 0:
-            raise ValueError(f"timeout: expected seconds > 0, got {self.timeout:g}")
 
 
 @register
