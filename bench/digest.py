@@ -20,10 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pressroom import config as config_mod
-from pressroom.issue import build_issue
-from pressroom.models import Article, Author, Image
-from pressroom.personalise import Personaliser
-from pressroom.render import (
+from pressroom.content.text import render_body
+from pressroom.digest.issue import build_issue
+from pressroom.digest.render import (
     environment,
     inline,
     render,
@@ -31,6 +30,7 @@ from pressroom.render import (
     template_context,
     tidy_text,
 )
+from pressroom.models import Article, Author, Image, Personaliser
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -70,6 +70,7 @@ def articles(n: int) -> list[Article]:
             body_format="text",
             base_url="https://theduran.example/",
             source=f"bench/{i}",
+            renderer=render_body,
         )
         for i in range(n)
     ]

@@ -145,8 +145,9 @@ def in_process(config_path: Path, now: datetime, scratch: Path) -> dict[str, flo
     """
     from feedgen.feed import FeedGenerator
 
-    from pressroom import articles, feeds
     from pressroom import config as config_mod
+    from pressroom.content import articles
+    from pressroom.feeds import builder as feeds
 
     config = config_mod.load(config_path)
     t0 = time.process_time()

@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
+from pressroom.delivery.providers.base import Content, Outcome, Recipient  # noqa: E402
 from pressroom.models import RenderedVariant, token  # noqa: E402
-from pressroom.providers.base import Content, Outcome, Recipient  # noqa: E402
 
 PROVIDERS = ("mailgun", "sendgrid", "postmark", "ses")
 ENV = {
@@ -152,7 +152,7 @@ def serve(name: str, queue: Any) -> None:
 
 def one(name: str, total: int, workers: int, url: str) -> dict[str, Any]:
     """Send ``total`` recipients through adapter ``name``; runs in its own process."""
-    from pressroom import providers
+    from pressroom.delivery import providers
 
     cls = providers.get(name)
     settings_kw: dict[str, Any] = {"base_url": url}

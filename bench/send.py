@@ -117,16 +117,16 @@ def child(kind: str, config_path: Path) -> dict[str, Any]:
     from datetime import datetime
 
     from pressroom import config as config_mod
-    from pressroom import message
-    from pressroom import send as send_mod
-    from pressroom.digest import prepare
-    from pressroom.ledger import Ledger
-    from pressroom.unsubscribe import Signer
+    from pressroom.audience.tokens import Signer
+    from pressroom.delivery import message
+    from pressroom.delivery import send as send_mod
+    from pressroom.delivery.ledger import Ledger, last_sent
+    from pressroom.digest.prepare import prepare
 
     config = config_mod.load(config_path)
     now = datetime.fromisoformat(NOW).replace(tzinfo=config.publication.tz)
     t = time.perf_counter()
-    prepared = prepare(config, now)
+    prepared = prepare(config, now, last_sent=last_sent(config.state_db))
     render_s = time.perf_counter() - t
     env = {"BENCH_MAILGUN_KEY": API_KEY}
 
@@ -172,14 +172,15 @@ def naive(config_path: Path, url: str, sample: int) -> dict[str, Any]:
     import requests
 
     from pressroom import config as config_mod
-    from pressroom.digest import prepare
-    from pressroom.render import render
-    from pressroom.subscribers import iter_subscribers
-    from pressroom.unsubscribe import Signer, unsubscribe_url
+    from pressroom.audience.subscribers import iter_subscribers
+    from pressroom.audience.tokens import Signer, unsubscribe_url
+    from pressroom.delivery.ledger import last_sent
+    from pressroom.digest.prepare import prepare
+    from pressroom.digest.render import render
 
     config = config_mod.load(config_path)
     now = datetime.fromisoformat(NOW).replace(tzinfo=config.publication.tz)
-    prepared = prepare(config, now)
+    prepared = prepare(config, now, last_sent=last_sent(config.state_db))
     signer = Signer(b"bench-secret")
     session = requests.Session()
     session.auth = ("api", API_KEY)

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pressroom import preview_server
+from pressroom.preview import server as preview_server
 
 NOW = "2026-11-25T09:00"
 SEED = "2026-11-20-no-us-boots-on-the-ground.txt"

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pressroom import config as config_mod
+from pressroom.content.text import render_body
 from pressroom.models import Article, Author, Image
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -95,6 +96,7 @@ def article(
         body_format="text",
         base_url="https://news.example/",
         source=f"content/{slug}.txt",
+        renderer=render_body,
     )
 
 

@@ -24,6 +24,7 @@ import pytest
 from lxml import etree
 from lxml import html as lxml_html
 
+from pressroom.content.text import render_body
 from pressroom.models import Article, Author
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +53,7 @@ def article(i: int, **changes: Any) -> Article:
         "body_format": "html",
         "base_url": f"https://news.example/{i}/",
         "source": f"content/{i}.html",
+        "renderer": render_body,
     }
     fields.update(changes)
     return Article(**fields)

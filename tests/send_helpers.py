@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pressroom import config as config_mod
+from pressroom.delivery.providers.base import Content, Outcome, Provider, Recipient, SendResult
 from pressroom.models import RenderedIssue, RenderedVariant, token
-from pressroom.providers.base import Content, Outcome, Provider, Recipient, SendResult
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 HEADER = "email,name,lists,tags,status,subscribed_at\n"

@@ -12,8 +12,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from pressroom import __version__, config, providers, sources
+from pressroom import __version__, config
 from pressroom.cli import main
+from pressroom.content import sources
+from pressroom.delivery import providers
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 

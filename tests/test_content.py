@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pressroom import content
-from pressroom.content import (
+from pressroom.content import text as content
+from pressroom.content.text import (
     SUMMARY_LIMIT,
     absolute_url,
     plain_text,
@@ -166,6 +166,7 @@ def test_article_html_renders_lazily_from_its_raw_body() -> None:
         body_format="markdown",
         base_url=BASE,
         source="content/a.md",
+        renderer=render_body,
     )
     assert "html" not in article.__dict__  # nothing rendered yet
     assert article.html == '<p>Hello <a href="https://news.example/2026/11/you/">you</a></p>'

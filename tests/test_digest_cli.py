@@ -14,9 +14,9 @@ from click.testing import CliRunner, Result
 
 from pressroom import config as config_mod
 from pressroom.cli import main
-from pressroom.digest import prepare
-from pressroom.ledger import Ledger
-from pressroom.personalise import unfilled
+from pressroom.delivery.ledger import Ledger, last_sent
+from pressroom.digest.prepare import prepare
+from pressroom.models import unfilled
 
 GOLDEN = Path(__file__).parent / "golden" / "digest"
 NOW = "2026-11-25T09:00"
@@ -43,7 +43,7 @@ def mark_sent(pub: Path, now: str = NOW) -> None:
     """Record the issue that would be built at ``now`` as sent, through the real ledger."""
     cfg = config_mod.load(pub / "config.yaml")
     when = datetime.fromisoformat(now).replace(tzinfo=cfg.publication.tz)
-    prepared = prepare(cfg, when)
+    prepared = prepare(cfg, when, last_sent=last_sent(cfg.state_db))
     cfg.state.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(cfg.state_db)
     try:
@@ -92,7 +92,11 @@ def test_preview_as_a_patron_leaves_the_block_out(pub: Path) -> None:
 
 def test_golden_demo_issue(pub: Path) -> None:
     cfg = config_mod.load(pub / "config.yaml")
-    prepared = prepare(cfg, datetime.fromisoformat(NOW).replace(tzinfo=cfg.publication.tz))
+    prepared = prepare(
+        cfg,
+        datetime.fromisoformat(NOW).replace(tzinfo=cfg.publication.tz),
+        last_sent=last_sent(cfg.state_db),
+    )
     assert [v.key for v in prepared.rendered.variants] == ["all", "without:patreon"]
     GOLDEN.mkdir(parents=True, exist_ok=True)
     update = os.environ.get("PRESSROOM_UPDATE_GOLDEN") == "1"

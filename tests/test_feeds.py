@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 from lxml import etree
 
-from pressroom import feeds
 from pressroom.cli import main
 from pressroom.errors import FeedError
+from pressroom.feeds import builder as feeds
 from pressroom.models import Author, Image
 from tests.feeds_helpers import ATOM, article, check_feeds, make_config
 

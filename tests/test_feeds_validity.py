@@ -15,8 +15,8 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from pressroom import config as config_mod
-from pressroom import feeds
 from pressroom.cli import main
+from pressroom.feeds import builder as feeds
 from pressroom.models import Author, Image
 from tests.feeds_helpers import (
     ATOM,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from pressroom.config import UtmConfig
+from pressroom.digest.issue import add_utm, build_issue, check_ctas
 from pressroom.errors import ConfigError, NothingToSend, UsageError
-from pressroom.issue import add_utm, build_issue, check_ctas
-from pressroom.ledger import SentIssue
+from pressroom.models import SentIssue
 from tests.digest_helpers import NOW, article, load_config
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pressroom import ledger as L
+from pressroom.delivery import ledger as L
+from pressroom.delivery.ledger import Ledger, Update
 from pressroom.errors import LedgerError
-from pressroom.ledger import Ledger, Update
 from tests.send_helpers import NOW, rendered_issue
 
 

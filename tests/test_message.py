@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pressroom import message
-from pressroom.models import Subscriber
-from pressroom.personalise import unfilled
-from pressroom.providers.base import Provider
-from pressroom.unsubscribe import Signer
+from pressroom.audience.tokens import Signer
+from pressroom.delivery import message
+from pressroom.delivery.providers.base import Provider
+from pressroom.models import Subscriber, unfilled
 from tests.send_helpers import NOW, make_config, rendered_issue
 
 SIGNER = Signer(b"test-secret")
@@ -308,8 +307,8 @@ def test_a_long_name_with_ascii_words_between_parses_back_exactly(tmp_path: Path
 def test_message_id_is_stable_per_recipient_and_differs_between_them() -> None:
     """Derived from issue and recipient, not the clock: a preview is reproducible, and a
     resend after an uncertain attempt carries the same id (receivers can drop the copy)."""
-    from pressroom.message import message_id
-    from pressroom.providers.base import Content
+    from pressroom.delivery.message import message_id
+    from pressroom.delivery.providers.base import Content
 
     content = Content(
         issue=3,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from pressroom.issue import build_issue
+from pressroom.digest.issue import build_issue
+from pressroom.digest.preflight import Finding, check, has_errors
+from pressroom.digest.render import render
 from pressroom.models import RenderedIssue, token
-from pressroom.preflight import Finding, check, has_errors
-from pressroom.render import render
 from tests.digest_helpers import NOW, article, load_config
 
 

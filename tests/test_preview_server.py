@@ -20,10 +20,13 @@ import pytest
 import requests
 
 from pressroom import config as config_mod
-from pressroom import digest, preview_pages, preview_server
-from pressroom.digest import Prepared
+from pressroom.delivery.ledger import last_sent
+from pressroom.digest import prepare as digest
+from pressroom.digest.prepare import Prepared
 from pressroom.errors import UsageError
-from pressroom.personalise import unfilled
+from pressroom.models import unfilled
+from pressroom.preview import pages as preview_pages
+from pressroom.preview import server as preview_server
 from tests.browser_helpers import NOW, date_seed, serving, wait_for
 
 TIMEOUT = 10
@@ -38,7 +41,11 @@ def publication(demo: Path) -> Path:
 def expected(config: Path, now: str = NOW) -> Prepared:
     """The issue the CLI would build from the same inputs, to compare the server against."""
     cfg = config_mod.load(config)
-    return digest.prepare(cfg, datetime.fromisoformat(now).replace(tzinfo=cfg.publication.tz))
+    return digest.prepare(
+        cfg,
+        datetime.fromisoformat(now).replace(tzinfo=cfg.publication.tz),
+        last_sent=last_sent(cfg.state_db),
+    )
 
 
 def get(url: str, **kwargs: object) -> requests.Response:

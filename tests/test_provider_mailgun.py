@@ -11,9 +11,9 @@ import pytest
 import requests
 
 from pressroom import config
+from pressroom.delivery.providers.base import Outcome
+from pressroom.delivery.providers.mailgun import Mailgun, MailgunSettings
 from pressroom.errors import ConfigError, ProviderAuthError, ProviderConfigError, ProviderError
-from pressroom.providers.base import Outcome
-from pressroom.providers.mailgun import Mailgun, MailgunSettings
 from tests.fakes.mailgun import MailgunFake
 from tests.fakes.sample import UNSUBSCRIBE, content, recipient, recipients, variant
 from tests.fakes.server import Request, Response, unanswered_url

@@ -11,9 +11,9 @@ import pytest
 import requests
 
 from pressroom import config
+from pressroom.delivery.providers.base import Outcome
+from pressroom.delivery.providers.postmark import PM_UNSUBSCRIBE, Postmark, PostmarkSettings
 from pressroom.errors import ConfigError, ProviderAuthError, ProviderError
-from pressroom.providers.base import Outcome
-from pressroom.providers.postmark import PM_UNSUBSCRIBE, Postmark, PostmarkSettings
 from tests.fakes.postmark import PostmarkFake
 from tests.fakes.sample import UNSUBSCRIBE, content, recipient, recipients, variant
 

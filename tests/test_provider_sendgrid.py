@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from pressroom import config
+from pressroom.delivery.providers.base import Outcome
+from pressroom.delivery.providers.sendgrid import SendGrid, SendGridSettings
 from pressroom.errors import ConfigError, ProviderAuthError, ProviderError
-from pressroom.providers.base import Outcome
-from pressroom.providers.sendgrid import SendGrid, SendGridSettings
 from tests.fakes.sample import UNSUBSCRIBE, content, recipient, recipients, variant
 from tests.fakes.sendgrid import SendGridFake
 

@@ -14,10 +14,10 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from pressroom import config
+from pressroom.delivery.providers.base import Outcome
+from pressroom.delivery.providers.ses import SES, SESSettings
 from pressroom.errors import ConfigError, ProviderAuthError, ProviderConfigError
 from pressroom.models import RenderedVariant
-from pressroom.providers.base import Outcome
-from pressroom.providers.ses import SES, SESSettings
 from tests.fakes.sample import UNSUBSCRIBE, content, recipient, recipients, variant
 from tests.fakes.ses import BULK, SESFake, render
 
@@ -326,7 +326,7 @@ def test_check_reads_the_account(server: SESFake) -> None:
 def test_paths_are_the_botocore_models() -> None:
     import botocore.session
 
-    from pressroom.providers import ses
+    from pressroom.delivery.providers import ses
 
     model = botocore.session.get_session().get_service_model("sesv2")
     for operation, method, path in [

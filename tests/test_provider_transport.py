@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pressroom.providers.base import Outcome, Provider
+from pressroom.delivery.providers.base import Outcome, Provider
 from tests import test_provider_mailgun as mailgun
 from tests import test_provider_postmark as postmark
 from tests import test_provider_sendgrid as sendgrid

@@ -9,11 +9,11 @@ import lxml.html
 import premailer
 import pytest
 
+from pressroom.delivery.ledger import last_sent
+from pressroom.digest.issue import build_issue
+from pressroom.digest.render import feed_cta_html, inline, on_colour, render
 from pressroom.errors import TemplateError
-from pressroom.issue import build_issue
-from pressroom.models import FIELDS, token
-from pressroom.personalise import Personaliser, unfilled
-from pressroom.render import feed_cta_html, inline, on_colour, render
+from pressroom.models import FIELDS, Personaliser, token, unfilled
 from tests.digest_helpers import NOW, article, load_config
 
 VALUES = {
@@ -297,10 +297,14 @@ def test_personalised_text_part_stays_within_72_columns(demo: Path) -> None:
     from datetime import datetime
 
     from pressroom import config as config_mod
-    from pressroom.digest import prepare
+    from pressroom.digest.prepare import prepare
 
     cfg = config_mod.load(demo / "config.yaml")
-    prepared = prepare(cfg, datetime(2026, 11, 25, 9, 0, tzinfo=cfg.publication.tz))
+    prepared = prepare(
+        cfg,
+        datetime(2026, 11, 25, 9, 0, tzinfo=cfg.publication.tz),
+        last_sent=last_sent(cfg.state_db),
+    )
     address = "firstname.lastname-1984@mail.example.org"
     assert len(address) == 40  # a realistic long address
     values = {

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pressroom import ledger as L
-from pressroom import message
-from pressroom import send as send_mod
+from pressroom.audience.tokens import Signer
 from pressroom.cli import main
+from pressroom.delivery import ledger as L
+from pressroom.delivery import message
+from pressroom.delivery import send as send_mod
+from pressroom.delivery.ledger import Ledger
+from pressroom.delivery.providers.base import Outcome, SendResult
+from pressroom.delivery.providers.file import eml_name
+from pressroom.delivery.ratelimit import TokenBucket
 from pressroom.errors import ProviderAuthError
-from pressroom.ledger import Ledger
-from pressroom.providers.base import Outcome, SendResult
-from pressroom.providers.file import eml_name
-from pressroom.ratelimit import TokenBucket
-from pressroom.unsubscribe import Signer
 from tests.send_helpers import NOW, ScriptedProvider, make_config, rendered_issue
 
 SIGNER = Signer(b"k")
@@ -232,7 +232,7 @@ def invoke(root: Path, *args: str, env: dict[str, str] | None = None):  # type: 
 def readers(root: Path) -> list[str]:
     """The demo's mailable subscribers, as the subscriber module reads them."""
     from pressroom import config as config_mod
-    from pressroom.subscribers import iter_subscribers
+    from pressroom.audience.subscribers import iter_subscribers
 
     config = config_mod.load(root / "config.yaml")
     return sorted(s.email for s in iter_subscribers(config, list_=config.sending.list))
@@ -579,7 +579,7 @@ def test_a_list_segment_sends_part_of_the_issue_and_a_plain_run_sends_the_rest(
 ) -> None:
     import re
 
-    from pressroom.unsubscribe import Signer
+    from pressroom.audience.tokens import Signer
 
     everyone = readers(demo)  # the issue belongs to sending.list ("weekly")
     first = invoke(demo, "digest", "send", "--list", "breaking", "--now", "2026-11-25T09:00")

@@ -18,13 +18,13 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from pressroom import config as config_mod
-from pressroom import ledger as L
-from pressroom import message
-from pressroom import send as send_mod
-from pressroom.ledger import Ledger
-from pressroom.providers.base import Outcome
-from pressroom.providers.smtp import SmtpProvider, SmtpSettings, classify
-from pressroom.unsubscribe import Signer
+from pressroom.audience.tokens import Signer
+from pressroom.delivery import ledger as L
+from pressroom.delivery import message
+from pressroom.delivery import send as send_mod
+from pressroom.delivery.ledger import Ledger
+from pressroom.delivery.providers.base import Outcome
+from pressroom.delivery.providers.smtp import SmtpProvider, SmtpSettings, classify
 from tests.send_helpers import NOW, make_config, rendered_issue
 
 
@@ -332,8 +332,8 @@ def test_digest_send_over_smtp_end_to_end_with_a_bounce(demo: Path, smtp_server)
 
     from click.testing import CliRunner
 
+    from pressroom.audience.subscribers import iter_subscribers, load_suppressed
     from pressroom.cli import main
-    from pressroom.subscribers import iter_subscribers, load_suppressed
 
     controller, handler = smtp_server
     cfg = demo / "config.yaml"

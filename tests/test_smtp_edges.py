@@ -16,8 +16,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from click.testing import CliRunner
 
-from pressroom import send as send_mod
 from pressroom.cli import main
+from pressroom.delivery import send as send_mod
 from tests.test_smtp import Recorder, free_port, provider_for, setup_run
 
 NOW = ("--now", "2026-11-25T09:00")

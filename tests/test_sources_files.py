@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pressroom import articles, config
+from pressroom import config
+from pressroom.content import articles
 from pressroom.errors import SourceError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -640,7 +641,7 @@ TRICKY_KEYS = ["title", "yes", "on", "12", "~", "a-b", "_x", "Title", "null", "n
 def test_quick_front_matter_matches_pyyaml(value: str) -> None:
     import yaml
 
-    from pressroom.sources.files import _Loader, quick_front_matter
+    from pressroom.content.sources.files import _Loader, quick_front_matter
 
     text = f"title: {value}\n# a comment\n\nother: 1x\n"
     quick = quick_front_matter(text)
@@ -655,7 +656,7 @@ def test_quick_front_matter_matches_pyyaml(value: str) -> None:
 def test_quick_front_matter_keys_match_pyyaml(key: str) -> None:
     import yaml
 
-    from pressroom.sources.files import _Loader, quick_front_matter
+    from pressroom.content.sources.files import _Loader, quick_front_matter
 
     text = f"{key}: v\n"
     quick = quick_front_matter(text)
@@ -663,7 +664,7 @@ def test_quick_front_matter_keys_match_pyyaml(key: str) -> None:
 
 
 def test_quick_front_matter_reads_the_usual_front_matter() -> None:
-    from pressroom.sources.files import quick_front_matter
+    from pressroom.content.sources.files import quick_front_matter
 
     text = (
         'title: "Q&A: a title"\ndate: 2026-11-01T09:00:00\nauthor: Ann\n'
@@ -681,8 +682,8 @@ def test_quick_front_matter_reads_the_usual_front_matter() -> None:
 
 
 def test_a_front_matter_key_written_twice_is_refused(tmp_path: Path) -> None:
-    from pressroom import articles
     from pressroom.config import load
+    from pressroom.content import articles
 
     (tmp_path / "content").mkdir()
     (tmp_path / "config.yaml").write_text(

@@ -22,7 +22,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from pressroom import articles, config
+from pressroom import config
+from pressroom.content import articles
 from pressroom.errors import SourceError
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

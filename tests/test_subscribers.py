@@ -1,4 +1,4 @@
-"""pressroom.subscribers: reading, validating, de-duplicating, suppressing; atomic writes."""
+"""pressroom.audience.subscribers: reading, validating, de-duplicating, suppressing; writes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import email_validator
 import pytest
 
-from pressroom import subscribers
+from pressroom.audience import subscribers
 from pressroom.config import Config
 from pressroom.errors import SubscriberError
 from tests.subscribers_helpers import HEADER, make_publication, write
@@ -390,7 +390,8 @@ def test_suppress_rejects_bad_input(pub: Config) -> None:
 
 CRASH_BEFORE_RENAME = """
 import os, signal, sys
-from pressroom import config, subscribers
+from pressroom import config
+from pressroom.audience import subscribers
 cfg = config.load(sys.argv[1])
 os.replace = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # die where a crash hurts most
 subscribers.suppress(cfg, "new@example.org", reason="unsubscribed", when="2026-11-25")
@@ -416,7 +417,8 @@ def test_a_process_killed_before_the_rename_leaves_the_old_file_intact(pub: Conf
 
 CONCURRENT = """
 import sys
-from pressroom import config, subscribers
+from pressroom import config
+from pressroom.audience import subscribers
 cfg = config.load(sys.argv[1])
 for i in range(20):
     email = f"w{sys.argv[2]}-{i}@example.org"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from pressroom import subscribers, unsubscribe
+from pressroom.audience import subscribers
+from pressroom.audience import tokens as unsubscribe
 from pressroom.cli import main
 from pressroom.config import Config
 from tests.subscribers_helpers import HEADER, make_publication, write

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from pressroom import subscriber_import, subscribers
+from pressroom.audience import imports as subscriber_import
+from pressroom.audience import subscribers
 from pressroom.cli import main
 from pressroom.config import Config
 from pressroom.errors import SubscriberError, UsageError

@@ -1,4 +1,4 @@
-"""pressroom.unsubscribe: tokens, the secret, URLs and the List-* header values."""
+"""pressroom.audience.tokens: tokens, the secret, URLs and the List-* header values."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pressroom import unsubscribe
+from pressroom.audience import tokens as unsubscribe
 from pressroom.config import Config
 from pressroom.errors import ConfigError, TokenError
 from tests.subscribers_helpers import make_publication
@@ -164,7 +164,8 @@ def test_secret_is_generated_once_with_mode_0600_and_reused_silently(pub: Config
 
 RACE = """
 import sys
-from pressroom import config, unsubscribe
+from pressroom import config
+from pressroom.audience import tokens as unsubscribe
 cfg = config.load(sys.argv[1])
 sys.stdout.write(unsubscribe.load_secret(cfg, {}, lambda m: None).decode())
 """

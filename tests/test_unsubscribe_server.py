@@ -15,8 +15,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 import requests
 
-from pressroom import subscribers, unsubscribe
+from pressroom.audience import subscribers
+from pressroom.audience import tokens as unsubscribe
 from pressroom.config import Config
+from pressroom.web.unsubscribe import make_app
 from tests.subscribers_helpers import HEADER, make_publication, write
 
 SECRET = b"server-test-secret-0123456789abcdef"
@@ -40,7 +42,7 @@ def pub(tmp_path: Path) -> Config:
 
 @pytest.fixture
 def server(pub: Config) -> Iterator[str]:
-    app = unsubscribe.make_app(pub, unsubscribe.Signer(SECRET), lambda: NOW)
+    app = make_app(pub, unsubscribe.Signer(SECRET), lambda: NOW)
     httpd = make_server("127.0.0.1", 0, app, server_class=WSGIServer, handler_class=_Silent)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -164,7 +166,7 @@ def test_configured_unsubscribe_path_is_served(tmp_path: Path) -> None:
     pub = make_publication(
         tmp_path / "p", sending="unsubscribe_url: https://theduran.example/u/leave\n"
     )
-    app = unsubscribe.make_app(pub, unsubscribe.Signer(SECRET), lambda: NOW)
+    app = make_app(pub, unsubscribe.Signer(SECRET), lambda: NOW)
     httpd = make_server("127.0.0.1", 0, app, server_class=WSGIServer, handler_class=_Silent)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()

@@ -8,10 +8,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from pressroom import config as config_mod
-from pressroom import send as send_mod
+from pressroom.audience.subscribers import iter_subscribers
 from pressroom.cli import main
-from pressroom.ledger import Ledger
-from pressroom.subscribers import iter_subscribers
+from pressroom.delivery import send as send_mod
+from pressroom.delivery.ledger import Ledger
 
 
 def weekly(root: Path, *args: str):  # type: ignore[no-untyped-def]

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from pressroom import registry
 from pressroom.errors import ConfigError
 
 T = TypeVar("T")
@@ -264,9 +265,7 @@ class Config:
         """The settings of provider ``name`` (its defaults when config.yaml has none)."""
         if name in self.providers:
             return self.providers[name]
-        from pressroom import providers
-
-        cls = providers.get(name, where=self.where("sending.provider"))
+        cls = registry.providers.get(name, where=self.where("sending.provider"))
         return _build(cls.Settings, {}, f"providers.{name}", _Ctx(self.path, {}, self.root))
 
 
@@ -363,8 +362,7 @@ def loads(text: str, path: Path) -> Config:
     providers_raw = data.get("providers") or {}
     if not isinstance(providers_raw, dict):
         raise ctx.fail("providers", "expected a mapping of provider name to its settings")
-    from pressroom import providers as provider_registry
-
+    provider_registry = registry.providers
     providers: dict[str, Any] = {}
     for name, raw in providers_raw.items():
         try:
@@ -402,7 +400,7 @@ def loads(text: str, path: Path) -> Config:
 
 
 def _sources(raw: Any, ctx: _Ctx) -> tuple[SourceConfig, ...]:
-    from pressroom import sources as source_registry
+    source_registry = registry.sources
 
     if not isinstance(raw, list):
         raise ctx.fail("sources", "expected a list of sources (- type: files …)")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import html as html_lib
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -56,13 +58,14 @@ class Article:
     body_format: str  # "markdown" | "html" | "text"
     base_url: str  # absolute URL that relative links in the body resolve against
     source: str  # where it came from: a file path relative to the config, or a URL
+    # body, body_format, base_url -> sanitised HTML; the content stage passes its renderer in
+    # (``pressroom.content.text.render_body``), so the core never imports a stage
+    renderer: Callable[[str, str, str], str] = field(kw_only=True, compare=False, repr=False)
 
     @cached_property
     def html(self) -> str:
         """The body as sanitised HTML with absolute URLs (rendered once, cached by content)."""
-        from pressroom.content import render_body
-
-        return render_body(self.body, self.body_format, self.base_url)
+        return self.renderer(self.body, self.body_format, self.base_url)
 
     @property
     def modified(self) -> datetime:
@@ -164,3 +167,64 @@ class RenderedIssue:
             if variant.hidden_ctas == hidden:
                 return variant
         return self.variants[0]
+
+
+@dataclass(frozen=True, slots=True)
+class SentIssue:
+    """The last issue that finished sending."""
+
+    number: int
+    sent_at: datetime
+    window_end: datetime
+
+
+# --- personalisation ------------------------------------------------------------------
+# A rendered part (HTML or text) is split once at its ``token`` placeholders; filling it for
+# one subscriber is then a join of constant pieces and escaped values, with no parsing
+# (DESIGN decision 1). Digest, preview and delivery all fill parts, so it lives in the core.
+
+_TOKEN_RE = re.compile("|".join(re.escape(token(f)) for f in FIELDS))
+_FIELD_OF = {token(f): f for f in FIELDS}
+
+
+class Personaliser:
+    """A part compiled for repeated filling: ``fill(values)`` for each subscriber."""
+
+    __slots__ = ("_fields", "_html", "_pieces")
+
+    def __init__(self, part: str, *, is_html: bool) -> None:
+        pieces = _TOKEN_RE.split(part)
+        self._pieces = pieces
+        self._fields = [_FIELD_OF[m] for m in _TOKEN_RE.findall(part)]
+        self._html = is_html
+
+    @property
+    def fields(self) -> frozenset[str]:
+        return frozenset(self._fields)
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        """The part for one subscriber; values are HTML-escaped in HTML parts, raw in text."""
+        pieces = self._pieces
+        out = [pieces[0]]
+        if self._html:
+            for i, name in enumerate(self._fields, 1):
+                out.append(html_lib.escape(values.get(name, ""), quote=True))
+                out.append(pieces[i])
+        else:
+            for i, name in enumerate(self._fields, 1):
+                out.append(values.get(name, ""))
+                out.append(pieces[i])
+        return "".join(out)
+
+    def translate(self, syntax: Mapping[str, str]) -> str:
+        """The part with each token replaced by a provider's own substitution syntax."""
+        out = [self._pieces[0]]
+        for i, name in enumerate(self._fields, 1):
+            out.append(syntax[name])
+            out.append(self._pieces[i])
+        return "".join(out)
+
+
+def unfilled(part: str) -> list[str]:
+    """Tokens (or token-like leftovers) still present in a final part."""
+    return sorted(set(re.findall(r"%%PR_[A-Z_]+%%|\{\{.*?\}\}|\{\{%20.*?%20\}\}", part)))

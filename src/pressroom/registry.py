@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pressroom.errors import ConfigError
 
@@ -49,3 +49,9 @@ class Registry(Generic[C]):
     def names(self) -> list[str]:
         self._load()
         return sorted(self._classes)
+
+
+# The two plugin registries. The core names each plugin package by string and imports it on
+# first use, so config validation can look a backend up without importing a stage.
+sources: Registry[type[Any]] = Registry("source type", "pressroom.content.sources")
+providers: Registry[type[Any]] = Registry("provider", "pressroom.delivery.providers")

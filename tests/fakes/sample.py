@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from pressroom.delivery.providers.base import Content, Recipient
 from pressroom.models import RenderedVariant, token
-from pressroom.providers.base import Content, Recipient
 
 UNSUBSCRIBE = "https://news.example.org/unsubscribe?t="
 

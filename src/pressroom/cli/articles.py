@@ -33,7 +33,7 @@ def articles(app: App, since: str | None, as_json: bool, as_lines: bool, now: st
         pressroom articles --since 7d
         pressroom articles --json --now 2026-11-25T09:00 | jq '.[].title'
     """
-    from pressroom import articles as articles_mod
+    from pressroom.content import articles as articles_mod
 
     if as_json and as_lines:
         raise UsageError("--json and --nl: choose one output format")

@@ -72,7 +72,8 @@ def _prepare(
     exclude_tags: tuple[str, ...],
 ) -> Any:
     """Run the pipeline; None (after saying so) when there is nothing to send."""
-    from pressroom.digest import prepare
+    from pressroom.delivery.ledger import last_sent
+    from pressroom.digest.prepare import prepare
 
     if since and since_last:
         raise UsageError("--since and --since-last cannot be used together; pick one")
@@ -86,6 +87,7 @@ def _prepare(
             pins=pins,
             exclude_tags=exclude_tags,
             warn=app.warn,
+            last_sent=last_sent(app.config.state_db),
         )
     except NothingToSend as e:
         app.out(e.message)
@@ -116,7 +118,7 @@ def build(
         pressroom digest build
         pressroom digest build --since 14d --pin big-interview --exclude-tag sponsored
     """
-    from pressroom import preflight, preview
+    from pressroom.digest import archive, preflight
 
     prepared = _prepare(app, now, since, since_last, pins, exclude_tags)
     if prepared is None:
@@ -132,7 +134,7 @@ def build(
         lead = " (lead)" if article is issue.lead else ""
         app.out(f"  {article.published:%Y-%m-%d}  {article.slug}  {article.title}{lead}")
     app.out(f"variants: {', '.join(v.key for v in rendered.variants)}")
-    for path in preview.write_archive(app.config, rendered, date=issue.date):
+    for path in archive.write_archive(app.config, rendered, date=issue.date):
         app.out(f"wrote {shown(path)}")
     findings = preflight.check(rendered, app.config)
     if findings:
@@ -166,7 +168,7 @@ def check(
         pressroom digest check
         pressroom digest check --now 2026-11-25T09:00
     """
-    from pressroom import preflight
+    from pressroom.digest import preflight
 
     prepared = _prepare(app, now, since, since_last, pins, exclude_tags)
     if prepared is None:
@@ -242,7 +244,7 @@ def preview_command(
         ):
             if used:
                 raise UsageError(f"{flag} cannot be used with --serve")
-        from pressroom import preview_server
+        from pressroom.preview import server as preview_server
 
         if now:
             app.now(now)  # reject a malformed --now here, before binding the port
@@ -260,7 +262,7 @@ def preview_command(
         return
     if port != 8025:
         raise UsageError("--port only applies with --serve")
-    from pressroom import preview
+    from pressroom.preview import files as preview
 
     prepared = _prepare(app, now, since, since_last, pins, exclude_tags)
     if prepared is None:

@@ -44,8 +44,8 @@ def feeds(app: App, out: Path | None, now: str | None) -> None:
         pressroom feeds
         pressroom feeds --out public/feeds --now 2026-11-25T09:00
     """
-    from pressroom import articles
-    from pressroom import feeds as feeds_mod
+    from pressroom.content import articles
+    from pressroom.feeds import builder as feeds_mod
 
     config = app.config
     moment = app.now(now)

@@ -31,7 +31,7 @@ def list_(app: App) -> None:
     Example:
         pressroom providers list
     """
-    from pressroom import providers as registry
+    from pressroom.delivery import providers as registry
 
     current = app.config.sending.provider
     for name in registry.registry.names():
@@ -68,7 +68,7 @@ def check(app: App, name: str | None) -> None:
         pressroom providers check mailgun
         pressroom providers check            # the configured sending.provider
     """
-    from pressroom.send import make_provider
+    from pressroom.delivery.send import make_provider
 
     config = app.config
     name = name or config.sending.provider

@@ -11,9 +11,17 @@ import click
 
 from pressroom.cli.app import App, now_option, pass_app
 from pressroom.cli.digest import digest
-from pressroom.delivery import Delivery, Request, check, deliver, next_issue_held, shorten, shown
+from pressroom.delivery.job import (
+    Delivery,
+    Request,
+    check,
+    deliver,
+    next_issue_held,
+    shorten,
+    shown,
+)
+from pressroom.delivery.send import Progress
 from pressroom.errors import NothingToSend
-from pressroom.send import Progress
 
 SHOW = 20  # addresses listed on screen; the report lists them all
 
@@ -82,7 +90,7 @@ def _show(app: App, result: Delivery) -> int:
     summary, outcome = result.summary, result.outcome
     if summary is None or outcome is None:
         return _status(app, result)
-    from pressroom import report
+    from pressroom.delivery import report
 
     for line in report.lines(summary, outcome):
         app.out(line)
@@ -291,8 +299,9 @@ def weekly(
         # crontab: every Monday at 07:00
         0 7 * * 1  cd /srv/site && pressroom weekly --yes >> weekly.log 2>&1
     """
-    from pressroom import articles, feeds
-    from pressroom import send as send_mod
+    from pressroom.content import articles
+    from pressroom.delivery import send as send_mod
+    from pressroom.feeds import builder as feeds
 
     req = Request(
         provider, yes=yes, resend_uncertain=resend_uncertain, drop_uncertain=drop_uncertain

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import os
-import socketserver
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import click
 
-from pressroom import subscriber_import, subscribers, unsubscribe
+from pressroom.audience import imports as subscriber_import
+from pressroom.audience import subscribers
+from pressroom.audience import tokens as unsubscribe
 from pressroom.cli.app import App, now_option, pass_app
 from pressroom.errors import UsageError
+from pressroom.web import server
+from pressroom.web.unsubscribe import make_app
 
 
 def _segment_options(f: Any) -> Any:
@@ -279,20 +281,6 @@ def export(app: App, out: Path | None) -> None:
     app.finish()
 
 
-class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
-    """One thread per request, so a slow client cannot hold up the others."""
-
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """Logs method, path and status, but never the query string (it holds the token)."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        path = self.path.split("?", 1)[0]
-        sys.stderr.write(f"{self.command} {path} {code}\n")
-
-
 @click.command("unsubscribe-server")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
@@ -301,7 +289,7 @@ def unsubscribe_server(app: App, host: str, port: int) -> None:
     """Serve the one-click unsubscribe endpoint (GET confirms, POST unsubscribes).
 
     Put it behind your web server at sending.unsubscribe_url (HTTPS). For production, any
-    WSGI server can run pressroom.unsubscribe.make_app; see README.
+    WSGI server can run pressroom.web.unsubscribe.make_app; see README.
 
     \b
     Example:
@@ -314,19 +302,12 @@ def unsubscribe_server(app: App, host: str, port: int) -> None:
     def clock() -> datetime:
         return datetime.now(tz)
 
-    wsgi = unsubscribe.make_app(config, signer, clock)
-    try:
-        server = make_server(
-            host, port, wsgi, server_class=_ThreadingServer, handler_class=_QuietHandler
-        )
-    except OSError as e:
-        raise UsageError(
-            f"cannot listen on {host}:{port}: {e.strerror}; try another --port"
-        ) from None
-    with server:
-        url = f"http://{host}:{server.server_port}/unsubscribe"
-        app.info(f"unsubscribe server on {url} (Ctrl-C stops)")
-        server.serve_forever()
+    server.serve(
+        make_app(config, signer, clock),
+        host,
+        port,
+        lambda url: app.info(f"unsubscribe server on {url}/unsubscribe (Ctrl-C stops)"),
+    )
 
 
 COMMANDS: list[click.Command] = [subscribers_group, unsubscribe_server]

@@ -1,0 +1,1 @@
+"""The audience: subscriber files, imports and exports, signed reader tokens."""

@@ -1,0 +1,1 @@
+"""Content: article sources, normalisation into ``Article``s, URL and text policies, safe HTML."""

@@ -1,0 +1,581 @@
+"""Deliver one issue: freeze (or resume) it, send it through the ledger, settle and report.
+
+``deliver`` is the one core function behind ``digest send`` and ``weekly``: it builds or
+resumes the issue, freezes everyone on ``sending.list`` into the ledger, sends the pending
+rows of this run's segment (``--list``/``--tag``/``--limit`` narrow who is sent *now*; the
+rest stay pending), settles the issue and writes the report. Messages about the work as it
+happens go through ``Notes``; the outcome comes back as a ``Delivery`` the CLI prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import email
+import email.policy
+import os
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from pressroom.audience import subscribers as subs_mod
+from pressroom.audience.tokens import Signer, load_secret
+from pressroom.config import Config
+from pressroom.delivery import ledger as L
+from pressroom.delivery import message, report
+from pressroom.delivery.ledger import FrozenIssue, Ledger
+from pressroom.delivery.providers.base import Content, Outcome, Provider
+from pressroom.delivery.send import (
+    Progress,
+    RunLock,
+    SendOptions,
+    Summary,
+    freeze,
+    make_provider,
+    run,
+)
+from pressroom.delivery.send import send_one as _send_one
+from pressroom.digest import archive, preflight
+from pressroom.errors import PreflightError, ProviderError, UsageError
+from pressroom.models import RenderedIssue
+
+
+class Notes(Protocol):
+    """Where ``deliver`` says what it is doing (the CLI's App fits)."""
+
+    def out(self, message: str = "") -> None: ...
+    def info(self, message: str) -> None: ...
+    def warn(self, message: str) -> None: ...
+    def problem(self, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user asked of one send."""
+
+    provider: str | None = None
+    list_: str | None = None
+    tag: str | None = None
+    limit: int | None = None
+    dry_run: bool = False
+    test_to: str | None = None
+    yes: bool = False
+    resend_uncertain: bool = False
+    drop_uncertain: bool = False
+
+    @property
+    def segment(self) -> bool:
+        """Whether this run sends to part of the issue's recipients only."""
+        return bool(self.list_ or self.tag)
+
+    def segment_name(self) -> str:
+        """``list 'breaking', tag 'staff'`` for messages."""
+        parts = ([f"list {self.list_!r}"] if self.list_ else []) + (
+            [f"tag {self.tag!r}"] if self.tag else []
+        )
+        return ", ".join(parts)
+
+
+def check(req: Request) -> None:
+    """Reject option combinations that cannot work, before any work."""
+    if req.dry_run and req.test_to:
+        raise UsageError("--dry-run and --test-to cannot be used together; pick one")
+    if req.resend_uncertain and req.drop_uncertain:
+        raise UsageError("--resend-uncertain and --drop-uncertain cannot be used together")
+    if req.test_to and (req.resend_uncertain or req.drop_uncertain or req.limit):
+        raise UsageError(
+            "--test-to sends one copy; it cannot be combined with --limit or "
+            "--resend-uncertain/--drop-uncertain"
+        )
+
+
+@dataclass
+class Delivery:
+    """What one ``deliver`` call did; the CLI prints it."""
+
+    status: int  # the exit status: see ``exit_status``
+    number: int | None = None
+    total: int = 0  # recipients frozen for the issue
+    summary: Summary | None = None
+    outcome: report.Outcome | None = None
+    report: Path | None = None
+    error: ProviderError | None = None  # what stopped the run, raised by the CLI after printing
+    segment: str = ""  # "list 'breaking'" when the run sent to a segment only
+    said: list[str] = field(default_factory=list)  # result lines of a dry run or a test copy
+    rows_skipped: int = 0  # bad subscriber rows reported (and not mailed) while freezing
+
+
+class _Counted:
+    """The caller's Notes, counting the problems said through them (each makes the exit 1)."""
+
+    def __init__(self, notes: Notes) -> None:
+        self.notes = notes
+        self.problems = 0
+        self.rows = 0  # of which bad subscriber rows
+
+    def out(self, message: str = "") -> None:
+        self.notes.out(message)
+
+    def info(self, message: str) -> None:
+        self.notes.info(message)
+
+    def warn(self, message: str) -> None:
+        self.notes.warn(message)
+
+    def problem(self, message: str) -> None:
+        self.problems += 1
+        self.notes.problem(message)
+
+    def bad_row(self, message: str) -> None:
+        self.rows += 1
+        self.problem(message)
+
+
+def exit_status(
+    summary: Summary, outcome: report.Outcome, *, staged: bool, problems: int = 0
+) -> int:
+    """The exit status of a send: 0 done as asked, 1 otherwise.
+
+    1 when anything failed, is uncertain or deferred, the run stopped, paused or was
+    interrupted, recipients are left pending by a run that was not a staged one (``--limit``,
+    ``--list``, ``--tag``), or a problem was reported on the way (bad subscriber rows).
+    """
+    c = outcome.counts
+    if problems or c[L.FAILED] or c[L.UNCERTAIN]:
+        return 1
+    if summary.stopped or summary.interrupted or summary.paused or summary.deferred:
+        return 1
+    return 1 if c[L.PENDING] and not staged else 0
+
+
+def deliver(
+    config: Config,
+    req: Request,
+    moment: datetime,
+    notes: Notes,
+    *,
+    confirm: Callable[[str], bool] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    locked: bool = False,
+    articles_reported: bool = False,
+    problems: int = 0,
+    env: Mapping[str, str] | None = None,
+) -> Delivery:
+    """Freeze (or resume) the issue and send this run's part of it.
+
+    ``confirm`` asks the user (None: no terminal, so a send above ``sending.confirm_over``
+    needs ``--yes``). ``problems``: how many the caller reported already (they make the exit
+    status 1, and the report says so). Raises ``NothingToSend`` when there is no new issue.
+    """
+    from pressroom.digest.prepare import prepare
+
+    check(req)
+    notes = counted = _Counted(notes)
+    counted.problems = problems
+    env = os.environ if env is None else env
+    provider = make_provider(config, req.provider, env)
+    with contextlib.ExitStack() as stack:
+        stack.callback(provider.close)
+        if not locked and not req.dry_run and not req.test_to:
+            stack.enter_context(RunLock(config.state))
+        ledger: Ledger | None = None
+        if config.state_db.exists() or not (req.dry_run or req.test_to):
+            ledger = stack.enter_context(Ledger(config.state_db))
+        frozen = ledger.unfinished() if ledger is not None else None
+        if frozen is not None:
+            rendered = frozen.rendered
+            notes.info(
+                f"resuming issue {frozen.number} (frozen {frozen.frozen_at:%Y-%m-%d %H:%M} UTC)"
+            )
+            window_end = frozen.window_end
+            issue_date = frozen.frozen_at.astimezone(ZoneInfo(config.publication.timezone))
+        else:
+            previous = ledger.last_sent() if ledger is not None else L.last_sent(config.state_db)
+            prepared = prepare(config, moment, warn=notes.warn, last_sent=previous)
+            if not articles_reported:  # weekly has loaded (and reported) them already
+                for err in prepared.articles_errors:
+                    notes.problem(err.message)
+            rendered = prepared.rendered
+            window_end = prepared.issue.window_end
+            issue_date = prepared.issue.date
+            findings = preflight.check(rendered, config)
+            for f in findings:
+                (notes.problem if f.level == "error" else notes.warn)(
+                    f"preflight: {f.code}: {f.message}"
+                )
+            if preflight.has_errors(findings):
+                raise PreflightError(
+                    f"issue {rendered.number} failed its preflight checks; fix the errors above "
+                    "(pressroom digest check shows them) and send again"
+                )
+        if req.dry_run and not has_secret(config, env):
+            # a dry run writes nothing, not even the generated secret: sign with a throwaway
+            signer = Signer(secrets.token_bytes(32))
+        else:
+            signer = Signer(load_secret(config, env, notes.info))
+        prefix = "[TEST] " if req.test_to else ""
+        content = message.content_for(
+            config, rendered, provider=provider, now=moment, subject_prefix=prefix
+        )
+        # tokens name the issue's own list (frozen), which a later config change cannot move
+        factory = message.RecipientFactory(
+            config,
+            rendered,
+            signer,
+            provider.manages_unsubscribe,
+            list_=frozen.list if frozen is not None else config.sending.list,
+        )
+        if req.test_to:
+            return _test_copy(provider, content, factory, req.test_to, notes)
+        segment = _segment(config, req) if req.segment else None
+        if req.dry_run or ledger is None:
+            return _dry_run(
+                config, provider, content, factory, rendered, frozen, ledger, req, segment, counted
+            )
+        return _send(
+            config,
+            req,
+            moment,
+            counted,
+            ledger,
+            provider,
+            content,
+            factory,
+            rendered,
+            frozen,
+            segment,
+            window_end=window_end,
+            issue_date=issue_date,
+            confirm=confirm,
+            progress=progress,
+        )
+    raise AssertionError("unreachable")  # pragma: no cover - the with block returns
+
+
+def _segment(config: Config, req: Request) -> frozenset[str]:
+    """Addresses in this run's segment (``--list``/``--tag``), as the ledger stores them."""
+    chosen = req.list_ or config.sending.list
+    # bad rows were reported when the issue was frozen (or will be, by freeze): not twice
+    subs = subs_mod.iter_subscribers(config, list_=chosen, tag=req.tag, on_problem=_quiet)
+    return frozenset(s.email for s in subs)
+
+
+def _quiet(message: str) -> None:
+    """Drop a problem already reported elsewhere."""
+
+
+def _send(
+    config: Config,
+    req: Request,
+    moment: datetime,
+    notes: _Counted,
+    ledger: Ledger,
+    provider: Provider,
+    content: Content,
+    factory: message.RecipientFactory,
+    rendered: RenderedIssue,
+    frozen: FrozenIssue | None,
+    segment: frozenset[str] | None,
+    *,
+    window_end: datetime,
+    issue_date: datetime,
+    confirm: Callable[[str], bool] | None,
+    progress: Callable[[Progress], None] | None,
+) -> Delivery:
+    new = frozen is None
+    if frozen is None:
+        frozen = freeze(
+            ledger, config, rendered, window_end=window_end, now=moment, on_problem=notes.bad_row
+        )
+        if frozen.total == 0:
+            ledger.discard(frozen.number)
+            notes.warn(
+                f"no subscribers on list {frozen.list!r}; nothing to send (add some to "
+                "subscribers/)"
+            )
+            return Delivery(1 if notes.problems else 0, frozen.number, rows_skipped=notes.rows)
+    number = frozen.number
+    where = req.segment_name()
+
+    crashed = ledger.crashed_to_uncertain(number)
+    if crashed:
+        notes.warn(f"{crashed} recipients were in flight when a previous run stopped")
+    if req.resend_uncertain:
+        n = ledger.requeue_uncertain(number)
+        if n:
+            notes.info(f"resending {n} uncertain recipients (--resend-uncertain)")
+    elif req.drop_uncertain:
+        n = ledger.drop_uncertain(number)
+        if n:
+            notes.info(f"{n} uncertain recipients settled as failed, not resent (--drop-uncertain)")
+    else:
+        uncertain = ledger.emails_in(number, L.UNCERTAIN)
+        if uncertain:
+            notes.warn(
+                f"{len(uncertain)} uncertain recipients (may or may not have received issue "
+                f"{number}): {shorten(uncertain)}; not resent. Rerun with --resend-uncertain "
+                "to send them, or --drop-uncertain to settle them"
+            )
+            if not ledger.counts(number)[L.PENDING]:
+                # nothing else to send, and the issue cannot settle by itself: every later
+                # run (weekly's cron job) would stop here, so say what unblocks it
+                notes.problem(
+                    f"issue {number} is held open by its {len(uncertain)} uncertain recipients, "
+                    "and no new issue is sent until you decide: `pressroom digest send "
+                    "--resend-uncertain` sends them again (a possible duplicate), `pressroom "
+                    "digest send --drop-uncertain` settles them as not sent (a possible miss)"
+                )
+
+    if segment is not None:
+        pending = sum(1 for e in ledger.emails_in(number, L.PENDING) if e in segment)
+    else:
+        pending = ledger.counts(number)[L.PENDING]
+    to_send = min(pending, req.limit) if req.limit else pending
+    if to_send > config.sending.confirm_over and not req.yes:
+        question = (
+            f'send issue {number} "{rendered.subject}" to {to_send} recipients via {provider.name}?'
+        )
+        if confirm is None:
+            if new:
+                ledger.discard(number)
+            raise UsageError(
+                f"{to_send} recipients is more than sending.confirm_over "
+                f"({config.sending.confirm_over}); pass --yes to send without asking"
+            )
+        if not confirm(question):
+            if new:
+                ledger.discard(number)
+            notes.info("not sent")
+            return Delivery(1, number, frozen.total, rows_skipped=notes.rows)
+    if new:  # only now: a refused or declined send rolls the freeze back
+        notes.info(f"froze issue {number} for {frozen.total} recipients")
+    if segment is not None and not to_send:
+        notes.warn(f"none of issue {number}'s pending recipients is on {where}")
+
+    page = config.digest.archive / str(number) / "index.html"
+    if new or not page.exists():
+        # the messages' "view online" link points at this page: it must exist even when
+        # `digest build` was never run, and match what is sent
+        for path in archive.write_archive(config, rendered, date=issue_date):
+            notes.info(f"wrote {shown(path)}")
+
+    keys = subs_mod.load_suppressed(config)
+    issue_list = frozen.list
+
+    def on_suppress(entries: list[tuple[str, str]]) -> None:
+        subs_mod.suppress_many(config, entries, when=moment, list_=issue_list)
+
+    options = SendOptions.from_config(config, provider, limit=req.limit)
+    provider.open(content)
+    t0 = time.time()
+    with _terminate_gracefully():
+        summary = run(
+            ledger,
+            frozen,
+            provider,
+            factory,
+            options,
+            is_suppressed=lambda e: subs_mod.key(e) in keys,
+            only=segment.__contains__ if segment is not None else None,
+            on_suppress=on_suppress,
+            progress=progress,
+        )
+    finished = moment + timedelta(seconds=time.time() - t0)
+    outcome = report.settle(ledger, number, finished)
+    status = exit_status(
+        summary, outcome, staged=bool(req.limit or req.segment), problems=notes.problems
+    )
+    path = report.write(
+        config.reports,
+        summary,
+        outcome,
+        started=moment,
+        finished=finished,
+        exit_code=status,
+        rows_skipped=notes.rows,
+    )
+    result = Delivery(
+        status, number, frozen.total, summary, outcome, path, segment=where, rows_skipped=notes.rows
+    )
+    if summary.stopped:
+        result.error = summary.error or ProviderError(summary.stopped)
+    return result
+
+
+def has_secret(config: Config, env: Mapping[str, str]) -> bool:
+    """Whether a signing secret exists (env var, or the one generated in the state folder)."""
+    return bool(env.get(config.sending.secret_env)) or (config.state / "secret").exists()
+
+
+@contextlib.contextmanager
+def _terminate_gracefully() -> Iterator[None]:
+    """Make SIGTERM (cron timeouts, systemd stop) stop a send like Ctrl-C: cleanly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _test_copy(
+    provider: Provider,
+    content: Content,
+    factory: message.RecipientFactory,
+    to: str,
+    notes: Notes,
+) -> Delivery:
+    try:
+        address = subs_mod.normalise_email(to)
+    except ValueError as e:
+        raise UsageError(f'--test-to: invalid email "{to}" ({e})') from None
+    variant = next(iter(content.variants))
+    recipient = factory.make(address, "", variant)
+    # marked as a test: kept apart from the issue's deliveries (file outbox, provider tags)
+    content = dataclasses.replace(content, test=True, tag=f"{content.tag}-test")
+    provider.open(content)
+    result = _send_one(provider, recipient)
+    if result.outcome is Outcome.SENT:
+        return Delivery(
+            0,
+            content.issue,
+            said=[
+                f"sent a test copy of issue {content.issue} to {address} via {provider.name} "
+                "(not recorded as a delivery)"
+            ],
+        )
+    if result.outcome is Outcome.UNCERTAIN:
+        notes.problem(
+            f"test copy to {address}: no answer from {provider.name}, it may or may not have "
+            f"been sent ({result.error})"
+        )
+        return Delivery(1, content.issue)
+    notes.problem(f"test copy to {address} not sent: {result.error or result.outcome.value}")
+    return Delivery(1, content.issue)
+
+
+def _dry_run(
+    config: Config,
+    provider: Provider,
+    content: Content,
+    factory: message.RecipientFactory,
+    rendered: RenderedIssue,
+    frozen: FrozenIssue | None,
+    ledger: Ledger | None,
+    req: Request,
+    segment: frozenset[str] | None,
+    notes: _Counted,
+) -> Delivery:
+    # every variant must build into a message that parses back
+    for variant in rendered.variants:
+        data = message.build(content, factory.make("preview@example.com", "Preview", variant.key))
+        parsed = email.message_from_bytes(data, policy=email.policy.default)
+        if parsed.get_body(("html",)) is None or parsed.get_body(("plain",)) is None:
+            raise PreflightError(
+                f"variant {variant.key}: the built message lacks a text or HTML part"
+            )
+    name = provider.name
+    where = f" ({req.segment_name()} in this run)" if segment is not None else ""
+    if frozen is not None and ledger is not None:
+        c = ledger.counts(frozen.number)
+        return Delivery(
+            1 if notes.problems else 0,
+            frozen.number,
+            frozen.total,
+            said=[
+                f'dry run: would resume issue {frozen.number} "{rendered.subject}" via {name}: '
+                f"{c['pending']} pending{where}, {c['uncertain'] + c['in_flight']} uncertain, "
+                f"{c['sent']} already sent; nothing was sent or recorded"
+            ],
+        )
+    per_variant: dict[str, int] = {}
+    chosen = config.sending.list
+    everyone = 0
+    # the real send reports bad rows when it freezes the issue, and exits 1: so does this
+    for sub in subs_mod.iter_subscribers(config, list_=chosen, on_problem=notes.bad_row):
+        everyone += 1
+        if segment is not None and sub.email not in segment:
+            continue
+        key = rendered.variant_for(sub.tags).key
+        per_variant[key] = per_variant.get(key, 0) + 1
+    total = sum(per_variant.values())
+    if req.limit:
+        total = min(total, req.limit)
+    split = ", ".join(f"{k}: {n}" for k, n in sorted(per_variant.items()))
+    rest = everyone - total
+    left = f"; {rest} would stay pending for a later run" if rest and total < everyone else ""
+    bad = notes.rows
+    skipped = f"; {bad} bad subscriber row{'' if bad == 1 else 's'} skipped" if bad else ""
+    return Delivery(
+        1 if notes.problems else 0,
+        rendered.number,
+        everyone,
+        said=[
+            f'dry run: would send issue {rendered.number} "{rendered.subject}" to {total} '
+            f"recipients on list {chosen!r}{where} via {name}"
+            + (f" ({split})" if split else "")
+            + left
+            + skipped
+            + "; nothing was sent or recorded"
+        ],
+        rows_skipped=bad,
+    )
+
+
+def next_issue_held(config: Config, moment: datetime) -> str | None:
+    """Why ``weekly`` must not start a new issue yet (``digest.min_interval``), or None."""
+    path = config.state_db
+    if not path.exists():
+        return None
+    with Ledger(path) as ledger:
+        if ledger.unfinished() is not None:
+            return None  # an open issue is always resumed
+        last = ledger.last_sent()
+    if last is None:
+        return None
+    gap = config.digest.min_interval
+    due = last.sent_at + gap
+    if moment >= due:
+        return None
+    went = f"{last.sent_at.astimezone(moment.tzinfo):%Y-%m-%d %H:%M}"
+    when = f"{due.astimezone(moment.tzinfo):%Y-%m-%d %H:%M}"
+    return (
+        f"nothing to send: issue {last.number} went out {went}, less than {span(gap)} ago "
+        f"(digest.min_interval); the next issue is due from {when} (use --force to send now)"
+    )
+
+
+def span(value: timedelta) -> str:
+    """A duration the way config.yaml writes it: ``6d``, ``12h``, ``90m``."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def shorten(emails: list[str], show: int = 20) -> str:
+    """The first ``show`` addresses and how many more."""
+    more = f" and {len(emails) - show} more" if len(emails) > show else ""
+    return ", ".join(emails[:show]) + more
+
+
+def shown(path: os.PathLike[str]) -> str:
+    """A path relative to the working directory when it can be."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)

@@ -1,0 +1,499 @@
+"""The delivery ledger: a SQLite file (WAL) that makes sending exact across crashes.
+
+Before the first message of an issue goes out, ``freeze`` stores the rendered issue (subject,
+every variant's HTML and text) and one row per recipient in state ``pending``. Sending moves
+rows ``pending → in_flight → sent | failed``; the ``in_flight`` mark is committed *before*
+the provider is called and the result right after, so after a crash:
+
+- ``sent`` rows were accepted and are never sent again;
+- ``pending`` rows were certainly not sent;
+- ``in_flight`` rows may or may not have gone out. The next run turns them into
+  ``uncertain``, reports them, and sends them only when told to (``--resend-uncertain``).
+
+``skipped`` rows unsubscribed after the freeze. An issue is ``sent`` once no row is left
+``pending``, ``in_flight`` or ``uncertain``; ``last_sent`` is what numbers the next issue
+and starts its article window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pressroom.errors import LedgerError
+from pressroom.models import RenderedIssue, RenderedVariant, SentIssue
+
+PENDING, IN_FLIGHT, SENT, FAILED, UNCERTAIN, SKIPPED = (
+    "pending",
+    "in_flight",
+    "sent",
+    "failed",
+    "uncertain",
+    "skipped",
+)
+STATES = (PENDING, IN_FLIGHT, SENT, FAILED, UNCERTAIN, SKIPPED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS issues (
+    number      INTEGER PRIMARY KEY,
+    status      TEXT NOT NULL,          -- 'sending' until every row is settled, then 'sent'
+    subject     TEXT NOT NULL,
+    rendered    TEXT NOT NULL,          -- JSON of the RenderedIssue, byte for byte
+    segment     TEXT NOT NULL,          -- JSON: list, tag the recipients were chosen by
+    window_end  TEXT NOT NULL,          -- ISO; the next issue's articles start here
+    frozen_at   TEXT NOT NULL,
+    sent_at     TEXT,
+    total       INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id          INTEGER PRIMARY KEY,
+    issue       INTEGER NOT NULL REFERENCES issues(number),
+    email       TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    variant     TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'pending',
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    message_id  TEXT,
+    error       TEXT,
+    first_try   REAL,                   -- epoch seconds
+    updated_at  REAL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS deliveries_recipient ON deliveries(issue, email);
+"""
+# No index on state: every state change would rewrite it (two b-tree writes per row, twice
+# per delivery). Pending rows are read in id order from a cursor, which the primary key
+# serves; counting by state scans one issue's rows, once per run.
+
+
+@dataclass(frozen=True, slots=True)
+class FrozenIssue:
+    """An issue frozen in the ledger: exactly what every recipient gets."""
+
+    number: int
+    status: str
+    rendered: RenderedIssue
+    list: str | None
+    tag: str | None
+    window_end: datetime
+    frozen_at: datetime
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One recipient's delivery row."""
+
+    id: int
+    email: str
+    name: str
+    variant: str
+    attempts: int
+    first_try: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """The outcome of one attempt for one row."""
+
+    id: int
+    state: str
+    message_id: str | None = None
+    error: str | None = None
+
+
+def rendered_to_json(rendered: RenderedIssue) -> str:
+    """Serialise a rendered issue losslessly."""
+    return json.dumps(
+        {
+            "number": rendered.number,
+            "subject": rendered.subject,
+            "preheader": rendered.preheader,
+            "variants": [
+                {"key": v.key, "html": v.html, "text": v.text, "hidden": sorted(v.hidden_ctas)}
+                for v in rendered.variants
+            ],
+            "cta_hide_rules": [[n, sorted(tags)] for n, tags in rendered.cta_hide_rules],
+        },
+        ensure_ascii=False,
+    )
+
+
+def rendered_from_json(text: str) -> RenderedIssue:
+    """The inverse of ``rendered_to_json``."""
+    d = json.loads(text)
+    return RenderedIssue(
+        number=d["number"],
+        subject=d["subject"],
+        preheader=d["preheader"],
+        variants=tuple(
+            RenderedVariant(v["key"], v["html"], v["text"], frozenset(v["hidden"]))
+            for v in d["variants"]
+        ),
+        cta_hide_rules=tuple((n, frozenset(t)) for n, t in d["cta_hide_rules"]),
+    )
+
+
+class Ledger:
+    """The state file. Safe to share between threads (one connection behind a lock)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a killed process; the in-flight marks are
+            # committed FULL (see mark_in_flight), which also syncs every earlier commit
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as e:
+            raise LedgerError(
+                f"{self.path}: cannot open the state file ({e}); check the path and permissions "
+                f"of the state: directory"
+            ) from e
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self)
+
+    # --- issues ---------------------------------------------------------------------
+
+    def last_sent(self) -> SentIssue | None:
+        """The most recent issue whose every recipient is settled, or None."""
+        with self.lock:
+            row = self.db.execute(
+                "SELECT number, sent_at, window_end FROM issues WHERE status='sent' "
+                "ORDER BY number DESC LIMIT 1"
+            ).fetchone()
+        if row is None:
+            return None
+        return SentIssue(row[0], _dt(row[1]), _dt(row[2]))
+
+    def unfinished(self) -> FrozenIssue | None:
+        """The frozen issue still being sent (at most one), or None."""
+        with self.lock:
+            row = self.db.execute(
+                "SELECT number FROM issues WHERE status='sending' ORDER BY number LIMIT 1"
+            ).fetchone()
+        return self.issue(row[0]) if row else None
+
+    def issue(self, number: int) -> FrozenIssue | None:
+        """Frozen issue ``number``, or None."""
+        with self.lock:
+            row = self.db.execute(
+                "SELECT number, status, rendered, segment, window_end, frozen_at, total "
+                "FROM issues WHERE number=?",
+                (number,),
+            ).fetchone()
+        if row is None:
+            return None
+        segment = json.loads(row[3])
+        return FrozenIssue(
+            number=row[0],
+            status=row[1],
+            rendered=rendered_from_json(row[2]),
+            list=segment.get("list"),
+            tag=segment.get("tag"),
+            window_end=_dt(row[4]),
+            frozen_at=_dt(row[5]),
+            total=row[6],
+        )
+
+    def freeze(
+        self,
+        rendered: RenderedIssue,
+        recipients: Iterable[tuple[str, str, str]],
+        *,
+        window_end: datetime,
+        now: datetime,
+        list_: str | None = None,
+        tag: str | None = None,
+        chunk: int = 50_000,
+    ) -> FrozenIssue:
+        """Store the issue and one pending row per (email, name, variant), all or nothing."""
+        existing = self.issue(rendered.number)
+        if existing is not None:
+            raise LedgerError(
+                f"{self.path}: issue {rendered.number} is already in the ledger "
+                f"({existing.status}); it cannot be frozen twice"
+            )
+        other = self.unfinished()
+        if other is not None:
+            raise LedgerError(
+                f"{self.path}: issue {other.number} is still being sent; finish it first "
+                f"(pressroom digest send)"
+            )
+        number = rendered.number
+        total = 0
+        with self.lock, self._tx():
+            self.db.execute(
+                "INSERT INTO issues(number, status, subject, rendered, segment, window_end, "
+                "frozen_at, total) VALUES (?, 'sending', ?, ?, ?, ?, ?, 0)",
+                (
+                    number,
+                    rendered.subject,
+                    rendered_to_json(rendered),
+                    json.dumps({"list": list_, "tag": tag}),
+                    _iso(window_end),
+                    _iso(now),
+                ),
+            )
+            batch: list[tuple[int, str, str, str]] = []
+            for email, name, variant in recipients:
+                batch.append((number, email, name, variant))
+                if len(batch) >= chunk:
+                    total += self._insert(batch)
+                    batch = []
+            if batch:
+                total += self._insert(batch)
+            self.db.execute("UPDATE issues SET total=? WHERE number=?", (total, number))
+        frozen = self.issue(number)
+        assert frozen is not None
+        return frozen
+
+    def _insert(self, rows: list[tuple[int, str, str, str]]) -> int:
+        before = self.db.total_changes
+        # OR IGNORE: a recipient listed twice is frozen once
+        self.db.executemany(
+            "INSERT OR IGNORE INTO deliveries(issue, email, name, variant) VALUES (?, ?, ?, ?)",
+            rows,
+        )
+        return self.db.total_changes - before
+
+    def discard(self, number: int) -> None:
+        """Forget an issue that never sent anything (a frozen issue with no sent rows)."""
+        with self.lock, self._tx():
+            sent = self.db.execute(
+                "SELECT count(*) FROM deliveries WHERE issue=? AND state NOT IN ('pending')",
+                (number,),
+            ).fetchone()[0]
+            if sent:
+                raise LedgerError(f"issue {number} has delivery history; it cannot be discarded")
+            self.db.execute("DELETE FROM deliveries WHERE issue=?", (number,))
+            self.db.execute("DELETE FROM issues WHERE number=?", (number,))
+
+    def mark_issue_sent(self, number: int, now: datetime) -> bool:
+        """Mark the issue sent when nothing is left to do; True when it was."""
+        with self.lock, self._tx():
+            open_rows = self.db.execute(
+                "SELECT count(*) FROM deliveries WHERE issue=? AND state IN (?, ?, ?)",
+                (number, PENDING, IN_FLIGHT, UNCERTAIN),
+            ).fetchone()[0]
+            if open_rows:
+                return False
+            self.db.execute(
+                "UPDATE issues SET status='sent', sent_at=? WHERE number=? AND status='sending'",
+                (_iso(now), number),
+            )
+            return True
+
+    # --- rows -----------------------------------------------------------------------
+
+    def counts(self, number: int) -> dict[str, int]:
+        """Rows per state (every state present, zero when none)."""
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT state, count(*) FROM deliveries WHERE issue=? GROUP BY state", (number,)
+            ).fetchall()
+        out = dict.fromkeys(STATES, 0)
+        out.update({state: n for state, n in rows})
+        return out
+
+    def crashed_to_uncertain(self, number: int) -> int:
+        """Rows left in flight by a run that died become uncertain; returns how many."""
+        with self.lock, self._tx():
+            cur = self.db.execute(
+                "UPDATE deliveries SET state=?, error=? WHERE issue=? AND state=?",
+                (UNCERTAIN, "in flight when a previous run stopped", number, IN_FLIGHT),
+            )
+            return cur.rowcount
+
+    def requeue_uncertain(self, number: int) -> int:
+        """Uncertain rows back to pending (``--resend-uncertain``); returns how many."""
+        with self.lock, self._tx():
+            # first_try restarts: sending.max_retry_time counts from this decision, not from
+            # a request that may be days old
+            cur = self.db.execute(
+                "UPDATE deliveries SET state=?, first_try=NULL WHERE issue=? AND state=?",
+                (PENDING, number, UNCERTAIN),
+            )
+            return cur.rowcount
+
+    def drop_uncertain(self, number: int) -> int:
+        """Uncertain rows settled as failed without resending (``--drop-uncertain``)."""
+        with self.lock, self._tx():
+            cur = self.db.execute(
+                "UPDATE deliveries SET state=?, error=? WHERE issue=? AND state=?",
+                (FAILED, "uncertain: possibly delivered, not resent", number, UNCERTAIN),
+            )
+            return cur.rowcount
+
+    def emails_in(self, number: int, state: str, limit: int | None = None) -> list[str]:
+        """Addresses of the rows in ``state`` (sorted)."""
+        sql = "SELECT email FROM deliveries WHERE issue=? AND state=? ORDER BY email"
+        args: tuple[Any, ...] = (number, state)
+        if limit is not None:
+            sql += " LIMIT ?"
+            args += (limit,)
+        with self.lock:
+            return [r[0] for r in self.db.execute(sql, args)]
+
+    def failures(self, number: int, state: str = FAILED) -> list[tuple[str, str]]:
+        """(email, reason) of every failed row (or every row in ``state``)."""
+        with self.lock:
+            return [
+                (r[0], r[1] or "")
+                for r in self.db.execute(
+                    "SELECT email, error FROM deliveries WHERE issue=? AND state=? ORDER BY email",
+                    (number, state),
+                )
+            ]
+
+    def pending(self, number: int, after_id: int, limit: int) -> list[Row]:
+        """Up to ``limit`` pending rows with id > ``after_id``, in id order."""
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT id, email, name, variant, attempts, first_try FROM deliveries "
+                # "+issue": walk the primary key from the cursor, not the (issue, email) index
+                # (which would scan and sort the whole issue for every chunk)
+                "WHERE +issue=? AND state=? AND id>? ORDER BY id LIMIT ?",
+                (number, PENDING, after_id, limit),
+            ).fetchall()
+        return [Row(*r) for r in rows]
+
+    def iter_pending(self, number: int, chunk: int = 10_000) -> Iterator[Row]:
+        """Every pending row, read in chunks (never the whole list in memory)."""
+        with self.lock:
+            first = self.db.execute(
+                "SELECT min(id) FROM deliveries WHERE issue=?", (number,)
+            ).fetchone()[0]
+        last = (first or 1) - 1  # older issues' rows come before: start at this issue's
+        while True:
+            rows = self.pending(number, last, chunk)
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1].id
+
+    def mark_in_flight(self, rows: Sequence[Row], now: float) -> None:
+        """Commit the in-flight mark of a batch; call BEFORE the provider request.
+
+        This commit is synchronous=FULL (fsynced, and with it every earlier commit): after a
+        power cut as after a kill, a request that may have gone out is never taken for one
+        that did not.
+        """
+        ids = json.dumps([r.id for r in rows])
+        with self.lock:
+            self.db.execute("PRAGMA synchronous=FULL")
+            try:
+                with self._tx():
+                    self.db.execute(
+                        "UPDATE deliveries SET state=?, attempts=attempts+1, updated_at=?, "
+                        "first_try=coalesce(first_try, ?) "
+                        "WHERE id IN (SELECT value FROM json_each(?))",
+                        (IN_FLIGHT, now, now, ids),
+                    )
+            finally:
+                self.db.execute("PRAGMA synchronous=NORMAL")
+
+    def record(self, updates: Sequence[Update], now: float) -> None:
+        """Commit the outcome of a batch; call right after the provider answered."""
+        groups: dict[tuple[str, str | None, str | None], list[int]] = {}
+        for u in updates:
+            groups.setdefault((u.state, u.message_id, u.error), []).append(u.id)
+        singles: list[tuple[str, str | None, str | None, float, int]] = []
+        with self.lock, self._tx():
+            for (state, message_id, error), ids in groups.items():
+                if len(ids) < 8:
+                    singles.extend((state, message_id, error, now, i) for i in ids)
+                    continue
+                # a whole batch usually shares one outcome (and one provider message id)
+                self.db.execute(
+                    "UPDATE deliveries SET state=?, message_id=coalesce(?, message_id), "
+                    "error=?, updated_at=? WHERE id IN (SELECT value FROM json_each(?))",
+                    (state, message_id, error, now, json.dumps(ids)),
+                )
+            if singles:
+                self.db.executemany(
+                    "UPDATE deliveries SET state=?, message_id=coalesce(?, message_id), "
+                    "error=?, updated_at=? WHERE id=?",
+                    singles,
+                )
+
+    def row_states(self, number: int) -> dict[str, str]:
+        """email → state for an issue (tests and small lists)."""
+        with self.lock:
+            return dict(
+                self.db.execute("SELECT email, state FROM deliveries WHERE issue=?", (number,))
+            )
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on error; SQLite errors become LedgerError."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def __enter__(self) -> None:
+        try:
+            self.ledger.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise LedgerError(f"{self.ledger.path}: {e}") from e
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        db = self.ledger.db
+        if exc_type is None:
+            try:
+                db.execute("COMMIT")
+                return
+            except sqlite3.Error as e:
+                db.execute("ROLLBACK")
+                raise LedgerError(f"{self.ledger.path}: cannot commit: {e}") from e
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise LedgerError(f"{self.ledger.path}: {exc}") from exc
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def open_existing(path: Path) -> Ledger | None:
+    """The ledger at ``path`` if the state file exists (nothing was ever sent otherwise)."""
+    return Ledger(path) if path.exists() else None
+
+
+def last_sent(state_db: Path) -> SentIssue | None:
+    """The last issue that went out, from the state file (None before the first send)."""
+    if not state_db.exists():
+        return None  # opening the ledger would create the state file; nothing was sent
+    ledger = Ledger(state_db)
+    try:
+        return ledger.last_sent()
+    finally:
+        ledger.close()

@@ -1,0 +1,16 @@
+"""Mail providers, chosen by name (``sending.provider`` / ``--provider``); see ``base.Provider``.
+
+Each module here defines one ``Provider`` subclass and registers it with ``@register``.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from pressroom import registry as _registries
+from pressroom.delivery.providers.base import Provider
+from pressroom.registry import Registry
+
+registry = cast(Registry[type[Provider]], _registries.providers)
+register = registry.register
+get = registry.get

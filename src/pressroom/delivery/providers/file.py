@@ -1,0 +1,85 @@
+"""The ``file`` provider: one ``.eml`` per recipient in ``<outbox>/issue-N/`` (the default).
+
+Test copies (``digest send --test-to``) go to ``<outbox>/test/issue-N-<addr>.eml`` instead, so
+the issue's folder only ever holds real deliveries.
+
+It needs no account and no network, so a new publication can run ``pressroom weekly`` at
+once and open the result in a mail client. It goes through the ledger like any provider:
+resume, uncertain recipients and reports behave exactly as with a real service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pressroom.delivery.providers import register
+from pressroom.delivery.providers.base import Content, Outcome, Provider, Recipient, SendResult
+from pressroom.errors import ProviderConfigError
+
+
+@dataclass(frozen=True)
+class FileSettings:
+    """``providers.file``: where to write (default: the top-level ``outbox:``)."""
+
+    outbox: Path | None = None
+
+
+def eml_name(email: str) -> str:
+    """A file name for ``email`` that is safe on every file system and unique per address."""
+    local = "".join(c if c.isalnum() or c in "-_." else "_" for c in email)[:80]
+    digest = hashlib.sha1(email.encode("utf-8")).hexdigest()[:8]
+    return f"{local}-{digest}.eml"
+
+
+@register
+class FileProvider(Provider):
+    """Writes each recipient's complete RFC 5322 message to ``<outbox>/issue-N/<addr>.eml``."""
+
+    name = "file"
+    Settings = FileSettings
+    max_batch = 100
+
+    def open(self, content: Content) -> None:
+        super().open(content)
+        if self.settings.outbox is None:
+            raise ProviderConfigError(
+                "file: no outbox folder; set providers.file.outbox or the top-level outbox:"
+            )
+        outbox = Path(self.settings.outbox)
+        self.folder = outbox / "test" if content.test else outbox / f"issue-{content.issue}"
+        self.prefix = f"issue-{content.issue}-" if content.test else ""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ProviderConfigError(f"file: cannot create {self.folder}: {e.strerror}") from e
+
+    def send(self, batch: Sequence[Recipient]) -> list[SendResult]:
+        from pressroom.delivery.message import build, message_id_of
+
+        results = []
+        for r in batch:
+            data = build(self.content, r)
+            path = self.folder / (self.prefix + eml_name(r.email))
+            tmp = path.with_name(path.name + ".tmp")
+            try:
+                # temp + rename: a crash never leaves a half-written message behind
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            except OSError as e:
+                results.append(
+                    SendResult(r.email, Outcome.PERMANENT, error=f"{path}: {e.strerror}")
+                )
+                continue
+            results.append(SendResult(r.email, Outcome.SENT, message_id=message_id_of(data)))
+        return results
+
+    def check(self) -> str:
+        return (
+            f"file: writes .eml files to {self.settings.outbox}/issue-N/ (test copies to "
+            f"{self.settings.outbox}/test/; no account needed)"
+        )

@@ -1,0 +1,253 @@
+"""Mailgun: batch sending through ``POST /v3/{domain}/messages`` with recipient variables.
+
+One call carries up to 1,000 ``to`` addresses (one comma-separated field) and a
+``recipient-variables`` JSON object; the issue's field tokens become ``%recipient.<field>%``
+(``%recipient.<field>_h%``, HTML-escaped, in the HTML part: Mailgun substitutes values raw),
+and each recipient's own headers (List-Unsubscribe with its token) go out as
+``h:<Name>: %recipient.h<N>%``. The multipart body is assembled from bytes encoded once per
+variant, so a call costs one ``json.dumps`` of the variables and a join.
+
+Documentation the limits and error handling come from:
+- Batch sending, 1,000 recipients per call, recipient variables:
+  https://documentation.mailgun.com/docs/mailgun/user-manual/sending-messages/batch-sending
+- Request format (multipart/form-data only; options ``o:``/``h:``/``v:``/``t:`` ≤ 16 KB):
+  Mailgun OpenAPI, ``POST /v3/{domain_name}/messages`` (../shared/provider-specs/)
+- Response codes (400 JSON ``message``; 401/403 auth; 429 "retry as defined in the response";
+  500 retry with backoff): https://documentation.mailgun.com/docs/mailgun/quickstart-guide/responses
+- Regions: US ``https://api.mailgun.net``, EU ``https://api.eu.mailgun.net`` (OpenAPI servers).
+
+A 400 for a batch names no recipient ("'to' parameter is not a valid address"), so a batch
+refused for an address is split in halves until the bad address is alone: one typo fails one
+recipient, not a thousand. Any other 400 fails the whole batch with Mailgun's message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import html
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import requests
+
+from pressroom.config import PositiveFloat
+from pressroom.delivery.providers import register
+from pressroom.delivery.providers.base import (
+    Content,
+    Outcome,
+    Provider,
+    Recipient,
+    SendResult,
+    batch_result,
+    check_settings,
+    classify_http,
+    http_exception_result,
+    send_by_variant,
+)
+from pressroom.errors import ProviderError
+from pressroom.models import FIELDS, Personaliser
+
+MAX_BATCH = 1000
+REGIONS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
+_ADDRESS_PROBLEM = re.compile(r"'?to'? parameter|not a valid address|recipient", re.I)
+_SKIP_HEADERS = frozenset({"date", "message-id"})  # Mailgun stamps its own when it sends
+_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')  # RFC 5322 specials: such names get quoted
+_RETRY_IN = re.compile(r"try again (?:after|in) (\d+) seconds?", re.I)
+
+
+@dataclass(frozen=True)
+class MailgunSettings:
+    """``providers.mailgun`` in config.yaml."""
+
+    domain: str  # the sending domain, e.g. mg.example.org
+    region: Literal["us", "eu"] = "us"
+    base_url: str | None = None  # default: the region's endpoint
+    api_key_env: str = "MAILGUN_API_KEY"
+    batch_size: int = MAX_BATCH
+    timeout: PositiveFloat = PositiveFloat(30.0)  # seconds, per request
+    tracking: bool = False  # Mailgun click/open tracking (rewrites links)
+
+    def __post_init__(self) -> None:
+        check_settings(self, MAX_BATCH, "recipients")
+        if not self.domain or "/" in self.domain:
+            raise ValueError('domain: expected a sending domain like "mg.example.org"')
+
+    @property
+    def endpoint(self) -> str:
+        return (self.base_url or REGIONS[self.region]).rstrip("/")
+
+
+@register
+class Mailgun(Provider):
+    """Mailgun batch sending with recipient variables (see the module docstring)."""
+
+    name = "mailgun"
+    Settings = MailgunSettings
+    max_batch = MAX_BATCH
+    secret_envs = ("api_key_env",)
+    settings: MailgunSettings
+
+    def setup(self) -> None:
+        self.session.auth = ("api", self.secrets.get("api_key_env", ""))
+        self.url = f"{self.settings.endpoint}/v3/{self.settings.domain}/messages"
+
+    def open(self, content: Content) -> None:
+        """Translate the field tokens to ``%recipient.x%`` once and fix the shared fields."""
+        super().open(content)
+        self._parts: dict[str, tuple[str, str]] = {}
+        html_fields: set[str] = set()
+        text_fields: set[str] = set()
+        subject = Personaliser(content.subject, is_html=False)
+        text_fields |= subject.fields
+        raw = {f: f"%recipient.{f}%" for f in FIELDS}
+        escaped = {f: f"%recipient.{f}_h%" for f in FIELDS}
+        for key, variant in content.variants.items():
+            h = Personaliser(variant.html, is_html=True)
+            t = Personaliser(variant.text, is_html=False)
+            html_fields |= h.fields
+            text_fields |= t.fields
+            self._parts[key] = (h.translate(escaped), t.translate(raw))
+        self._html_fields = sorted(html_fields)
+        self._text_fields = sorted(text_fields)
+        common: list[tuple[str, str]] = [
+            ("from", content.from_),
+            ("subject", subject.translate(raw)),
+        ]
+        if content.reply_to:
+            common.append(("h:Reply-To", content.reply_to))
+        common.extend(
+            (f"h:{k}", v) for k, v in content.headers.items() if k.lower() not in _SKIP_HEADERS
+        )
+        if content.tag:
+            common.append(("o:tag", content.tag))
+        if not self.settings.tracking:
+            common.append(("o:tracking", "no"))
+        # the multipart body is assembled by hand: the fields shared by every call are encoded
+        # once per variant, and the recipients go in one comma-separated "to" field
+        self._boundary = _boundary(
+            [v for _, v in common] + [p for parts in self._parts.values() for p in parts]
+        )
+        self._prefix = {
+            key: b"".join(
+                self._field(n, v) for n, v in [*common, ("html", html_part), ("text", text_part)]
+            )
+            for key, (html_part, text_part) in self._parts.items()
+        }
+        self._content_type = f"multipart/form-data; boundary={self._boundary}"
+
+    def _field(self, name: str, value: str) -> bytes:
+        head = f'--{self._boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+        return head.encode("utf-8") + value.encode("utf-8") + b"\r\n"
+
+    def build_request(self, batch: Sequence[Recipient]) -> bytes:
+        """The multipart body of one call (all recipients of ``batch`` share one variant)."""
+        parts = [self._prefix[batch[0].variant]]
+        # headers identical for the whole batch go out once; the others per recipient
+        names = sorted({n for r in batch for n in r.headers})
+        per_recipient: list[tuple[str, str]] = []  # (header, variable)
+        for i, name in enumerate(names):
+            seen = {r.headers.get(name, "") for r in batch}
+            if len(seen) == 1:
+                parts.append(self._field(f"h:{name}", seen.pop()))
+            else:
+                per_recipient.append((name, f"h{i}"))
+                parts.append(self._field(f"h:{name}", f"%recipient.h{i}%"))
+        variables: dict[str, dict[str, str]] = {}
+        to = []
+        for r in batch:
+            to.append(_mailbox(r.name, r.email))
+            values = {f: r.fields.get(f, "") for f in self._text_fields}
+            for f in self._html_fields:
+                values[f"{f}_h"] = html.escape(r.fields.get(f, ""), quote=True)
+            for name, var in per_recipient:
+                values[var] = r.headers.get(name, "")
+            variables[r.email] = values
+        parts.append(self._field("to", ", ".join(to)))
+        parts.append(
+            self._field("recipient-variables", json.dumps(variables, separators=(",", ":")))
+        )
+        parts.append(f"--{self._boundary}--\r\n".encode())
+        return b"".join(parts)
+
+    def send(self, batch: Sequence[Recipient]) -> list[SendResult]:
+        """Send ``batch`` (split by variant); one result per recipient, in order."""
+        return send_by_variant(batch, self._send_group)
+
+    def _send_group(self, group: Sequence[Recipient]) -> list[SendResult]:
+        try:
+            response = self.session.post(
+                self.url,
+                data=self.build_request(group),
+                headers={"Content-Type": self._content_type},
+                timeout=self.settings.timeout,
+            )
+        except requests.RequestException as e:
+            outcome, reason = http_exception_result(e, self)
+            return batch_result(group, outcome, reason)
+        if response.status_code == 200:
+            mid = _json(response).get("id")
+            return batch_result(group, Outcome.SENT, message_id=mid)
+        outcome, reason, retry_after = classify_http(response, self)
+        message = self.redact(str(_json(response).get("message") or ""))
+        if message:
+            reason = f"HTTP {response.status_code}: {message}"
+        if outcome is Outcome.RETRY and retry_after is None and (m := _RETRY_IN.search(message)):
+            retry_after = float(m.group(1))
+        if outcome is Outcome.PERMANENT and len(group) > 1 and _ADDRESS_PROBLEM.search(message):
+            half = len(group) // 2
+            return self._send_group(group[:half]) + self._send_group(group[half:])
+        return batch_result(group, outcome, reason, retry_after)
+
+    def check(self) -> str:
+        """Look the sending domain up (``GET /v4/domains/{domain}``) with the API key."""
+        url = f"{self.settings.endpoint}/v4/domains/{self.settings.domain}"
+        try:
+            response = self.session.get(url, timeout=self.settings.timeout)
+        except requests.RequestException as e:
+            raise ProviderError(
+                f"mailgun: cannot reach {self.settings.endpoint}: {self.redact(str(e))}"
+            ) from None
+        if response.status_code == 404:
+            raise ProviderError(
+                f'mailgun: domain "{self.settings.domain}" not found in this account '
+                f"({self.settings.region.upper()} region, {self.settings.endpoint}); "
+                "check providers.mailgun.domain and providers.mailgun.region"
+            )
+        if response.status_code != 200:
+            _, reason, _ = classify_http(response, self, self.settings.api_key_env)
+            raise ProviderError(f"mailgun: domain check failed: {reason}")
+        domain = _json(response).get("domain") or {}
+        return (
+            f"mailgun: domain {domain.get('name', self.settings.domain)} is "
+            f"{domain.get('state', 'unknown')} ({domain.get('type', '?')}), "
+            f"endpoint {self.settings.endpoint}, key from {self.settings.api_key_env}"
+        )
+
+
+def _mailbox(name: str, address: str) -> str:
+    """``Name <address>``, quoted or RFC 2047-encoded only when the name needs it."""
+    if not name:
+        return address
+    if name.isascii() and not _SPECIALS.search(name):
+        return f"{name} <{address}>"
+    return email.utils.formataddr((name, address))
+
+
+def _boundary(values: list[str]) -> str:
+    """A multipart boundary that occurs in none of ``values``."""
+    while True:
+        candidate = f"pressroom-{uuid.uuid4().hex}"
+        if not any(candidate in v for v in values):
+            return candidate
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

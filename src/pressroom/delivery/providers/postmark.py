@@ -1,0 +1,301 @@
+"""Postmark: ``POST /email/batch`` with up to 500 complete messages per call.
+
+Postmark has no batch substitution for raw content, so every recipient gets a full message.
+To keep that cheap, each part is compiled once per variant into JSON-escaped pieces split at
+the field tokens; a message is then a join of constant pieces and the recipient's escaped
+values (no per-recipient ``json.dumps`` of a 20 KB body). The call answers 200 even when some
+messages fail: every element's ``ErrorCode`` is checked, in order.
+
+Unsubscribes: by default each message carries pressroom's own List-Unsubscribe header. With
+``unsubscribe: postmark`` (a Broadcasts stream whose unsubscribe handling is Postmark's), the
+adapter says so (``manages_unsubscribe``), sends no List-Unsubscribe of its own and puts
+Postmark's ``{{{ pm:unsubscribe }}}`` link where the issue has its unsubscribe URL; Postmark
+then adds the one-click headers and suppresses unsubscribers itself, which come back here as
+ErrorCode 406 (inactive recipient: permanent, and added to pressroom's suppression list).
+
+Documentation the limits and error codes come from:
+- Email API (batch of at most 500 messages and 50 MB, larger batches are split; 50
+  recipients per message; fields):
+  https://postmarkapp.com/developer/api/email-api
+- HTTP status and API error codes (401, 422 + ErrorCode, 429, 500, 503; ErrorCode 10 bad
+  token, 300 invalid request, 400/401 sender signature, 405 not allowed to send, 406 inactive
+  recipient, 409/410 JSON and batch size, 412/413 account may not send, 429 rate limit):
+  https://postmarkapp.com/developer/api/overview#error-codes
+- ErrorCode 300 causes: https://postmarkapp.com/support/article/1180-what-does-errorcode-300-mean
+- Servers (``GET /server``) and message streams (``GET /message-streams/{id}``):
+  https://postmarkapp.com/developer/api/server-api ,
+  https://postmarkapp.com/developer/api/message-streams-api
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import requests
+
+from pressroom.config import PositiveFloat
+from pressroom.delivery.providers import register
+from pressroom.delivery.providers.base import (
+    Content,
+    Outcome,
+    Provider,
+    Recipient,
+    SendResult,
+    batch_result,
+    check_settings,
+    classify_http,
+    http_exception_result,
+)
+from pressroom.errors import ProviderAuthError, ProviderError
+from pressroom.models import FIELDS, Personaliser
+
+MAX_BATCH = 500
+MAX_PAYLOAD = 50 * 1000 * 1000  # bytes per /email/batch call (documented: 50 MB)
+PM_UNSUBSCRIBE = "{{{ pm:unsubscribe }}}"
+RETRY_CODES = frozenset({100, 429})  # maintenance, rate limit
+SUPPRESS_CODES = frozenset({406})  # inactive recipient: hard bounce, complaint, suppression
+# the account or sender cannot send at all: stop the run instead of failing everyone
+STOP_CODES = {
+    10: "the server token was rejected",
+    400: "the sender signature was not found",
+    401: "the sender signature is not confirmed",
+    405: "the account is not allowed to send (out of credits?)",
+    412: "the account is pending approval",
+    413: "the account may not send",
+    1235: "the message stream was not found",
+}
+_MARK = re.compile("\ue000([a-z_]+)\ue001")
+_SKIP_HEADERS = frozenset({"date", "message-id"})  # Postmark stamps its own
+
+
+class _JsonPart:
+    """A part as a JSON string literal split at its field tokens, for per-recipient filling."""
+
+    __slots__ = ("fields", "is_html", "pieces")
+
+    def __init__(self, part: Personaliser, is_html: bool, fixed: Mapping[str, str]) -> None:
+        marked = part.translate({f: fixed.get(f) or f"\ue000{f}\ue001" for f in FIELDS})
+        encoded = json.dumps(marked, ensure_ascii=False)
+        split = _MARK.split(encoded)
+        self.pieces = split[0::2]
+        self.fields = split[1::2]
+        self.is_html = is_html
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        pieces = self.pieces
+        out = [pieces[0]]
+        for i, name in enumerate(self.fields, 1):
+            value = values.get(name, "")
+            if self.is_html:
+                value = html.escape(value, quote=True)
+            out.append(json.dumps(value, ensure_ascii=False)[1:-1])
+            out.append(pieces[i])
+        return "".join(out)
+
+
+@dataclass(frozen=True)
+class PostmarkSettings:
+    """``providers.postmark`` in config.yaml."""
+
+    base_url: str = "https://api.postmarkapp.com"
+    server_token_env: str = "POSTMARK_SERVER_TOKEN"
+    message_stream: str = "outbound"  # a Broadcasts stream for newsletters, e.g. "broadcast"
+    unsubscribe: Literal["pressroom", "postmark"] = "pressroom"  # who handles unsubscribes
+    batch_size: int = MAX_BATCH
+    timeout: PositiveFloat = PositiveFloat(
+        60.0
+    )  # seconds, per request (a full batch can be ~10 MB)
+    track_opens: bool = False
+    track_links: Literal["None", "HtmlAndText", "HtmlOnly", "TextOnly"] = "None"
+
+    def __post_init__(self) -> None:
+        check_settings(self, MAX_BATCH, "messages")
+
+
+@register
+class Postmark(Provider):
+    """Postmark batch sending, one full message per recipient (see the module docstring)."""
+
+    name = "postmark"
+    Settings = PostmarkSettings
+    max_batch = MAX_BATCH
+    secret_envs = ("server_token_env",)
+    settings: PostmarkSettings
+
+    def setup(self) -> None:
+        self.base = self.settings.base_url.rstrip("/")
+        # Postmark's broadcast streams add their own unsubscribe link and one-click headers
+        self.manages_unsubscribe = self.settings.unsubscribe == "postmark"  # type: ignore[misc]
+        self.session.headers.update(
+            {
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "X-Postmark-Server-Token": self.secrets.get("server_token_env", ""),
+            }
+        )
+
+    def open(self, content: Content) -> None:
+        """Compile subject and bodies per variant; fix the fields every message shares."""
+        super().open(content)
+        fixed = {"unsubscribe_url": PM_UNSUBSCRIBE} if self.manages_unsubscribe else {}
+        self._subject = _JsonPart(Personaliser(content.subject, is_html=False), False, fixed)
+        self._bodies = {
+            key: (
+                _JsonPart(Personaliser(v.html, is_html=True), True, fixed),
+                _JsonPart(Personaliser(v.text, is_html=False), False, fixed),
+            )
+            for key, v in content.variants.items()
+        }
+        shared: dict[str, Any] = {"From": content.from_}
+        if content.reply_to:
+            shared["ReplyTo"] = content.reply_to
+        if content.tag:
+            shared["Tag"] = content.tag[:1000]
+        shared["Metadata"] = {"issue": str(content.issue)}
+        shared["MessageStream"] = self.settings.message_stream
+        shared["TrackOpens"] = self.settings.track_opens
+        shared["TrackLinks"] = self.settings.track_links
+        self._shared = json.dumps(shared, ensure_ascii=False)[1:-1]
+        self._headers = [
+            {"Name": k, "Value": v}
+            for k, v in content.headers.items()
+            if k.lower() not in _SKIP_HEADERS
+            and not (self.manages_unsubscribe and k.lower().startswith("list-unsubscribe"))
+        ]
+
+    def message(self, r: Recipient) -> str:
+        """One recipient's complete message as a JSON object."""
+        html_part, text_part = self._bodies[r.variant]
+        headers = list(self._headers)
+        if not self.manages_unsubscribe:
+            headers.extend({"Name": k, "Value": v} for k, v in r.headers.items())
+        to = _mailbox(r.name, r.email)
+        return (
+            f'{{{self._shared},"To":{json.dumps(to, ensure_ascii=False)},'
+            f'"Subject":{self._subject.fill(r.fields)},'
+            f'"HtmlBody":{html_part.fill(r.fields)},"TextBody":{text_part.fill(r.fields)},'
+            f'"Headers":{json.dumps(headers, ensure_ascii=False)}}}'
+        )
+
+    def build_request(self, batch: Sequence[Recipient]) -> bytes:
+        """The JSON array of one ``/email/batch`` call."""
+        return ("[" + ",".join(self.message(r) for r in batch) + "]").encode("utf-8")
+
+    def send(self, batch: Sequence[Recipient]) -> list[SendResult]:
+        """Send ``batch``; one result per recipient, from each element's ``ErrorCode``."""
+        body = self.build_request(batch)
+        if len(body) > MAX_PAYLOAD and len(batch) > 1:  # a very large issue: two calls
+            half = len(batch) // 2
+            return self.send(batch[:half]) + self.send(batch[half:])
+        try:
+            response = self.session.post(
+                f"{self.base}/email/batch", data=body, timeout=self.settings.timeout
+            )
+        except requests.RequestException as e:
+            outcome, reason = http_exception_result(e, self)
+            return batch_result(batch, outcome, reason)
+        if response.status_code == 200:
+            elements = _json(response)
+            if isinstance(elements, list) and len(elements) == len(batch):
+                return self._per_message(batch, elements)
+            # accepted, but which messages went out is unknown: resending could mail twice
+            return batch_result(
+                batch, Outcome.UNCERTAIN, "Postmark answered 200 without one result per message"
+            )
+        body = _json(response)
+        if response.status_code == 422 and isinstance(body, dict) and "ErrorCode" in body:
+            code = int(body.get("ErrorCode") or 0)
+            reason = self.redact(f"ErrorCode {code}: {body.get('Message', '')}")
+            if code == 410 and len(batch) > 1:  # too many messages: halve and go on
+                half = len(batch) // 2
+                return self.send(batch[:half]) + self.send(batch[half:])
+            if code in STOP_CODES:
+                self._stop(code, reason)
+            outcome = Outcome.RETRY if code in RETRY_CODES else Outcome.PERMANENT
+            return batch_result(batch, outcome, reason)
+        if response.status_code == 413 and len(batch) > 1:
+            half = len(batch) // 2
+            return self.send(batch[:half]) + self.send(batch[half:])
+        outcome, reason, retry_after = classify_http(response, self)
+        return batch_result(batch, outcome, reason, retry_after)
+
+    def _per_message(self, batch: Sequence[Recipient], elements: list[Any]) -> list[SendResult]:
+        results: list[SendResult] = []
+        stopped: tuple[int, str] | None = None
+        for r, element in zip(batch, elements, strict=True):
+            element = element if isinstance(element, dict) else {}
+            code = int(element.get("ErrorCode") or 0)
+            reason = self.redact(f"ErrorCode {code}: {element.get('Message', '')}".strip())
+            if code == 0:
+                results.append(SendResult(r.email, Outcome.SENT, element.get("MessageID")))
+            elif code in SUPPRESS_CODES:
+                results.append(SendResult(r.email, Outcome.PERMANENT, error=reason, suppress=True))
+            elif code in STOP_CODES:
+                stopped = (code, reason)
+                results.append(SendResult(r.email, Outcome.RETRY, error=reason))
+            elif code in RETRY_CODES:
+                results.append(SendResult(r.email, Outcome.RETRY, error=reason))
+            else:
+                results.append(SendResult(r.email, Outcome.PERMANENT, error=reason))
+        if stopped and not any(res.outcome is Outcome.SENT for res in results):
+            self._stop(*stopped)
+        return results
+
+    def _stop(self, code: int, reason: str) -> None:
+        raise ProviderAuthError(
+            f"postmark: {STOP_CODES[code]} ({reason}); check {self.settings.server_token_env}, "
+            f"the From address's sender signature and providers.postmark.message_stream"
+        )
+
+    def check(self) -> str:
+        """Read the server (``GET /server``) and the message stream the issue goes to."""
+        try:
+            server = self.session.get(f"{self.base}/server", timeout=self.settings.timeout)
+            if server.status_code != 200:
+                _, reason, _ = classify_http(server, self, self.settings.server_token_env)
+                raise ProviderError(f"postmark: server check failed: {reason}")
+            stream_id = self.settings.message_stream
+            stream = self.session.get(
+                f"{self.base}/message-streams/{stream_id}", timeout=self.settings.timeout
+            )
+        except requests.RequestException as e:
+            raise ProviderError(
+                f"postmark: cannot reach {self.base}: {self.redact(str(e))}"
+            ) from None
+        if stream.status_code != 200:
+            raise ProviderError(
+                f'postmark: message stream "{stream_id}" not found on this server; '
+                "set providers.postmark.message_stream to one of its streams' IDs"
+            )
+        kind = str((_json(stream) or {}).get("MessageStreamType", "?"))
+        if self.manages_unsubscribe and kind != "Broadcasts":
+            raise ProviderError(
+                f'postmark: unsubscribe: postmark needs a Broadcasts stream; "{stream_id}" is '
+                f"{kind}; use your broadcast stream or unsubscribe: pressroom"
+            )
+        name = (_json(server) or {}).get("Name", "?")
+        who = "Postmark" if self.manages_unsubscribe else "pressroom"
+        return (
+            f'postmark: server "{name}" accepted the token from {self.settings.server_token_env}; '
+            f'stream "{stream_id}" ({kind}), unsubscribes handled by {who}, endpoint {self.base}'
+        )
+
+
+def _mailbox(name: str, address: str) -> str:
+    if not name:
+        return address
+    # Postmark needs punctuation in display names quoted (ErrorCode 300 otherwise)
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{address}>'
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

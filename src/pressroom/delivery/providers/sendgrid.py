@@ -1,0 +1,258 @@
+"""SendGrid: ``POST /v3/mail/send`` with one personalization per recipient.
+
+Each recipient is a personalization with its own ``to``, its own ``headers`` (List-Unsubscribe
+with its token) and ``substitutions`` for the body's field tokens (``-pr-<field>-`` in text and
+subject, ``-pr-html-<field>-`` with the HTML-escaped value in the HTML part, since SendGrid
+substitutes values as given). The request body is assembled from a JSON prefix fixed once per
+issue and the serialised personalizations, so a 1,000-recipient call costs one ``json.dumps``.
+
+Documentation the limits and error handling come from:
+- Mail Send API (base URLs: ``https://api.sendgrid.com``, EU subusers
+  ``https://api.eu.sendgrid.com``; 202 Accepted with ``X-Message-Id``):
+  https://www.twilio.com/docs/sendgrid/api-reference/mail-send
+- Mail Send errors (1,000 personalizations and 1,000 recipients per request, each address
+  once, 400 bodies ``{"errors": [{"message", "field"}]}`` naming ``personalizations.N``):
+  https://www.twilio.com/docs/sendgrid/api-reference/mail-send/errors
+- Status codes (401 auth, 403 blocked, 413 payload too large, 429, 5xx):
+  https://www.twilio.com/docs/sendgrid/api-reference/how-to-use-the-sendgrid-v3-api/errors
+- Rate limits (429 with ``X-RateLimit-Reset``, an epoch time, which becomes ``retry_after`` so
+  the send loop slows down instead of burning retries):
+  https://www.twilio.com/docs/sendgrid/api-reference/how-to-use-the-sendgrid-v3-api/rate-limits
+- Request schema: SendGrid's OpenAPI file ``tsg_mail_v3.json`` (../shared/provider-specs/).
+
+A 400 naming personalizations fails exactly those recipients and sends the rest again; a 413
+splits the batch in halves; any other 400 fails the batch with SendGrid's messages.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import html
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from pressroom.config import PositiveFloat
+from pressroom.delivery.providers import register
+from pressroom.delivery.providers.base import (
+    Content,
+    Outcome,
+    Provider,
+    Recipient,
+    SendResult,
+    batch_result,
+    check_settings,
+    classify_http,
+    http_exception_result,
+    retry_after_seconds,
+    send_by_variant,
+)
+from pressroom.errors import ProviderError
+from pressroom.models import FIELDS, Personaliser
+
+MAX_BATCH = 1000
+_SKIP_HEADERS = frozenset({"date", "message-id"})  # SendGrid stamps its own when it sends
+_PERSONALIZATION = re.compile(r"^personalizations\.(\d+)\b")
+
+
+def _key(field: str, is_html: bool) -> str:
+    return f"-pr-html-{field}-" if is_html else f"-pr-{field}-"
+
+
+@dataclass(frozen=True)
+class SendGridSettings:
+    """``providers.sendgrid`` in config.yaml."""
+
+    base_url: str = "https://api.sendgrid.com"  # EU subusers: https://api.eu.sendgrid.com
+    api_key_env: str = "SENDGRID_API_KEY"
+    batch_size: int = MAX_BATCH
+    timeout: PositiveFloat = PositiveFloat(30.0)  # seconds, per request
+    tracking: bool = False  # SendGrid click/open tracking (rewrites links)
+    ip_pool: str | None = None
+    sandbox: bool = False  # mail_settings.sandbox_mode: validated by SendGrid, never delivered
+
+    def __post_init__(self) -> None:
+        check_settings(self, MAX_BATCH, "personalizations")
+
+
+@register
+class SendGrid(Provider):
+    """SendGrid Mail Send with personalizations (see the module docstring)."""
+
+    name = "sendgrid"
+    Settings = SendGridSettings
+    max_batch = MAX_BATCH
+    secret_envs = ("api_key_env",)
+    settings: SendGridSettings
+
+    def setup(self) -> None:
+        self.base = self.settings.base_url.rstrip("/")
+        self.session.headers["Authorization"] = f"Bearer {self.secrets.get('api_key_env', '')}"
+
+    def open(self, content: Content) -> None:
+        """Fix the shared part of every request body once: content, sender, settings."""
+        super().open(content)
+        subject = Personaliser(content.subject, is_html=False)
+        text_syntax = {f: _key(f, False) for f in FIELDS}
+        html_syntax = {f: _key(f, True) for f in FIELDS}
+        self._text_fields: set[str] = set(subject.fields)
+        self._html_fields: set[str] = set()
+        self._prefix: dict[str, bytes] = {}
+        for key, variant in content.variants.items():
+            h = Personaliser(variant.html, is_html=True)
+            t = Personaliser(variant.text, is_html=False)
+            self._html_fields |= h.fields
+            self._text_fields |= t.fields
+            body: dict[str, Any] = {
+                "from": _address(content.from_),
+                "subject": subject.translate(text_syntax),
+                # SendGrid requires text/plain before text/html
+                "content": [
+                    {"type": "text/plain", "value": t.translate(text_syntax)},
+                    {"type": "text/html", "value": h.translate(html_syntax)},
+                ],
+                "custom_args": {"pressroom_issue": str(content.issue)},
+                "tracking_settings": {
+                    "click_tracking": {"enable": self.settings.tracking},
+                    "open_tracking": {"enable": self.settings.tracking},
+                    # pressroom's own one-click unsubscribe, not SendGrid's footer link
+                    "subscription_tracking": {"enable": False},
+                },
+            }
+            if content.reply_to:
+                body["reply_to"] = _address(content.reply_to)
+            headers = {k: v for k, v in content.headers.items() if k.lower() not in _SKIP_HEADERS}
+            if headers:
+                body["headers"] = headers
+            if content.tag:
+                body["categories"] = [content.tag[:255]]
+            if self.settings.ip_pool:
+                body["ip_pool_name"] = self.settings.ip_pool
+            if self.settings.sandbox:
+                body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+            encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+            # the body ends with personalizations: prefix + [ ... ] + "}"
+            self._prefix[key] = (encoded[:-1] + ',"personalizations":').encode("utf-8")
+
+    def personalization(self, r: Recipient) -> dict[str, Any]:
+        """One recipient's personalization: address, headers, substitutions."""
+        to = {"email": r.email, "name": r.name} if r.name else {"email": r.email}
+        subs = {_key(f, False): r.fields.get(f, "") for f in self._text_fields}
+        for f in self._html_fields:
+            subs[_key(f, True)] = html.escape(r.fields.get(f, ""), quote=True)
+        p: dict[str, Any] = {"to": [to], "substitutions": subs}
+        if r.headers:
+            p["headers"] = dict(r.headers)
+        return p
+
+    def build_request(self, batch: Sequence[Recipient]) -> bytes:
+        """The JSON body of one call (all recipients of ``batch`` share one variant)."""
+        people = json.dumps(
+            [self.personalization(r) for r in batch], ensure_ascii=False, separators=(",", ":")
+        )
+        return self._prefix[batch[0].variant] + people.encode("utf-8") + b"}"
+
+    def send(self, batch: Sequence[Recipient]) -> list[SendResult]:
+        """Send ``batch`` (split by variant); one result per recipient, in order."""
+        return send_by_variant(batch, lambda group: self._send_group(group, retries_left=2))
+
+    def _send_group(self, group: Sequence[Recipient], retries_left: int) -> list[SendResult]:
+        try:
+            response = self.session.post(
+                f"{self.base}/v3/mail/send",
+                data=self.build_request(group),
+                headers={"Content-Type": "application/json"},
+                timeout=self.settings.timeout,
+            )
+        except requests.RequestException as e:
+            outcome, reason = http_exception_result(e, self)
+            return batch_result(group, outcome, reason)
+        if response.status_code in (200, 202):
+            return batch_result(
+                group, Outcome.SENT, message_id=response.headers.get("X-Message-Id")
+            )
+        outcome, reason, retry_after = classify_http(response, self)
+        errors = _errors(response)
+        if errors:
+            reason = f"HTTP {response.status_code}: " + "; ".join(
+                self.redact(e.get("message") or "") for e in errors[:3]
+            )
+        if outcome is Outcome.RETRY:
+            # 429 carries X-RateLimit-Reset (epoch): the loop waits instead of retrying blind
+            return batch_result(
+                group, outcome, reason, retry_after or retry_after_seconds(response.headers)
+            )
+        if response.status_code == 413 and len(group) > 1:
+            half = len(group) // 2
+            return self._send_group(group[:half], retries_left) + self._send_group(
+                group[half:], retries_left
+            )
+        bad = _bad_personalizations(errors, len(group))
+        if bad and retries_left > 0:
+            # the rest of the batch was fine: fail the named recipients, send the others again
+            failed = {
+                group[i].email: SendResult(group[i].email, Outcome.PERMANENT, error=msg)
+                for i, msg in bad.items()
+            }
+            rest = [r for i, r in enumerate(group) if i not in bad]
+            sent = self._send_group(rest, retries_left - 1) if rest else []
+            merged = {r.email: r for r in sent} | failed
+            return [merged[r.email] for r in group]
+        return batch_result(group, outcome, reason)
+
+    def check(self) -> str:
+        """List the API key's scopes (``GET /v3/scopes``); fails without ``mail.send``."""
+        try:
+            response = self.session.get(f"{self.base}/v3/scopes", timeout=self.settings.timeout)
+        except requests.RequestException as e:
+            raise ProviderError(
+                f"sendgrid: cannot reach {self.base}: {self.redact(str(e))}"
+            ) from None
+        if response.status_code != 200:
+            _, reason, _ = classify_http(response, self, self.settings.api_key_env)
+            raise ProviderError(f"sendgrid: key check failed: {reason}")
+        scopes = _json(response).get("scopes") or []
+        if "mail.send" not in scopes:
+            raise ProviderError(
+                f"sendgrid: the key in {self.settings.api_key_env} lacks the mail.send scope "
+                f"(it has {len(scopes)} scopes); create a key with Mail Send access"
+            )
+        return (
+            f"sendgrid: key from {self.settings.api_key_env} accepted, mail.send allowed "
+            f"({len(scopes)} scopes), endpoint {self.base}"
+        )
+
+
+def _address(value: str) -> dict[str, str]:
+    name, addr = email.utils.parseaddr(value)
+    return {"email": addr, "name": name} if name else {"email": addr}
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _errors(response: requests.Response) -> list[dict[str, Any]]:
+    errors = _json(response).get("errors")
+    return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+
+
+def _bad_personalizations(errors: list[dict[str, Any]], size: int) -> dict[int, str]:
+    """Index -> SendGrid's message, for errors that name a personalization of the batch."""
+    bad: dict[int, str] = {}
+    for e in errors:
+        m = _PERSONALIZATION.match(str(e.get("field") or ""))
+        if not m:
+            return {}  # an error about the whole request: nothing to single out
+        i = int(m.group(1))
+        if i < size:
+            bad.setdefault(i, f"HTTP 400: {e.get('message') or 'rejected'} ({e.get('field')})")
+    return bad

@@ -1,0 +1,1 @@
+"""The digest: choose the next issue, render it once, preflight it, write the archive pages."""

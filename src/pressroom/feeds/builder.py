@@ -1,0 +1,300 @@
+"""Articles → feed files: which feeds exist, what each holds, and writing only what changed.
+
+``plan`` picks the feeds (the whole site, then per category and per author when configured)
+and their newest items; ``build`` renders them (``pressroom.feed_formats``) and writes each
+file atomically and only when its bytes change. Every byte written is a function of the
+articles and the config: no clock is read (a feed's ``lastBuildDate``/``updated`` is its
+newest item's modification date) and GUIDs come from ``Article.id``, which edits never
+change. A small manifest in the state folder (``_Manifest``) lets a run with nothing new
+skip rendering altogether.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pressroom import defaults
+from pressroom.config import Config
+from pressroom.errors import FeedError
+from pressroom.feeds.formats import (
+    FILES,
+    MIME,
+    STYLESHEET,
+    FeedSpec,
+    Renderer,
+    feeds_url,
+    slug,
+    uri,
+)
+from pressroom.models import Article
+
+__all__ = [
+    "FILES",
+    "MIME",
+    "STYLESHEET",
+    "FeedReport",
+    "FeedSpec",
+    "build",
+    "feeds_url",
+    "plan",
+    "slug",
+    "uri",
+    "write_if_changed",
+]
+
+
+@dataclass(frozen=True)
+class FeedReport:
+    """What ``build`` did: every feed file it wrote, left unchanged or removed as stale."""
+
+    out: Path
+    written: tuple[Path, ...] = ()
+    unchanged: tuple[Path, ...] = ()
+    removed: tuple[Path, ...] = ()
+    feeds: tuple[FeedSpec, ...] = field(default=(), repr=False)
+
+    @property
+    def total(self) -> int:
+        return len(self.written) + len(self.unchanged)
+
+
+def plan(config: Config, articles: Iterable[Article]) -> tuple[FeedSpec, ...]:
+    """The feeds to write: the site feed, then one per category and per author when enabled."""
+    limit = config.feeds.items
+    ordered = _newest_first(articles)
+    specs = [FeedSpec("site", config.publication.name, "", tuple(ordered[:limit]))]
+    if config.feeds.per_category:
+        specs += _grouped("category", ordered, lambda a: a.categories, limit)
+    if config.feeds.per_author:
+        specs += _grouped("author", ordered, lambda a: tuple(x.name for x in a.authors), limit)
+    cleaned: dict[int, Article] = {}
+    return tuple(
+        dataclasses.replace(
+            spec,
+            name=_NOT_XML.sub("", spec.name),
+            articles=tuple(_xml_safe(a, cleaned) for a in spec.articles),
+        )
+        for spec in specs
+    )
+
+
+# Characters XML 1.0 forbids (lxml refuses them); scraped text sometimes carries them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(article: Article, cache: dict[int, Article]) -> Article:
+    """``article`` without characters XML cannot carry (the same object when it has none)."""
+    done = cache.get(id(article))
+    if done is not None:
+        return done
+    changes: dict[str, Any] = {}
+    for name in ("id", "title", "summary", "body"):
+        value = getattr(article, name)
+        if _NOT_XML.search(value):
+            changes[name] = _NOT_XML.sub("", value)
+    for name in ("categories", "tags"):
+        values = getattr(article, name)
+        if any(_NOT_XML.search(v) for v in values):
+            changes[name] = tuple(_NOT_XML.sub("", v) for v in values)
+    if any(_NOT_XML.search(a.name) for a in article.authors):
+        changes["authors"] = tuple(
+            dataclasses.replace(a, name=_NOT_XML.sub("", a.name)) for a in article.authors
+        )
+    cache[id(article)] = done = dataclasses.replace(article, **changes) if changes else article
+    return done
+
+
+def build(config: Config, articles: Iterable[Article], *, out: Path | None = None) -> FeedReport:
+    """Write every configured feed for ``articles`` under ``out`` (default ``feeds.out``)."""
+    out = Path(out) if out is not None else config.feeds.out
+    specs = plan(config, articles)
+    if not specs[0].articles:
+        return FeedReport(out=out, feeds=specs)
+    writer = Renderer(config)
+    manifest = _Manifest.open(config, out)
+    written: list[Path] = []
+    unchanged: list[Path] = []
+    keep: set[Path] = set()
+    if config.feeds.stylesheet:
+        keep.add(out / STYLESHEET)
+        changed = write_if_changed(out / STYLESHEET, _stylesheet(config))
+        (written if changed else unchanged).append(out / STYLESHEET)
+    for spec in specs:
+        for fmt in config.feeds.formats:
+            path = out / spec.path / FILES[fmt]
+            keep.add(path)
+            fingerprint = writer.fingerprint(spec, fmt)
+            # Same inputs as when this very file was written: skip rendering bodies and XML.
+            if manifest.holds(path, fingerprint):
+                unchanged.append(path)
+                continue
+            changed = write_if_changed(path, writer.render(spec, fmt))
+            (written if changed else unchanged).append(path)
+            manifest.record(path, fingerprint)
+    removed = _prune(out, manifest.owned - keep)
+    manifest.save(out, keep)
+    return FeedReport(out, tuple(written), tuple(unchanged), tuple(removed), specs)
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Atomically replace ``path`` with ``data`` unless it already holds exactly those bytes."""
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # a new file (or a folder in the way, which the write below reports)
+    except OSError as e:
+        raise FeedError(f"{path}: cannot read: {e.strerror or e}") from e
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # os.open honours the umask (feeds must stay world-readable for a web server),
+        # unlike tempfile's private 0600 files.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise FeedError(f"{path}: cannot write: {e.strerror or e}; check --out / feeds.out") from e
+    return True
+
+
+class _Manifest:
+    """What each feed file was last built from, kept in the state folder between runs.
+
+    A run where nothing changed then costs a hash per article and a ``stat`` per file, instead
+    of rendering every included body and serialising every feed only to find the same bytes.
+    The file's size and mtime must still match what was written, so a feed edited or deleted
+    by hand is rebuilt. It also lists every file the run wrote (``owned``, relative to the
+    output folder): only those may later be removed as stale, so a hand-made feed or a
+    static site generator's own ``index.xml`` beside ours is never touched.
+    """
+
+    def __init__(
+        self, path: Path, out: str, entries: dict[str, list[Any]], owned: set[Path]
+    ) -> None:
+        self.path = path
+        self.out = out
+        self.old = entries
+        self.owned = owned
+        self.new: dict[str, list[Any]] = {}
+
+    @classmethod
+    def open(cls, config: Config, out: Path) -> _Manifest:
+        where = str(out.resolve())
+        key = hashlib.blake2b(where.encode(), digest_size=8).hexdigest()
+        path = config.state / f"feeds-{key}.json"
+        owned: set[Path] = set()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            entries = data["files"] if data.get("out") == where else {}
+            if data.get("out") == where:
+                owned = {out / name for name in data.get("owned", []) if _inside(name)}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            # no manifest yet, or an unreadable one: build everything, remove nothing
+            entries, owned = {}, set()
+        return cls(path, where, entries if isinstance(entries, dict) else {}, owned)
+
+    def holds(self, path: Path, fingerprint: str) -> bool:
+        old = self.old.get(str(path))
+        if not old or old[0] != fingerprint:
+            return False
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        if [st.st_size, st.st_mtime_ns] != old[1:]:
+            return False
+        self.new[str(path)] = old
+        return True
+
+    def record(self, path: Path, fingerprint: str) -> None:
+        st = path.stat()
+        self.new[str(path)] = [fingerprint, st.st_size, st.st_mtime_ns]
+
+    def save(self, out: Path, keep: set[Path]) -> None:
+        files = {k: v for k, v in sorted(self.new.items()) if Path(k) in keep}
+        owned = sorted(p.relative_to(out).as_posix() for p in keep)
+        data = {"out": self.out, "files": files, "owned": owned}
+        with contextlib.suppress(OSError, FeedError):  # a cache: failing to save costs speed only
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_if_changed(self.path, json.dumps(data, indent=0, sort_keys=True).encode())
+
+
+# --- planning --------------------------------------------------------------------------
+
+
+def _newest_first(articles: Iterable[Article]) -> list[Article]:
+    seen: set[str] = set()
+    unique = []
+    # sorted() is stable and the id breaks ties, so equal dates still give one order
+    for article in sorted(articles, key=lambda a: (a.published, a.id), reverse=True):
+        if article.id not in seen:
+            seen.add(article.id)
+            unique.append(article)
+    return unique
+
+
+def _grouped(
+    kind: str, ordered: Sequence[Article], keys: Callable[[Article], Iterable[str]], limit: int
+) -> list[FeedSpec]:
+    groups: dict[str, list[Article]] = {}
+    names: dict[str, set[str]] = {}
+    slugs: dict[str, str] = {}  # 10,000 articles share a few dozen names
+    for article in ordered:
+        for key in dict.fromkeys(k for k in keys(article) if k.strip()):
+            s = slugs.get(key) or slugs.setdefault(key, slug(key))
+            names.setdefault(s, set()).add(key)
+            items = groups.setdefault(s, [])
+            if len(items) < limit and (not items or items[-1] is not article):
+                items.append(article)
+    return [
+        FeedSpec(kind, min(names[s]), f"{kind}/{s}/", tuple(groups[s]), s) for s in sorted(groups)
+    ]
+
+
+def _inside(name: object) -> bool:
+    """Whether a manifest entry is a plain relative path (a tampered one cannot reach out)."""
+    return isinstance(name, str) and not Path(name).is_absolute() and ".." not in Path(name).parts
+
+
+def _prune(out: Path, stale: set[Path]) -> list[Path]:
+    """Remove files an earlier run wrote for a category/author/format that no longer exists."""
+    removed = []
+    for path in sorted(stale):
+        try:
+            if not path.is_file():
+                continue
+            path.unlink()
+        except OSError as e:
+            raise FeedError(f"{path}: cannot remove a stale feed: {e.strerror or e}") from e
+        removed.append(path)
+        folder = path.parent
+        # drop the category/author folders the removal left empty, never ``out`` itself
+        while folder != out and out in folder.parents and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent
+    return removed
+
+
+def _stylesheet(config: Config) -> bytes:
+    for folder in (config.digest.templates, defaults.templates()):
+        if (folder / STYLESHEET).is_file():
+            return (folder / STYLESHEET).read_bytes()
+    raise FeedError(
+        f"{STYLESHEET} not found in {config.digest.templates}; set feeds.stylesheet: false"
+    )
+
+
+# --- rendering -------------------------------------------------------------------------

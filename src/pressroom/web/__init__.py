@@ -1,0 +1,1 @@
+"""The web side readers reach: one WSGI application (one-click unsubscribe)."""
