@@ -75,6 +75,7 @@ def documented_keys() -> list[str]:
         "cta": config.CtaConfig,
         "sending": config.SendingConfig,
         "subscribers": config.SubscribersConfig,
+        "bounces": config.BouncesConfig,
     }
     for name, cls in sections.items():
         keys += config_keys(cls, name)

@@ -234,6 +234,17 @@ class SubscribersConfig:
 
 
 @dataclass(frozen=True)
+class BouncesConfig:
+    """``bounces:``: how provider feedback (bounces, complaints, unsubscribes) is applied."""
+
+    # soft bounces in this many issues in a row (no delivery between) suppress the address
+    soft_limit: PositiveInt = PositiveInt(3)
+    # `weekly` pulls every provider's suppression lists before it freezes an issue; unset:
+    # on for providers with an API to pull from, off for the others (file, smtp)
+    sync: bool | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path  # the config file itself
     publication: PublicationConfig
@@ -247,6 +258,7 @@ class Config:
     state: Path  # directory for the SQLite state file, lock, secret, caches
     reports: Path
     outbox: Path
+    bounces: BouncesConfig = field(default_factory=BouncesConfig)
 
     @property
     def root(self) -> Path:
@@ -283,6 +295,7 @@ _TOP_KEYS = (
     "state",
     "reports",
     "outbox",
+    "bounces",
 )
 
 
@@ -396,6 +409,7 @@ def loads(text: str, path: Path) -> Config:
         state=_convert(Path, data.get("state", ".pressroom"), "state", ctx),
         reports=_convert(Path, data.get("reports", "reports"), "reports", ctx),
         outbox=_convert(Path, data.get("outbox", "outbox"), "outbox", ctx),
+        bounces=_build(BouncesConfig, data.get("bounces") or {}, "bounces", ctx),
     )
 
 

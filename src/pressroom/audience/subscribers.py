@@ -10,7 +10,8 @@ skipped.
 
 Files are read ``subscribers.csv`` first, then the others by name; when an address appears
 twice the first row wins (a reader marked ``unsubscribed`` there is not revived by another
-file). ``subscribers.suppressed`` (``email,reason,date,list``) always wins: an address in it
+file). ``subscribers.suppressed`` (``email,reason,date,list``, and ``detail`` once a provider's
+bounce or complaint reason was recorded) always wins: an address in it
 is never mailed, on any list, whatever the lists say. Suppression is global on purpose (an
 unsubscribe through List-Unsubscribe must stop all mail from this sender; a bounce or a
 complaint is about the address): ``list`` only records where an unsubscribe came from, and
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 SEP = ";"
 COLUMNS = ("email", "name", "lists", "tags", "status", "subscribed_at")
 SUPPRESSED_COLUMNS = ("email", "reason", "date", "list")
+DETAIL_COLUMN = "detail"  # optional: the provider's reason for a bounce or complaint
 REASONS = ("unsubscribed", "bounced", "complained")
 STATUSES = ("active", "pending", *REASONS)  # pending: signed up, not yet confirmed
 MAIN_FILE = "subscribers.csv"
@@ -460,11 +462,25 @@ def suppress_many(
 
     An entry's own time (a service's unsubscribe date) wins over ``when``.
     """
+    full = [(e[0], e[1], e[2] if len(e) > 2 else None, "") for e in entries]
+    return len(suppress_entries(config, full, when=when, list_=list_))
+
+
+def suppress_entries(
+    config: Config,
+    entries: Iterable[tuple[str, str, When | None, str]],
+    *,
+    when: When,
+    list_: str | None = None,
+) -> list[tuple[str, str, str]]:
+    """Record (email, reason, when, detail) entries with one atomic rewrite under the lock.
+
+    Returns the (address, reason, detail) entries that were new. ``detail`` (a provider's
+    bounce reason) goes in a ``detail`` column, added to the file the first time one is set.
+    """
     default = timestamp(when)
-    wanted: list[tuple[str, str, str]] = []
-    for entry in entries:
-        email, reason = entry[0], entry[1]
-        own = entry[2] if len(entry) > 2 else None
+    wanted: list[tuple[str, str, str, str]] = []
+    for email, reason, own, detail in entries:
         if reason not in REASONS:
             raise SubscriberError(
                 f'unknown suppression reason "{reason}"; use one of {", ".join(REASONS)}'
@@ -473,9 +489,9 @@ def suppress_many(
             address = normalise_email(email)
         except ValueError as e:
             raise SubscriberError(f'invalid email "{email.strip()}" ({e})') from None
-        wanted.append((address, reason, default if own is None else timestamp(own)))
+        wanted.append((address, reason, default if own is None else timestamp(own), detail))
     if not wanted:
-        return 0
+        return []
     path = config.subscribers.suppressed
     with locked(path):
         header: list[str] = list(SUPPRESSED_COLUMNS)
@@ -490,24 +506,29 @@ def suppress_many(
                 )
         index = {h.strip().lower(): i for i, h in enumerate(header)}
         known = {_key_of(cells[index["email"]]) for cells in body if len(cells) > index["email"]}
-        for name in SUPPRESSED_COLUMNS:
+        columns = list(SUPPRESSED_COLUMNS)
+        if any(detail for *_, detail in wanted):
+            columns.append(DETAIL_COLUMN)
+        for name in columns:
             if name not in index:
                 index[name] = len(header)
                 header.append(name)
                 for cells in body:
                     cells.append("")
-        added = 0
-        for address, reason, stamp in wanted:
+        added: list[tuple[str, str, str]] = []
+        for address, reason, stamp, detail in wanted:
             k = key(address)
             if k in known:
                 continue
             known.add(k)
             new = [""] * len(header)
             values = {"email": address, "reason": reason, "date": stamp, "list": list_ or ""}
+            if detail:
+                values[DETAIL_COLUMN] = detail
             for name, value in values.items():
                 new[index[name]] = value
             body.append(new)
-            added += 1
+            added.append((address, reason, detail))
         if added:
             write_csv_atomic(path, header, body)
     return added
