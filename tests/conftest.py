@@ -1,20 +1,33 @@
-"""Shared fixtures: where the repo and ../shared are, and a scratch copy of the demo publication."""
+"""Shared fixtures: where the repo and its contracts are, and a scratch copy of the demo."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+CONTRACTS = REPO / "tests" / "contracts"  # provider specs and schemas, see its README.md
+# set by .ci/run: a contract or schema that is missing fails the test instead of skipping it
+REQUIRE_CONTRACTS = "PRESSROOM_REQUIRE_CONTRACTS"
 
 
 def pytest_report_header() -> str:
-    if (SHARED / "provider-specs").is_dir():
-        return f"provider contracts: {SHARED / 'provider-specs'}"
-    return f"provider contracts: not found at {SHARED}; contract tests skip, fakes do not validate"
+    strict = (
+        "missing ones fail" if os.environ.get(REQUIRE_CONTRACTS) == "1" else "missing ones skip"
+    )
+    return f"contracts: {CONTRACTS} ({strict})"
+
+
+def missing_contract(path: Path, hint: str) -> NoReturn:
+    """Skip a test whose contract file is missing, or fail it under .ci/run."""
+    message = f"{path} not found: {hint}"
+    if os.environ.get(REQUIRE_CONTRACTS) == "1":
+        pytest.fail(f"{message} ({REQUIRE_CONTRACTS}=1: a contract test must not skip)")
+    pytest.skip(message)
 
 
 @pytest.fixture
@@ -23,10 +36,12 @@ def repo_root() -> Path:
 
 
 @pytest.fixture
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.skip(f"{SHARED} not found: CI runs with ../shared beside the clone")
-    return SHARED
+def contracts_dir() -> Path:
+    """tests/contracts/, for the tests that validate requests against a provider's spec."""
+    for name in ("sendgrid-mail-v3.json", "mailgun-openapi.yaml"):
+        if not (CONTRACTS / name).is_file():
+            missing_contract(CONTRACTS / name, "restore tests/contracts/ (see its README.md)")
+    return CONTRACTS
 
 
 @pytest.fixture

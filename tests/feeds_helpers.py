@@ -20,15 +20,14 @@ from typing import Any
 from urllib.parse import quote
 
 import feedparser
-import pytest
 from lxml import etree
 from lxml import html as lxml_html
 
 from pressroom.content.text import render_body
 from pressroom.models import Article, Author
+from tests.conftest import CONTRACTS, missing_contract
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "schemas"
 JSON_FEED_SCHEMA = REPO / ".ci" / "node" / "package" / "schema-v1.1.json"
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -156,12 +155,12 @@ def write_corpus(root: Path, n: int = 1000, seed: int = 4287) -> Path:
 
 @functools.cache
 def atom_schema() -> etree.RelaxNG:
-    """RFC 4287 Appendix B, compiled from ../shared/schemas/atom-rfc4287.rnc with rnc2rng."""
+    """RFC 4287 Appendix B, compiled from tests/contracts/atom-rfc4287.rnc with rnc2rng."""
     import rnc2rng
 
-    source = SCHEMAS / "atom-rfc4287.rnc"
+    source = CONTRACTS / "atom-rfc4287.rnc"
     if not source.is_file():
-        pytest.skip(f"{source} not found: the tests expect ../shared beside the repository")
+        missing_contract(source, "restore tests/contracts/ (see its README.md)")
     # rnc2rng declares xmlns:local="" for the RNC's `namespace local = ""`, which XML forbids
     rng = rnc2rng.dumps(rnc2rng.load(str(source))).replace('xmlns:local=""', "")
     return etree.RelaxNG(etree.fromstring(rng.encode("utf-8")))
@@ -173,9 +172,10 @@ def json_feed_validator() -> Any:
     import jsonschema
 
     if not JSON_FEED_SCHEMA.is_file():
-        pytest.skip(
-            f"{JSON_FEED_SCHEMA} missing: run `mkdir -p .ci/node && cd .ci/node && npm pack "
-            "jsonfeed-schema@0.5.0 && tar xzf jsonfeed-schema-0.5.0.tgz` (bash .ci/run does it)"
+        missing_contract(
+            JSON_FEED_SCHEMA,
+            "run `mkdir -p .ci/node && cd .ci/node && npm pack jsonfeed-schema@0.5.0 && "
+            "tar xzf jsonfeed-schema-0.5.0.tgz` (bash .ci/run does it)",
         )
     schema = json.loads(JSON_FEED_SCHEMA.read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)

@@ -23,7 +23,7 @@ DOMAIN = "mg.news.example.org"
 
 
 @pytest.fixture
-def server(shared_dir: Path) -> Iterator[MailgunFake]:
+def server(contracts_dir: Path) -> Iterator[MailgunFake]:
     with MailgunFake(domain=DOMAIN, api_key=KEY) as fake:
         yield fake
 
@@ -324,7 +324,7 @@ class EchoingMailgun(MailgunFake):
         return Response(401, {"message": echo})
 
 
-def test_a_key_echoed_back_encoded_is_blanked_in_every_form(shared_dir: Path) -> None:
+def test_a_key_echoed_back_encoded_is_blanked_in_every_form(contracts_dir: Path) -> None:
     key = "key-5b+/Zf=0123456789abcdef01234"  # characters that base64 and URL-encoding change
     forms = {
         key,

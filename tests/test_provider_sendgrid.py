@@ -22,7 +22,7 @@ KEY = "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"
 
 
 @pytest.fixture
-def server(shared_dir: Path) -> Iterator[SendGridFake]:
+def server(contracts_dir: Path) -> Iterator[SendGridFake]:
     with SendGridFake(api_key=KEY) as fake:
         yield fake
 
@@ -247,7 +247,7 @@ def test_check_lists_scopes(server: SendGridFake) -> None:
     assert "mail.send allowed" in found and KEY not in found
 
 
-def test_check_fails_without_mail_send_scope(shared_dir: Path) -> None:
+def test_check_fails_without_mail_send_scope(contracts_dir: Path) -> None:
     fake = SendGridFake(api_key=KEY, scopes=("user.profile.read",))
     with fake, pytest.raises(ProviderError, match=r"lacks the mail\.send scope"):
         make(fake).check()

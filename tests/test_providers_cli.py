@@ -28,8 +28,8 @@ SECRETS = {
 
 
 @pytest.fixture
-def fakes(shared_dir: Path) -> Iterator[dict[str, FakeProviderServer]]:
-    """One fake per provider; the Mailgun and SendGrid ones validate with ../shared specs."""
+def fakes(contracts_dir: Path) -> Iterator[dict[str, FakeProviderServer]]:
+    """One fake per provider; the Mailgun and SendGrid ones validate with tests/contracts specs."""
     servers: dict[str, FakeProviderServer] = {
         "mailgun": MailgunFake(domain="mg.theduran.example", api_key=SECRETS["MAILGUN_API_KEY"]),
         "sendgrid": SendGridFake(api_key=SECRETS["SENDGRID_API_KEY"]),

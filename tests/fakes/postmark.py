@@ -2,7 +2,7 @@
 ``GET /message-streams/{id}``) on 127.0.0.1.
 
 Postmark publishes no machine-readable spec; the validator checks each message against its
-documented fields (../shared/provider-specs/README.md): only ``From``, ``To``, ``Cc``, ``Bcc``,
+documented fields (tests/contracts/README.md): only ``From``, ``To``, ``Cc``, ``Bcc``,
 ``Subject``, ``HtmlBody``, ``TextBody``, ``ReplyTo``, ``Headers`` (list of ``{Name, Value}``),
 ``Tag``, ``Metadata``, ``MessageStream``, ``TrackOpens``, ``TrackLinks``, with their types; at
 most 50 recipients per message and 500 messages per batch; JSON with ``Accept`` and

@@ -7,7 +7,7 @@ headers), applies each personalization's substitutions and headers, and records 
 recipient would receive. ``fail_recipient(email, "invalid")`` makes SendGrid refuse the call
 with a 400 naming that personalization (``personalizations.N.to.0.email``), as it does.
 
-Spec quirk (../shared/provider-specs/README.md): the file types the top-level ``custom_args``
+Spec quirk (tests/contracts/README.md): the file types the top-level ``custom_args``
 as a string while the API takes an object; the validator checks that field itself (an object
 of strings) and hands openapi-core the body without it.
 """
