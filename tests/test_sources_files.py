@@ -392,13 +392,17 @@ def test_symlink_loop_is_walked_once(site: Site) -> None:
 
 
 def test_unknown_front_matter_key_warns_and_loads(site: Site) -> None:
-    site.write("2026-11-01-a.md", md("title: T\ndate: 2026-11-01\ncatgories: [X]\nlayout: post"))
+    # layout: is a Jekyll/Hugo key pressroom knows and does not use: no warning for it
+    site.write(
+        "2026-11-01-a.md",
+        md("title: T\ndate: 2026-11-01\ncatgories: [X]\ncolour: red\nlayout: post"),
+    )
     a = site.one()
     assert a.categories == ()
     assert site.warnings == [
         'content/2026-11-01-a.md:4: unknown front-matter key "catgories" ignored; '
         'did you mean "categories"?',
-        'content/2026-11-01-a.md:5: unknown front-matter key "layout" ignored',
+        'content/2026-11-01-a.md:5: unknown front-matter key "colour" ignored',
     ]
 
 
@@ -444,7 +448,8 @@ def test_broken_articles_are_reported_with_file_and_line_and_skipped(site: Site)
             'content/unclosed.md:1: front matter: no closing "---" line; '
             "end the front matter with one",
             'content/no-front.md:1: front matter: missing; start the file with a "---" line, '
-            'then title: and date:, then "---"',
+            'then title: and date:, then "---" (or TOML between "+++" lines, a JSON object, '
+            'or Pelican "Title:" lines)',
             "content/list-front.md:2: front matter: expected key: value lines (title:, date:, …)",
             "content/bad-cats.md:5: categories: expected a name or a list of names, got a mapping",
             'content/bad-draft.md:3: draft: expected true or false, got "maybe"',
@@ -642,7 +647,7 @@ TRICKY_KEYS = ["title", "yes", "on", "12", "~", "a-b", "_x", "Title", "null", "n
 def test_quick_front_matter_matches_pyyaml(value: str) -> None:
     import yaml
 
-    from pressroom.content.sources.files import _Loader, quick_front_matter
+    from pressroom.content.frontmatter import _Loader, quick_front_matter
 
     text = f"title: {value}\n# a comment\n\nother: 1x\n"
     quick = quick_front_matter(text)
@@ -657,7 +662,7 @@ def test_quick_front_matter_matches_pyyaml(value: str) -> None:
 def test_quick_front_matter_keys_match_pyyaml(key: str) -> None:
     import yaml
 
-    from pressroom.content.sources.files import _Loader, quick_front_matter
+    from pressroom.content.frontmatter import _Loader, quick_front_matter
 
     text = f"{key}: v\n"
     quick = quick_front_matter(text)
@@ -665,7 +670,7 @@ def test_quick_front_matter_keys_match_pyyaml(key: str) -> None:
 
 
 def test_quick_front_matter_reads_the_usual_front_matter() -> None:
-    from pressroom.content.sources.files import quick_front_matter
+    from pressroom.content.frontmatter import quick_front_matter
 
     text = (
         'title: "Q&A: a title"\ndate: 2026-11-01T09:00:00\nauthor: Ann\n'

@@ -1,18 +1,25 @@
 """The ``files`` source: a folder of Markdown, HTML and plain-text articles.
 
-``.md``/``.markdown`` and ``.html``/``.htm`` files start with YAML front matter between
-``---`` lines; for ``.txt`` files front matter is optional, and raw scraped text works as is:
-leading junk lines are skipped, the first real line is the title, and everything from the
-first line that starts with a configured ``boilerplate`` marker to the end is dropped.
+Markdown and HTML files start with metadata in any form a site generator writes (YAML,
+TOML or JSON front matter, Pelican ``Key: value`` lines; see ``content.frontmatter``), with
+each generator's field names understood, so a Hugo, Jekyll, Pelican or Eleventy content
+folder is read as it is. Where an article lives follows ``permalink`` (a pattern or a
+generator's preset, ``content.permalinks``) unless the article names its own URL.
+
+For ``.txt`` files front matter is optional, and raw scraped text works as is: leading junk
+lines are skipped, the first real line is the title, and everything from the first line
+that starts with a configured ``boilerplate`` marker to the end is dropped.
 
 Loading is built for thousands of files: front matter is split with one regex search and
-parsed with PyYAML's C loader, bodies stay raw (rendered later, only when needed), and
-line numbers are looked up only when there is an error to report.
+parsed with PyYAML's C loader (or a faster path for flat front matter), bodies stay raw
+(rendered later, only when needed), and line numbers are looked up only when there is an
+error to report.
 """
 
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import os
 import re
 from collections.abc import Iterator
@@ -22,12 +29,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-import yaml
-
 from pressroom.content import articles as norm
+from pressroom.content import frontmatter, permalinks
+from pressroom.content.frontmatter import FrontMatter, FrontMatterError
 from pressroom.content.sources import register
 from pressroom.content.sources.base import Source, SourceContext
-from pressroom.content.text import absolute_url, plain_text, render_body, summary_from_body
+from pressroom.content.text import (
+    absolute_url,
+    plain_text,
+    render_body,
+    summary_from_body,
+    truncate,
+)
 from pressroom.errors import ArticleError, SourceError
 from pressroom.models import Article, Author, Image
 
@@ -38,58 +51,24 @@ FORMATS = {
     ".htm": "html",
     ".txt": "text",
 }
-KEYS = (
-    "title",
-    "date",
-    "updated",
-    "author",
-    "authors",
-    "categories",
-    "tags",
-    "summary",
-    "image",
-    "image_alt",
-    "slug",
-    "url",
-    "draft",
-    "id",
+# Folders no generator publishes from: Jekyll's drafts, layouts and build output, Eleventy's
+# includes and data, Hugo's build output. Hugo's section pages (_index.md) are lists too.
+SKIPPED_FOLDERS = frozenset(
+    {"_drafts", "_site", "_layouts", "_includes", "_data", "_sass", "node_modules"}
 )
+SKIPPED_FILES = frozenset({"_index.md", "_index.html", "_index.markdown"})
+JEKYLL_POSTS = "_posts"
+# Eleventy dates that name a file time rather than a date
+FILE_TIME_DATES = frozenset({"last modified", "created", "git last modified", "git created"})
 
 # A scraped .txt file may open with the remains of an empty dateline ("In ,") before its
 # title. Such a line has no letters at all, or is short and ends with a comma.
 JUNK_LINE_MAX = 20
 
-
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """PyYAML's C loader, with dates left as text for ``parse_date``.
-
-    PyYAML's own timestamp constructor raises a bare ValueError on "2026-02-31" and ignores
-    the publication's timezone, so dates are parsed in one place, with one error message.
-    A key written twice is refused: YAML would silently keep the last one.
-    """
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = key_node.value
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f'duplicate key "{key}" (first at line {seen[key] + 2}); keep one',
-                    key_node.start_mark,
-                )
-            seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep)
-
-
-_Loader.add_constructor(
-    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
-)
-_FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.M)
 _DATE_PREFIX = re.compile(r"^(\d{4}-\d{2}-\d{2})[-_]")
 _MD_TITLE = re.compile(r"\A\s*# +(.+?)[ \t#]*(?:\n|\Z)")
 _HTML_TITLE = re.compile(r"\A\s*<h1[^>]*>(.*?)</h1>", re.S | re.I)
+_TEMPLATE = re.compile(r"\{\{|\{%")
 
 
 @dataclass(frozen=True)
@@ -97,6 +76,15 @@ class FilesSettings:
     path: Path = Path("content")
     boilerplate: tuple[str, ...] = ()
     default_author: str | None = None
+    permalink: str = "default"
+    excerpt_separator: str = "<!--more-->"
+    exclude: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        try:
+            permalinks.preset(self.permalink)
+        except ValueError as e:
+            raise ValueError(f"permalink: {e}") from None
 
 
 class _Broken(Exception):
@@ -107,6 +95,13 @@ class _Broken(Exception):
         self.field = field
         self.problem = problem
         self.line = line
+
+
+@dataclass(frozen=True)
+class _File:
+    path: str  # on disk
+    rel: str  # as messages show it (relative to the config folder)
+    folders: tuple[str, ...]  # folders between the source path and the file
 
 
 @register
@@ -124,6 +119,7 @@ class FilesSource(Source):
         )
         self._tz = context.publication.tz
         self._pub_url: str = context.publication.url
+        self._preset = permalinks.preset(settings.permalink)
 
     def articles(self, since: datetime | None) -> Iterator[Article | ArticleError]:
         folder = Path(self.settings.path)
@@ -132,18 +128,16 @@ class FilesSource(Source):
             raise SourceError(
                 f"{shown}: no such folder; create it or set sources[].path in config.yaml"
             )
-        for path, rel in _walk(str(folder), shown):
-            item = self.read(path, rel)
+        for file in _walk(str(folder), shown, (), self.settings.exclude):
+            item = self.read(file)
             if item is not None:
                 yield item
 
-    def read(self, path: str, rel: str) -> Article | ArticleError | None:
-        """One file as an Article, an ArticleError when broken, or None for a draft.
-
-        ``rel`` is how messages name the file (relative to the config folder).
-        """
+    def read(self, file: _File) -> Article | ArticleError | None:
+        """One file as an Article, an ArticleError when broken, or None when not published."""
+        rel = file.rel
         try:
-            with open(path, "rb") as f:
+            with open(file.path, "rb") as f:
                 data = f.read()
         except OSError as e:
             return ArticleError(rel, "", f"cannot read: {e.strerror or e}")
@@ -160,82 +154,34 @@ class FilesSource(Source):
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         text = text.removeprefix("\ufeff")
-        stem, suffix = os.path.splitext(os.path.basename(path))
-        body_format = FORMATS[suffix.lower()]
-        meta: dict[str, Any] = {}
-        fm_text = ""
+        body_format = FORMATS[os.path.splitext(file.path)[1].lower()]
         try:
-            meta, fm_text, body = self._split(text, body_format)
-            return self._article(path, stem, rel, meta, fm_text, body, body_format)
+            fm = frontmatter.split(text, headers=body_format == "markdown")
+        except FrontMatterError as e:
+            return ArticleError(f"{rel}:{e.line}", "front matter", e.problem)
+        if not fm.style and body_format != "text":
+            return ArticleError(f"{rel}:1", "front matter", frontmatter.MISSING_HINT)
+        try:
+            return self._article(file, fm, body_format)
         except _Broken as e:
-            line = e.line if e.line is not None else _key_line(fm_text, e.field)
+            line = e.line if e.line is not None else _line(fm, e.field)
             return ArticleError(f"{rel}:{line}", e.field, e.problem)
 
-    # --- parsing -----------------------------------------------------------------------
+    # --- mapping -----------------------------------------------------------------------
 
-    def _split(self, text: str, body_format: str) -> tuple[dict[str, Any], str, str]:
-        """(front matter, its text, body) of a file."""
-        first_nl = text.find("\n")
-        first = text[:first_nl] if first_nl >= 0 else text
-        if first.rstrip() != "---":
-            if body_format != "text":
-                raise _Broken(
-                    "front matter",
-                    'missing; start the file with a "---" line, then title: and date:, then "---"',
-                    1,
-                )
-            return {}, "", text
-        end = _FRONT_MATTER_END.search(text, first_nl + 1) if first_nl >= 0 else None
-        if end is None:
-            raise _Broken("front matter", 'no closing "---" line; end the front matter with one', 1)
-        fm_text = text[first_nl + 1 : end.start()]
-        body = text[end.end() + 1 :]
-        try:
-            meta = quick_front_matter(fm_text)
-            if meta is None:
-                meta = yaml.load(fm_text, Loader=_Loader)
-        except yaml.MarkedYAMLError as e:
-            # the context mark is where the broken construct starts: the line to fix
-            mark = e.context_mark or e.problem_mark
-            line = mark.line + 2 if mark else 1  # +1 for 0-based, +1 for the opening "---"
-            problem = f"invalid YAML: {e.problem or e.context}"
-            if e.context and e.problem:
-                problem += f" {e.context}"
-            if "mapping values" in problem:
-                problem += '; put a value that contains ": " in quotes'
-            raise _Broken("front matter", problem, line) from None
-        except (yaml.YAMLError, ValueError) as e:
-            raise _Broken("front matter", f"invalid YAML: {e}", 1) from None
-        if meta is None:
-            meta = {}
-        if not isinstance(meta, dict):
-            raise _Broken("front matter", "expected key: value lines (title:, date:, …)", 2)
-        return meta, fm_text, body
-
-    def _article(
-        self,
-        path: str,
-        stem: str,
-        rel: str,
-        meta: dict[str, Any],
-        fm_text: str,
-        body: str,
-        body_format: str,
-    ) -> Article | None:
-        warn = self.context.warn
-        for key in meta:
-            if key not in KEYS:
-                close = difflib.get_close_matches(str(key), KEYS, n=1, cutoff=0.6)
-                hint = f'; did you mean "{close[0]}"?' if close else ""
-                line = _key_line(fm_text, str(key))
-                warn(f'{rel}:{line}: unknown front-matter key "{key}" ignored{hint}')
-
-        draft = meta.get("draft", False)
-        if not isinstance(draft, bool):
-            raise _Broken("draft", f"expected true or false, got {_show(draft)}")
-        if draft:
+    def _article(self, file: _File, fm: FrontMatter, body_format: str) -> Article | None:
+        rel = file.rel
+        meta, unknown = frontmatter.fields(fm)
+        for key in unknown:
+            close = difflib.get_close_matches(key.lower(), frontmatter.KEYS, n=1, cutoff=0.6)
+            hint = f'; did you mean "{close[0]}"?' if close else ""
+            self.context.warn(
+                f'{rel}:{fm.line_of(key)}: unknown front-matter key "{key}" ignored{hint}'
+            )
+        if not self._published(meta):
             return None
 
+        body = fm.body
         title = meta.get("title")
         if body_format == "text" and self._boilerplate is not None:
             cut = self._boilerplate.search(body)
@@ -250,8 +196,14 @@ class FilesSource(Source):
         title = " ".join(str(title).split())
         body = body.strip("\n")
 
+        stem = os.path.splitext(os.path.basename(file.path))[0]
+        folders = file.folders
+        if stem == "index" and folders:  # a Hugo leaf bundle / an Eleventy folder page
+            stem, folders = folders[-1], folders[:-1]
         prefix = _DATE_PREFIX.match(stem)
         published = self._date(meta, "date")
+        if published is None:
+            published = self._date(meta, "publish_date")
         if published is None and prefix:
             try:
                 published = norm.parse_date(prefix.group(1), self._tz)
@@ -261,32 +213,30 @@ class FilesSource(Source):
                 ) from None
         dated_by_mtime = published is None
         if published is None:
-            published = datetime.fromtimestamp(int(os.stat(path).st_mtime), self._tz)
-            warn(
+            published = datetime.fromtimestamp(int(os.stat(file.path).st_mtime), self._tz)
+            self.context.warn(
                 f"{rel}: no date; using the file's modification time "
                 f"{published:%Y-%m-%d %H:%M}; add date: to the front matter "
                 f"or a YYYY-MM-DD- prefix to the file name"
             )
         updated = self._date(meta, "updated")
 
-        url_value = meta.get("url")
-        slug_value = meta.get("slug")
-        if slug_value is not None:
-            slug = "-".join(_text(slug_value, "slug").strip().strip("/").split())
-            slug = quote(slug, safe="/-._~") if slug else ""  # kept as written, made URL-safe
-            if not slug:
-                raise _Broken("slug", "is empty; give a slug like my-article or leave it out")
-        elif url_value is not None:
-            tail = urlsplit(_text(url_value, "url")).path.rstrip("/").rsplit("/", 1)[-1]
-            slug = norm.slugify(unquote(tail) or stem)
-        else:
-            slug = norm.slugify(stem[prefix.end() :] if prefix else stem)
+        jekyll = JEKYLL_POSTS in file.folders or Path(self.settings.path).name == JEKYLL_POSTS
+        categories = _names(meta, "categories", jekyll=jekyll)
+        if JEKYLL_POSTS in file.folders:  # Jekyll: the folders above _posts are categories
+            above = file.folders[: file.folders.index(JEKYLL_POSTS)]
+            categories = tuple(dict.fromkeys((*above, *categories)))
+        if jekyll:
+            folders = ()  # folders below _posts are only for tidiness
+        tags = _names(meta, "tags", jekyll=jekyll)
+
+        url_value = self._own_url(meta, rel)
+        slug = self._slug(meta, url_value, stem, prefix, title)
         if url_value is not None:
-            url = absolute_url(_text(url_value, "url"), self._pub_url)
-            if not url.startswith(("http://", "https://")):
-                raise _Broken("url", f'expected a path or an http(s) URL, got "{url_value}"')
+            url = self._resolve(url_value, "url")
         else:
-            url = norm.article_url(self._pub_url, slug)
+            place = permalinks.Place(slug, title, published, folders, stem, categories)
+            url = self._pub_url.rstrip("/") + "/" + permalinks.expand(self._preset.pattern, place)
 
         article_id = meta.get("id")
         if article_id is None and dated_by_mtime:
@@ -299,27 +249,6 @@ class FilesSource(Source):
         else:
             article_id = _text(article_id, "id").strip()
 
-        authors = self._authors(meta)
-        categories = _names(meta, "categories")
-        tags = _names(meta, "tags")
-
-        image = None
-        image_value = meta.get("image")
-        if image_value is not None:
-            alt = meta.get("image_alt", "")
-            image = Image(
-                url=absolute_url(_text(image_value, "image"), url),
-                alt=" ".join(_text(alt, "image_alt").split()) if alt is not None else "",
-            )
-
-        summary_value = meta.get("summary")
-        if summary_value is not None:
-            summary = " ".join(_text(summary_value, "summary").split())
-            if "<" in summary or "&" in summary:
-                summary = plain_text(summary)
-        else:
-            summary = summary_from_body(body, body_format)
-
         return Article(
             id=article_id,
             url=url,
@@ -327,11 +256,11 @@ class FilesSource(Source):
             title=title,
             published=published,
             updated=updated,
-            authors=authors,
+            authors=self._authors(meta),
             categories=categories,
             tags=tags,
-            summary=summary,
-            image=image,
+            summary=self._summary(meta, body, body_format),
+            image=_image(meta, url),
             body=body,
             body_format=body_format,
             base_url=url,
@@ -339,13 +268,103 @@ class FilesSource(Source):
             renderer=render_body,
         )
 
+    def _published(self, meta: dict[str, Any]) -> bool:
+        """False for what the site itself does not publish: drafts, hidden, expired, future."""
+        for key in ("draft", "exclude"):
+            value = meta.get(key, False)
+            if not isinstance(value, bool):
+                raise _Broken(key, f"expected true or false, got {_show(value)}")
+            if value:
+                return False
+        if meta.get("published", True) is False:  # Jekyll
+            return False
+        if meta.get("url") is False:  # Eleventy: permalink: false writes no page
+            return False
+        status = meta.get("status")
+        if status is not None and str(status).strip().lower() in ("draft", "hidden"):
+            return False  # Pelican
+        publish = self._date(meta, "publish_date")
+        if publish is not None and publish > self.context.now:
+            return False  # Hugo: not yet (buildFuture is off by default)
+        expiry = self._date(meta, "expiry_date")
+        return expiry is None or expiry > self.context.now  # Hugo: expired
+
+    def _own_url(self, meta: dict[str, Any], rel: str) -> str | None:
+        """The article's own url/permalink/URL (else Pelican's Save_as), when usable."""
+        for key in ("url", "save_as"):
+            value = meta.get(key)
+            if value is None:
+                continue
+            text = _text(value, key).strip()
+            if _TEMPLATE.search(text):
+                self.context.warn(
+                    f"{rel}: {key} {text!r} is a template pressroom cannot fill in; "
+                    f"using the permalink pattern instead"
+                )
+                continue
+            if text:
+                return text.removesuffix("index.html")
+        return None
+
+    def _resolve(self, value: str, key: str) -> str:
+        # "/2020/x/" is relative to the site (publication.url), as Hugo, Jekyll and
+        # Pelican read it, not to the host: a site may live at https://host/blog/
+        if value.startswith("/") and not value.startswith("//"):
+            value = self._pub_url.rstrip("/") + value
+        url = absolute_url(value, self._pub_url)
+        if not url.startswith(("http://", "https://")):
+            raise _Broken(key, f'expected a path or an http(s) URL, got "{value}"')
+        return url
+
+    def _slug(
+        self,
+        meta: dict[str, Any],
+        url_value: str | None,
+        stem: str,
+        prefix: re.Match[str] | None,
+        title: str,
+    ) -> str:
+        slug_value = meta.get("slug")
+        if slug_value is not None:
+            slug = "-".join(_text(slug_value, "slug").strip().strip("/").split())
+            slug = quote(slug, safe="/-._~") if slug else ""  # kept as written, made URL-safe
+            if not slug:
+                raise _Broken("slug", "is empty; give a slug like my-article or leave it out")
+            return slug
+        if url_value is not None:
+            tail = urlsplit(url_value).path.rstrip("/").rsplit("/", 1)[-1]
+            tail = unquote(tail).removesuffix(".html")
+            return norm.slugify(tail or stem)
+        if self._preset.slug_from == "title":
+            return norm.slugify(title)
+        if self._preset.slug_from == "stem":
+            return norm.slugify(stem)
+        return norm.slugify(stem[prefix.end() :] if prefix else stem)
+
+    def _summary(self, meta: dict[str, Any], body: str, body_format: str) -> str:
+        for key in ("summary", "description"):
+            value = meta.get(key)
+            if value is not None:
+                summary = " ".join(_text(value, key).split())
+                return plain_text(summary) if "<" in summary or "&" in summary else summary
+        separator = meta.get("excerpt_separator") or self.settings.excerpt_separator
+        if separator and isinstance(separator, str):
+            cut = body.find(separator)
+            if cut < 0 and separator == "<!--more-->":
+                cut = body.lower().find(separator)  # Hugo accepts any case
+            if cut >= 0:
+                return truncate(plain_text(render_body(body[:cut], body_format, self._pub_url)))
+        return summary_from_body(body, body_format)
+
     def _date(self, meta: dict[str, Any], key: str) -> datetime | None:
         value = meta.get(key)
-        if value is None:
+        if value is None or value == "":
             return None
+        if isinstance(value, str) and value.strip().lower() in FILE_TIME_DATES:
+            return None  # Eleventy's "Last Modified": the file's own time
         try:
             return norm.parse_date(value, self._tz)
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError, TypeError):
             raise _Broken(key, f'cannot parse "{value}"') from None
 
     def _authors(self, meta: dict[str, Any]) -> tuple[Author, ...]:
@@ -361,127 +380,37 @@ class FilesSource(Source):
         return tuple(dict.fromkeys(authors))
 
 
-# --- a fast path for the front matter almost everyone writes ---------------------------------
-#
-# PyYAML's C loader still builds every value in Python (~40 µs for a typical front matter,
-# 0.4 s for 10,000 articles). Front matter is nearly always flat "key: value" lines with plain
-# or simply quoted scalars and [flow, lists]; those are read here with the same resolver
-# PyYAML uses, and anything else (nesting, block lists, escapes, anchors, multi-line text,
-# numbers) goes to PyYAML. tests/test_sources_files.py checks both agree on tricky input.
-
-_RESOLVER = yaml.resolver.Resolver()
-# first characters that may start a non-string plain scalar (bool, int, null, date, …)
-_RESOLVABLE = frozenset(k for k in yaml.resolver.Resolver.yaml_implicit_resolvers if k)
-_STR = "tag:yaml.org,2002:str"
-_TEXT_TAGS = frozenset({_STR, "tag:yaml.org,2002:timestamp"})  # dates stay text, as in _Loader
-_QUICK_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: +(.*?))? *")
-_QUICK_UNSAFE = re.compile(
-    r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]"
-)
-_PLAIN_START_BAD = frozenset("-?:,[]{}#&*!|>'\"%@`")
-_DOUBLE = re.compile(r'"([^"\\]*)"')
-_SINGLE = re.compile(r"'([^']*)'")
-_FLOW_ITEM_BAD = re.compile(r"[\[\]{}#]|: |:$")
-
-
-def quick_front_matter(text: str) -> dict[str, Any] | None:
-    """``text`` parsed like PyYAML would, when it is simple flat front matter; else None."""
-    if _QUICK_UNSAFE.search(text):
+def _image(meta: dict[str, Any], url: str) -> Image | None:
+    """The featured image: ``image`` (Jekyll: text or {path, alt}) or Hugo's ``images`` list."""
+    value = meta.get("image")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    alt: Any = meta.get("image_alt", "")
+    if isinstance(value, dict):  # jekyll-seo-tag's {path, alt, …}
+        alt = value.get("alt", alt)
+        value = value.get("path") or value.get("url") or value.get("src")
+        if value is None:
+            raise _Broken("image", "expected path: inside the image mapping")
+    if value is None:
         return None
-    data: dict[str, Any] = {}
-    for line in text.split("\n"):
-        if not line or line[0] == "#" or line.isspace():
-            continue
-        parsed = _LINE_CACHE.get(line)
-        if parsed is None:
-            parsed = _quick_line(line)
-            if len(_LINE_CACHE) >= _LINE_CACHE_SIZE:
-                _LINE_CACHE.clear()
-            _LINE_CACHE[line] = parsed
-        if parsed is _NOT_SIMPLE:
-            return None
-        key, value = parsed
-        if key in data:  # let PyYAML's loader report the duplicate with its line
-            return None
-        # the cache holds lists as tuples, so no caller can change a cached value
-        data[key] = list(value) if isinstance(value, tuple) else value
-    return data
-
-
-_NOT_SIMPLE: Any = object()
-# Lines repeat across a publication ("author: …", "categories: […]"), so parsed lines are
-# kept; the bound keeps memory flat on huge folders.
-_LINE_CACHE: dict[str, Any] = {}
-_LINE_CACHE_SIZE = 50_000
-
-
-def _quick_line(line: str) -> Any:
-    """(key, value) of one front-matter line, or _NOT_SIMPLE."""
-    m = _QUICK_LINE.fullmatch(line)
-    if m is None:
-        return _NOT_SIMPLE
-    key = m.group(1)
-    if key[0] in _RESOLVABLE and _resolve(key) != _STR:
-        return _NOT_SIMPLE
-    raw = m.group(2)
-    if not raw:
-        return key, None
-    value = _quick_value(raw, flow=False)
-    if value is _NOT_SIMPLE:
-        return _NOT_SIMPLE
-    return key, tuple(value) if isinstance(value, list) else value
-
-
-def _resolve(plain: str) -> str:
-    tag = _RESOLVER.resolve(yaml.ScalarNode, plain, (True, False))  # type: ignore[no-untyped-call]
-    return str(tag)
-
-
-def _quick_value(raw: str, *, flow: bool) -> Any:
-    first = raw[0]
-    if first == '"':
-        m = _DOUBLE.fullmatch(raw)
-        return m.group(1) if m else _NOT_SIMPLE
-    if first == "'":
-        m = _SINGLE.fullmatch(raw)
-        return m.group(1) if m else _NOT_SIMPLE
-    if first == "[" and not flow:
-        if raw[-1] != "]":
-            return _NOT_SIMPLE
-        inner = raw[1:-1].strip()
-        if not inner:
-            return []
-        items = []
-        for part in inner.split(","):
-            part = part.strip()
-            if not part or (part[0] not in "\"'" and _FLOW_ITEM_BAD.search(part)):
-                return _NOT_SIMPLE
-            item = _quick_value(part, flow=True)
-            if item is _NOT_SIMPLE:
-                return _NOT_SIMPLE
-            items.append(item)
-        return items
-    if first in _PLAIN_START_BAD or ": " in raw or " #" in raw or raw[-1] == ":" or "\t" in raw:
-        return _NOT_SIMPLE
-    if first not in _RESOLVABLE:
-        return raw
-    tag = _resolve(raw)
-    if tag in _TEXT_TAGS:
-        return raw
-    if tag == "tag:yaml.org,2002:bool":
-        return yaml.constructor.SafeConstructor.bool_values[raw.lower()]
-    if tag == "tag:yaml.org,2002:null":
-        return None
-    return _NOT_SIMPLE  # numbers and the rest: PyYAML knows their corner cases
+    return Image(
+        url=absolute_url(_text(value, "image"), url),
+        alt=" ".join(_text(alt, "image_alt").split()) if alt is not None else "",
+    )
 
 
 def _walk(
-    folder: str, shown: str, seen: set[tuple[int, int]] | None = None
-) -> Iterator[tuple[str, str]]:
-    """(path, path as shown) of the article files below ``folder``, in a stable order.
+    folder: str,
+    shown: str,
+    folders: tuple[str, ...],
+    exclude: tuple[str, ...],
+    seen: set[tuple[int, int]] | None = None,
+) -> Iterator[_File]:
+    """The article files below ``folder``, in a stable order.
 
-    Hidden files and folders (".git", ".DS_Store") are skipped; symlinked folders are
-    followed, each real folder once (a link back up the tree must not loop forever).
+    Hidden files and folders (".git", ".DS_Store"), the generators' non-content folders
+    (``SKIPPED_FOLDERS``) and paths matching an ``exclude`` glob are skipped; symlinked
+    folders are followed, each real folder once (a link back up the tree must not loop).
     """
     seen = set() if seen is None else seen
     info = os.stat(folder)
@@ -492,16 +421,24 @@ def _walk(
     files: list[str] = []
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.name.startswith("."):
+            name = entry.name
+            if name.startswith(".") or _excluded("/".join((*folders, name)), exclude):
                 continue
             if entry.is_dir():
-                dirs.append(entry.name)
-            elif os.path.splitext(entry.name)[1].lower() in FORMATS:
-                files.append(entry.name)
+                if name not in SKIPPED_FOLDERS:
+                    dirs.append(name)
+            elif os.path.splitext(name)[1].lower() in FORMATS and name not in SKIPPED_FILES:
+                files.append(name)
     for name in sorted(files):
-        yield os.path.join(folder, name), f"{shown}/{name}"
+        yield _File(os.path.join(folder, name), f"{shown}/{name}", folders)
     for name in sorted(dirs):
-        yield from _walk(os.path.join(folder, name), f"{shown}/{name}", seen)
+        yield from _walk(
+            os.path.join(folder, name), f"{shown}/{name}", (*folders, name), exclude, seen
+        )
+
+
+def _excluded(rel: str, exclude: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(rel, pattern.strip("/")) for pattern in exclude)
 
 
 def _title_from_body(body: str, body_format: str) -> tuple[str, str]:
@@ -527,13 +464,14 @@ def _is_junk(line: str) -> bool:
     return len(line) < JUNK_LINE_MAX and line.endswith(",")
 
 
-def _key_line(fm_text: str, key: str) -> int:
-    """The file line of front-matter key ``key`` (line 1 is the opening "---")."""
-    if fm_text:
-        m = re.search(rf"^{re.escape(key)}[ \t]*:", fm_text, re.M)
-        if m:
-            return fm_text.count("\n", 0, m.start()) + 2
-    return 1
+def _line(fm: FrontMatter, field: str) -> int:
+    """The file line of ``field``, under pressroom's name or another generator's."""
+    names = [field] + [alias for alias, key in frontmatter.ALIASES.items() if key == field]
+    for name in names:
+        line = fm.find(name)
+        if line is not None:
+            return line
+    return fm.line_of(field)
 
 
 def _text(value: Any, key: str) -> str:
@@ -542,10 +480,12 @@ def _text(value: Any, key: str) -> str:
     return str(value)
 
 
-def _names(meta: dict[str, Any], key: str) -> tuple[str, ...]:
+def _names(meta: dict[str, Any], key: str, *, jekyll: bool = False) -> tuple[str, ...]:
     value = meta.get(key)
     if value is None:
         return ()
+    if jekyll and isinstance(value, str) and "," not in value:
+        value = value.split()  # Jekyll: "categories: classic hollywood" is two categories
     try:
         return norm.parse_names(value)
     except ValueError as e:

@@ -1,0 +1,149 @@
+"""Where an article lives on its site: ``sources.files.permalink`` patterns and presets.
+
+A pattern such as ``{section}/{year}/{slug}/`` is expanded per article and taken relative
+to ``publication.url``; a preset names the rule a site generator applies by default, so a
+feed's links are the pages the site really serves. An article's own ``url`` /
+``permalink`` / ``URL`` / ``Save_as`` still wins (see the files source).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+from urllib.parse import quote
+
+from pressroom.content.articles import slugify
+
+SlugFrom = Literal["name", "stem", "title"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A generator's default permalink and where its slugs come from without a ``slug:``.
+
+    ``slug_from``: ``name`` is the file name without a ``YYYY-MM-DD-`` prefix (Jekyll, and
+    pressroom's own default), ``stem`` the file name as it is (Hugo, Eleventy), ``title``
+    the title (Pelican's ``SLUGIFY_SOURCE``).
+    """
+
+    pattern: str
+    slug_from: SlugFrom = "name"
+
+
+# Jekyll's styles: https://jekyllrb.com/docs/permalinks/#built-in-formats (":title" is the
+# file name without its date, or the front matter's slug, i.e. our {slug}).
+JEKYLL_STYLES = {
+    "date": "{categories}/{year}/{month}/{day}/{slug}.html",
+    "pretty": "{categories}/{year}/{month}/{day}/{slug}/",
+    "ordinal": "{categories}/{year}/{y_day}/{slug}.html",
+    "weekdate": "{categories}/{year}/W{week}/{short_day}/{slug}.html",
+    "none": "{categories}/{slug}.html",
+}
+PRESETS: dict[str, Preset] = {
+    "default": Preset("{slug}/"),
+    # Hugo without [permalinks]: the page's folders below content/, then its slug or file
+    # name (a leaf bundle's folder name); {path} rather than {section} so that nested
+    # folders (posts/2020/x.md → /posts/2020/x/) come out as Hugo builds them
+    "hugo": Preset("{path}/{slug}/", "stem"),
+    "jekyll": Preset(JEKYLL_STYLES["date"]),
+    **{f"jekyll-{name}": Preset(pattern) for name, pattern in JEKYLL_STYLES.items()},
+    "pelican": Preset("{slug}.html", "title"),  # ARTICLE_URL's default
+    "eleventy": Preset("{path}/{filename}/", "stem"),  # the input path, as a folder
+}
+TOKENS = (
+    "year",
+    "month",
+    "day",
+    "hour",
+    "minute",
+    "y_day",
+    "week",
+    "short_day",
+    "slug",
+    "title",
+    "section",
+    "path",
+    "category",
+    "categories",
+    "filename",
+)
+
+
+def preset(value: str) -> Preset:
+    """The preset named ``value``, or ``value`` as a pattern; ValueError when it is neither."""
+    if value in PRESETS:
+        return PRESETS[value]
+    check(value)
+    return Preset(value)
+
+
+def check(pattern: str) -> None:
+    """Raise ValueError naming the first unknown placeholder or stray brace in ``pattern``."""
+    try:
+        parsed = list(string.Formatter().parse(pattern))
+    except ValueError as e:
+        raise ValueError(f'"{pattern}": {e}; write placeholders as {{year}}') from None
+    for _, field, spec, _ in parsed:
+        if field is None:
+            continue
+        if field not in TOKENS or spec:
+            names = ", ".join(f"{{{t}}}" for t in TOKENS)
+            raise ValueError(
+                f'"{pattern}": unknown placeholder {{{field}}}; use one of {names}, '
+                f"or a preset: {', '.join(PRESETS)}"
+            )
+    if not any(field for _, field, _, _ in parsed) and pattern not in PRESETS:
+        raise ValueError(
+            f'"{pattern}" has no placeholder; use a preset ({", ".join(PRESETS)}) '
+            "or a pattern like {section}/{slug}/"
+        )
+
+
+@dataclass(frozen=True)
+class Place:
+    """What a pattern can say about one article."""
+
+    slug: str
+    title: str
+    published: datetime
+    folders: tuple[str, ...]  # folders between the source path and the article (or bundle)
+    filename: str  # file name without extension (a bundle's folder name)
+    categories: tuple[str, ...]
+
+
+_SLASHES = re.compile(r"/{2,}")
+
+
+def expand(pattern: str, place: Place) -> str:
+    """``pattern`` filled in for ``place``: a path relative to ``publication.url``."""
+    d = place.published
+    values = {
+        "year": f"{d.year:04d}",
+        "month": f"{d.month:02d}",
+        "day": f"{d.day:02d}",
+        "hour": f"{d.hour:02d}",
+        "minute": f"{d.minute:02d}",
+        "y_day": f"{d.timetuple().tm_yday:03d}",
+        "week": f"{d.isocalendar().week:02d}",
+        "short_day": d.strftime("%a"),
+        "slug": place.slug,
+        "title": slugify(place.title),
+        "section": _segment(place.folders[0]) if place.folders else "",
+        "path": "/".join(_segment(f) for f in place.folders),
+        "category": slugify(place.categories[0]) if place.categories else "",
+        # Jekyll: every category, lower case, in order, as folders
+        "categories": "/".join(
+            dict.fromkeys(_segment(c.lower()) for c in place.categories if c.strip())
+        ),
+        "filename": _segment(place.filename),
+    }
+    path = pattern.format_map(values)
+    return _SLASHES.sub("/", path).lstrip("/")
+
+
+def _segment(text: str) -> str:
+    """One path segment as a URL holds it (spaces and the like percent-encoded)."""
+    return quote(text.strip(), safe="-._~!$&'()*+,;=:@")
