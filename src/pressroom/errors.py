@@ -17,9 +17,12 @@ Core modules raise these; only ``pressroom.cli`` turns them into a message and a
     ├── TokenError             an unsubscribe token is malformed or forged
     ├── LedgerError            the SQLite state file is unusable or inconsistent
     ├── LockError              another pressroom run holds the lock
-    └── ProviderError          a mail provider failed as a whole
-        ├── ProviderAuthError  credentials rejected (401/403): the run stops; names the env var
-        └── ProviderConfigError  a provider's settings or env vars are missing or wrong     (2)
+    ├── ProviderError          a mail provider failed as a whole
+    │   ├── ProviderAuthError  credentials rejected (401/403): the run stops; names the env var
+    │   └── ProviderConfigError  a provider's settings or env vars are missing or wrong     (2)
+    └── WebhookError       a provider webhook delivery was refused (``status``: its HTTP answer)
+        ├── WebhookRejected  no valid proof of origin (401/403): nothing was read
+        └── WebhookMalformed the body is not in the provider's documented format (400)
 """
 
 from __future__ import annotations
@@ -111,3 +114,23 @@ class ProviderConfigError(ProviderError):
     """A provider's settings or environment variables are missing or invalid."""
 
     exit_code = 2
+
+
+class WebhookError(PressroomError):
+    """A provider webhook delivery was refused; ``status`` is the HTTP answer."""
+
+    status = 400
+
+
+class WebhookRejected(WebhookError):
+    """A webhook's proof of origin is missing, wrong, stale or replayed: nothing was read."""
+
+    def __init__(self, message: str, status: int = 403) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class WebhookMalformed(WebhookError):
+    """A verified webhook body is not in the provider's documented format."""
+
+    status = 400

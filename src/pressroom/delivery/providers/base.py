@@ -31,12 +31,14 @@ import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ClassVar
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, ProtocolError, ReadTimeoutError
 
+from pressroom.delivery.webhooks import WebhookRequest, WebhookResult
 from pressroom.errors import ProviderAuthError, ProviderConfigError
 from pressroom.models import RenderedVariant
 
@@ -116,6 +118,9 @@ class Provider(ABC):
     resolves them into ``secrets`` (field name -> secret) before constructing the adapter.
     ``manages_unsubscribe``: the provider adds its own unsubscribe handling (e.g. Postmark
     broadcast streams), so pressroom's List-Unsubscribe is not sent.
+    ``receives_webhooks``: ``receive_webhook`` is implemented (``POST /hooks/<name>``);
+    ``webhook_envs``: settings naming the env vars of the webhook's own secrets (a signing
+    key, Basic-auth credentials), read by ``for_webhooks`` instead of the sending secrets.
     """
 
     name: ClassVar[str]
@@ -123,6 +128,8 @@ class Provider(ABC):
     max_batch: ClassVar[int] = 1
     secret_envs: ClassVar[tuple[str, ...]] = ()
     manages_unsubscribe: ClassVar[bool] = False
+    receives_webhooks: ClassVar[bool] = False
+    webhook_envs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -159,6 +166,31 @@ class Provider(ABC):
                 )
             secrets[setting] = value
         return cls(settings, secrets=secrets, session=session)
+
+    @classmethod
+    def for_webhooks(
+        cls, settings: Any, env: Mapping[str, str], session: requests.Session | None = None
+    ) -> Provider:
+        """The adapter as a webhook receiver: only the webhook secrets, each named if unset."""
+        secrets = {}
+        for setting in cls.webhook_envs:
+            var = getattr(settings, setting)
+            value = env.get(var)
+            if not value:
+                raise ProviderConfigError(
+                    f"{cls.name}: environment variable {var} is not set; export the webhook "
+                    f"secret from your {cls.name} account (or set providers.{cls.name}.{setting})"
+                )
+            secrets[setting] = value
+        return cls(settings, secrets=secrets, session=session)
+
+    def receive_webhook(self, request: WebhookRequest, now: datetime) -> WebhookResult:
+        """Check the provider's proof of origin, then read the events (``receives_webhooks``).
+
+        Raises ``WebhookRejected`` before reading anything when the proof is missing, wrong or
+        stale, and ``WebhookMalformed`` when a verified body is not in the documented format.
+        """
+        raise NotImplementedError(f"{self.name} receives no webhooks")
 
     def open(self, content: Content) -> None:
         """Prepare for sending ``content`` (e.g. convert field tokens to provider syntax once)."""

@@ -16,6 +16,15 @@ Documentation the limits and error handling come from:
   500 retry with backoff): https://documentation.mailgun.com/docs/mailgun/quickstart-guide/responses
 - Regions: US ``https://api.mailgun.net``, EU ``https://api.eu.mailgun.net`` (OpenAPI servers).
 
+Webhooks (``POST /hooks/mailgun``): each delivery carries ``signature`` {timestamp, token,
+signature}, the hex HMAC-SHA256 of timestamp + token under the webhook signing key; the
+timestamp must be within ``WEBHOOK_MAX_AGE`` of now and the token is returned as a one-time
+nonce (the receiver refuses it a second time). ``event-data`` events: ``failed`` with
+``severity`` permanent/temporary, ``complained``, ``unsubscribed``, ``delivered``.
+- Securing webhooks:
+  https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/securing-webhooks
+- Event structure: https://documentation.mailgun.com/docs/mailgun/user-manual/events/events
+
 A 400 for a batch names no recipient ("'to' parameter is not a valid address"), so a batch
 refused for an address is split in halves until the bad address is alone: one typo fails one
 recipient, not a thousand. Any other 400 fails the whole batch with Mailgun's message.
@@ -24,12 +33,15 @@ recipient, not a thousand. Any other 400 fails the whole batch with Mailgun's me
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import hmac
 import html
 import json
 import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import requests
@@ -48,7 +60,15 @@ from pressroom.delivery.providers.base import (
     http_exception_result,
     send_by_variant,
 )
-from pressroom.errors import ProviderError
+from pressroom.delivery.webhooks import (
+    Kind,
+    ProviderEvent,
+    WebhookRequest,
+    WebhookResult,
+    epoch,
+    issue_number,
+)
+from pressroom.errors import ProviderError, WebhookMalformed, WebhookRejected
 from pressroom.models import FIELDS, Personaliser
 
 MAX_BATCH = 1000
@@ -57,6 +77,9 @@ _ADDRESS_PROBLEM = re.compile(r"'?to'? parameter|not a valid address|recipient",
 _SKIP_HEADERS = frozenset({"date", "message-id"})  # Mailgun stamps its own when it sends
 _SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')  # RFC 5322 specials: such names get quoted
 _RETRY_IN = re.compile(r"try again (?:after|in) (\d+) seconds?", re.I)
+WEBHOOK_MAX_AGE = 300.0  # seconds between Mailgun signing a webhook and pressroom reading it
+ISSUE_VARIABLE = "pressroom_issue"  # v:pressroom_issue on every message (reconcile, webhooks)
+RECIPIENT_VARIABLE = "pressroom_recipient"
 
 
 @dataclass(frozen=True)
@@ -67,6 +90,7 @@ class MailgunSettings:
     region: Literal["us", "eu"] = "us"
     base_url: str | None = None  # default: the region's endpoint
     api_key_env: str = "MAILGUN_API_KEY"
+    webhook_signing_key_env: str = "MAILGUN_WEBHOOK_SIGNING_KEY"  # for POST /hooks/mailgun
     batch_size: int = MAX_BATCH
     timeout: PositiveFloat = PositiveFloat(30.0)  # seconds, per request
     tracking: bool = False  # Mailgun click/open tracking (rewrites links)
@@ -89,6 +113,8 @@ class Mailgun(Provider):
     Settings = MailgunSettings
     max_batch = MAX_BATCH
     secret_envs = ("api_key_env",)
+    receives_webhooks = True
+    webhook_envs = ("webhook_signing_key_env",)
     settings: MailgunSettings
 
     def setup(self) -> None:
@@ -226,6 +252,78 @@ class Mailgun(Provider):
             f"{domain.get('state', 'unknown')} ({domain.get('type', '?')}), "
             f"endpoint {self.settings.endpoint}, key from {self.settings.api_key_env}"
         )
+
+    # --- webhooks ---------------------------------------------------------------------------
+
+    def receive_webhook(self, request: WebhookRequest, now: datetime) -> WebhookResult:
+        """Verify the HMAC signature and freshness, then read ``event-data``."""
+        try:
+            data = json.loads(request.body)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("signature"), dict):
+            raise WebhookMalformed("mailgun webhook: expected a JSON object with 'signature'")
+        sig = data["signature"]
+        timestamp, token, given = (str(sig.get(k, "")) for k in ("timestamp", "token", "signature"))
+        key = self.secrets.get("webhook_signing_key_env", "").encode("utf-8")
+        expected = hmac.new(key, (timestamp + token).encode("utf-8"), hashlib.sha256).hexdigest()
+        if not token or not hmac.compare_digest(expected, given.lower()):
+            raise WebhookRejected("mailgun webhook: signature does not match the signing key")
+        try:
+            age = now.timestamp() - float(timestamp)
+        except ValueError:
+            raise WebhookRejected("mailgun webhook: signature timestamp is not a number") from None
+        if abs(age) > WEBHOOK_MAX_AGE:
+            raise WebhookRejected(
+                f"mailgun webhook: signature is {age:.0f} s old (limit {WEBHOOK_MAX_AGE:.0f} s)"
+            )
+        fingerprint = hashlib.sha256(request.body).hexdigest()
+        item = data.get("event-data")
+        if not isinstance(item, dict):
+            raise WebhookMalformed("mailgun webhook: 'event-data' must be an object")
+        event = _event(item)
+        events = [event] if event is not None else []
+        ignored = [] if event is not None else [str(item.get("event", "?"))]
+        return WebhookResult(events, nonce=token, fingerprint=fingerprint, ignored=ignored)
+
+
+def _event(item: dict[str, Any]) -> ProviderEvent | None:
+    """One ``event-data`` object as a ``ProviderEvent`` (None: an event with no effect)."""
+    name = item.get("event")
+    kind: Kind
+    if name == "failed":
+        kind = "hard_bounce" if item.get("severity") == "permanent" else "soft_bounce"
+    elif name in _KINDS:
+        kind = _KINDS[name]
+    else:
+        return None
+    address, key = item.get("recipient"), item.get("id")
+    if not isinstance(address, str) or not address or not isinstance(key, str) or not key:
+        raise WebhookMalformed(f"mailgun webhook: a {name} event needs 'recipient' and 'id'")
+    status = item.get("delivery-status") or {}
+    status = status if isinstance(status, dict) else {}
+    reason = str(status.get("description") or status.get("message") or item.get("reason") or "")
+    variables = item.get("user-variables") or {}
+    message = item.get("message") or {}
+    headers = message.get("headers") if isinstance(message, dict) else None
+    mid = headers.get("message-id") if isinstance(headers, dict) else None
+    return ProviderEvent(
+        "mailgun",
+        kind,
+        address,
+        epoch(item.get("timestamp"), "mailgun webhook: event-data.timestamp"),
+        key,
+        reason=reason[:500],
+        issue=issue_number(variables.get(ISSUE_VARIABLE)) if isinstance(variables, dict) else None,
+        message_id=str(mid) if mid else None,
+    )
+
+
+_KINDS: dict[str, Kind] = {
+    "complained": "complaint",
+    "unsubscribed": "unsubscribe",
+    "delivered": "delivered",
+}
 
 
 def _mailbox(name: str, address: str) -> str:

@@ -25,15 +25,28 @@ Documentation the limits and error codes come from:
 - Servers (``GET /server``) and message streams (``GET /message-streams/{id}``):
   https://postmarkapp.com/developer/api/server-api ,
   https://postmarkapp.com/developer/api/message-streams-api
+
+Webhooks (``POST /hooks/postmark``): Postmark signs nothing; its documented protection is
+HTTP Basic credentials in the webhook URL (``https://user:password@host/hooks/postmark``).
+They are compared, in constant time, with ``user:password`` from the env var
+``webhook_credentials_env``. Record types: ``Bounce`` (``Type`` HardBounce, SoftBounce, …),
+``SpamComplaint``, ``Delivery``, ``SubscriptionChange``:
+https://postmarkapp.com/developer/webhooks/webhooks-overview ,
+https://postmarkapp.com/developer/webhooks/bounce-webhook ,
+https://postmarkapp.com/developer/webhooks/spam-complaint-webhook ,
+https://postmarkapp.com/developer/webhooks/subscription-change-webhook
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import requests
@@ -51,7 +64,15 @@ from pressroom.delivery.providers.base import (
     classify_http,
     http_exception_result,
 )
-from pressroom.errors import ProviderAuthError, ProviderError
+from pressroom.delivery.webhooks import (
+    Kind,
+    ProviderEvent,
+    WebhookRequest,
+    WebhookResult,
+    iso_time,
+    issue_number,
+)
+from pressroom.errors import ProviderAuthError, ProviderError, WebhookMalformed, WebhookRejected
 from pressroom.models import FIELDS, Personaliser
 
 MAX_BATCH = 500
@@ -104,6 +125,8 @@ class PostmarkSettings:
 
     base_url: str = "https://api.postmarkapp.com"
     server_token_env: str = "POSTMARK_SERVER_TOKEN"
+    # "user:password" that the webhook URL carries (https://user:password@host/hooks/postmark)
+    webhook_credentials_env: str = "POSTMARK_WEBHOOK_CREDENTIALS"
     message_stream: str = "outbound"  # a Broadcasts stream for newsletters, e.g. "broadcast"
     unsubscribe: Literal["pressroom", "postmark"] = "pressroom"  # who handles unsubscribes
     batch_size: int = MAX_BATCH
@@ -125,6 +148,8 @@ class Postmark(Provider):
     Settings = PostmarkSettings
     max_batch = MAX_BATCH
     secret_envs = ("server_token_env",)
+    receives_webhooks = True
+    webhook_envs = ("webhook_credentials_env",)
     settings: PostmarkSettings
 
     def setup(self) -> None:
@@ -284,6 +309,94 @@ class Postmark(Provider):
             f'postmark: server "{name}" accepted the token from {self.settings.server_token_env}; '
             f'stream "{stream_id}" ({kind}), unsubscribes handled by {who}, endpoint {self.base}'
         )
+
+    # --- webhooks ---------------------------------------------------------------------------
+
+    def receive_webhook(self, request: WebhookRequest, now: datetime) -> WebhookResult:
+        """Check the Basic credentials in constant time, then read the one record."""
+        if request.basic_auth is None:
+            raise WebhookRejected("postmark webhook: no credentials; put them in the URL", 401)
+        given = ":".join(request.basic_auth).encode("utf-8")
+        expected = self.secrets.get("webhook_credentials_env", "").encode("utf-8")
+        # compare digests: equal length, so the time taken says nothing about either value
+        if not expected or not hmac.compare_digest(
+            hashlib.sha256(given).digest(), hashlib.sha256(expected).digest()
+        ):
+            raise WebhookRejected("postmark webhook: credentials do not match", 401)
+        try:
+            item = json.loads(request.body)
+        except ValueError:
+            item = None
+        if not isinstance(item, dict) or not isinstance(item.get("RecordType"), str):
+            raise WebhookMalformed("postmark webhook: expected a JSON object with 'RecordType'")
+        event = _event(item)
+        if event is None:
+            return WebhookResult(ignored=[f"{item['RecordType']} {item.get('Type', '')}".strip()])
+        return WebhookResult([event])
+
+
+# Bounce Type values (https://postmarkapp.com/developer/api/bounce-api#bounce-types)
+_HARD = frozenset({"HardBounce", "BadEmailAddress", "ManuallyDeactivated"})
+_SOFT = frozenset({"SoftBounce", "Transient", "DnsError", "Blocked", "SMTPApiError"})
+_SUPPRESSION: dict[str, Kind] = {
+    "HardBounce": "hard_bounce",
+    "SpamComplaint": "complaint",
+    "ManualSuppression": "unsubscribe",
+}
+
+
+def _event(item: dict[str, Any]) -> ProviderEvent | None:
+    """One webhook record as a ``ProviderEvent`` (None: a record with no effect here)."""
+    record = item["RecordType"]
+    kind: Kind
+    address = item.get("Email") or item.get("Recipient")
+    key = f"{record}:{item.get('ID', '')}"
+    when = item.get("BouncedAt")
+    reason = str(item.get("Description") or item.get("Details") or "")
+    if record == "Bounce":
+        bounce = str(item.get("Type", ""))
+        if bounce in _HARD:
+            kind = "hard_bounce"
+        elif bounce in _SOFT:
+            kind = "soft_bounce"
+        elif bounce == "SpamComplaint":
+            kind = "complaint"
+        elif bounce == "Unsubscribe":
+            kind = "unsubscribe"
+        else:
+            return None
+        reason = str(item.get("Details") or item.get("Description") or bounce)
+    elif record == "SpamComplaint":
+        kind = "complaint"
+    elif record == "Delivery":
+        kind, when = "delivered", item.get("DeliveredAt")
+        key = f"Delivery:{item.get('MessageID', '')}:{address}"
+        reason = str(item.get("Details") or "")
+    elif record == "SubscriptionChange":
+        if not item.get("SuppressSending"):
+            return None  # reactivated: pressroom's suppressions are the editor's to lift
+        found = _SUPPRESSION.get(str(item.get("SuppressionReason")))
+        if found is None:
+            return None
+        kind, when = found, item.get("ChangedAt")
+        key = f"SubscriptionChange:{item.get('MessageID', '')}:{address}:{when}"
+        reason = str(item.get("SuppressionReason"))
+    else:
+        return None
+    if not isinstance(address, str) or not address or key.endswith(":"):
+        raise WebhookMalformed(f"postmark webhook: a {record} record needs its address and ID")
+    metadata = item.get("Metadata") or {}
+    mid = item.get("MessageID")
+    return ProviderEvent(
+        "postmark",
+        kind,
+        address,
+        iso_time(when, f"postmark webhook: {record} time"),
+        key,
+        reason=reason[:500],
+        issue=issue_number(metadata.get("issue")) if isinstance(metadata, dict) else None,
+        message_id=str(mid) if mid else None,
+    )
 
 
 def _mailbox(name: str, address: str) -> str:

@@ -20,18 +20,28 @@ Documentation the limits and error handling come from:
   https://www.twilio.com/docs/sendgrid/api-reference/how-to-use-the-sendgrid-v3-api/rate-limits
 - Request schema: SendGrid's OpenAPI file ``tsg_mail_v3.json`` (../shared/provider-specs/).
 
+Webhooks (``POST /hooks/sendgrid``, the Signed Event Webhook): the body is a JSON array of
+events; ``X-Twilio-Email-Event-Webhook-Signature`` is a base64 ECDSA (P-256, SHA-256)
+signature over ``X-Twilio-Email-Event-Webhook-Timestamp`` + the raw body, checked with the
+verification key (base64 DER SubjectPublicKeyInfo, as the account settings show it):
+https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/
+getting-started-event-webhook-security-features ; event fields: https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/event
+
 A 400 naming personalizations fails exactly those recipients and sends the rest again; a 413
 splits the batch in halves; any other 400 fails the batch with SendGrid's messages.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.utils
 import html
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -51,7 +61,15 @@ from pressroom.delivery.providers.base import (
     retry_after_seconds,
     send_by_variant,
 )
-from pressroom.errors import ProviderError
+from pressroom.delivery.webhooks import (
+    Kind,
+    ProviderEvent,
+    WebhookRequest,
+    WebhookResult,
+    epoch,
+    issue_number,
+)
+from pressroom.errors import ProviderConfigError, ProviderError, WebhookMalformed, WebhookRejected
 from pressroom.models import FIELDS, Personaliser
 
 MAX_BATCH = 1000
@@ -69,6 +87,8 @@ class SendGridSettings:
 
     base_url: str = "https://api.sendgrid.com"  # EU subusers: https://api.eu.sendgrid.com
     api_key_env: str = "SENDGRID_API_KEY"
+    # the Signed Event Webhook's verification key (base64 DER or PEM), for POST /hooks/sendgrid
+    webhook_public_key_env: str = "SENDGRID_WEBHOOK_PUBLIC_KEY"
     batch_size: int = MAX_BATCH
     timeout: PositiveFloat = PositiveFloat(30.0)  # seconds, per request
     tracking: bool = False  # SendGrid click/open tracking (rewrites links)
@@ -87,11 +107,47 @@ class SendGrid(Provider):
     Settings = SendGridSettings
     max_batch = MAX_BATCH
     secret_envs = ("api_key_env",)
+    receives_webhooks = True
+    webhook_envs = ("webhook_public_key_env",)
     settings: SendGridSettings
 
     def setup(self) -> None:
         self.base = self.settings.base_url.rstrip("/")
         self.session.headers["Authorization"] = f"Bearer {self.secrets.get('api_key_env', '')}"
+
+    def receive_webhook(self, request: WebhookRequest, now: datetime) -> WebhookResult:
+        """Verify the ECDSA signature over timestamp + raw body, then read the events."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        signature = request.header("X-Twilio-Email-Event-Webhook-Signature")
+        timestamp = request.header("X-Twilio-Email-Event-Webhook-Timestamp")
+        if not signature or not timestamp:
+            raise WebhookRejected("sendgrid webhook: the signature headers are missing", 401)
+        key = _public_key(self.secrets.get("webhook_public_key_env", ""), self.settings)
+        try:
+            der = base64.b64decode(signature, validate=True)
+            key.verify(der, timestamp.encode("utf-8") + request.body, ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, binascii.Error, ValueError):
+            raise WebhookRejected("sendgrid webhook: signature does not verify") from None
+        try:
+            items = json.loads(request.body)
+        except ValueError:
+            items = None
+        if not isinstance(items, list):
+            raise WebhookMalformed("sendgrid webhook: expected a JSON array of events")
+        events: list[ProviderEvent] = []
+        ignored: list[str] = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise WebhookMalformed(f"sendgrid webhook: event {i} is not an object")
+            event = _event(item, i)
+            if event is None:
+                ignored.append(str(item.get("event", "?")))
+            else:
+                events.append(event)
+        return WebhookResult(events, ignored=ignored)
 
     def open(self, content: Content) -> None:
         """Fix the shared part of every request body once: content, sender, settings."""
@@ -256,3 +312,67 @@ def _bad_personalizations(errors: list[dict[str, Any]], size: int) -> dict[int, 
         if i < size:
             bad.setdefault(i, f"HTTP 400: {e.get('message') or 'rejected'} ({e.get('field')})")
     return bad
+
+
+_KINDS: dict[str, Kind] = {
+    "spamreport": "complaint",
+    "unsubscribe": "unsubscribe",
+    "group_unsubscribe": "unsubscribe",
+    "delivered": "delivered",
+}
+
+
+def _event(item: dict[str, Any], i: int) -> ProviderEvent | None:
+    """One Event Webhook object as a ``ProviderEvent`` (None: an event with no effect here).
+
+    ``bounce`` with ``type: bounce`` is permanent; ``type: blocked`` (the receiver refused this
+    time, e.g. a reputation block) counts as a soft bounce. ``deferred`` is SendGrid still
+    retrying, ``dropped`` a message SendGrid never sent (the address was already suppressed).
+    """
+    name = item.get("event")
+    kind: Kind
+    if name == "bounce":
+        kind = "soft_bounce" if item.get("type") == "blocked" else "hard_bounce"
+    elif name in _KINDS:
+        kind = _KINDS[str(name)]
+    else:
+        return None
+    address, key = item.get("email"), item.get("sg_event_id")
+    if not isinstance(address, str) or not address or not isinstance(key, str) or not key:
+        raise WebhookMalformed(
+            f"sendgrid webhook: event {i} ({name}) needs 'email' and 'sg_event_id'"
+        )
+    mid = item.get("sg_message_id")
+    return ProviderEvent(
+        "sendgrid",
+        kind,
+        address,
+        epoch(item.get("timestamp"), f"sendgrid webhook: event {i} timestamp"),
+        key,
+        reason=str(item.get("reason") or item.get("status") or "")[:500],
+        issue=issue_number(item.get("pressroom_issue")),
+        message_id=str(mid) if mid else None,
+    )
+
+
+def _public_key(value: str, settings: SendGridSettings) -> Any:
+    """The verification key from its env var: base64 DER (as SendGrid shows it) or PEM."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import (
+        load_der_public_key,
+        load_pem_public_key,
+    )
+
+    try:
+        if "BEGIN PUBLIC KEY" in value:
+            key = load_pem_public_key(value.encode("ascii"))
+        else:
+            key = load_der_public_key(base64.b64decode("".join(value.split()), validate=True))
+    except (ValueError, binascii.Error, UnicodeEncodeError):
+        key = None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise ProviderConfigError(
+            f"sendgrid: {settings.webhook_public_key_env} does not hold an ECDSA public key; copy "
+            "the Signed Event Webhook's verification key from SendGrid's mail settings"
+        )
+    return key

@@ -25,6 +25,15 @@ Documentation the limits and error codes come from:
   https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_MessageHeader.html
 - Endpoints ``https://email.<region>.amazonaws.com``:
   https://docs.aws.amazon.com/general/latest/gr/ses.html
+
+Webhooks (``POST /hooks/ses``): SES publishes bounces, complaints and deliveries to an SNS
+topic whose HTTPS subscription is this endpoint. Each SNS message is verified first
+(``pressroom.delivery.sns``: signature versions 1 and 2, certificate only from
+``sns.<region>.amazonaws.com``), a ``SubscriptionConfirmation`` is confirmed, and a
+``Notification``'s ``Message`` (identity notifications: ``notificationType``; configuration
+set event publishing: ``eventType``) is read:
+https://docs.aws.amazon.com/ses/latest/dg/notification-contents.html ,
+https://docs.aws.amazon.com/ses/latest/dg/event-publishing-retrieving-sns-contents.html
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import html
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -53,7 +63,16 @@ from pressroom.delivery.providers.base import (
     retry_after_seconds,
     send_by_variant,
 )
-from pressroom.errors import ProviderAuthError, ProviderError
+from pressroom.delivery.sns import SNSVerifier
+from pressroom.delivery.webhooks import (
+    Kind,
+    ProviderEvent,
+    WebhookRequest,
+    WebhookResult,
+    iso_time,
+    issue_number,
+)
+from pressroom.errors import ProviderAuthError, ProviderError, WebhookMalformed, WebhookRejected
 from pressroom.models import FIELDS, Personaliser
 
 MAX_BATCH = 50
@@ -105,6 +124,7 @@ class SESSettings:
     secret_access_key_env: str = "AWS_SECRET_ACCESS_KEY"
     session_token_env: str = "AWS_SESSION_TOKEN"  # used when set (temporary credentials)
     configuration_set: str | None = None
+    sns_topic_arn: str | None = None  # POST /hooks/ses accepts only this topic when set
     use_bulk: bool = True  # SendBulkEmail (50 per call); false: one SendEmail per recipient
     batch_size: int = MAX_BATCH
     timeout: PositiveFloat = PositiveFloat(30.0)
@@ -129,6 +149,7 @@ class SES(Provider):
     Settings = SESSettings
     max_batch = MAX_BATCH
     secret_envs = ("access_key_id_env", "secret_access_key_env")
+    receives_webhooks = True  # SNS signs with certificates: no webhook secret to configure
     settings: SESSettings
 
     def setup(self) -> None:
@@ -367,6 +388,98 @@ class SES(Provider):
             f"at {rate:g}/s, {sent:,.0f} sent in the last 24h; keys from "
             f"{self.settings.access_key_id_env}, endpoint {self.base}"
         )
+
+    # --- webhooks (SNS) ----------------------------------------------------------------------
+
+    def receive_webhook(self, request: WebhookRequest, now: datetime) -> WebhookResult:
+        """Verify the SNS message, confirm a subscription, or read SES's notification."""
+        try:
+            message = json.loads(request.body)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or not isinstance(message.get("Type"), str):
+            raise WebhookMalformed("ses webhook: expected an SNS message (JSON with 'Type')")
+        verifier = getattr(self, "_sns", None)
+        if verifier is None:
+            verifier = self._sns = SNSVerifier(self.session, self.settings.timeout)
+        verifier.verify(message, now)
+        topic = self.settings.sns_topic_arn
+        if topic and message.get("TopicArn") != topic:
+            raise WebhookRejected(
+                f"ses webhook: topic {message.get('TopicArn')!r} is not "
+                f"providers.ses.sns_topic_arn ({topic})"
+            )
+        kind = message["Type"]
+        if kind == "SubscriptionConfirmation":
+            return WebhookResult(note=verifier.confirm(message))
+        if kind != "Notification":
+            return WebhookResult(ignored=[kind])
+        try:
+            notification = json.loads(str(message.get("Message")))
+        except ValueError:
+            notification = None
+        if not isinstance(notification, dict):
+            raise WebhookMalformed("ses webhook: the SNS Message is not an SES notification")
+        events = _ses_events(notification, str(message.get("MessageId", "")))
+        kind = str(notification.get("notificationType") or notification.get("eventType"))
+        return WebhookResult(events, ignored=[] if events else [kind])
+
+
+def _ses_events(n: dict[str, Any], sns_id: str) -> list[ProviderEvent]:
+    """The events of one SES notification: one per recipient it names."""
+    kind_name = n.get("notificationType") or n.get("eventType")
+    mail = _obj(n.get("mail"))
+    tags = _obj(mail.get("tags"))
+    issue_tag = tags.get("pressroom_issue") or [None]
+    issue = issue_number(issue_tag[0] if isinstance(issue_tag, list) and issue_tag else None)
+    mid = mail.get("messageId")
+    found: list[tuple[Kind, Any, Any, str, str]] = []  # kind, address, time, reason, key part
+    if kind_name == "Bounce":
+        b = _obj(n.get("bounce"))
+        kind: Kind = "hard_bounce" if b.get("bounceType") == "Permanent" else "soft_bounce"
+        for r in b.get("bouncedRecipients") or []:
+            if isinstance(r, dict):
+                reason = str(r.get("diagnosticCode") or b.get("bounceSubType") or "")
+                found.append((kind, r.get("emailAddress"), b.get("timestamp"), reason, "b"))
+        key = str(b.get("feedbackId") or sns_id)
+    elif kind_name == "Complaint":
+        c = _obj(n.get("complaint"))
+        if c.get("complaintFeedbackType") == "not-spam":
+            return []
+        for r in c.get("complainedRecipients") or []:
+            if isinstance(r, dict):
+                reason = str(c.get("complaintFeedbackType") or "complaint")
+                found.append(("complaint", r.get("emailAddress"), c.get("timestamp"), reason, "c"))
+        key = str(c.get("feedbackId") or sns_id)
+    elif kind_name == "Delivery":
+        d = _obj(n.get("delivery"))
+        for address in d.get("recipients") or []:
+            found.append(("delivered", address, d.get("timestamp"), "", "d"))
+        key = str(mid or sns_id)
+    else:
+        return []
+    events = []
+    for kind, address, when, reason, part in found:
+        if not isinstance(address, str) or not address:
+            raise WebhookMalformed(f"ses webhook: a {kind_name} names a recipient without address")
+        events.append(
+            ProviderEvent(
+                "ses",
+                kind,
+                address,
+                iso_time(when, f"ses webhook: {kind_name} timestamp"),
+                f"{part}:{key}:{address.lower()}",
+                reason=reason[:500],
+                issue=issue,
+                message_id=str(mid) if mid else None,
+            )
+        )
+    return events
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 def _literal(part: str) -> str:

@@ -1,0 +1,220 @@
+"""POST /hooks/ses: SNS messages signed (v1 and v2) with a certificate made by the test.
+
+The certificate is served over TLS by a server on 127.0.0.1 that plays
+``sns.us-east-1.amazonaws.com``: the test's HTTP session routes that one host name there and
+trusts only the test CA. The production rule (https, ``sns.<region>.amazonaws.com``) is not
+touched, and every URL the session was asked for is recorded, so a forged certificate URL is
+shown never to be fetched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pressroom.delivery.sns import trusted_url
+from tests.hooks_helpers import (
+    SNS_HOST,
+    TOPIC,
+    SNSHost,
+    client,
+    receiver,
+    sns_host,
+    sns_session,
+)
+
+BOUNCE = {
+    "notificationType": "Bounce",
+    "bounce": {
+        "bounceType": "Permanent",
+        "bounceSubType": "General",
+        "bouncedRecipients": [
+            {
+                "emailAddress": "gone@example.org",
+                "action": "failed",
+                "status": "5.1.1",
+                "diagnosticCode": "smtp; 550 5.1.1 user unknown",
+            }
+        ],
+        "timestamp": "2026-11-25T08:58:00.000Z",
+        "feedbackId": "0100017c-b bounce-feedback",
+    },
+    "mail": {
+        "timestamp": "2026-11-25T08:57:00.000Z",
+        "messageId": "0100017c-message",
+        "source": "newsletter@theduran.example",
+        "destination": ["gone@example.org"],
+        "tags": {"pressroom_issue": ["7"]},
+    },
+}
+COMPLAINT = {
+    "notificationType": "Complaint",
+    "complaint": {
+        "complainedRecipients": [{"emailAddress": "angry@example.org"}],
+        "timestamp": "2026-11-25T08:59:00.000Z",
+        "feedbackId": "0100017c-complaint",
+        "complaintFeedbackType": "abuse",
+    },
+    "mail": {"messageId": "0100017c-message-2", "timestamp": "2026-11-25T08:57:00.000Z"},
+}
+
+
+def notification(inner: dict[str, Any], subject: str | None = None) -> dict[str, Any]:
+    msg = {
+        "Type": "Notification",
+        "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+        "TopicArn": TOPIC,
+        "Message": json.dumps(inner),
+        "Timestamp": "2026-11-25T08:59:30.000Z",
+        "UnsubscribeURL": f"https://{SNS_HOST}/?Action=Unsubscribe&SubscriptionArn=x",
+    }
+    if subject is not None:
+        msg["Subject"] = subject
+    return msg
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[SNSHost]:
+    with sns_host(tmp_path) as h:
+        yield h
+
+
+def post(c: Any, msg: dict[str, Any]) -> Any:
+    return c.post(
+        "/hooks/ses",
+        data=json.dumps(msg),
+        headers={"x-amz-sns-message-type": str(msg.get("Type")), "Content-Type": "text/plain"},
+    )
+
+
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_signed_bounce_and_complaint_are_read(tmp_path: Path, host: SNSHost, version: str) -> None:
+    session, attempts = sns_session(host)
+    hooks, rec = receiver(tmp_path / "pub", {}, session=session)
+    c = client(hooks)
+    r1 = post(c, host.sign(notification(BOUNCE), version))
+    assert r1.status_code == 200, r1.text
+    r2 = post(c, host.sign(notification(COMPLAINT, subject="Amazon SES Email Event"), version))
+    assert r2.status_code == 200, r2.text
+    assert [(e.kind, e.address, e.issue) for e in rec.events] == [
+        ("hard_bounce", "gone@example.org", 7),
+        ("complaint", "angry@example.org", None),
+    ]
+    assert rec.events[0].reason == "smtp; 550 5.1.1 user unknown"
+    # the certificate was fetched once and then served from the cache
+    assert attempts == [host.cert_url]
+    assert host.hits == [host.cert_path]
+
+
+def test_tampered_message_is_refused(tmp_path: Path, host: SNSHost) -> None:
+    session, _ = sns_session(host)
+    hooks, rec = receiver(tmp_path / "pub", {}, session=session)
+    c = client(hooks)
+    signed = host.sign(notification(BOUNCE))
+    other = json.loads(signed["Message"])
+    other["bounce"]["bouncedRecipients"][0]["emailAddress"] = "victim@example.org"
+    assert post(c, {**signed, "Message": json.dumps(other)}).status_code == 403
+    assert post(c, {**signed, "SignatureVersion": "1"}).status_code == 403
+    assert post(c, {**signed, "SignatureVersion": "3"}).status_code == 403
+    assert post(c, {**signed, "Signature": "not base64!"}).status_code == 403
+    assert rec.calls == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://sns.us-east-1.amazonaws.com.evil.test/SimpleNotificationService-test.pem",
+        "http://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem",
+        "https://evil.test/sns.us-east-1.amazonaws.com/cert.pem",
+        "https://sns.us-east-1.amazonaws.com:8443/SimpleNotificationService-test.pem",
+        "https://sns.us-east-1.amazonaws.com@evil.test/SimpleNotificationService-test.pem",
+        "https://user@sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem",
+        "https://s3.amazonaws.com/sns/cert.pem",
+        "https://xsns.us-east-1.amazonaws.com/cert.pem",
+    ],
+)
+def test_forged_certificate_url_is_never_fetched(tmp_path: Path, host: SNSHost, url: str) -> None:
+    session, attempts = sns_session(host)
+    hooks, rec = receiver(tmp_path / "pub", {}, session=session)
+    signed = host.sign(notification(BOUNCE))
+    response = post(client(hooks), {**signed, "SigningCertURL": url})
+    assert response.status_code == 403
+    assert attempts == [] and host.hits == []
+    assert rec.calls == []
+    assert not trusted_url(url)
+
+
+def test_the_rule_accepts_every_region() -> None:
+    assert trusted_url("https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.pem")
+    assert trusted_url("https://sns.ap-southeast-2.amazonaws.com:443/x.pem")
+
+
+def test_a_host_with_an_untrusted_tls_certificate_is_not_believed(
+    tmp_path: Path, host: SNSHost
+) -> None:
+    """TLS is verified: the right host name with a certificate from an unknown CA gives no
+    certificate (503, so SNS retries) and nothing is applied."""
+    session, attempts = sns_session(host, trust=False)
+    hooks, rec = receiver(tmp_path / "pub", {}, session=session)
+    assert post(client(hooks), host.sign(notification(BOUNCE))).status_code == 503
+    assert attempts == [host.cert_url]
+    assert host.hits == []  # the handshake failed before any request
+    assert rec.calls == []
+
+
+def test_subscription_confirmation(tmp_path: Path, host: SNSHost) -> None:
+    session, attempts = sns_session(host)
+    hooks, rec = receiver(tmp_path / "pub", {}, session=session)
+    c = client(hooks)
+    subscribe = f"https://{SNS_HOST}/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token=2336412f"
+    msg = {
+        "Type": "SubscriptionConfirmation",
+        "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
+        "Token": "2336412f",
+        "TopicArn": TOPIC,
+        "Message": "You have chosen to subscribe to the topic. To confirm, visit SubscribeURL.",
+        "SubscribeURL": subscribe,
+        "Timestamp": "2026-11-25T08:00:00.000Z",
+    }
+    response = post(c, host.sign(msg))
+    assert response.status_code == 200, response.text
+    assert response.json["note"] == f"subscribed to {TOPIC}"
+    assert attempts == [host.cert_url, subscribe]
+    # a SubscribeURL elsewhere, even correctly signed, is not visited
+    attempts.clear()
+    evil = {**msg, "SubscribeURL": "https://evil.test/?Action=ConfirmSubscription"}
+    assert post(c, host.sign(evil)).status_code == 403
+    assert attempts == []
+    assert rec.calls == []
+
+
+def test_other_topic_is_refused(tmp_path: Path, host: SNSHost) -> None:
+    session, _ = sns_session(host)
+    hooks, rec = receiver(tmp_path / "pub", {}, session=session)
+    msg = {**notification(BOUNCE), "TopicArn": "arn:aws:sns:us-east-1:999999999999:other"}
+    assert post(client(hooks), host.sign(msg)).status_code == 403
+    assert rec.calls == []
+
+
+def test_malformed_is_400(tmp_path: Path, host: SNSHost) -> None:
+    session, _ = sns_session(host)
+    hooks, rec = receiver(tmp_path / "pub", {}, session=session)
+    c = client(hooks)
+    assert c.post("/hooks/ses", data=b"<xml/>").status_code == 400
+    signed = host.sign({**notification(BOUNCE), "Message": "not json"})
+    assert post(c, signed).status_code == 400
+    assert rec.calls == []
+
+
+def test_redelivery_hands_the_same_keys(tmp_path: Path, host: SNSHost) -> None:
+    session, _ = sns_session(host)
+    hooks, rec = receiver(tmp_path / "pub", {}, session=session)
+    c = client(hooks)
+    signed = host.sign(notification(BOUNCE))
+    assert post(c, signed).json["changed"] == 1
+    assert post(c, signed).json["changed"] == 0
+    assert [e.key for e in rec.calls[0]] == [e.key for e in rec.calls[1]]
