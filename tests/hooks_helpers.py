@@ -4,6 +4,7 @@ and an HTTPS stand-in for SNS's certificate host on 127.0.0.1 (with its own test
 from __future__ import annotations
 
 import base64
+import csv
 import datetime as dt
 import functools
 import hashlib
@@ -28,7 +29,9 @@ from werkzeug.routing import Map, Rule
 from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
-from pressroom.delivery.webhooks import ProviderEvent
+from pressroom.audience import events
+from pressroom.audience.events import Applied, Event
+from pressroom.config import Config, load
 from pressroom.web.hooks import HookReceiver
 from tests.send_helpers import make_config
 
@@ -51,19 +54,27 @@ providers:
 
 
 class Recorder:
-    """A stand-in sink for the event policy: records what it is handed, keyed."""
+    """The one event policy, with a record of every batch of events it was handed."""
 
-    def __init__(self) -> None:
-        self.calls: list[list[ProviderEvent]] = []
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.calls: list[list[Event]] = []
 
-    def __call__(self, events: Sequence[ProviderEvent]) -> int:
-        seen = {e.key for call in self.calls for e in call}
-        self.calls.append(list(events))
-        return sum(1 for e in events if e.key not in seen)
+    def __call__(self, found: Sequence[Event]) -> Applied:
+        self.calls.append(list(found))
+        return events.apply(self.config, found, now=NOW)
 
     @property
-    def events(self) -> list[ProviderEvent]:
+    def events(self) -> list[Event]:
         return [e for call in self.calls for e in call]
+
+    def suppressed(self) -> dict[str, str]:
+        """suppressed.csv: address -> reason."""
+        path = self.config.subscribers.suppressed
+        if not path.exists():
+            return {}
+        with path.open(encoding="utf-8", newline="") as f:
+            return {row["email"]: row["reason"] for row in csv.DictReader(f)}
 
 
 def ec_keys() -> tuple[ec.EllipticCurvePrivateKey, str]:
@@ -115,14 +126,15 @@ def client(receiver: HookReceiver) -> Client:
 
 
 def receiver(
-    root: Path,
-    env: Mapping[str, str],
-    apply: Recorder | None = None,
-    session: requests.Session | None = None,
+    root: Path, env: Mapping[str, str], session: requests.Session | None = None
 ) -> tuple[HookReceiver, Recorder]:
-    config = make_config(root, sending="provider: mailgun\n", extra=PROVIDERS)
-    rec = apply or Recorder()
-    return HookReceiver(config, rec, lambda: NOW, env, session=session), rec
+    """A receiver for a publication in ``root`` (created once, reused by a second call)."""
+    if (root / "config.yaml").exists():
+        config = load(root / "config.yaml")
+    else:
+        config = make_config(root, sending="provider: mailgun\n", extra=PROVIDERS)
+    rec = Recorder(config)
+    return HookReceiver(config, lambda: NOW, env, session=session, apply=rec), rec
 
 
 # --- SNS: a test CA, an HTTPS host for sns.us-east-1.amazonaws.com, a signing cert -------

@@ -48,14 +48,15 @@ def test_mailgun_valid_signature_hands_the_event_over(tmp_path: Path) -> None:
     hooks, rec = receiver(tmp_path, mailgun_env())
     response = client(hooks).post("/hooks/mailgun", data=mailgun_body(FAILED))
     assert response.status_code == 200, response.text
-    assert response.json == {"events": 1, "changed": 1}
+    assert response.json == {"events": 1, "new": 1, "duplicates": 0, "suppressed": 1}
+    assert rec.suppressed() == {"gone@example.org": "bounced"}
     [event] = rec.events
     assert (event.provider, event.kind, event.address) == (
         "mailgun",
         "hard_bounce",
         "gone@example.org",
     )
-    assert (event.key, event.issue, event.reason) == (
+    assert (event.id, event.issue, event.reason) == (
         "G9Bn5sl1TC6nu79C8C0bwg",
         7,
         "No such mailbox",
@@ -98,6 +99,7 @@ def test_mailgun_tampered_event_or_wrong_key_is_refused_unread(tmp_path: Path) -
     data["signature"]["timestamp"] = str(int(data["signature"]["timestamp"]) + 1)
     assert c.post("/hooks/mailgun", data=json.dumps(data)).status_code == 403
     assert rec.calls == []
+    assert rec.suppressed() == {}
 
 
 def test_mailgun_stale_timestamp_is_refused(tmp_path: Path) -> None:
@@ -122,6 +124,7 @@ def test_mailgun_replayed_token(tmp_path: Path) -> None:
     forged["event-data"] = {**FAILED, "id": "other", "recipient": "victim@example.org"}
     assert c.post("/hooks/mailgun", data=json.dumps(forged)).status_code == 403
     assert [e.address for e in rec.events] == ["gone@example.org"]
+    assert rec.suppressed() == {"gone@example.org": "bounced"}
     # the tokens survive a restart of the server: they are in the state database
     hooks2, rec2 = receiver(tmp_path, mailgun_env())
     assert client(hooks2).post("/hooks/mailgun", data=json.dumps(forged)).status_code == 403
@@ -200,6 +203,7 @@ def test_sendgrid_signed_batch(tmp_path: Path) -> None:
     ]
     assert rec.events[0].issue == 7
     assert response.json["ignored"] == ["open"]
+    assert rec.suppressed() == {"gone@example.org": "bounced", "angry@example.org": "complained"}
 
 
 def test_sendgrid_pem_key_works_too(tmp_path: Path) -> None:
@@ -244,6 +248,7 @@ def test_sendgrid_tampered_unsigned_or_other_key(tmp_path: Path) -> None:
     }
     assert c.post("/hooks/sendgrid", data=body, headers=garbage).status_code == 403
     assert rec.calls == []
+    assert rec.suppressed() == {}
 
 
 def test_sendgrid_replay_hands_the_same_keys(tmp_path: Path) -> None:
@@ -252,10 +257,14 @@ def test_sendgrid_replay_hands_the_same_keys(tmp_path: Path) -> None:
     c = client(hooks)
     body = json.dumps(SG_EVENTS[:1]).encode()
     headers = sendgrid_headers(private, body, str(int(NOW.timestamp())))
-    assert c.post("/hooks/sendgrid", data=body, headers=headers).json["changed"] == 1
+    assert c.post("/hooks/sendgrid", data=body, headers=headers).json["new"] == 1
     assert len(rec.calls) == 1
+    before = rec.config.subscribers.suppressed.read_bytes()
     # SendGrid retries a delivery it saw fail: the same sg_event_id, so the policy changes nothing
-    assert c.post("/hooks/sendgrid", data=body, headers=headers).json["changed"] == 0
+    again = c.post("/hooks/sendgrid", data=body, headers=headers)
+    assert again.status_code == 200
+    assert again.json["new"] == 0 and again.json["duplicates"] == 1
+    assert rec.config.subscribers.suppressed.read_bytes() == before
 
 
 def test_sendgrid_signed_but_malformed_is_400(tmp_path: Path) -> None:
@@ -343,6 +352,7 @@ def test_postmark_credentials_in_url(tmp_path: Path) -> None:
         ("complaint", "gone@example.org"),
         ("unsubscribe", "leaver@example.org"),
     ]
+    assert rec.suppressed() == {"gone@example.org": "bounced", "leaver@example.org": "unsubscribed"}
 
 
 def test_postmark_wrong_or_missing_credentials(tmp_path: Path) -> None:
@@ -372,5 +382,5 @@ def test_postmark_malformed_and_duplicate(tmp_path: Path) -> None:
     no_time = {**PM_BOUNCE, "BouncedAt": "yesterday"}
     assert c.post("/hooks/postmark", json=no_time, headers=auth).status_code == 400
     assert rec.calls == []
-    assert c.post("/hooks/postmark", json=PM_BOUNCE, headers=auth).json["changed"] == 1
-    assert c.post("/hooks/postmark", json=PM_BOUNCE, headers=auth).json["changed"] == 0
+    assert c.post("/hooks/postmark", json=PM_BOUNCE, headers=auth).json["new"] == 1
+    assert c.post("/hooks/postmark", json=PM_BOUNCE, headers=auth).json["new"] == 0

@@ -105,6 +105,7 @@ def test_signed_bounce_and_complaint_are_read(tmp_path: Path, host: SNSHost, ver
         ("complaint", "angry@example.org", None),
     ]
     assert rec.events[0].reason == "smtp; 550 5.1.1 user unknown"
+    assert rec.suppressed() == {"gone@example.org": "bounced", "angry@example.org": "complained"}
     # the certificate was fetched once and then served from the cache
     assert attempts == [host.cert_url]
     assert host.hits == [host.cert_path]
@@ -122,6 +123,7 @@ def test_tampered_message_is_refused(tmp_path: Path, host: SNSHost) -> None:
     assert post(c, {**signed, "SignatureVersion": "3"}).status_code == 403
     assert post(c, {**signed, "Signature": "not base64!"}).status_code == 403
     assert rec.calls == []
+    assert rec.suppressed() == {}
 
 
 @pytest.mark.parametrize(
@@ -215,6 +217,6 @@ def test_redelivery_hands_the_same_keys(tmp_path: Path, host: SNSHost) -> None:
     hooks, rec = receiver(tmp_path / "pub", {}, session=session)
     c = client(hooks)
     signed = host.sign(notification(BOUNCE))
-    assert post(c, signed).json["changed"] == 1
-    assert post(c, signed).json["changed"] == 0
+    assert post(c, signed).json["new"] == 1
+    assert post(c, signed).json["new"] == 0
     assert [e.key for e in rec.calls[0]] == [e.key for e in rec.calls[1]]

@@ -2,7 +2,7 @@
 
 Every adapter that can receive webhooks implements ``Provider.receive_webhook``: it checks the
 provider's documented authenticity proof first (a signature, a key, credentials), then reads
-the body into ``ProviderEvent`` records. It raises ``WebhookRejected`` (401/403, nothing was
+the body into ``audience.events.Event`` records. It raises ``WebhookRejected`` (401/403, nothing was
 read) or ``WebhookMalformed`` (400) and never touches state itself: the receiver in
 ``pressroom.web.hooks`` remembers one-time values (``WebhookResult.nonce``) and hands the
 events to the one event policy.
@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
+from pressroom.audience.events import Event
 from pressroom.errors import WebhookMalformed
-
-Kind = Literal["hard_bounce", "soft_bounce", "complaint", "unsubscribe", "delivered"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,25 +30,11 @@ class WebhookRequest:
         return self.headers.get(name.lower(), "")
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderEvent:
-    """One thing a provider says happened to one address (a neutral, provider-free record)."""
-
-    provider: str
-    kind: Kind
-    address: str
-    time: datetime  # timezone-aware
-    key: str  # the provider's own id for this event: applying one key twice changes nothing
-    reason: str = ""
-    issue: int | None = None
-    message_id: str | None = None
-
-
 @dataclass(frozen=True)
 class WebhookResult:
     """What one verified webhook delivery carried."""
 
-    events: Sequence[ProviderEvent] = ()
+    events: Sequence[Event] = ()
     nonce: str | None = None  # a one-time value (Mailgun's token) never to be accepted twice
     fingerprint: str = ""  # what the nonce was seen with: the same body again is a duplicate
     note: str = ""  # said in the 200 answer (e.g. "subscription confirmed")

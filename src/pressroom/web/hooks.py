@@ -5,7 +5,8 @@ The adapter of the named provider checks the provider's proof of origin and read
 refuses a one-time value (Mailgun's token) seen before, and hands the events to the one
 event policy (``apply``). Answers:
 
-    200  verified; the events were applied (a duplicate changes nothing and is still 200)
+    200  verified; the events were applied (a duplicate changes nothing and is still 200);
+         the JSON answer counts them: events, new, duplicates, suppressed
     400  verified, but the body is not in the provider's documented format
     401  no credentials (Postmark) or no signature headers (SendGrid)
     403  wrong, stale or replayed proof: nothing was read
@@ -32,15 +33,17 @@ import requests
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
+from pressroom.audience import events as events_mod
+from pressroom.audience.events import Applied, Event
 from pressroom.config import Config
 from pressroom.delivery.providers.base import Provider
-from pressroom.delivery.webhooks import ProviderEvent, WebhookRequest
+from pressroom.delivery.webhooks import WebhookRequest
 from pressroom.errors import PressroomError, ProviderError, WebhookError, WebhookRejected
 
 MAX_BODY = 10 * 1024 * 1024  # SendGrid posts batches of events; 10 MB is far above one
 NONCE_DAYS = 2  # one-time values are kept this long (far longer than any freshness window)
 
-Apply = Callable[[Sequence[ProviderEvent]], int]  # the event policy: returns how many changed
+Apply = Callable[[Sequence[Event]], Applied]  # the one event policy, bound to a config
 
 
 class NonceStore:
@@ -88,19 +91,22 @@ class HookReceiver:
     def __init__(
         self,
         config: Config,
-        apply: Apply,
         clock: Callable[[], datetime],
         env: Mapping[str, str],
         session: requests.Session | None = None,
+        apply: Apply | None = None,
     ) -> None:
         self.config = config
-        self.apply = apply
+        self.apply = apply or self._apply
         self.clock = clock
         self.env = env
         self.session = session  # for SES: SNS certificates and subscription confirmations
         self.nonces = NonceStore(config.state_db)
         self._adapters: dict[str, Provider] = {}
         self._lock = threading.Lock()
+
+    def _apply(self, found: Sequence[Event]) -> Applied:
+        return events_mod.apply(self.config, found, now=self.clock())
 
     def names(self) -> list[str]:
         """Providers with a webhook here: the one sending uses and any configured ones."""
@@ -164,15 +170,22 @@ class HookReceiver:
                 _log(provider, 403, "a signature token was reused with another body")
                 return _answer(403, "verification failed")
             if seen is not None:
-                return _answer(200, {"events": len(result.events), "changed": 0, "duplicate": True})
+                return _answer(200, {"events": len(result.events), "new": 0, "duplicate": True})
         try:
-            changed = self.apply(result.events) if result.events else 0
+            applied = self.apply(result.events) if result.events else Applied()
         except PressroomError as e:
             if nonce is not None:
                 self.nonces.release(provider, nonce)
             _log(provider, 503, e.message)
             return _answer(503, "events not applied; see the server log")
-        body_out: dict[str, Any] = {"events": len(result.events), "changed": changed}
+        body_out: dict[str, Any] = {
+            "events": len(result.events),
+            "new": applied.new,
+            "duplicates": applied.duplicates,
+            "suppressed": len(applied.suppressed),
+        }
+        if applied.invalid:
+            body_out["invalid"] = len(applied.invalid)
         if result.note:
             body_out["note"] = result.note
         if result.ignored:

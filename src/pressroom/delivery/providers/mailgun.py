@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 import requests
 
+from pressroom.audience.events import Event
 from pressroom.config import PositiveFloat
 from pressroom.delivery.providers import register
 from pressroom.delivery.providers.base import (
@@ -61,8 +62,6 @@ from pressroom.delivery.providers.base import (
     send_by_variant,
 )
 from pressroom.delivery.webhooks import (
-    Kind,
-    ProviderEvent,
     WebhookRequest,
     WebhookResult,
     epoch,
@@ -287,10 +286,10 @@ class Mailgun(Provider):
         return WebhookResult(events, nonce=token, fingerprint=fingerprint, ignored=ignored)
 
 
-def _event(item: dict[str, Any]) -> ProviderEvent | None:
-    """One ``event-data`` object as a ``ProviderEvent`` (None: an event with no effect)."""
+def _event(item: dict[str, Any]) -> Event | None:
+    """One ``event-data`` object as a ``Event`` (None: an event with no effect)."""
     name = item.get("event")
-    kind: Kind
+    kind: str
     if name == "failed":
         kind = "hard_bounce" if item.get("severity") == "permanent" else "soft_bounce"
     elif name in _KINDS:
@@ -307,19 +306,19 @@ def _event(item: dict[str, Any]) -> ProviderEvent | None:
     message = item.get("message") or {}
     headers = message.get("headers") if isinstance(message, dict) else None
     mid = headers.get("message-id") if isinstance(headers, dict) else None
-    return ProviderEvent(
+    return Event(
         "mailgun",
         kind,
         address,
         epoch(item.get("timestamp"), "mailgun webhook: event-data.timestamp"),
-        key,
+        id=key,
         reason=reason[:500],
         issue=issue_number(variables.get(ISSUE_VARIABLE)) if isinstance(variables, dict) else None,
         message_id=str(mid) if mid else None,
     )
 
 
-_KINDS: dict[str, Kind] = {
+_KINDS: dict[str, str] = {
     "complained": "complaint",
     "unsubscribed": "unsubscribe",
     "delivered": "delivered",

@@ -51,6 +51,7 @@ from typing import Any, Literal
 
 import requests
 
+from pressroom.audience.events import Event
 from pressroom.config import PositiveFloat
 from pressroom.delivery.providers import register
 from pressroom.delivery.providers.base import (
@@ -65,8 +66,6 @@ from pressroom.delivery.providers.base import (
     http_exception_result,
 )
 from pressroom.delivery.webhooks import (
-    Kind,
-    ProviderEvent,
     WebhookRequest,
     WebhookResult,
     iso_time,
@@ -338,17 +337,17 @@ class Postmark(Provider):
 # Bounce Type values (https://postmarkapp.com/developer/api/bounce-api#bounce-types)
 _HARD = frozenset({"HardBounce", "BadEmailAddress", "ManuallyDeactivated"})
 _SOFT = frozenset({"SoftBounce", "Transient", "DnsError", "Blocked", "SMTPApiError"})
-_SUPPRESSION: dict[str, Kind] = {
+_SUPPRESSION: dict[str, str] = {
     "HardBounce": "hard_bounce",
     "SpamComplaint": "complaint",
     "ManualSuppression": "unsubscribe",
 }
 
 
-def _event(item: dict[str, Any]) -> ProviderEvent | None:
-    """One webhook record as a ``ProviderEvent`` (None: a record with no effect here)."""
+def _event(item: dict[str, Any]) -> Event | None:
+    """One webhook record as a ``Event`` (None: a record with no effect here)."""
     record = item["RecordType"]
-    kind: Kind
+    kind: str
     address = item.get("Email") or item.get("Recipient")
     key = f"{record}:{item.get('ID', '')}"
     when = item.get("BouncedAt")
@@ -387,12 +386,12 @@ def _event(item: dict[str, Any]) -> ProviderEvent | None:
         raise WebhookMalformed(f"postmark webhook: a {record} record needs its address and ID")
     metadata = item.get("Metadata") or {}
     mid = item.get("MessageID")
-    return ProviderEvent(
+    return Event(
         "postmark",
         kind,
         address,
         iso_time(when, f"postmark webhook: {record} time"),
-        key,
+        id=key,
         reason=reason[:500],
         issue=issue_number(metadata.get("issue")) if isinstance(metadata, dict) else None,
         message_id=str(mid) if mid else None,

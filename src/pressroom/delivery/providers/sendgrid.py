@@ -46,6 +46,7 @@ from typing import Any
 
 import requests
 
+from pressroom.audience.events import Event
 from pressroom.config import PositiveFloat
 from pressroom.delivery.providers import register
 from pressroom.delivery.providers.base import (
@@ -62,8 +63,6 @@ from pressroom.delivery.providers.base import (
     send_by_variant,
 )
 from pressroom.delivery.webhooks import (
-    Kind,
-    ProviderEvent,
     WebhookRequest,
     WebhookResult,
     epoch,
@@ -137,7 +136,7 @@ class SendGrid(Provider):
             items = None
         if not isinstance(items, list):
             raise WebhookMalformed("sendgrid webhook: expected a JSON array of events")
-        events: list[ProviderEvent] = []
+        events: list[Event] = []
         ignored: list[str] = []
         for i, item in enumerate(items):
             if not isinstance(item, dict):
@@ -314,7 +313,7 @@ def _bad_personalizations(errors: list[dict[str, Any]], size: int) -> dict[int, 
     return bad
 
 
-_KINDS: dict[str, Kind] = {
+_KINDS: dict[str, str] = {
     "spamreport": "complaint",
     "unsubscribe": "unsubscribe",
     "group_unsubscribe": "unsubscribe",
@@ -322,15 +321,15 @@ _KINDS: dict[str, Kind] = {
 }
 
 
-def _event(item: dict[str, Any], i: int) -> ProviderEvent | None:
-    """One Event Webhook object as a ``ProviderEvent`` (None: an event with no effect here).
+def _event(item: dict[str, Any], i: int) -> Event | None:
+    """One Event Webhook object as a ``Event`` (None: an event with no effect here).
 
     ``bounce`` with ``type: bounce`` is permanent; ``type: blocked`` (the receiver refused this
     time, e.g. a reputation block) counts as a soft bounce. ``deferred`` is SendGrid still
     retrying, ``dropped`` a message SendGrid never sent (the address was already suppressed).
     """
     name = item.get("event")
-    kind: Kind
+    kind: str
     if name == "bounce":
         kind = "soft_bounce" if item.get("type") == "blocked" else "hard_bounce"
     elif name in _KINDS:
@@ -343,12 +342,12 @@ def _event(item: dict[str, Any], i: int) -> ProviderEvent | None:
             f"sendgrid webhook: event {i} ({name}) needs 'email' and 'sg_event_id'"
         )
     mid = item.get("sg_message_id")
-    return ProviderEvent(
+    return Event(
         "sendgrid",
         kind,
         address,
         epoch(item.get("timestamp"), f"sendgrid webhook: event {i} timestamp"),
-        key,
+        id=key,
         reason=str(item.get("reason") or item.get("status") or "")[:500],
         issue=issue_number(item.get("pressroom_issue")),
         message_id=str(mid) if mid else None,

@@ -48,6 +48,7 @@ from typing import Any
 
 import requests
 
+from pressroom.audience.events import Event
 from pressroom.config import PositiveFloat
 from pressroom.delivery.providers import register
 from pressroom.delivery.providers.base import (
@@ -65,8 +66,6 @@ from pressroom.delivery.providers.base import (
 )
 from pressroom.delivery.sns import SNSVerifier
 from pressroom.delivery.webhooks import (
-    Kind,
-    ProviderEvent,
     WebhookRequest,
     WebhookResult,
     iso_time,
@@ -425,7 +424,7 @@ class SES(Provider):
         return WebhookResult(events, ignored=[] if events else [kind])
 
 
-def _ses_events(n: dict[str, Any], sns_id: str) -> list[ProviderEvent]:
+def _ses_events(n: dict[str, Any], sns_id: str) -> list[Event]:
     """The events of one SES notification: one per recipient it names."""
     kind_name = n.get("notificationType") or n.get("eventType")
     mail = _obj(n.get("mail"))
@@ -433,10 +432,10 @@ def _ses_events(n: dict[str, Any], sns_id: str) -> list[ProviderEvent]:
     issue_tag = tags.get("pressroom_issue") or [None]
     issue = issue_number(issue_tag[0] if isinstance(issue_tag, list) and issue_tag else None)
     mid = mail.get("messageId")
-    found: list[tuple[Kind, Any, Any, str, str]] = []  # kind, address, time, reason, key part
+    found: list[tuple[str, Any, Any, str, str]] = []  # kind, address, time, reason, key part
     if kind_name == "Bounce":
         b = _obj(n.get("bounce"))
-        kind: Kind = "hard_bounce" if b.get("bounceType") == "Permanent" else "soft_bounce"
+        kind = "hard_bounce" if b.get("bounceType") == "Permanent" else "soft_bounce"
         for r in b.get("bouncedRecipients") or []:
             if isinstance(r, dict):
                 reason = str(r.get("diagnosticCode") or b.get("bounceSubType") or "")
@@ -463,12 +462,12 @@ def _ses_events(n: dict[str, Any], sns_id: str) -> list[ProviderEvent]:
         if not isinstance(address, str) or not address:
             raise WebhookMalformed(f"ses webhook: a {kind_name} names a recipient without address")
         events.append(
-            ProviderEvent(
+            Event(
                 "ses",
                 kind,
                 address,
                 iso_time(when, f"ses webhook: {kind_name} timestamp"),
-                f"{part}:{key}:{address.lower()}",
+                id=f"{part}:{key}:{address.lower()}",
                 reason=reason[:500],
                 issue=issue,
                 message_id=str(mid) if mid else None,
