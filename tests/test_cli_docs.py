@@ -76,6 +76,7 @@ def documented_keys() -> list[str]:
         "sending": config.SendingConfig,
         "subscribers": config.SubscribersConfig,
         "bounces": config.BouncesConfig,
+        "serve": config.ServeConfig,
     }
     for name, cls in sections.items():
         keys += config_keys(cls, name)

@@ -1,4 +1,4 @@
-"""The unsubscribe WSGI app over real HTTP on 127.0.0.1 (wsgiref in a thread, and the CLI)."""
+"""The unsubscribe route of the web app over real HTTP on 127.0.0.1 (waitress, and the CLI)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 import requests
@@ -18,16 +16,12 @@ import requests
 from pressroom.audience import subscribers
 from pressroom.audience import tokens as unsubscribe
 from pressroom.config import Config
-from pressroom.web.unsubscribe import make_app
+from pressroom.web.app import make_app
 from tests.subscribers_helpers import HEADER, make_publication, write
+from tests.web_helpers import running
 
 SECRET = b"server-test-secret-0123456789abcdef"
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
-
-
-class _Silent(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
@@ -42,16 +36,8 @@ def pub(tmp_path: Path) -> Config:
 
 @pytest.fixture
 def server(pub: Config) -> Iterator[str]:
-    app = make_app(pub, unsubscribe.Signer(SECRET), lambda: NOW)
-    httpd = make_server("127.0.0.1", 0, app, server_class=WSGIServer, handler_class=_Silent)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with running(make_app(pub, secret=SECRET, clock=lambda: NOW)) as base:
+        yield base
 
 
 def token(email: str = "ada@example.com", list_: str = "weekly") -> str:
@@ -166,18 +152,9 @@ def test_configured_unsubscribe_path_is_served(tmp_path: Path) -> None:
     pub = make_publication(
         tmp_path / "p", sending="unsubscribe_url: https://theduran.example/u/leave\n"
     )
-    app = make_app(pub, unsubscribe.Signer(SECRET), lambda: NOW)
-    httpd = make_server("127.0.0.1", 0, app, server_class=WSGIServer, handler_class=_Silent)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{httpd.server_port}"
+    with running(make_app(pub, secret=SECRET, clock=lambda: NOW)) as base:
         assert requests.get(f"{base}/u/leave?t={token()}", timeout=5).status_code == 200
         assert requests.post(f"{base}/u/leave?t={token()}", timeout=5).status_code == 200
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
     assert subscribers.load_suppressed(pub) == {"ada@example.com"}
 
 

@@ -245,6 +245,45 @@ class BouncesConfig:
 
 
 @dataclass(frozen=True)
+class ServeConfig:
+    """``serve:``: the reader-facing web app (``pressroom serve``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    threads: PositiveInt = PositiveInt(8)
+    url: str | None = None  # where readers reach the app; default: publication.url
+    # the address of the reverse proxy whose X-Forwarded-For is believed ("*": any peer)
+    trusted_proxy: str | None = None
+    max_body: PositiveInt = PositiveInt(16 * 1024)  # bytes; larger request bodies get 413
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port: expected 0 to 65535, got {self.port}")
+        if self.url is not None and not re.match(r"https?://[^/\s]+", self.url):
+            raise ValueError(f'url: expected an absolute http(s) URL, got "{self.url}"')
+
+
+@dataclass(frozen=True)
+class ListConfig:
+    """One entry of ``lists:``: a list readers can pick on the signup form."""
+
+    title: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SignupConfig:
+    """``signup:``: double opt-in from the public form."""
+
+    confirm_expiry: Duration = field(default_factory=lambda: Duration(days=7))
+    welcome: bool = False  # send a welcome email after confirmation
+    per_address: NonNegativeInt = NonNegativeInt(1)  # confirmation mails per address_window
+    address_window: Duration = field(default_factory=lambda: Duration(hours=6))
+    per_ip: NonNegativeInt = NonNegativeInt(10)  # signups per client address per ip_window
+    ip_window: Duration = field(default_factory=lambda: Duration(hours=1))
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path  # the config file itself
     publication: PublicationConfig
@@ -259,6 +298,9 @@ class Config:
     reports: Path
     outbox: Path
     bounces: BouncesConfig = field(default_factory=BouncesConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    signup: SignupConfig = field(default_factory=SignupConfig)
+    lists: Mapping[str, ListConfig] = field(default_factory=lambda: types.MappingProxyType({}))
 
     @property
     def root(self) -> Path:
@@ -296,6 +338,9 @@ _TOP_KEYS = (
     "reports",
     "outbox",
     "bounces",
+    "serve",
+    "signup",
+    "lists",
 )
 
 
@@ -410,7 +455,23 @@ def loads(text: str, path: Path) -> Config:
         reports=_convert(Path, data.get("reports", "reports"), "reports", ctx),
         outbox=_convert(Path, data.get("outbox", "outbox"), "outbox", ctx),
         bounces=_build(BouncesConfig, data.get("bounces") or {}, "bounces", ctx),
+        serve=_build(ServeConfig, data.get("serve") or {}, "serve", ctx),
+        signup=_build(SignupConfig, data.get("signup") or {}, "signup", ctx),
+        lists=_lists(data.get("lists") or {}, ctx),
     )
+
+
+def _lists(raw: Any, ctx: _Ctx) -> Mapping[str, ListConfig]:
+    if not isinstance(raw, dict):
+        raise ctx.fail("lists", "expected a mapping of list name to its title and description")
+    out: dict[str, ListConfig] = {}
+    for name, item in raw.items():
+        if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", str(name)):
+            raise ctx.fail(
+                f"lists.{name}", "a list name is letters, digits, '-', '_' or '.' (no spaces)"
+            )
+        out[str(name)] = _build(ListConfig, item, f"lists.{name}", ctx)
+    return types.MappingProxyType(out)
 
 
 def _sources(raw: Any, ctx: _Ctx) -> tuple[SourceConfig, ...]:

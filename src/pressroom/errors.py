@@ -14,7 +14,8 @@ Core modules raise these; only ``pressroom.cli`` turns them into a message and a
     │   └── NothingToSend      no new articles since the last sent issue                    (0)
     ├── PreflightError         the rendered issue failed its preflight checks
     ├── SubscriberError        a subscriber file or row is wrong
-    ├── TokenError             an unsubscribe token is malformed or forged
+    ├── TokenError             a reader's signed token is malformed, forged or of another kind
+    │   └── TokenExpired       a genuine token that is too old (a confirmation link after 7 days)
     ├── LedgerError            the SQLite state file is unusable or inconsistent
     ├── LockError              another pressroom run holds the lock
     ├── ProviderError          a mail provider failed as a whole
@@ -91,7 +92,11 @@ class SubscriberError(PressroomError):
 
 
 class TokenError(PressroomError):
-    """An unsubscribe token is malformed, forged or for another list."""
+    """A reader's token (unsubscribe, confirm, preferences) is malformed, forged or misused."""
+
+
+class TokenExpired(TokenError):
+    """A genuine token that has passed its lifetime (a confirmation link)."""
 
 
 class LedgerError(PressroomError):

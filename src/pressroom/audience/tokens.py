@@ -1,11 +1,19 @@
-"""Signed reader tokens for one-click unsubscribe, and the List-* header values.
+"""Signed reader tokens (unsubscribe, confirm, preferences), and the List-* header values.
 
-A token is ``base64url(email NUL list) "." base64url(HMAC-SHA256(secret, that)[:16])``: it
-carries its own email and list, so the server needs no database, and nobody without the
-secret can make one. The secret comes from ``PRESSROOM_SECRET`` (``sending.secret_env``) or,
-for a publication that never set one, from ``<state>/secret`` (generated once, mode 0600).
+Every link a reader gets carries a token naming its own payload, so the web app needs no
+database or login, and nobody without the secret can make one. Each kind has its own
+signing context, so a token of one kind never verifies as another:
 
-The page that takes the click is ``pressroom.web.unsubscribe``.
+- unsubscribe: ``base64url(email NUL list) "." base64url(HMAC-SHA256(secret, ctx + that)[:16])``.
+  This format is older than the others and is kept as it is: links in readers' inboxes
+  must keep working.
+- confirm (double opt-in): itsdangerous, salt ``pressroom-confirm-v1``, with a timestamp;
+  expires after ``signup.confirm_expiry`` (7 days).
+- preferences: itsdangerous, salt ``pressroom-preferences-v1``, no expiry.
+
+The secret comes from ``PRESSROOM_SECRET`` (``sending.secret_env``) or, for a publication
+that never set one, from ``<state>/secret`` (generated once, mode 0600). The pages that take
+the clicks are in ``pressroom.web``.
 """
 
 from __future__ import annotations
@@ -17,11 +25,15 @@ import hmac
 import logging
 import os
 import secrets
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pressroom.errors import ConfigError, TokenError
+import itsdangerous
+
+from pressroom.errors import ConfigError, TokenError, TokenExpired
 
 if TYPE_CHECKING:
     from pressroom.config import Config
@@ -80,6 +92,92 @@ class Signer:
         except (UnicodeDecodeError, ValueError):
             raise TokenError("malformed unsubscribe token") from None
         return email, list_
+
+
+# --- confirm and preferences tokens (itsdangerous, one salt per context) -------------------
+
+CONFIRM_SALT = "pressroom-confirm-v1"
+PREFERENCES_SALT = "pressroom-preferences-v1"
+
+
+@dataclass(frozen=True, slots=True)
+class SignupRequest:
+    """What a confirmation link carries: who asked, under which name, for which lists."""
+
+    email: str
+    name: str
+    lists: frozenset[str]
+
+
+class _ClockedSigner(itsdangerous.TimestampSigner):
+    """A TimestampSigner that reads the injected clock, not ``time.time()``."""
+
+    def __init__(self, *args: Any, clock: Callable[[], datetime], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self._clock().timestamp())
+
+
+class ReaderTokens:
+    """Makes and checks every kind of reader token under one secret."""
+
+    def __init__(
+        self,
+        secret: bytes,
+        clock: Callable[[], datetime],
+        confirm_expiry: timedelta = timedelta(days=7),
+    ) -> None:
+        self.unsubscribe = Signer(secret)
+        self._max_age = int(confirm_expiry.total_seconds())
+        self._confirm = itsdangerous.URLSafeTimedSerializer(
+            secret,
+            salt=CONFIRM_SALT,
+            signer=_ClockedSigner,
+            signer_kwargs={"clock": clock, "digest_method": hashlib.sha256},
+        )
+        self._prefs = itsdangerous.URLSafeSerializer(
+            secret, salt=PREFERENCES_SALT, signer_kwargs={"digest_method": hashlib.sha256}
+        )
+
+    def confirm(self, email: str, name: str, lists: Iterable[str]) -> str:
+        """A confirmation token for a signup (expires after ``confirm_expiry``)."""
+        return str(self._confirm.dumps({"e": email, "n": name, "l": sorted(lists)}))
+
+    def verify_confirm(self, token: str) -> SignupRequest:
+        """The signup a genuine, unexpired confirmation token names; TokenError otherwise."""
+        _check_size(token)
+        try:
+            data = self._confirm.loads(token, max_age=self._max_age)
+        except itsdangerous.SignatureExpired:
+            raise TokenExpired("this confirmation link has expired") from None
+        except itsdangerous.BadData:
+            raise TokenError("confirmation token does not verify") from None
+        try:
+            return SignupRequest(str(data["e"]), str(data["n"]), frozenset(map(str, data["l"])))
+        except (KeyError, TypeError):
+            raise TokenError("malformed confirmation token") from None
+
+    def preferences(self, email: str) -> str:
+        """The preferences token of ``email`` (no expiry: it sits in every issue's footer)."""
+        return str(self._prefs.dumps(email))
+
+    def verify_preferences(self, token: str) -> str:
+        """The address a genuine preferences token names; TokenError otherwise."""
+        _check_size(token)
+        try:
+            email = self._prefs.loads(token)
+        except itsdangerous.BadData:
+            raise TokenError("preferences token does not verify") from None
+        if not isinstance(email, str):
+            raise TokenError("malformed preferences token")
+        return email
+
+
+def _check_size(token: str) -> None:
+    if not token or len(token) > MAX_TOKEN:
+        raise TokenError("malformed token")
 
 
 def load_secret(config: Config, env: Mapping[str, str], info: Callable[[str], None]) -> bytes:
@@ -151,7 +249,32 @@ def base_url(config: Config) -> str:
 
 def unsubscribe_url(config: Config, token: str) -> str:
     """The unsubscribe URL for ``token`` (keeps a query string already in the base URL)."""
-    base = base_url(config)
+    return with_token(base_url(config), token)
+
+
+def app_url(config: Config) -> str:
+    """Where the reader-facing web app answers (``serve.url``, else ``publication.url``)."""
+    url = config.serve.url or config.publication.url
+    return url if url.endswith("/") else url + "/"
+
+
+def preferences_base(config: Config) -> str:
+    """The preferences page (``sending.preferences_url``, else ``<app>/preferences``)."""
+    return config.sending.preferences_url or f"{app_url(config)}preferences"
+
+
+def preferences_url(config: Config, token: str) -> str:
+    """The preferences URL for ``token``."""
+    return with_token(preferences_base(config), token)
+
+
+def confirm_url(config: Config, token: str) -> str:
+    """The confirmation URL for ``token`` (``<app>/confirm?t=…``)."""
+    return with_token(f"{app_url(config)}confirm", token)
+
+
+def with_token(base: str, token: str) -> str:
+    """``base`` with ``t=token`` added to its query (a query or fragment already there stays)."""
     head, _, fragment = base.partition("#")
     joiner = "&" if "?" in head else "?"
     if head.endswith(("?", "&")):

@@ -63,9 +63,9 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool
 
 
 def _register() -> None:
-    from pressroom.cli import articles, digest, feeds, providers, scaffold, send, subscribers
+    from pressroom.cli import articles, digest, feeds, providers, scaffold, send, subscribers, web
 
-    for module in (scaffold, articles, feeds, digest, send, subscribers, providers):
+    for module in (scaffold, articles, feeds, digest, send, subscribers, providers, web):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -1,10 +1,9 @@
-"""`pressroom subscribers` commands and `pressroom unsubscribe-server`."""
+"""`pressroom subscribers` commands."""
 
 from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,6 @@ from pressroom.audience import subscribers
 from pressroom.audience import tokens as unsubscribe
 from pressroom.cli.app import App, now_option, pass_app
 from pressroom.errors import UsageError
-from pressroom.web import server
-from pressroom.web.unsubscribe import make_app
 
 
 def _segment_options(f: Any) -> Any:
@@ -281,33 +278,4 @@ def export(app: App, out: Path | None) -> None:
     app.finish()
 
 
-@click.command("unsubscribe-server")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
-@pass_app
-def unsubscribe_server(app: App, host: str, port: int) -> None:
-    """Serve the one-click unsubscribe endpoint (GET confirms, POST unsubscribes).
-
-    Put it behind your web server at sending.unsubscribe_url (HTTPS). For production, any
-    WSGI server can run pressroom.web.unsubscribe.make_app; see README.
-
-    \b
-    Example:
-        PRESSROOM_SECRET=… pressroom unsubscribe-server --port 8080
-    """
-    config = app.config
-    tz = config.publication.tz
-    signer = unsubscribe.Signer(unsubscribe.load_secret(config, os.environ, app.info))
-
-    def clock() -> datetime:
-        return datetime.now(tz)
-
-    server.serve(
-        make_app(config, signer, clock),
-        host,
-        port,
-        lambda url: app.info(f"unsubscribe server on {url}/unsubscribe (Ctrl-C stops)"),
-    )
-
-
-COMMANDS: list[click.Command] = [subscribers_group, unsubscribe_server]
+COMMANDS: list[click.Command] = [subscribers_group]

@@ -1,0 +1,238 @@
+"""The web app's frame: routing, security headers, limits and errors (in-process and waitress)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+from werkzeug.test import Client
+
+from pressroom.audience import tokens
+from pressroom.config import Config
+from pressroom.web.app import MAX_URI, make_app
+from tests.subscribers_helpers import HEADER, make_publication, write
+from tests.web_helpers import running
+
+SECRET = b"web-app-test-secret-0123456789abcdef"
+NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def pub(tmp_path: Path) -> Config:
+    pub = make_publication(tmp_path / "pub")
+    write(pub.root / "subscribers/subscribers.csv", HEADER + "ada@example.com,Ada,,,,\n")
+    return pub
+
+
+@pytest.fixture
+def client(pub: Config) -> Client:
+    return Client(make_app(pub, secret=SECRET, clock=lambda: NOW))
+
+
+def unsub_token(email: str = "ada@example.com") -> str:
+    return tokens.Signer(SECRET).token(email, "weekly")
+
+
+def test_healthz(client: Client) -> None:
+    r = client.get("/healthz")
+    assert r.status_code == 200
+    assert r.get_data(as_text=True) == "ok\n"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/healthz", 200),
+        ("GET", "/assets/web.css", 200),
+        ("GET", "/nowhere", 404),
+        ("DELETE", "/unsubscribe", 405),
+        ("GET", f"/unsubscribe?t={unsub_token()}", 200),
+        ("GET", "/unsubscribe?t=forged", 400),
+    ],
+)
+def test_every_response_carries_the_security_headers(
+    client: Client, method: str, path: str, status: int
+) -> None:
+    r = client.open(path, method=method)
+    assert r.status_code == status
+    csp = r.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp
+    assert "script-src" not in csp  # no script at all: default-src 'none' covers it
+    assert "frame-ancestors 'none'" in csp
+    assert r.headers["X-Frame-Options"] == "DENY"
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Referrer-Policy"] == "no-referrer"
+    assert "Set-Cookie" not in r.headers
+
+
+def test_error_pages_are_pages_not_tracebacks(client: Client) -> None:
+    r = client.get("/nowhere")
+    assert r.status_code == 404
+    assert r.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "<h1>Nothing here</h1>" in r.get_data(as_text=True)
+    r = client.put("/healthz")
+    assert r.status_code == 405
+    assert r.headers["Allow"] == "GET, HEAD"
+    assert "Traceback" not in r.get_data(as_text=True)
+
+
+def test_a_body_over_the_limit_gets_413_and_changes_nothing(pub: Config, client: Client) -> None:
+    r = client.post(
+        f"/unsubscribe?t={unsub_token()}",
+        data={"List-Unsubscribe": "One-Click", "pad": "x" * pub.serve.max_body},
+    )
+    assert r.status_code == 413
+    assert "Too much data" in r.get_data(as_text=True)
+    assert not pub.subscribers.suppressed.exists()
+
+
+def test_an_over_long_url_gets_414(client: Client) -> None:
+    r = client.get("/unsubscribe?t=" + "A" * (MAX_URI + 1))
+    assert r.status_code == 414
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_an_unexpected_failure_is_a_500_page_and_one_log_line(
+    pub: Config, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the suppressed file's folder is a file: the write fails deep inside
+    pub.subscribers.suppressed.parent.joinpath("suppressed.csv").mkdir()
+    with caplog.at_level(logging.INFO, logger="pressroom.web"):
+        r = client.post(f"/unsubscribe?t={unsub_token()}", data="List-Unsubscribe=One-Click")
+    assert r.status_code == 500
+    body = r.get_data(as_text=True)
+    assert "Something went wrong" in body and "Traceback" not in body
+    assert unsub_token() not in caplog.text
+    assert "POST /unsubscribe 500" in caplog.text
+
+
+def test_trusted_proxy_only_is_believed(tmp_path: Path) -> None:
+    seen: list[str] = []
+    pub = make_publication(tmp_path / "p")
+    app = make_app(pub, secret=SECRET, clock=lambda: NOW)
+    original = app.respond
+
+    def spy(request):  # type: ignore[no-untyped-def]
+        seen.append(request.remote_addr)
+        return original(request)
+
+    app.respond = spy  # type: ignore[method-assign]
+    headers = {"X-Forwarded-For": "203.0.113.9"}
+    Client(app).get("/healthz", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    proxied = make_publication(tmp_path / "q", subscribers_yaml="")
+    text = proxied.path.read_text() + "serve:\n  trusted_proxy: 10.0.0.2\n"
+    proxied.path.write_text(text)
+    from pressroom import config as config_mod
+
+    app2 = make_app(config_mod.load(proxied.path), secret=SECRET, clock=lambda: NOW)
+    original2 = app2.respond
+
+    def spy2(request):  # type: ignore[no-untyped-def]
+        seen.append(request.remote_addr)
+        return original2(request)
+
+    app2.respond = spy2  # type: ignore[method-assign]
+    Client(app2).get("/healthz", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    Client(app2).get("/healthz", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.3"})
+    assert seen == ["10.0.0.2", "203.0.113.9", "10.0.0.3"]
+
+
+def _raw(base: str, data: bytes) -> bytes:
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                got = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not got:
+                break
+            chunks.append(got)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", b"400"),
+        (b"GET /unsubscribe?t=TOKEN HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"414"),
+        (b"POST /unsubscribe?t=TOKEN HTTP/1.0\r\nContent-Length: 0\r\n\r\n", b"414"),
+        (b"GET /\x00\x01 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"404"),
+        (b"GET /unsubscribe?t=TOKEN HTTP/9.9 extra\r\nHost: x\r\n\r\n", b"400"),
+    ],
+)
+def test_over_long_or_malformed_request_lines_get_an_answer(
+    pub: Config, request_bytes: bytes, status: bytes
+) -> None:
+    data = request_bytes.replace(b"TOKEN", unsub_token().encode() + b"A" * (MAX_URI * 3))
+    with running(make_app(pub, secret=SECRET, clock=lambda: NOW)) as base:
+        answer = _raw(base, data)
+    assert re.match(rb"HTTP/1\.[01] " + status + rb" ", answer), answer[:200]
+    assert b"Traceback" not in answer
+    assert unsub_token().encode() not in answer
+
+
+def test_serve_cli_answers_bad_requests_and_never_logs_a_token(pub: Config) -> None:
+    env = {**os.environ, "PRESSROOM_SECRET": SECRET.decode()}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from pressroom.cli import main; main()",
+            "--config",
+            str(pub.path),
+            "serve",
+            "--port",
+            "0",
+            "--threads",
+            "2",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    tok = unsub_token()
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert m, line
+        base = f"http://127.0.0.1:{m.group(1)}"
+        assert requests.get(f"{base}/healthz", timeout=5).text == "ok\n"
+        long_line = f"GET /unsubscribe?t={tok}{'A' * MAX_URI} HTTP/1.0\r\n\r\n".encode()
+        assert re.match(rb"HTTP/1\.[01] 414 ", _raw(base, long_line))
+        huge = f"GET /unsubscribe?t={tok}{'A' * 70_000} HTTP/1.0\r\n\r\n".encode()
+        assert re.match(rb"HTTP/1\.[01] 431 ", _raw(base, huge))
+        assert re.match(rb"HTTP/1\.[01] 400 ", _raw(base, b"\x16\x03\x01 not http\r\n\r\n"))
+        r = requests.post(f"{base}/unsubscribe", params={"t": tok}, timeout=5)
+        assert r.status_code == 200
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "GET /healthz 200" in err
+    assert "GET /unsubscribe 414" in err
+    assert "POST /unsubscribe 200" in err
+    assert tok not in err
+    assert tok[:20] not in err
+    assert "Traceback" not in err
+
+
+def test_create_is_the_deployment_entry_point(pub: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pressroom.web.app import create
+
+    monkeypatch.setenv("PRESSROOM_CONFIG", str(pub.path))
+    monkeypatch.setenv("PRESSROOM_SECRET", SECRET.decode())
+    client = Client(create())
+    assert client.get("/healthz").status_code == 200
+    # the secret came from the environment: a token made with it works
+    assert client.get(f"/unsubscribe?t={unsub_token()}").status_code == 200
