@@ -222,3 +222,93 @@ def test_timeouts_must_be_positive(tmp_path: Path) -> None:
     assert load_error(tmp_path, text) == (
         "config.yaml:7: providers.sendgrid.timeout: expected a number above 0, got 0"
     )
+
+
+# --- YAML 1.1 booleans, language tags, secrets in *_env settings (issue 10 §5) ---------
+
+
+def test_norwegian_language_no_stays_a_string(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, MINIMAL + "  language: no\n"))
+    assert cfg.publication.language == "no"
+    cfg = config.load(write(tmp_path, MINIMAL.replace("Test Weekly", "on") + "  language: nb-NO\n"))
+    assert cfg.publication.name == "on"
+
+
+def test_old_yaml_booleans_still_work_where_a_setting_is_true_or_false(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, MINIMAL + "feeds:\n  per_category: no\n  cta: yes\n"))
+    assert cfg.feeds.per_category is False
+    assert cfg.feeds.cta is True
+    cfg = config.load(write(tmp_path, MINIMAL + "feeds:\n  per_author: off\n  stylesheet: On\n"))
+    assert (cfg.feeds.per_author, cfg.feeds.stylesheet) == (False, True)
+
+
+def test_a_boolean_where_text_belongs_says_to_quote_it(tmp_path: Path) -> None:
+    message = load_error(tmp_path, MINIMAL + "  language: false\n")
+    assert message == (
+        "config.yaml:5: publication.language: expected text, got false; put the value in quotes"
+    )
+
+
+@pytest.mark.parametrize("tag", ["en", "en-GB", "nb", "zh-Hant-TW", "de-CH-1996", "sr-Latn"])
+def test_bcp47_language_tags_are_accepted(tmp_path: Path, tag: str) -> None:
+    assert (
+        config.load(write(tmp_path, MINIMAL + f"  language: {tag}\n")).publication.language == tag
+    )
+
+
+@pytest.mark.parametrize(
+    ("tag", "fix"),
+    [
+        ("english", '"en", "en-GB" or "nb"'),
+        ("en_US", '"en-US"'),
+        ("xx", '"en", "en-GB" or "nb"'),
+        ("en-", '"en", "en-GB" or "nb"'),
+    ],
+)
+def test_language_that_is_not_bcp47_is_refused(tmp_path: Path, tag: str, fix: str) -> None:
+    message = load_error(tmp_path, MINIMAL + f"  language: {tag}\n")
+    assert message == (
+        f'config.yaml:5: publication.language: "{tag}" is not a BCP 47 language tag; use {fix}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("provider", "key", "secret"),
+    [
+        ("mailgun", "api_key_env", "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"),
+        ("mailgun", "api_key_env", "0123456789abcdef0123456789abcdef-1b2c3d4e-5f6a7b8c"),
+        (
+            "sendgrid",
+            "api_key_env",
+            "SG.ngeVfQFYQlKU0ufo8x5d1A.TwL2iGABf9DHoTf-09kqeF8tAmbihYzrnopKc",
+        ),
+        ("postmark", "server_token_env", "9d3f2c1a-7b6e-4f5d-8c9b-0a1e2d3c4b5a"),
+        ("ses", "access_key_id_env", "AKIAIOSFODNN7EXAMPLE"),
+        ("ses", "secret_access_key_env", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        ("smtp", "password_env", "hunter2 with spaces"),
+    ],
+)
+def test_a_secret_pasted_into_an_env_setting_is_refused_without_echoing_it(
+    tmp_path: Path, provider: str, key: str, secret: str
+) -> None:
+    extra = "    domain: mg.example.org\n" if provider == "mailgun" else ""
+    text = MINIMAL + f"providers:\n  {provider}:\n{extra}    {key}: '{secret}'\n"
+    result = CliRunner().invoke(main, ["--config", str(write(tmp_path, text)), "feeds"])
+    assert result.exit_code == 2, result.output
+    line = 7 + bool(extra)
+    assert result.output.strip() == (
+        f"error: config.yaml:{line}: providers.{provider}.{key}: holds what looks like an API "
+        "key, not a variable name; put the secret in an environment variable and write that "
+        "variable's name here (letters, digits, _)"
+    )
+    assert secret not in result.output
+    assert secret[:8] not in result.output
+
+
+@pytest.mark.parametrize("name", ["MAILGUN_API_KEY", "MY_MAILGUN_KEY_2", "mailgun_key", "KEY"])
+def test_variable_names_in_env_settings_are_accepted(tmp_path: Path, name: str) -> None:
+    text = (
+        MINIMAL + f"providers:\n  mailgun:\n    domain: mg.example.org\n    api_key_env: {name}\n"
+    )
+    cfg = config.load(write(tmp_path, text))
+    assert cfg.providers["mailgun"].api_key_env == name

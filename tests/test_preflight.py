@@ -198,3 +198,39 @@ def test_relative_and_javascript_links_in_the_text_part(tmp_path: Path) -> None:
     )
     assert "error: javascript-link: text-part link javascript:tip() uses javascript:" in messages
     assert "/r/news" not in messages and "24/7" not in messages
+
+
+PROSE = (
+    "Security primer: never paste javascript: URLs, nor javascript:alert(1), into the "
+    "address bar; a data: URI or vbscript:msgbox is no better, and the config file: it "
+    "says tel: 555 at 10:30."
+)
+
+
+def test_prose_that_mentions_javascript_in_a_text_article_does_not_block(tmp_path: Path) -> None:
+    cfg = load_config(tmp_path)
+    arts = [article(0, summary=PROSE), article(1), article(2)]
+    rendered = render(build_issue(cfg, arts, now=NOW, last_sent=None), cfg)
+    assert "javascript:alert(1)" in rendered.variants[0].text  # the prose reached the email
+    assert check(rendered, cfg) == []
+
+
+def test_links_placed_in_the_text_part_are_still_checked(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir(parents=True)
+    from pressroom import defaults
+
+    source = (defaults.templates() / "digest.txt.j2").read_text(encoding="utf-8")
+    (tmp_path / "templates" / "digest.txt.j2").write_text(
+        source.replace(
+            "View online: {{ view_online_url }}",
+            "View online: {{ view_online_url }}\nvbscript:run()\nSee <data:text/html,x> too.\n"
+            "Written out: https://news.example/ok and file:///C:/Users/me/a.html here.",
+        ),
+        encoding="utf-8",
+    )
+    cfg, rendered = issue_for(tmp_path)
+    messages = "\n".join(map(str, check(rendered, cfg)))  # type: ignore[arg-type]
+    assert "text-part link vbscript:run() is not an absolute URL" in messages
+    assert "text-part link data:text/html,x is not an absolute URL" in messages
+    assert "text-part link file:///C:/Users/me/a.html is not an absolute URL" in messages
+    assert "news.example/ok" not in messages

@@ -160,3 +160,63 @@ def test_a_password_echoed_back_in_base64_is_blanked(demo: Path) -> None:
     assert "rejected the login (SMTP 535: 5.7.8 no: ***** *****)" in result.output
     for form in (password, plain, alone):
         assert form not in result.output
+
+
+USER = "newsletter@mg.example.org"
+
+
+def test_the_smtp_user_name_is_blanked_like_the_password(demo: Path) -> None:
+    alone = base64.b64encode(USER.encode()).decode()  # AUTH LOGIN sends it on its own
+
+    def refuse(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        return AuthResult(success=False, handled=False, message=f"535 5.7.8 {USER} ({alone}) no")
+
+    controller = Controller(
+        Recorder(),
+        hostname="127.0.0.1",
+        port=free_port(),
+        auth_require_tls=False,
+        authenticator=refuse,
+    )
+    controller.start()
+    try:
+        cfg = smtp_config(demo, controller.port)
+        cfg.write_text(
+            cfg.read_text(encoding="utf-8")
+            + "    username_env: T_USER\n    password_env: T_PASS\n",
+            encoding="utf-8",
+        )
+        result = CliRunner().invoke(
+            main,
+            ["--config", str(cfg), "providers", "check", "smtp"],
+            env={"T_USER": USER, "T_PASS": "pw-0123"},
+        )
+    finally:
+        controller.stop()
+    assert result.exit_code == 1, result.output
+    assert "rejected the login (SMTP 535: 5.7.8 ***** (*****) no)" in result.output
+    assert USER not in result.output and alone not in result.output
+
+
+def test_a_reply_that_quotes_the_user_name_is_blanked_in_the_ledger(tmp_path: Path) -> None:
+    handler = Recorder()
+    handler.reject["a@example.org"] = f"550 5.7.1 {USER} may not relay to a@example.org"
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=free_port(),
+        auth_require_tls=False,
+        authenticator=lambda *a: AuthResult(success=True),
+    )
+    controller.start()
+    try:
+        provider = provider_for(controller.port, username_env="U", password_env="P")
+        provider = type(provider).from_env(provider.settings, {"U": USER, "P": "pw-0123"})
+        ledger, frozen, factory, options = setup_run(tmp_path, ["a@example.org"], provider)
+        send_mod.run(ledger, frozen, provider, factory, options)
+        provider.close()
+    finally:
+        controller.stop()
+    [(email_, reason)] = ledger.failures(frozen.number)
+    assert email_ == "a@example.org"
+    assert "***** may not relay" in reason and USER not in reason

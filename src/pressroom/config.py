@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import langcodes
 import yaml
 
 from pressroom import registry
@@ -95,6 +96,13 @@ class PublicationConfig:
     logo: str | None = None
     postal_address: str = ""
     copyright: str | None = None
+
+    def __post_init__(self) -> None:
+        # feeds, <html lang> and Content-Language all want a BCP 47 tag (RFC 5646)
+        if "_" in self.language or not langcodes.tag_is_valid(self.language):
+            hint = self.language.replace("_", "-")
+            fix = f'"{hint}"' if langcodes.tag_is_valid(hint) else '"en", "en-GB" or "nb"'
+            raise ValueError(f'language: "{self.language}" is not a BCP 47 language tag; use {fix}')
 
     @property
     def tz(self) -> ZoneInfo:
@@ -501,9 +509,24 @@ def build_settings(cls: type[T], raw: Mapping[str, Any], where: str, root: Path)
 # --- YAML with line numbers ------------------------------------------------------------
 
 
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML 1.2 booleans: only true/false; ``no``, ``yes``, ``on``, ``off`` are text."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+# what YAML 1.1 read as booleans: still accepted where a setting is true/false
+_OLD_BOOLS = {"yes": True, "no": False, "on": True, "off": False}
+
+
 def _parse_yaml(text: str, path: Path) -> tuple[Any, dict[str, int]]:
-    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    loader = loader_cls(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -594,6 +617,23 @@ def _build(cls: type[T], raw: Any, prefix: str, ctx: _Ctx) -> T:
         raise ctx.fail(prefix, str(e)) from None
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_env_name(value: str, dotted: str, ctx: _Ctx) -> None:
+    """Refuse a secret pasted where a variable name belongs, without ever echoing it."""
+    # a key, token or password: not a variable name at all (dashes, dots, base64), or a
+    # long run of letters and digits with no underscore (AKIA…, hex), which names never are
+    if not _ENV_NAME.fullmatch(value) or (
+        len(value) >= 16 and "_" not in value and any(c.isdigit() for c in value)
+    ):
+        raise ctx.fail(
+            dotted,
+            "holds what looks like an API key, not a variable name; put the secret in an "
+            "environment variable and write that variable's name here (letters, digits, _)",
+        )
+
+
 def _show(value: Any) -> str:
     if isinstance(value, str):
         return f'"{value}"'
@@ -640,6 +680,8 @@ def _convert(tp: Any, value: Any, dotted: str, ctx: _Ctx) -> Any:
             raise ctx.fail(dotted, f"expected a number above 0, got {_show(value)}")
         return float(value)
     if tp is bool:
+        if isinstance(value, str) and value.lower() in _OLD_BOOLS:
+            return _OLD_BOOLS[value.lower()]
         if not isinstance(value, bool):
             raise ctx.fail(dotted, f"expected true or false, got {_show(value)}")
         return value
@@ -654,6 +696,10 @@ def _convert(tp: Any, value: Any, dotted: str, ctx: _Ctx) -> Any:
     if tp is str:
         if isinstance(value, (dict, list)) or value is None:
             raise ctx.fail(dotted, f"expected text, got {_show(value)}")
+        if isinstance(value, bool):
+            raise ctx.fail(dotted, f"expected text, got {_show(value)}; put the value in quotes")
+        if dotted.endswith("_env"):
+            _check_env_name(str(value), dotted, ctx)
         return str(value)
     if tp is Path:
         if not isinstance(value, str) or not value:

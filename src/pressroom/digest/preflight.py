@@ -218,20 +218,28 @@ def _hidden(doc: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
     return [el for el in body.iter() if _HIDDEN.search(el.get("style") or "")]
 
 
-# In the text part a link is a written-out address: one with a scheme anywhere, or a path a
-# template wrote where links go ("Read more: /about", or alone on its line). Paths inside
-# prose ("see /r/news") are not links, so they are left alone.
+# In the text part a link is what a mail client makes clickable or a template writes where
+# links go. Anywhere in the text, that is a web or mail address (``https://…``,
+# ``mailto:a@b``): clients turn those into links. Any other scheme (``javascript:``,
+# ``data:``, ``tel:``) or a path is a link only where a template puts one: after a label
+# ("Tip jar: javascript:tip()", "About us: /about"), alone on its line, or in angle brackets.
+# Prose that mentions them ("never paste javascript: URLs", "see /r/news") is not a link.
 _TEXT_URL = re.compile(
-    r"(?<![\w.+-])(?:https?|javascript|vbscript|data|mailto|tel|ftp|file):[^\s<>\"]*",
-    re.IGNORECASE,
+    r"(?<![\w.+-])(?:(?:https?|ftp|file)://|mailto:[^\s<>\"@]+@)[^\s<>\"]*", re.IGNORECASE
 )
-_TEXT_PATH = re.compile(r"^(?:.*:[ \t]+)?[ \t]*(\.{0,2}/[^\s/][^\s]*)[ \t]*$", re.MULTILINE)
+_SCHEMES = r"(?:https?|javascript|vbscript|data|mailto|tel|ftp|file):"
+_TEXT_PLACED = re.compile(
+    rf"^(?:.*:[ \t]+)?[ \t]*(\.{{0,2}}/[^\s/][^\s]*|{_SCHEMES}[^\s]+)[ \t]*$",
+    re.MULTILINE | re.IGNORECASE,
+)
+_TEXT_BRACKETED = re.compile(rf"<({_SCHEMES}[^\s<>]+)>", re.IGNORECASE)
 
 
 def _text_links(text: str) -> list[str]:
     """The links written out in a text part, trailing punctuation left off."""
     found = [m.group(0) for m in _TEXT_URL.finditer(text)]
-    found += [m.group(1) for m in _TEXT_PATH.finditer(text)]
+    found += [m.group(1) for m in _TEXT_PLACED.finditer(text)]
+    found += [m.group(1) for m in _TEXT_BRACKETED.finditer(text)]
     return list(dict.fromkeys(_trimmed(url) for url in found))
 
 

@@ -98,16 +98,18 @@ class SmtpProvider(Provider):
         return {"username_env": settings.username_env, "password_env": settings.password_env}
 
     def redact(self, text: str) -> str:
-        """Blank out the password (the user name is not a secret, and may be short).
+        """Blank out the password and the user name (a login is half a credential).
 
-        Also its base64 forms: AUTH LOGIN sends it alone, AUTH PLAIN as "\\0user\\0password"
-        (RFC 4616), and a server may echo either back in a reply.
+        Also their base64 forms: AUTH LOGIN sends each alone, AUTH PLAIN as
+        "\\0user\\0password" (RFC 4616), and a server may echo either back in a reply. A user
+        name under 4 characters is left alone: it would blank letters out of every word.
         """
-        password = self.secrets.get("password_env")
-        if not password:
-            return text
+        password = self.secrets.get("password_env", "")
         user = self.secrets.get("username_env", "")
-        for form in secret_forms([password, f"\0{user}\0{password}"]):
+        values = [f"\0{user}\0{password}", password] if password else []
+        if len(user) >= 4:
+            values.append(user)
+        for form in secret_forms(values):
             text = text.replace(form, "*****")
         return text
 
