@@ -9,7 +9,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pressroom import config as config_mod
-from pressroom.delivery.providers.base import Content, Outcome, Provider, Recipient, SendResult
+from pressroom.delivery.providers.base import (
+    NO_WIRE,
+    Content,
+    Outcome,
+    Provider,
+    Recipient,
+    SendResult,
+    Wire,
+)
 from pressroom.models import RenderedIssue, RenderedVariant, token
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -100,7 +108,8 @@ class ScriptedProvider(Provider):
     """A recording provider whose answers a test scripts per email (a fake, not a mock).
 
     ``script[email]`` is a list of outcomes consumed one per attempt (the last one repeats);
-    unscripted recipients are accepted. ``accepted`` counts acceptances per email.
+    unscripted recipients are accepted. ``accepted`` counts acceptances per email. A batch
+    is one request: announced to the wire before it "goes out", settled after.
     """
 
     name = "scripted"
@@ -126,9 +135,10 @@ class ScriptedProvider(Provider):
     def open(self, content: Content) -> None:
         self.content = content
 
-    def send(self, batch: Sequence[Recipient]) -> list[SendResult]:
+    def send(self, batch: Sequence[Recipient], wire: Wire = NO_WIRE) -> list[SendResult]:
         import time
 
+        wire.sending(batch)
         with self.lock:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
@@ -154,6 +164,7 @@ class ScriptedProvider(Provider):
                             r.email, step.outcome, None, step.error, step.retry_after, step.suppress
                         )
                     )
+            wire.settled(out)
             return out
         finally:
             with self.lock:

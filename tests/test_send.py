@@ -16,7 +16,7 @@ from pressroom.delivery import send as send_mod
 from pressroom.delivery.ledger import Ledger
 from pressroom.delivery.providers.base import Outcome, SendResult
 from pressroom.delivery.providers.file import eml_name
-from pressroom.delivery.ratelimit import TokenBucket
+from pressroom.delivery.ratelimit import SendRate
 from pressroom.errors import ProviderAuthError
 from tests.send_helpers import NOW, ScriptedProvider, make_config, rendered_issue
 
@@ -55,6 +55,30 @@ def test_every_recipient_is_sent_once_in_batches_of_the_limit(tmp_path: Path) ->
     assert ledger.counts(3)[L.SENT] == 95
     assert ledger.mark_issue_sent(3, NOW)
     assert 1 <= provider.max_active <= 3
+
+
+def test_a_batch_holds_one_audience_variant_so_it_is_one_provider_request(
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path)
+    rendered = rendered_issue(3)
+    ledger = Ledger(config.state_db)
+    # patrons and non-patrons interleaved, as a real list has them
+    rows = [
+        (f"r{i:03d}@example.org", f"R {i}", "all" if i % 3 else "without:patreon")
+        for i in range(60)
+    ]
+    frozen = ledger.freeze(rendered, rows, window_end=NOW, now=NOW)
+    factory = message.RecipientFactory(config, rendered, SIGNER)
+    options = send_mod.SendOptions(concurrency=2, batch_size=10)
+    provider = ScriptedProvider(max_batch=10)
+    summary = send_mod.run(ledger, frozen, provider, factory, options)
+    assert summary.sent == 60
+    variant = dict((e, v) for e, _, v in rows)
+    assert all(len({variant[e] for e in batch}) == 1 for batch in provider.batches)
+    # 40 + 20 readers: 4 + 2 full requests, where mixed batches needed 6 × 2 variants
+    assert sorted(len(b) for b in provider.batches) == [10] * 6
+    assert summary.requests == 6
 
 
 def test_retries_back_off_and_then_succeed(tmp_path: Path) -> None:
@@ -204,7 +228,7 @@ def test_token_bucket_spaces_batches_at_the_configured_rate() -> None:
         waits.append(s)
         clock[0] += s
 
-    bucket = TokenBucket(100.0, 100, clock=lambda: clock[0], sleep=sleep)
+    bucket = SendRate(100.0, 100, clock=lambda: clock[0], sleep=sleep)
     for _ in range(5):
         bucket.acquire(100)  # the first 100 are the burst; then one batch per second
     assert clock[0] == pytest.approx(4.0)
@@ -214,7 +238,7 @@ def test_token_bucket_spaces_batches_at_the_configured_rate() -> None:
 
 
 def test_unlimited_rate_never_waits() -> None:
-    bucket = TokenBucket(0.0, 10, sleep=lambda s: (_ for _ in ()).throw(AssertionError))
+    bucket = SendRate(0.0, 10, sleep=lambda s: (_ for _ in ()).throw(AssertionError))
     assert bucket.acquire(10_000) == 0.0
 
 

@@ -13,7 +13,8 @@ published contract). The server then offers, thread-safely:
 - counters: ``requests``, ``requests_by_path``, ``payload_bytes``.
 - a script of faults for the next N requests: ``fail_next`` (429 with Retry-After, 500, 503…),
   ``slow_next`` (sleep, then answer normally), ``drop_next`` (close the socket without an
-  answer, before or after accepting the request).
+  answer, before or after accepting the request); ``serve_next`` answers normally, so a
+  script can say "accept the first request, refuse the next".
 - per-recipient failures (``fail_recipient``) for providers that report them per message.
 - ``contract_violations``: every request the validator rejected (answered 400); tests assert
   it is empty. ``validate=False`` switches validation off (benchmarks). ``internal_errors``:
@@ -95,7 +96,7 @@ class Response:
 class Fault:
     """What to do instead of (or before) answering one request."""
 
-    kind: Literal["status", "slow", "drop"]
+    kind: Literal["status", "slow", "drop", "serve"]
     status: int = 503
     retry_after: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -295,6 +296,12 @@ class FakeProviderServer(ThreadingHTTPServer):
             for _ in range(n):
                 self._faults.append(Fault("drop", after_processing=after_processing, path=path))
 
+    def serve_next(self, n: int = 1, *, path: str | None = None) -> None:
+        """Serve the next ``n`` requests normally (a step in a script of faults)."""
+        with self.lock:
+            for _ in range(n):
+                self._faults.append(Fault("serve", path=path))
+
     def hold_connections(self) -> None:
         """Accept each new connection but read nothing from it until ``release_held``.
 
@@ -409,6 +416,8 @@ class FakeProviderServer(ThreadingHTTPServer):
         if fault is not None:
             if fault.kind == "slow":
                 time.sleep(fault.delay)
+            elif fault.kind == "serve":
+                pass
             elif fault.kind == "drop":
                 if fault.after_processing:
                     self._serve(request)

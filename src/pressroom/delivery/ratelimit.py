@@ -1,46 +1,79 @@
-"""The send rate: a token bucket shared by every worker thread (``sending.rate``)."""
+"""The send rate (``sending.rate``): a sliding one-second window shared by every worker.
+
+A token bucket that starts full lets its whole capacity out at once and then the rate on top
+of it: with ``rate: 100/s`` and room for one batch per worker, 4,000 readers left in the first
+second. A provider account with a send-rate cap (SES starts at 14/s) throttles or pauses such
+a burst. Here every request reserves its recipients in a window instead: over any one second
+at most ``rate`` recipients go out, from the first second on.
+
+A request larger than ``rate`` (a Mailgun batch of 1,000 at 100/s) cannot fit in one second.
+The window then stretches to ``batch / rate`` seconds and holds one such request: over any
+second at most one batch goes out, and over any longer span no more than ``rate`` per second.
+"""
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from collections.abc import Callable
 
 
-class TokenBucket:
-    """Recipients per second shared by every worker; ``hold`` pauses everyone (Retry-After)."""
+class SendRate:
+    """At most ``rate`` recipients per second (``batch`` per ``batch / rate`` seconds when a
+    batch is larger than ``rate``); ``hold`` pauses everyone (Retry-After)."""
 
     def __init__(
         self,
         rate: float,
-        burst: float,
+        batch: int,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.rate = rate
-        self.capacity = max(burst, rate, 1.0)
-        self.tokens = self.capacity
+        self.window = max(1.0, batch / rate) if rate > 0 else 0.0
+        self.capacity = rate * self.window
         self.clock = clock
         self.sleep = sleep
-        self.last = clock()
+        self.sent: collections.deque[tuple[float, int]] = collections.deque()  # (when, n)
+        self.in_window = 0  # recipients in ``sent``
         self.hold_until = 0.0
         self.lock = threading.Lock()
 
     def acquire(self, n: int) -> float:
-        """Wait until ``n`` recipients may be sent; returns the seconds waited."""
+        """Wait until ``n`` recipients may go out; returns the seconds waited.
+
+        The slot is reserved before waiting, so callers queue in order behind one another.
+        """
         with self.lock:
             now = self.clock()
-            wait_for = max(0.0, self.hold_until - now)
+            at = max(now, self.hold_until)
             if self.rate > 0:
-                self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
-                self.last = now
-                self.tokens -= n  # reserve now, so later callers queue behind this batch
-                if self.tokens < 0:
-                    wait_for = max(wait_for, -self.tokens / self.rate)
+                at = self._slot(at, min(n, self.capacity), now)
+                self.sent.append((at, n))
+                self.in_window += n
+        wait_for = at - now
         if wait_for > 0:
             self.sleep(wait_for)
-        return wait_for
+            return wait_for
+        return 0.0
+
+    def _slot(self, at: float, n: float, now: float) -> float:
+        """The earliest time from ``at`` when ``n`` more fit in the window (lock held)."""
+        sent, window = self.sent, self.window
+        while sent and sent[0][0] <= now - window:  # left the window for good
+            self.in_window -= sent.popleft()[1]
+        if sent:
+            at = max(at, sent[-1][0])  # reservations stay in time order
+        inside = self.in_window
+        for when, k in sent:
+            if when > at - window and inside + n <= self.capacity + 1e-9:
+                break
+            if when > at - window:
+                at = when + window  # wait until this reservation leaves the window
+            inside -= k
+        return at
 
     def hold(self, seconds: float) -> None:
         """Nobody sends for ``seconds`` (the provider said when to come back)."""

@@ -50,8 +50,15 @@ from pressroom.config import Config
 from pressroom.delivery import ledger as L
 from pressroom.delivery.ledger import FrozenIssue, Ledger, Row, Update
 from pressroom.delivery.message import RecipientFactory
-from pressroom.delivery.providers.base import Outcome, Provider, Recipient, SendResult
-from pressroom.delivery.ratelimit import TokenBucket
+from pressroom.delivery.providers.base import (
+    Cancelled,
+    Outcome,
+    Provider,
+    Recipient,
+    SendResult,
+    Wire,
+)
+from pressroom.delivery.ratelimit import SendRate
 from pressroom.errors import LedgerError, ProviderError
 from pressroom.models import RenderedIssue
 
@@ -158,6 +165,15 @@ class Summary:
 
 
 @dataclass(slots=True)
+class _Answer:
+    """One provider request of a batch, as the consecutive-failure counters see it."""
+
+    sent: int
+    uncertain: bool
+    error: str | None  # the last reason given, for the pause message
+
+
+@dataclass(slots=True)
 class _Done:
     """What a worker reports back for one batch."""
 
@@ -171,9 +187,110 @@ class _Done:
     hold: float | None
     uncertain: list[tuple[str, str]] = field(default_factory=list)
     deferred: list[tuple[str, str]] = field(default_factory=list)
-    provider_error: ProviderError | None = None  # nothing of the batch went out
+    answers: list[_Answer] = field(default_factory=list)  # one per provider request, in order
+    provider_error: ProviderError | None = None  # the request that raised it sent nothing
     crash: BaseException | None = None
-    cancelled: bool = False  # the run was stopping: the rows were not touched
+    cancelled: bool = False  # the run was stopping: nothing of the batch went out
+
+
+class _Wire(Wire):
+    """The send loop's side of ``Wire`` for one batch: rate limit and ledger, per request."""
+
+    def __init__(self, run: _Run, rows: list[Row], done: _Done) -> None:
+        self.run = run
+        self.rows = {row.email: row for row in rows}
+        self.done = done
+        self.on_wire: dict[str, tuple[Row, float]] = {}  # sent, no outcome yet: (row, started)
+        self.settled_emails: set[str] = set()
+
+    def _row(self, email: str) -> Row | None:
+        row = self.rows.get(email)
+        if row is None:  # an adapter that changed the case of an address
+            row = next((r for e, r in self.rows.items() if e.lower() == email.lower()), None)
+        return row
+
+    def sending(self, recipients: Sequence[Recipient]) -> None:
+        run = self.run
+        rows = [row for r in recipients if (row := self._row(r.email)) is not None]
+        if run.stopping.is_set():
+            raise Cancelled("the run is stopping")
+        self.done.waited += run.bucket.acquire(len(rows))
+        if run.stopping.is_set():  # stopped while this request waited for the rate limit
+            raise Cancelled("the run is stopping")
+        started = run.wall()
+        # committed (fsynced) after the request is built and right before it goes out: after
+        # a crash, exactly the readers of requests that were on the wire are uncertain
+        run.ledger.mark_in_flight(rows, started)
+        for row in rows:
+            self.on_wire[row.email] = (row, started)
+
+    def settled(self, results: Sequence[SendResult]) -> None:
+        rows: list[Row] = []
+        mine: list[SendResult] = []
+        started = None
+        for res in results:
+            row = self._row(res.email)
+            if row is None or row.email in self.settled_emails:
+                continue
+            entry = self.on_wire.pop(row.email, None)
+            if entry is not None:
+                started = entry[1] if started is None else min(started, entry[1])
+            rows.append(row)
+            mine.append(res)
+            self.settled_emails.add(row.email)
+        if not rows:
+            return
+        run = self.run
+        now = run.wall()
+        before = (self.done.sent, len(self.done.uncertain))
+        updates = run._classify(rows, mine, started if started is not None else now, now, self.done)
+        run.ledger.record(updates, now)
+        self.done.results.extend(mine)
+        errors = [r.error for r in mine if r.error]
+        self.done.answers.append(
+            _Answer(
+                self.done.sent - before[0],
+                len(self.done.uncertain) > before[1],
+                errors[-1] if errors else None,
+            )
+        )
+
+    def returned(self, recipients: Sequence[Recipient]) -> None:
+        rows = []
+        for r in recipients:
+            row = self._row(r.email)
+            if row is not None and self.on_wire.pop(row.email, None) is not None:
+                rows.append(row)
+        if rows:  # refused whole: nothing went out, the adapter sends them again
+            self.run.ledger.record([Update(r.id, L.PENDING) for r in rows], self.run.wall())
+
+    def finish(self, results: Sequence[SendResult]) -> None:
+        """After ``send`` returned: settle what the adapter returned but did not report."""
+        self.settled(results)
+        missing = [row for email, row in self.rows.items() if email not in self.settled_emails]
+        if missing:
+            # no result: on the wire it may have gone out; otherwise it certainly did not
+            self.settled(
+                [
+                    SendResult(
+                        row.email,
+                        Outcome.UNCERTAIN if row.email in self.on_wire else Outcome.RETRY,
+                        error="the provider adapter gave no result for this recipient",
+                    )
+                    for row in missing
+                ]
+            )
+
+    def abandon(self, state: str, reason: str) -> int:
+        """Requests on the wire without an outcome (the adapter raised): their rows go to
+        ``state``; rows never on the wire stay pending, untouched. Returns how many."""
+        rows = [row for row, _ in self.on_wire.values()]
+        self.on_wire.clear()
+        if rows:
+            self.run.ledger.record(
+                [Update(r.id, state, error=reason) for r in rows], self.run.wall()
+            )
+        return len(rows)
 
 
 # --- the loop ---------------------------------------------------------------------------
@@ -210,9 +327,7 @@ class _Run:
         self.wall = wall
         self.sleep = sleep
         self.rng = rng
-        self.bucket = TokenBucket(
-            options.rate, options.batch_size * options.concurrency, clock=clock, sleep=sleep
-        )
+        self.bucket = SendRate(options.rate, options.batch_size, clock=clock, sleep=sleep)
         self.summary = Summary(frozen.number, provider.name)
         self.retries: list[tuple[float, int, list[Row]]] = []  # (due, seq, rows) heap
         self.seq = 0
@@ -226,37 +341,32 @@ class _Run:
         if self.stopping.is_set():
             done.cancelled = True
             return done
+        wire = _Wire(self, rows, done)
         try:
             recipients = [self.factory.make(r.email, r.name, r.variant) for r in rows]
-            done.waited = self.bucket.acquire(len(rows))
-            if self.stopping.is_set():  # stopped while this batch waited for the rate limit
-                done.cancelled = True
-                return done
-            started = self.wall()
-            self.ledger.mark_in_flight(rows, started)
             try:
-                results = self.provider.send(recipients)
+                results = self.provider.send(recipients, wire)
+            except Cancelled:
+                # stopping: requests already answered are recorded; the rest never went out
+                done.cancelled = not done.answers
+                return done
             except ProviderError as e:
-                # the provider refused the request: nothing went out, the rows stay pending
-                self.ledger.record(
-                    [Update(r.id, L.PENDING, error=e.message) for r in rows], self.wall()
-                )
+                # the request that raised went out and was refused: its rows stay pending,
+                # and so do those the adapter never sent; earlier answers are recorded already
+                wire.abandon(L.PENDING, e.message)
                 done.provider_error = e
                 self.stopping.set()
                 return done
             except Exception as e:
-                # an adapter bug: we cannot know what went out, so the rows are uncertain
+                # an adapter bug: what was on the wire may have gone out, so it is uncertain
                 reason = self.provider.redact(f"{type(e).__name__}: {e}")[:300]
-                self.ledger.record(
-                    [Update(r.id, L.UNCERTAIN, error=reason) for r in rows], self.wall()
-                )
+                for row, _ in list(wire.on_wire.values()):
+                    done.uncertain.append((row.email, reason))
+                wire.abandon(L.UNCERTAIN, reason)
                 done.crash = e
                 self.stopping.set()
                 return done
-            now = self.wall()
-            done.results = results
-            updates = self._classify(rows, results, started, now, done)
-            self.ledger.record(updates, now)
+            wire.finish(results)
         except LedgerError as e:
             done.crash = e
             self.stopping.set()
@@ -327,17 +437,18 @@ class _Run:
                 done.failed.append((row.email, reason))
                 if res.suppress:
                     done.suppress.append(row.email)
-        done.hold = hold
         if hold:
+            done.hold = max(done.hold or 0.0, hold)
             self.bucket.hold(hold)
         return updates
 
     # main thread
     def batches(self) -> Iterator[list[Row]]:
-        """Fresh batches from the ledger, skipping recipients who unsubscribed meanwhile."""
+        """Fresh batches from the ledger, one audience variant each (so that a batch is one
+        provider request), skipping recipients who unsubscribed meanwhile."""
         taken = 0
         limit = self.o.limit
-        batch: list[Row] = []
+        by_variant: dict[str, list[Row]] = {}
         skipped: list[Update] = []
         for row in self.ledger.iter_pending(self.frozen.number):
             if self.only is not None and not self.only(row.email):
@@ -356,17 +467,17 @@ class _Run:
             taken += 1
             # attempts and the retry window count from this run: a row deferred by an
             # earlier run (a relay down for hours) gets its full allowance again
+            batch = by_variant.setdefault(row.variant, [])
             batch.append(Row(row.id, row.email, row.name, row.variant, 0, None))
             if len(batch) >= self.o.batch_size:
                 if skipped:
                     self._skip(skipped)
                     skipped = []
+                del by_variant[row.variant]
                 yield batch
-                batch = []
         if skipped:
             self._skip(skipped)
-        if batch:
-            yield batch
+        yield from by_variant.values()
 
     def _skip(self, updates: list[Update]) -> None:
         self.ledger.record(updates, self.wall())
@@ -435,15 +546,9 @@ class _Run:
         s = self.summary
         if done.cancelled:
             return True
-        s.requests += 1
+        s.requests += len(done.answers)
         s.waited += done.waited
-        if done.provider_error is not None:
-            s.stopped = done.provider_error.message
-            s.error = done.provider_error
-            return True
-        if done.crash is not None:
-            s.stopped = f"{type(done.crash).__name__}: {done.crash}"
-            return True
+        # what the batch's answered requests did counts even when a later one stopped the run
         s.sent += done.sent
         s.failed += len(done.failed)
         s.failures.extend(done.failed)
@@ -456,33 +561,49 @@ class _Run:
             self.on_suppress([(email, "bounced") for email in done.suppress])
         now = self.clock()
         # retries of one batch go out together as one (smaller) batch after their delay
-        if done.retry:
+        if done.retry and done.provider_error is None and done.crash is None:
             due = now + max(d for _, d in done.retry)
             self.seq += 1
             heapq.heappush(self.retries, (due, self.seq, [r for r, _ in done.retry]))
+        if done.provider_error is not None:
+            s.stopped = done.provider_error.message
+            s.error = done.provider_error
+            return True
+        if done.crash is not None:
+            s.stopped = f"{type(done.crash).__name__}: {done.crash}"
+            return True
         if done.deferred:
             # out of attempts or time: the provider is not coming back within this run
             self.stopping.set()
             return True
-        if done.sent:
-            self.consecutive = 0
-            self.consecutive_uncertain = 0
-        elif done.results:
-            if done.uncertain:
+        return self._count(done.answers)
+
+    def _count(self, answers: list[_Answer]) -> bool:
+        """Count requests with nothing accepted in a row; True (and paused) at a limit."""
+        s = self.summary
+        for answer in answers:
+            if answer.sent:
+                self.consecutive = 0
+                self.consecutive_uncertain = 0
+                continue
+            if answer.uncertain:
                 self.consecutive_uncertain += 1
                 if self.consecutive_uncertain >= self.o.max_consecutive_uncertain:
                     s.paused = (
                         f"{self.consecutive_uncertain} requests in a row got no answer "
-                        f"(sending.max_consecutive_uncertain); last: {done.uncertain[-1][1]}"
+                        f"(sending.max_consecutive_uncertain); last: {answer.error or '?'}. "
+                        "Their readers are uncertain: once the provider answers again, "
+                        "`pressroom digest send --resend-uncertain` sends them too (a "
+                        "possible duplicate), `--drop-uncertain` settles them unsent; a plain "
+                        "rerun sends only the pending ones"
                     )
                     self.stopping.set()
                     return True
             self.consecutive += 1
             if self.consecutive >= self.o.max_consecutive_failures:
-                last = done.failed[-1][1] if done.failed else done.results[-1].error or "?"
                 s.paused = (
                     f"{self.consecutive} requests in a row failed "
-                    f"(sending.max_consecutive_failures); last error: {last}"
+                    f"(sending.max_consecutive_failures); last error: {answer.error or '?'}"
                 )
                 self.stopping.set()
                 return True

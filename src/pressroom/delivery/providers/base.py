@@ -17,6 +17,21 @@ retries and the ledger; an adapter only says, per recipient, what happened:
 
 A whole-batch failure is expressed by returning the same outcome for every recipient
 (``batch_result``); ``ProviderAuthError`` is raised instead, because nothing else can go on.
+
+Who owns the split: the send loop hands ``send`` a batch of ONE audience variant and at most
+``batch_limit`` recipients, grouped so that a batch is one provider request. Where a request
+must still carry fewer recipients than the batch (a per-message API such as SES ``SendEmail``
+or SMTP, a split-in-halves retry after a refusal that names no recipient, an oversized body),
+the adapter owns that split, and reports every request it makes through the ``Wire`` it is
+given: ``wire.sending(part)`` once the request for ``part`` is built and right before it goes
+out (the loop waits for the rate limit there and marks exactly ``part`` in flight in the
+ledger), then ``wire.settled(results)`` as soon as that request's outcome is known (the loop
+records it in the ledger at once), or ``wire.returned(part)`` when the provider refused the
+whole request and the adapter will send ``part`` again in smaller pieces. So an exception
+raised after some requests of a batch were accepted never discards their results, and after
+a crash exactly the recipients of requests that were on the wire are uncertain. A recipient
+never passed to ``wire.sending`` certainly did not go out. ``wire.sending`` raises
+``Cancelled`` when the run is stopping: let it propagate (the request must not go out).
 """
 
 from __future__ import annotations
@@ -87,16 +102,54 @@ class SendResult:
     suppress: bool = False  # provider says never mail again (hard bounce, inactive recipient)
 
 
+class Cancelled(Exception):
+    """Raised by ``Wire.sending``: the run is stopping, so this request must not go out."""
+
+
+class Wire:
+    """What an adapter tells the send loop about each request (see the module docstring).
+
+    This base does nothing: it is what ``send`` gets outside the ledger (``--test-to``,
+    adapter tests). The send loop passes its own, which waits for the rate limit and writes
+    the ledger.
+    """
+
+    def sending(self, recipients: Sequence[Recipient]) -> None:
+        """The request for ``recipients`` is built and about to go out."""
+
+    def settled(self, results: Sequence[SendResult]) -> None:
+        """The outcome of one request (one result per recipient it carried)."""
+
+    def returned(self, recipients: Sequence[Recipient]) -> None:
+        """The provider refused the whole request for ``recipients``; nothing went out and the
+        adapter will send them again in smaller requests."""
+
+
+NO_WIRE = Wire()
+
+
 def send_by_variant(
     batch: Sequence[Recipient], send_group: Callable[[Sequence[Recipient]], list[SendResult]]
 ) -> list[SendResult]:
     """Send ``batch`` one audience variant at a time (a provider call carries one body);
-    one result per recipient, in the batch's order."""
+    one result per recipient, in the batch's order.
+
+    The send loop already hands adapters one variant per batch; this keeps a mixed batch
+    (a direct caller) correct, one request per variant.
+    """
     groups: dict[str, list[Recipient]] = {}
     for r in batch:
         groups.setdefault(r.variant, []).append(r)
+    if len(groups) == 1:
+        return send_group(batch)
     results = {res.email: res for group in groups.values() for res in send_group(group)}
     return [results[r.email] for r in batch]
+
+
+def settle(wire: Wire, results: list[SendResult]) -> list[SendResult]:
+    """Report one request's ``results`` to ``wire`` and return them."""
+    wire.settled(results)
+    return results
 
 
 def batch_result(
@@ -197,8 +250,12 @@ class Provider(ABC):
         self.content = content
 
     @abstractmethod
-    def send(self, batch: Sequence[Recipient]) -> list[SendResult]:
-        """Send one batch (≤ ``max_batch``); one result per recipient, in order."""
+    def send(self, batch: Sequence[Recipient], wire: Wire = NO_WIRE) -> list[SendResult]:
+        """Send one batch (≤ ``max_batch``); one result per recipient, in order.
+
+        Every request goes through ``wire`` (``sending`` before, ``settled`` after): see the
+        module docstring.
+        """
 
     def check(self) -> str:
         """Verify settings and credentials without sending; return what was found."""

@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pressroom.delivery.providers import register
-from pressroom.delivery.providers.base import Content, Outcome, Provider, Recipient, SendResult
+from pressroom.delivery.providers.base import (
+    NO_WIRE,
+    Content,
+    Outcome,
+    Provider,
+    Recipient,
+    SendResult,
+    Wire,
+)
 from pressroom.errors import ProviderConfigError
 
 
@@ -57,9 +65,10 @@ class FileProvider(Provider):
         except OSError as e:
             raise ProviderConfigError(f"file: cannot create {self.folder}: {e.strerror}") from e
 
-    def send(self, batch: Sequence[Recipient]) -> list[SendResult]:
+    def send(self, batch: Sequence[Recipient], wire: Wire = NO_WIRE) -> list[SendResult]:
         from pressroom.delivery.message import build, message_id_of
 
+        wire.sending(batch)
         results = []
         for r in batch:
             data = build(self.content, r)
@@ -76,6 +85,7 @@ class FileProvider(Provider):
                 )
                 continue
             results.append(SendResult(r.email, Outcome.SENT, message_id=message_id_of(data)))
+        wire.settled(results)
         return results
 
     def check(self) -> str:

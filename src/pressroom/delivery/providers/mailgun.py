@@ -50,16 +50,19 @@ from pressroom.audience.events import Event
 from pressroom.config import PositiveFloat
 from pressroom.delivery.providers import register
 from pressroom.delivery.providers.base import (
+    NO_WIRE,
     Content,
     Outcome,
     Provider,
     Recipient,
     SendResult,
+    Wire,
     batch_result,
     check_settings,
     classify_http,
     http_exception_result,
     send_by_variant,
+    settle,
 )
 from pressroom.delivery.webhooks import (
     WebhookRequest,
@@ -198,24 +201,26 @@ class Mailgun(Provider):
         parts.append(f"--{self._boundary}--\r\n".encode())
         return b"".join(parts)
 
-    def send(self, batch: Sequence[Recipient]) -> list[SendResult]:
-        """Send ``batch`` (split by variant); one result per recipient, in order."""
-        return send_by_variant(batch, self._send_group)
+    def send(self, batch: Sequence[Recipient], wire: Wire = NO_WIRE) -> list[SendResult]:
+        """Send ``batch`` (one request per variant); one result per recipient, in order."""
+        return send_by_variant(batch, lambda group: self._send_group(group, wire))
 
-    def _send_group(self, group: Sequence[Recipient]) -> list[SendResult]:
+    def _send_group(self, group: Sequence[Recipient], wire: Wire) -> list[SendResult]:
+        body = self.build_request(group)
+        wire.sending(group)
         try:
             response = self.session.post(
                 self.url,
-                data=self.build_request(group),
+                data=body,
                 headers={"Content-Type": self._content_type},
                 timeout=self.settings.timeout,
             )
         except requests.RequestException as e:
             outcome, reason = http_exception_result(e, self)
-            return batch_result(group, outcome, reason)
+            return settle(wire, batch_result(group, outcome, reason))
         if response.status_code == 200:
             mid = _json(response).get("id")
-            return batch_result(group, Outcome.SENT, message_id=mid)
+            return settle(wire, batch_result(group, Outcome.SENT, message_id=mid))
         outcome, reason, retry_after = classify_http(response, self)
         message = self.redact(str(_json(response).get("message") or ""))
         if message:
@@ -223,9 +228,11 @@ class Mailgun(Provider):
         if outcome is Outcome.RETRY and retry_after is None and (m := _RETRY_IN.search(message)):
             retry_after = float(m.group(1))
         if outcome is Outcome.PERMANENT and len(group) > 1 and _ADDRESS_PROBLEM.search(message):
+            # refused whole for one address: nothing went out; halves until it is alone
+            wire.returned(group)
             half = len(group) // 2
-            return self._send_group(group[:half]) + self._send_group(group[half:])
-        return batch_result(group, outcome, reason, retry_after)
+            return self._send_group(group[:half], wire) + self._send_group(group[half:], wire)
+        return settle(wire, batch_result(group, outcome, reason, retry_after))
 
     def check(self) -> str:
         """Look the sending domain up (``GET /v4/domains/{domain}``) with the API key."""

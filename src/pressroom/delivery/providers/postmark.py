@@ -55,15 +55,18 @@ from pressroom.audience.events import Event
 from pressroom.config import PositiveFloat
 from pressroom.delivery.providers import register
 from pressroom.delivery.providers.base import (
+    NO_WIRE,
     Content,
     Outcome,
     Provider,
     Recipient,
     SendResult,
+    Wire,
     batch_result,
     check_settings,
     classify_http,
     http_exception_result,
+    settle,
 )
 from pressroom.delivery.webhooks import (
     WebhookRequest,
@@ -210,43 +213,52 @@ class Postmark(Provider):
         """The JSON array of one ``/email/batch`` call."""
         return ("[" + ",".join(self.message(r) for r in batch) + "]").encode("utf-8")
 
-    def send(self, batch: Sequence[Recipient]) -> list[SendResult]:
+    def send(self, batch: Sequence[Recipient], wire: Wire = NO_WIRE) -> list[SendResult]:
         """Send ``batch``; one result per recipient, from each element's ``ErrorCode``."""
         body = self.build_request(batch)
         if len(body) > MAX_PAYLOAD and len(batch) > 1:  # a very large issue: two calls
+            del body  # built, never sent: nothing of it is on the wire
             half = len(batch) // 2
-            return self.send(batch[:half]) + self.send(batch[half:])
+            return self.send(batch[:half], wire) + self.send(batch[half:], wire)
+        wire.sending(batch)
         try:
             response = self.session.post(
                 f"{self.base}/email/batch", data=body, timeout=self.settings.timeout
             )
         except requests.RequestException as e:
             outcome, reason = http_exception_result(e, self)
-            return batch_result(batch, outcome, reason)
+            return settle(wire, batch_result(batch, outcome, reason))
         if response.status_code == 200:
             elements = _json(response)
             if isinstance(elements, list) and len(elements) == len(batch):
-                return self._per_message(batch, elements)
+                return settle(wire, self._per_message(batch, elements))
             # accepted, but which messages went out is unknown: resending could mail twice
-            return batch_result(
-                batch, Outcome.UNCERTAIN, "Postmark answered 200 without one result per message"
+            return settle(
+                wire,
+                batch_result(
+                    batch,
+                    Outcome.UNCERTAIN,
+                    "Postmark answered 200 without one result per message",
+                ),
             )
-        body = _json(response)
-        if response.status_code == 422 and isinstance(body, dict) and "ErrorCode" in body:
-            code = int(body.get("ErrorCode") or 0)
-            reason = self.redact(f"ErrorCode {code}: {body.get('Message', '')}")
+        answer = _json(response)
+        if response.status_code == 422 and isinstance(answer, dict) and "ErrorCode" in answer:
+            code = int(answer.get("ErrorCode") or 0)
+            reason = self.redact(f"ErrorCode {code}: {answer.get('Message', '')}")
             if code == 410 and len(batch) > 1:  # too many messages: halve and go on
+                wire.returned(batch)
                 half = len(batch) // 2
-                return self.send(batch[:half]) + self.send(batch[half:])
+                return self.send(batch[:half], wire) + self.send(batch[half:], wire)
             if code in STOP_CODES:
                 self._stop(code, reason)
             outcome = Outcome.RETRY if code in RETRY_CODES else Outcome.PERMANENT
-            return batch_result(batch, outcome, reason)
+            return settle(wire, batch_result(batch, outcome, reason))
         if response.status_code == 413 and len(batch) > 1:
+            wire.returned(batch)
             half = len(batch) // 2
-            return self.send(batch[:half]) + self.send(batch[half:])
+            return self.send(batch[:half], wire) + self.send(batch[half:], wire)
         outcome, reason, retry_after = classify_http(response, self)
-        return batch_result(batch, outcome, reason, retry_after)
+        return settle(wire, batch_result(batch, outcome, reason, retry_after))
 
     def _per_message(self, batch: Sequence[Recipient], elements: list[Any]) -> list[SendResult]:
         results: list[SendResult] = []

@@ -50,17 +50,20 @@ from pressroom.audience.events import Event
 from pressroom.config import PositiveFloat
 from pressroom.delivery.providers import register
 from pressroom.delivery.providers.base import (
+    NO_WIRE,
     Content,
     Outcome,
     Provider,
     Recipient,
     SendResult,
+    Wire,
     batch_result,
     check_settings,
     classify_http,
     http_exception_result,
     retry_after_seconds,
     send_by_variant,
+    settle,
 )
 from pressroom.delivery.webhooks import (
     WebhookRequest,
@@ -211,25 +214,28 @@ class SendGrid(Provider):
         )
         return self._prefix[batch[0].variant] + people.encode("utf-8") + b"}"
 
-    def send(self, batch: Sequence[Recipient]) -> list[SendResult]:
-        """Send ``batch`` (split by variant); one result per recipient, in order."""
-        return send_by_variant(batch, lambda group: self._send_group(group, retries_left=2))
+    def send(self, batch: Sequence[Recipient], wire: Wire = NO_WIRE) -> list[SendResult]:
+        """Send ``batch`` (one request per variant); one result per recipient, in order."""
+        return send_by_variant(batch, lambda group: self._send_group(group, wire, retries_left=2))
 
-    def _send_group(self, group: Sequence[Recipient], retries_left: int) -> list[SendResult]:
+    def _send_group(
+        self, group: Sequence[Recipient], wire: Wire, retries_left: int
+    ) -> list[SendResult]:
+        body = self.build_request(group)
+        wire.sending(group)
         try:
             response = self.session.post(
                 f"{self.base}/v3/mail/send",
-                data=self.build_request(group),
+                data=body,
                 headers={"Content-Type": "application/json"},
                 timeout=self.settings.timeout,
             )
         except requests.RequestException as e:
             outcome, reason = http_exception_result(e, self)
-            return batch_result(group, outcome, reason)
+            return settle(wire, batch_result(group, outcome, reason))
         if response.status_code in (200, 202):
-            return batch_result(
-                group, Outcome.SENT, message_id=response.headers.get("X-Message-Id")
-            )
+            mid = response.headers.get("X-Message-Id")
+            return settle(wire, batch_result(group, Outcome.SENT, message_id=mid))
         outcome, reason, retry_after = classify_http(response, self)
         errors = _errors(response)
         if errors:
@@ -238,26 +244,29 @@ class SendGrid(Provider):
             )
         if outcome is Outcome.RETRY:
             # 429 carries X-RateLimit-Reset (epoch): the loop waits instead of retrying blind
-            return batch_result(
-                group, outcome, reason, retry_after or retry_after_seconds(response.headers)
-            )
+            retry_after = retry_after or retry_after_seconds(response.headers)
+            return settle(wire, batch_result(group, outcome, reason, retry_after))
         if response.status_code == 413 and len(group) > 1:
+            # refused whole (too large): nothing went out; send it in halves
+            wire.returned(group)
             half = len(group) // 2
-            return self._send_group(group[:half], retries_left) + self._send_group(
-                group[half:], retries_left
+            return self._send_group(group[:half], wire, retries_left) + self._send_group(
+                group[half:], wire, retries_left
             )
         bad = _bad_personalizations(errors, len(group))
         if bad and retries_left > 0:
             # the rest of the batch was fine: fail the named recipients, send the others again
-            failed = {
-                group[i].email: SendResult(group[i].email, Outcome.PERMANENT, error=msg)
-                for i, msg in bad.items()
-            }
+            failed = [
+                SendResult(group[i].email, Outcome.PERMANENT, error=msg) for i, msg in bad.items()
+            ]
             rest = [r for i, r in enumerate(group) if i not in bad]
-            sent = self._send_group(rest, retries_left - 1) if rest else []
-            merged = {r.email: r for r in sent} | failed
+            wire.settled(failed)
+            if rest:
+                wire.returned(rest)
+            sent = self._send_group(rest, wire, retries_left - 1) if rest else []
+            merged = {r.email: r for r in sent} | {r.email: r for r in failed}
             return [merged[r.email] for r in group]
-        return batch_result(group, outcome, reason)
+        return settle(wire, batch_result(group, outcome, reason))
 
     def check(self) -> str:
         """List the API key's scopes (``GET /v3/scopes``); fails without ``mail.send``."""

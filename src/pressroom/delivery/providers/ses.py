@@ -52,17 +52,20 @@ from pressroom.audience.events import Event
 from pressroom.config import PositiveFloat
 from pressroom.delivery.providers import register
 from pressroom.delivery.providers.base import (
+    NO_WIRE,
     Content,
     Outcome,
     Provider,
     Recipient,
     SendResult,
+    Wire,
     batch_result,
     check_settings,
     classify_http,
     http_exception_result,
     retry_after_seconds,
     send_by_variant,
+    settle,
 )
 from pressroom.delivery.sns import SNSVerifier
 from pressroom.delivery.webhooks import (
@@ -286,27 +289,35 @@ class SES(Provider):
 
     # --- sending --------------------------------------------------------------------------
 
-    def send(self, batch: Sequence[Recipient]) -> list[SendResult]:
-        """Send ``batch``; one result per recipient, from each entry's status."""
-        if not self.settings.use_bulk:
-            return [self._send_single(r) for r in batch]
-        return send_by_variant(batch, self._send_bulk)
+    def send(self, batch: Sequence[Recipient], wire: Wire = NO_WIRE) -> list[SendResult]:
+        """Send ``batch``; one result per recipient, from each entry's status.
 
-    def _send_bulk(self, group: Sequence[Recipient]) -> list[SendResult]:
+        Per-message mode makes one request per recipient and reports each to ``wire`` as it
+        completes: a stop error on the tenth request keeps the nine accepted before it.
+        """
+        if not self.settings.use_bulk:
+            return [self._send_single(r, wire) for r in batch]
+        return send_by_variant(batch, lambda group: self._send_bulk(group, wire))
+
+    def _send_bulk(self, group: Sequence[Recipient], wire: Wire) -> list[SendResult]:
         body = json.dumps(self.build_bulk_request(group), ensure_ascii=False).encode("utf-8")
+        wire.sending(group)
         try:
             response = self._request("POST", BULK_PATH, body)
         except requests.RequestException as e:
             outcome, reason = http_exception_result(e, self)
-            return batch_result(group, outcome, reason)
+            return settle(wire, batch_result(group, outcome, reason))
         if response.status_code != 200:
             outcome, reason, retry_after = self._classify(response)
-            return batch_result(group, outcome, reason, retry_after)
+            return settle(wire, batch_result(group, outcome, reason, retry_after))
         entries = (_json(response) or {}).get("BulkEmailEntryResults")
         if not isinstance(entries, list) or len(entries) != len(group):
             # accepted, but which entries went out is unknown: resending could mail twice
-            return batch_result(
-                group, Outcome.UNCERTAIN, "SES answered 200 without one result per entry"
+            return settle(
+                wire,
+                batch_result(
+                    group, Outcome.UNCERTAIN, "SES answered 200 without one result per entry"
+                ),
             )
         results = []
         stop: str | None = None
@@ -324,19 +335,23 @@ class SES(Provider):
                 results.append(SendResult(r.email, Outcome.PERMANENT, error=reason))
         if stop and not any(res.outcome is Outcome.SENT for res in results):
             raise ProviderAuthError(f"ses: the account cannot send ({stop}); {self._fix_hint()}")
-        return results
+        return settle(wire, results)
 
-    def _send_single(self, r: Recipient) -> SendResult:
+    def _send_single(self, r: Recipient, wire: Wire) -> SendResult:
         body = json.dumps(self.build_single_request(r), ensure_ascii=False).encode("utf-8")
+        wire.sending([r])
         try:
             response = self._request("POST", SINGLE_PATH, body)
         except requests.RequestException as e:
             outcome, reason = http_exception_result(e, self)
-            return SendResult(r.email, outcome, error=reason)
+            return settle(wire, [SendResult(r.email, outcome, error=reason)])[0]
         if response.status_code == 200:
-            return SendResult(r.email, Outcome.SENT, (_json(response) or {}).get("MessageId"))
+            mid = (_json(response) or {}).get("MessageId")
+            return settle(wire, [SendResult(r.email, Outcome.SENT, mid)])[0]
         outcome, reason, retry_after = self._classify(response)
-        return SendResult(r.email, outcome, error=reason, retry_after=retry_after)
+        return settle(wire, [SendResult(r.email, outcome, error=reason, retry_after=retry_after)])[
+            0
+        ]
 
     def _classify(self, response: requests.Response) -> tuple[Outcome, str, float | None]:
         """SES errors by type (``x-amzn-ErrorType``), then by HTTP status."""

@@ -30,7 +30,15 @@ from typing import Any, Literal
 
 from pressroom.config import PositiveFloat
 from pressroom.delivery.providers import register
-from pressroom.delivery.providers.base import Outcome, Provider, Recipient, SendResult, secret_forms
+from pressroom.delivery.providers.base import (
+    NO_WIRE,
+    Outcome,
+    Provider,
+    Recipient,
+    SendResult,
+    Wire,
+    secret_forms,
+)
 from pressroom.errors import ProviderAuthError, ProviderConfigError, ProviderError
 
 AUTH_CODES = (530, 534, 535)
@@ -187,11 +195,18 @@ class SmtpProvider(Provider):
 
     # --- sending ----------------------------------------------------------------------
 
-    def send(self, batch: Sequence[Recipient]) -> list[SendResult]:
+    def send(self, batch: Sequence[Recipient], wire: Wire = NO_WIRE) -> list[SendResult]:
+        """Each message its own transaction; the batch is announced to ``wire`` once.
+
+        One in-flight mark per batch, not per message: the mark is an fsync, which per message
+        would cap a relay at a few hundred messages a second. After a crash the batch in hand
+        (``batch_size``, 50 by default) is uncertain.
+        """
         from pressroom.delivery.message import build, message_id, message_id_of
 
         if self._stop is not None:  # raised at the start of a batch: nothing of it went out
             raise self._stop
+        wire.sending(batch)
         sender = parseaddr(self.content.from_)[1]
         results: list[SendResult] = []
         for r in batch:
@@ -209,6 +224,7 @@ class SmtpProvider(Provider):
                     for x in batch[len(results) :]
                 )
                 break
+        wire.settled(results)
         return results
 
     def _send_one(self, sender: str, to: str, data: bytes, msgid: str | None) -> SendResult:
