@@ -195,12 +195,20 @@ def _parse_other(text: str) -> datetime:
 _SLUG_READY = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _SLUG_DROP = re.compile(r"[^\w\s-]")
 _SLUG_DASH = re.compile(r"[-\s_]+")
+# Latin letters that NFKD does not take apart, spelt as Pelican's (and Django's) unidecode
+# spells them, so "Straße" is "strasse" there and here
+_NO_DECOMPOSITION = str.maketrans(
+    {"ß": "ss", "ẞ": "SS", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O",
+     "đ": "d", "Đ": "D", "ł": "l", "Ł": "L", "þ": "th", "Þ": "TH", "ð": "d", "Ð": "D",
+     "ı": "i"}
+)  # fmt: skip
 
 
 def slugify(text: str) -> str:
     """A URL slug: lower case ASCII letters, digits and dashes (``Q&A: Zoë`` → ``qa-zoe``)."""
     if _SLUG_READY.fullmatch(text):  # most file names already are slugs
         return text
+    text = text.translate(_NO_DECOMPOSITION)
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     slug = _SLUG_DASH.sub("-", _SLUG_DROP.sub("", ascii_text).strip().lower()).strip("-")
     return slug or "article"

@@ -63,6 +63,7 @@ TOKENS = (
     "week",
     "short_day",
     "slug",
+    "slug_or_title",
     "title",
     "section",
     "path",
@@ -112,6 +113,7 @@ class Place:
     folders: tuple[str, ...]  # folders between the source path and the article (or bundle)
     filename: str  # file name without extension (a bundle's folder name)
     categories: tuple[str, ...]
+    own_slug: bool = False  # the article gives its slug (Hugo's :slug falls back to the title)
 
 
 _SLASHES = re.compile(r"/{2,}")
@@ -130,6 +132,7 @@ def expand(pattern: str, place: Place) -> str:
         "week": f"{d.isocalendar().week:02d}",
         "short_day": d.strftime("%a"),
         "slug": place.slug,
+        "slug_or_title": place.slug if place.own_slug else slugify(place.title),
         "title": slugify(place.title),
         "section": _segment(place.folders[0]) if place.folders else "",
         "path": "/".join(_segment(f) for f in place.folders),

@@ -79,6 +79,7 @@ class FilesSettings:
     permalink: str = "default"
     excerpt_separator: str = "<!--more-->"
     exclude: tuple[str, ...] = ()
+    slug_from: permalinks.SlugFrom | None = None  # default: the permalink preset's
 
     def __post_init__(self) -> None:
         try:
@@ -120,6 +121,7 @@ class FilesSource(Source):
         self._tz = context.publication.tz
         self._pub_url: str = context.publication.url
         self._preset = permalinks.preset(settings.permalink)
+        self._slug_from = settings.slug_from or self._preset.slug_from
 
     def articles(self, since: datetime | None) -> Iterator[Article | ArticleError]:
         folder = Path(self.settings.path)
@@ -235,7 +237,9 @@ class FilesSource(Source):
         if url_value is not None:
             url = self._resolve(url_value, "url")
         else:
-            place = permalinks.Place(slug, title, published, folders, stem, categories)
+            place = permalinks.Place(
+                slug, title, published, folders, stem, categories, "slug" in meta
+            )
             url = self._pub_url.rstrip("/") + "/" + permalinks.expand(self._preset.pattern, place)
 
         article_id = meta.get("id")
@@ -335,9 +339,9 @@ class FilesSource(Source):
             tail = urlsplit(url_value).path.rstrip("/").rsplit("/", 1)[-1]
             tail = unquote(tail).removesuffix(".html")
             return norm.slugify(tail or stem)
-        if self._preset.slug_from == "title":
+        if self._slug_from == "title":
             return norm.slugify(title)
-        if self._preset.slug_from == "stem":
+        if self._slug_from == "stem":
             return norm.slugify(stem)
         return norm.slugify(stem[prefix.end() :] if prefix else stem)
 

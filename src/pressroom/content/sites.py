@@ -1,0 +1,312 @@
+"""What ``pressroom init --from`` learns from an existing site's own configuration.
+
+One reader per generator reads the site's config file (never runs it: ``pelicanconf.py`` is
+parsed, and only plain string settings are taken) for the base URL, name, time zone,
+content folder and permalink rule, and returns the ``files`` sources that read that site.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pressroom.content import permalinks
+from pressroom.errors import UsageError
+
+
+@dataclass
+class FilesEntry:
+    """One ``files`` source for config.yaml (``path`` relative to the site folder)."""
+
+    path: str
+    permalink: str
+    exclude: list[str] = field(default_factory=list)
+    slug_from: str | None = None
+
+
+@dataclass
+class SiteInfo:
+    """What a site's configuration says that pressroom needs."""
+
+    generator: str
+    url: str | None = None
+    name: str | None = None
+    timezone: str | None = None
+    language: str | None = None
+    description: str | None = None
+    sources: list[FilesEntry] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what to check by hand
+
+
+def read_site(generator: str, site: Path) -> SiteInfo:
+    """The settings of the ``generator`` site in folder ``site`` (UsageError when unreadable)."""
+    if generator not in READERS:
+        raise UsageError(f'unknown generator "{generator}"; use one of {", ".join(READERS)}')
+    if not site.is_dir():
+        raise UsageError(f"{site}: no such folder; give the folder of your {generator} site")
+    info = READERS[generator](site)
+    if info.url and not info.url.endswith("/"):
+        info.url += "/"
+    if info.url and not info.url.startswith(("http://", "https://")):
+        info.notes.append(f'the site URL "{info.url}" is not absolute; set publication.url')
+        info.url = None
+    if not info.url:
+        info.notes.append("no base URL found in the site's config; set publication.url")
+    return info
+
+
+# --- Hugo ------------------------------------------------------------------------------
+
+HUGO_CONFIGS = (
+    "hugo.toml",
+    "hugo.yaml",
+    "hugo.yml",
+    "hugo.json",
+    "config.toml",
+    "config.yaml",
+    "config.yml",
+    "config.json",
+)
+# Hugo's permalink tokens → ours (https://gohugo.io/content-management/urls/#tokens)
+HUGO_TOKENS = {
+    "year": "{year}",
+    "month": "{month}",
+    "day": "{day}",
+    "title": "{title}",
+    "slug": "{slug_or_title}",  # Hugo: the slug, else the title
+    "filename": "{filename}",
+    "contentbasename": "{filename}",
+    "section": "{section}",
+    "sections": "{path}",
+}
+
+
+def _hugo(site: Path) -> SiteInfo:
+    info = SiteInfo("hugo")
+    found = [site / n for n in HUGO_CONFIGS] + [
+        site / "config" / "_default" / n for n in HUGO_CONFIGS
+    ]
+    path = next((p for p in found if p.is_file()), None)
+    if path is None:
+        raise UsageError(f"{site}: no hugo.toml or config.toml; is this a Hugo site?")
+    raw = _load_data(path)
+    conf = {str(k).lower(): v for k, v in raw.items()}
+    info.url = _str(conf.get("baseurl"))
+    info.name = _str(conf.get("title"))
+    info.timezone = _str(conf.get("timezone"))
+    language = _str(conf.get("languagecode"))
+    info.language = language.split("-")[0] if language else None
+    content = _str(conf.get("contentdir")) or "content"
+    rules = conf.get("permalinks") or {}
+    if isinstance(rules.get("page"), dict):  # Hugo ≥ 0.123: [permalinks.page]
+        rules = rules["page"]
+    sections: list[FilesEntry] = []
+    for section, rule in rules.items() if isinstance(rules, dict) else []:
+        if not isinstance(rule, str) or not (site / content / section).is_dir():
+            continue
+        pattern = _convert(rule, HUGO_TOKENS, f"{path.name} permalinks.{section}", info)
+        if pattern is not None:
+            sections.append(FilesEntry(f"{content}/{section}", pattern))
+    main = FilesEntry(content, "hugo", [Path(s.path).name for s in sections])
+    info.sources = [main, *sections]
+    return info
+
+
+# --- Jekyll ----------------------------------------------------------------------------
+
+JEKYLL_TOKENS = {
+    "year": "{year}",
+    "month": "{month}",
+    "day": "{day}",
+    "y_day": "{y_day}",
+    "hour": "{hour}",
+    "minute": "{minute}",
+    "week": "{week}",
+    "short_day": "{short_day}",
+    "title": "{slug}",  # Jekyll's :title is the file name's slug (or slug:)
+    "slug": "{slug}",
+    "categories": "{categories}",
+    "output_ext": ".html",
+}
+
+
+def _jekyll(site: Path) -> SiteInfo:
+    info = SiteInfo("jekyll")
+    path = site / "_config.yml"
+    if not path.is_file():
+        path = site / "_config.yaml"
+    if not path.is_file():
+        raise UsageError(f"{site}: no _config.yml; is this a Jekyll site?")
+    conf = _load_data(path)
+    base = _str(conf.get("url")) or ""
+    info.url = (
+        (base.rstrip("/") + "/" + (_str(conf.get("baseurl")) or "").strip("/")) if base else None
+    )
+    info.name = _str(conf.get("title"))
+    info.description = _str(conf.get("description"))
+    info.timezone = _str(conf.get("timezone"))
+    style = _str(conf.get("permalink")) or "date"
+    if style in permalinks.JEKYLL_STYLES:
+        pattern: str | None = f"jekyll-{style}" if style != "date" else "jekyll"
+    else:
+        pattern = _convert(style, JEKYLL_TOKENS, f"{path.name} permalink", info)
+    info.sources = [FilesEntry("_posts", pattern or "jekyll")]
+    if any(p.name == "_posts" for p in site.glob("*/_posts")):
+        info.notes.append(
+            "posts in category folders (*/_posts) are not read: point a source at the "
+            "site folder with exclude globs for its pages to read them with their categories"
+        )
+    return info
+
+
+# --- Pelican ---------------------------------------------------------------------------
+
+PELICAN_TOKENS = {
+    "slug": "{slug}",
+    "date:%Y": "{year}",
+    "date:%m": "{month}",
+    "date:%d": "{day}",
+    "category": "{category}",
+}
+
+
+def _pelican(site: Path) -> SiteInfo:
+    info = SiteInfo("pelican")
+    conf_path = site / "pelicanconf.py"
+    if not conf_path.is_file():
+        raise UsageError(f"{site}: no pelicanconf.py; is this a Pelican site?")
+    conf = _python_strings(conf_path)
+    # publishconf.py holds the real SITEURL (pelicanconf.py's is usually "" for local work)
+    publish = (
+        _python_strings(site / "publishconf.py") if (site / "publishconf.py").is_file() else {}
+    )
+    info.url = publish.get("SITEURL") or conf.get("SITEURL") or None
+    info.name = conf.get("SITENAME")
+    info.timezone = conf.get("TIMEZONE")
+    info.language = conf.get("DEFAULT_LANG")
+    content = conf.get("PATH", "content")
+    rule = conf.get("ARTICLE_URL")
+    pattern = "pelican"
+    if rule and rule != "{slug}.html":
+        converted = _convert(rule, PELICAN_TOKENS, "pelicanconf.py ARTICLE_URL", info, brace=True)
+        pattern = converted or "pelican"
+    slug_from = None if pattern == "pelican" else "title"  # Pelican's SLUGIFY_SOURCE
+    info.sources = [FilesEntry(content, pattern, ["pages"], slug_from)]
+    return info
+
+
+# --- Eleventy --------------------------------------------------------------------------
+
+_ELEVENTY_INPUT = re.compile(r"""\binput\s*:\s*["']([^"']+)["']""")
+
+
+def _eleventy(site: Path) -> SiteInfo:
+    info = SiteInfo("eleventy")
+    configs = [site / n for n in ("eleventy.config.js", "eleventy.config.mjs", ".eleventy.js")]
+    conf = next((p for p in configs if p.is_file()), None)
+    if conf is None and not (site / "package.json").is_file():
+        raise UsageError(
+            f"{site}: no eleventy.config.js or .eleventy.js; is this an Eleventy site?"
+        )
+    source = "."
+    found = _ELEVENTY_INPUT.search(conf.read_text(encoding="utf-8")) if conf else None
+    if found:
+        source = found.group(1).strip("./") or "."
+    elif (site / "content").is_dir():
+        source = "content"
+    elif (site / "src").is_dir():
+        source = "src"
+    for data in ("metadata.json", "site.json"):
+        for folder in (site / source / "_data", site / "_data"):
+            if (folder / data).is_file():
+                meta = json.loads((folder / data).read_text(encoding="utf-8"))
+                if isinstance(meta, dict):
+                    info.url = info.url or _str(meta.get("url"))
+                    info.name = info.name or _str(meta.get("title"))
+                    info.language = info.language or _str(meta.get("language"))
+                    info.description = info.description or _str(meta.get("description"))
+    info.sources = [FilesEntry(source, "eleventy")]
+    info.notes.append(
+        "Eleventy's configuration is code: check that the source folder and the links are "
+        "your site's (pressroom articles --json lists them)"
+    )
+    return info
+
+
+READERS: dict[str, Callable[[Path], SiteInfo]] = {
+    "hugo": _hugo,
+    "jekyll": _jekyll,
+    "pelican": _pelican,
+    "eleventy": _eleventy,
+}
+
+
+# --- reading config files --------------------------------------------------------------
+
+
+def _load_data(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
+        raise UsageError(f"{path}: cannot read: {e}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping of settings")
+    return data
+
+
+def _python_strings(path: Path) -> dict[str, str]:
+    """The ``NAME = "text"`` assignments of a Python settings file (nothing is run)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except SyntaxError as e:
+        raise UsageError(f"{path}:{e.lineno}: cannot read: {e.msg}") from None
+    out: dict[str, str] = {}
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            out[node.targets[0].id] = node.value.value
+    return out
+
+
+def _convert(
+    rule: str, tokens: dict[str, str], where: str, info: SiteInfo, *, brace: bool = False
+) -> str | None:
+    """A generator's permalink rule as our pattern, or None (with a note) when it cannot be."""
+    token = re.compile(r"\{([^}]+)\}" if brace else r":([a-z_]+)")
+    unknown = [t for t in token.findall(rule) if t not in tokens]
+    if unknown:
+        info.notes.append(
+            f'{where} "{rule}" uses {unknown[0]}, which pressroom cannot write; '
+            "links use the generator's default rule instead: check them"
+        )
+        return None
+    pattern = token.sub(lambda m: tokens[m.group(1)], rule).lstrip("/")
+    try:
+        permalinks.check(pattern)
+    except ValueError as e:
+        info.notes.append(f"{where}: {e}")
+        return None
+    return pattern
+
+
+def _str(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
