@@ -77,6 +77,7 @@ def documented_keys() -> list[str]:
         "subscribers": config.SubscribersConfig,
         "bounces": config.BouncesConfig,
         "serve": config.ServeConfig,
+        "patreon": config.PatreonConfig,
     }
     for name, cls in sections.items():
         keys += config_keys(cls, name)

@@ -292,6 +292,27 @@ class SignupConfig:
 
 
 @dataclass(frozen=True)
+class PatreonConfig:
+    """``patreon:``: membership sync (``subscribers sync patreon``, and ``weekly`` with sync)."""
+
+    campaign: str = ""  # the campaign's id
+    token_env: str = "PATREON_TOKEN"  # creator access token
+    sync: bool = False  # `weekly` syncs before it builds the issue
+    tag: str = "patron"  # what cta hide_for_tags names
+    base_url: str = "https://www.patreon.com"
+    timeout: PositiveFloat = PositiveFloat(30.0)
+    retries: NonNegativeInt = NonNegativeInt(4)  # per page, after 429, 5xx or a lost answer
+
+    def __post_init__(self) -> None:
+        if self.sync and not self.campaign:
+            raise ValueError("campaign: missing; patreon.sync needs your campaign's id")
+        if not re.match(r"https?://[^/\s]+", self.base_url):
+            raise ValueError(f'base_url: expected an absolute http(s) URL, got "{self.base_url}"')
+        if not self.tag or any(c in self.tag for c in ";,"):
+            raise ValueError(f'tag: expected one tag (no ";" or ","), got "{self.tag}"')
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path  # the config file itself
     publication: PublicationConfig
@@ -308,6 +329,7 @@ class Config:
     bounces: BouncesConfig = field(default_factory=BouncesConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     signup: SignupConfig = field(default_factory=SignupConfig)
+    patreon: PatreonConfig = field(default_factory=PatreonConfig)
     lists: Mapping[str, ListConfig] = field(default_factory=lambda: types.MappingProxyType({}))
 
     @property
@@ -349,6 +371,7 @@ _TOP_KEYS = (
     "serve",
     "signup",
     "lists",
+    "patreon",
 )
 
 
@@ -465,6 +488,7 @@ def loads(text: str, path: Path) -> Config:
         bounces=_build(BouncesConfig, data.get("bounces") or {}, "bounces", ctx),
         serve=_build(ServeConfig, data.get("serve") or {}, "serve", ctx),
         signup=_build(SignupConfig, data.get("signup") or {}, "signup", ctx),
+        patreon=_build(PatreonConfig, data.get("patreon") or {}, "patreon", ctx),
         lists=_lists(data.get("lists") or {}, ctx),
     )
 

@@ -18,6 +18,8 @@ Core modules raise these; only ``pressroom.cli`` turns them into a message and a
     │   └── TokenExpired       a genuine token that is too old (a confirmation link after 7 days)
     ├── LedgerError            the SQLite state file is unusable or inconsistent
     ├── LockError              another pressroom run holds the lock
+    ├── PatreonError           the Patreon API could not be read (network, throttled, refused)
+    │   └── PatreonAuthError   the creator token was refused (401/403); names the env var
     ├── ProviderError          a mail provider failed as a whole
     │   ├── ProviderAuthError  credentials rejected (401/403): the run stops; names the env var
     │   └── ProviderConfigError  a provider's settings or env vars are missing or wrong     (2)
@@ -139,3 +141,11 @@ class WebhookMalformed(WebhookError):
     """A verified webhook body is not in the provider's documented format."""
 
     status = 400
+
+
+class PatreonError(PressroomError):
+    """The Patreon API could not be read: network, throttling, refusal; no tag was changed."""
+
+
+class PatreonAuthError(PatreonError):
+    """Patreon refused the creator access token (401/403)."""

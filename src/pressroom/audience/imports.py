@@ -252,7 +252,7 @@ def _rewrite(
 ) -> None:
     """Copy ``into`` row by row, updating the rows ``pending`` names; append the new ones."""
     shown = subscribers.shown_path(config, into)
-    with subscribers.atomic_writer(into) as out, _open_rows(into, shown) as rows:
+    with subscribers.atomic_writer(into) as out, open_rows(into, shown) as rows:
         header = list(next(rows, None) or subscribers.COLUMNS)
         col = {h.strip().lower(): i for i, h in enumerate(header)}
         if "email" not in col:
@@ -281,7 +281,7 @@ def _rewrite(
             if len(cells) < width:
                 cells += [""] * (width - len(cells))
             if pending:
-                k = _row_key(cells[ie])
+                k = row_key(cells[ie])
                 if k in pending:
                     if add_only:
                         raise UsageError(f"{pending[k][0][0]} is already in {shown}")
@@ -327,7 +327,7 @@ def _update(cells: list[str], col: dict[str, int], item: Incoming, summary: Summ
     return False
 
 
-def _row_key(raw: str) -> str | None:
+def row_key(raw: str) -> str | None:
     try:
         return subscribers.key(subscribers.normalise_email(raw))
     except ValueError:
@@ -338,17 +338,17 @@ def _keys_in(path: Path, shown: str, ie: int, wanted: Iterable[str]) -> set[str]
     """Which of ``wanted`` already have a row in ``path`` (a streamed pass)."""
     wanted = set(wanted)
     found: set[str] = set()
-    with _open_rows(path, shown) as rows:
+    with open_rows(path, shown) as rows:
         next(rows, None)
         for cells in rows:
-            k = _row_key(cells[ie]) if len(cells) > ie else None
+            k = row_key(cells[ie]) if len(cells) > ie else None
             if k in wanted:
                 found.add(k)
     return found
 
 
 @contextlib.contextmanager
-def _open_rows(path: Path, shown: str) -> Iterator[Iterator[list[str]]]:
+def open_rows(path: Path, shown: str) -> Iterator[Iterator[list[str]]]:
     """The rows of a subscriber file (header first), streamed; none if it does not exist."""
     try:
         f = path.open(newline="", encoding="utf-8-sig")

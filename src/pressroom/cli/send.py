@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 import click
 
@@ -319,9 +321,26 @@ def weekly(
         if held is not None:
             app.out(held)
             sys.exit(1 if app.problems else 0)
+        _sync_patreon(app, moment)
         with _nothing_is_fine(app):
             code = _run(app, req, now, locked=True, reported=True, problems=app.problems)
     sys.exit(code)
+
+
+def _sync_patreon(app: App, moment: datetime) -> None:
+    """Tag patrons before the issue is built (patreon.sync); any failure is a warning, the
+    tags stay as they were and the issue goes out."""
+    from pressroom.audience import patreon
+    from pressroom.errors import ConfigError, PatreonError, SubscriberError
+
+    if not app.config.patreon.sync:
+        return
+    try:
+        result = patreon.run(app.config, os.environ, now=moment, problem=app.problem)
+    except (PatreonError, ConfigError, SubscriberError) as e:
+        app.warn(f"{e.message}; the issue goes out with the tags as they were")
+        return
+    app.out(result.summary(tag=app.config.patreon.tag))
 
 
 digest.add_command(send_cmd)

@@ -255,6 +255,59 @@ def import_(app: App, file: Path, format_: str, into: str | None, now: str | Non
     app.finish()
 
 
+@subscribers_group.group("sync")
+def sync_group() -> None:
+    """Bring subscriber tags in line with a membership service (Patreon).
+
+    \b
+    Example:
+        pressroom subscribers sync patreon --dry-run
+    """
+
+
+@sync_group.command("patreon")
+@click.option(
+    "--add",
+    is_flag=True,
+    help="Also subscribe active patrons who are on no list (consent_source=patreon).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the changes; write nothing.")
+@now_option
+@pass_app
+def sync_patreon(app: App, add: bool, dry_run: bool, now: str | None) -> None:
+    """Tag subscribers who are active Patreon patrons; untag former and declined ones.
+
+    Reads every member of patreon.campaign from the Patreon API v2 with the creator access
+    token in $PATREON_TOKEN (patreon.token_env), then gives existing subscribers who are
+    active patrons the tag patreon.tag (patron: what a support block's hide_for_tags names)
+    and takes it from former and declined patrons. Nobody is subscribed unless --add. Every
+    page is read before any file is written: a failure changes no tag.
+
+    \b
+    Example:
+        export PATREON_TOKEN=...
+        pressroom subscribers sync patreon --dry-run
+        pressroom subscribers sync patreon --add
+    """
+    from pressroom.audience import patreon
+
+    config = app.config
+    moment = app.now(now)
+    result = patreon.run(
+        config, os.environ, now=moment, add=add, dry_run=dry_run, problem=app.problem
+    )
+    tag = config.patreon.tag
+    if dry_run:
+        for address in result.tagged:
+            app.out(f"+{tag} {address}")
+        for address in result.untagged:
+            app.out(f"-{tag} {address}")
+        for address in result.added:
+            app.out(f"add {address}")
+    app.out(result.summary(dry_run=dry_run, tag=tag))
+    app.finish()
+
+
 @subscribers_group.command("export")
 @click.option(
     "--out",
