@@ -14,6 +14,7 @@ import base64
 import json
 import re
 from typing import Any
+from urllib.parse import quote
 
 from tests.fakes.server import (
     FakeProviderServer,
@@ -31,6 +32,8 @@ MAX_OPTIONS_BYTES = 16 * 1024
 _VAR = re.compile(r"%recipient\.([A-Za-z0-9_\-]+)%")
 _SEND = re.compile(r"^/v3/([^/]+)/messages$")
 _DOMAIN = re.compile(r"^/v4/domains/([^/]+)$")
+_SUPPRESSION = re.compile(r"^/v3/([^/]+)/(bounces|complaints|unsubscribes)$")
+_LIST_PARAMS = frozenset({"limit", "page", "address", "term"})
 
 
 class MailgunFake(FakeProviderServer):
@@ -40,6 +43,13 @@ class MailgunFake(FakeProviderServer):
         super().__init__(**kw)
         self.domain = domain
         self.api_key = api_key
+        # suppression lists: name -> {address: item}; pages hold at most page_size items
+        self.suppression_lists: dict[str, dict[str, dict[str, Any]]] = {
+            "bounces": {},
+            "complaints": {},
+            "unsubscribes": {},
+        }
+        self.page_size = 1000
 
     def error_body(self, status: int, message: str) -> Any:
         return {"message": message}
@@ -57,6 +67,8 @@ class MailgunFake(FakeProviderServer):
     # --- contract -------------------------------------------------------------------------
 
     def contract_problems(self, request: Request) -> list[str]:
+        if _SUPPRESSION.match(request.path):
+            return self.suppression_problems(request)
         if not _SEND.match(request.path) or request.method != "POST":
             return []
         problems = openapi_problems(SPEC, request, "https://api.mailgun.net")
@@ -69,6 +81,8 @@ class MailgunFake(FakeProviderServer):
     def route(self, request: Request) -> Response:
         if not self._authorised(request):
             return Response(401, "Forbidden", content_type="text/plain")
+        if m := _SUPPRESSION.match(request.path):
+            return self._suppressions(request, m.group(1), m.group(2))
         if m := _DOMAIN.match(request.path):
             if request.method != "GET":
                 return Response(405, self.error_body(405, "method not allowed"))
@@ -148,6 +162,68 @@ class MailgunFake(FakeProviderServer):
                 tag=single.get("o:tag", ""),
             )
         return Response(200, {"id": mid, "message": "Queued. Thank you."})
+
+    # --- suppressions: GET /v3/{domain}/bounces | complaints | unsubscribes ----------------
+    # Documented shape (Mailgun OpenAPI "List all bounces"; api-suppressions docs): query
+    # ``limit`` (≤ 1,000, default 100), ``page`` (first/next/previous/last), ``address`` (the
+    # pivot for next/previous), ``term`` (prefix filter). The answer is ``{"items": [...],
+    # "paging": {"first", "last", "next", "previous"}}`` in alphabetical order of address;
+    # errors are ``{"message": ...}``. A page holds at most ``page_size`` items.
+
+    def add_suppression(self, list_: str, address: str, created_at: str, **extra: Any) -> None:
+        """Put ``address`` on one of the fake's suppression lists (``created_at`` RFC 2822)."""
+        with self.lock:
+            self.suppression_lists[list_][address] = {
+                "address": address,
+                **extra,
+                "created_at": created_at,
+            }
+
+    def suppression_problems(self, request: Request) -> list[str]:
+        """The documented query rules of the list endpoints."""
+        if request.method != "GET":
+            return [f"{request.method} {request.path}: only GET lists a suppression list"]
+        q = {k: v[-1] for k, v in request.query.items()}
+        problems = [f"unknown parameter {k}" for k in sorted(set(q) - _LIST_PARAMS)]
+        limit = q.get("limit", "100")
+        if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+            problems.append(f"limit: expected 1 to 1000, got {limit!r}")
+        page = q.get("page", "")
+        if page not in ("", "first", "next", "previous", "last"):
+            problems.append(f"page: expected first, next, previous or last, got {page!r}")
+        if page in ("next", "previous") and "address" not in q:
+            problems.append("page=next|previous needs the pivot address")
+        return problems
+
+    def _suppressions(self, request: Request, domain: str, list_: str) -> Response:
+        if domain != self.domain:
+            return Response(404, self.error_body(404, f"Domain not found: {domain}"))
+        q = {k: v[-1] for k, v in request.query.items()}
+        limit = int(q.get("limit", "100"))
+        with self.lock:
+            items = sorted(self.suppression_lists[list_].values(), key=lambda i: i["address"])
+        term = q.get("term", "")
+        items = [i for i in items if i["address"].startswith(term)]
+        size = min(limit, self.page_size)
+        page, pivot = q.get("page", ""), q.get("address", "")
+        if page == "next":
+            chosen = [i for i in items if i["address"] > pivot][:size]
+        elif page == "previous":
+            chosen = [i for i in items if i["address"] < pivot][-size:]
+        elif page == "last":
+            chosen = items[-size:]
+        else:
+            chosen = items[:size]
+        base = f"{self.url}/v3/{domain}/{list_}?limit={limit}" + (f"&term={term}" if term else "")
+        first = chosen[0]["address"] if chosen else pivot
+        last = chosen[-1]["address"] if chosen else pivot
+        paging = {
+            "first": f"{base}&page=first",
+            "last": f"{base}&page=last",
+            "next": f"{base}&page=next&address={quote(last)}",
+            "previous": f"{base}&page=previous&address={quote(first)}",
+        }
+        return Response(200, {"items": chosen, "paging": paging})
 
 
 def batch_rule_problems(fields: list[tuple[str, str]]) -> list[str]:

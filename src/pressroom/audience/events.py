@@ -149,6 +149,14 @@ class Applied:
     invalid: list[tuple[str, str]] = field(default_factory=list)  # (address, problem)
     kinds: Counter[str] = field(default_factory=Counter)  # new events by kind
 
+    def add(self, other: Applied) -> None:
+        """Fold another ``apply``'s result into this one."""
+        self.new += other.new
+        self.duplicates += other.duplicates
+        self.suppressed.extend(other.suppressed)
+        self.invalid.extend(other.invalid)
+        self.kinds.update(other.kinds)
+
     def by_reason(self) -> Counter[str]:
         """Newly suppressed addresses per reason (``bounced``: 2, ``complained``: 1)."""
         return Counter(reason for _, reason, _ in self.suppressed)

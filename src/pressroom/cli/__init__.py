@@ -63,9 +63,20 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool
 
 
 def _register() -> None:
-    from pressroom.cli import articles, digest, feeds, providers, scaffold, send, subscribers, web
+    from pressroom.cli import (
+        articles,
+        digest,
+        feeds,
+        providers,
+        scaffold,
+        send,
+        subscribers,
+        suppressions,
+        web,
+    )
 
-    for module in (scaffold, articles, feeds, digest, send, subscribers, providers, web):
+    modules = (scaffold, articles, feeds, digest, send, subscribers, providers, web, suppressions)
+    for module in modules:
         for command in module.COMMANDS:
             main.add_command(command)
 

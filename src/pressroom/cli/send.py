@@ -322,6 +322,7 @@ def weekly(
             app.out(held)
             sys.exit(1 if app.problems else 0)
         _sync_patreon(app, moment)
+        _sync_suppressions(app, moment)
         with _nothing_is_fine(app):
             code = _run(app, req, now, locked=True, reported=True, problems=app.problems)
     sys.exit(code)
@@ -341,6 +342,19 @@ def _sync_patreon(app: App, moment: datetime) -> None:
         app.warn(f"{e.message}; the issue goes out with the tags as they were")
         return
     app.out(result.summary(tag=app.config.patreon.tag))
+
+
+def _sync_suppressions(app: App, moment: datetime) -> None:
+    """Pull the providers' bounces and complaints before an issue is frozen (bounces.sync);
+    a provider that cannot be reached is a warning and the run goes on."""
+    from pressroom.delivery import feedback
+
+    if not feedback.sync_enabled(app.config):
+        return
+    report = feedback.sync(app.config, now=moment)
+    for warning in report.warnings:
+        app.warn(warning)
+    app.out(report.summary())
 
 
 digest.add_command(send_cmd)

@@ -44,7 +44,7 @@ import ssl
 import time
 import urllib.parse
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -53,6 +53,7 @@ from typing import Any, ClassVar
 import requests
 from urllib3.exceptions import ConnectTimeoutError, ProtocolError, ReadTimeoutError
 
+from pressroom.audience import events
 from pressroom.delivery.webhooks import WebhookRequest, WebhookResult
 from pressroom.errors import ProviderAuthError, ProviderConfigError
 from pressroom.models import RenderedVariant
@@ -269,6 +270,22 @@ class Provider(ABC):
 
     def close(self) -> None:
         self.session.close()
+
+    # --- suppression pull (``pressroom suppressions sync``) -------------------------------
+
+    # the provider's suppression lists ``pull_suppressions`` reads, in order; () = none
+    suppression_lists: ClassVar[tuple[str, ...]] = ()
+
+    def pull_suppressions(
+        self, list_: str, since: datetime | None
+    ) -> Iterator[Sequence[events.Event]]:
+        """Each page of the provider's ``list_`` (entries since ``since``; None: all) as events.
+
+        Pages are read to the end through the provider's documented paging; a failure raises
+        ``ProviderError`` (its message names the provider and the cause, without secrets).
+        The caller applies each page before asking for the next, and keeps the cursor.
+        """
+        raise NotImplementedError(f"{self.name}: no suppression list to pull")
 
     def redact(self, text: str) -> str:
         """``text`` with every secret of this adapter blanked out, in any form it travels in."""

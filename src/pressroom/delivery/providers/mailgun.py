@@ -39,16 +39,16 @@ import html
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 import requests
 
-from pressroom.audience.events import Event
+from pressroom.audience.events import COMPLAINT, HARD_BOUNCE, UNSUBSCRIBE, Event
 from pressroom.config import PositiveFloat
-from pressroom.delivery.providers import register
+from pressroom.delivery.providers import pull, register
 from pressroom.delivery.providers.base import (
     NO_WIRE,
     Content,
@@ -292,6 +292,61 @@ class Mailgun(Provider):
         ignored = [] if event is not None else [str(item.get("event", "?"))]
         return WebhookResult(events, nonce=token, fingerprint=fingerprint, ignored=ignored)
 
+    # --- suppression pull -----------------------------------------------------------------
+    # GET /v3/{domain}/bounces | /complaints | /unsubscribes (Mailgun OpenAPI in
+    # ../shared/provider-specs; https://documentation.mailgun.com/en/latest/api-suppressions.html):
+    # alphabetical by address, ``limit`` ≤ 1,000, each answer's ``paging.next`` is the URL of
+    # the next page; an empty ``items`` ends the list. The lists cannot be filtered by date, so
+    # every sync walks them whole and drops entries older than ``since`` itself. The bounce
+    # list holds permanent failures only (soft bounces never reach it).
+
+    suppression_lists = ("bounces", "complaints", "unsubscribes")
+    suppression_page_size = 1000
+
+    def pull_suppressions(self, list_: str, since: datetime | None) -> Iterator[Sequence[Event]]:
+        """Each page of bounces, complaints or unsubscribes, following ``paging.next``."""
+        kind = _KIND[list_]
+        base = f"{self.settings.endpoint}/v3/{self.settings.domain}/{list_}"
+        url: str | None = f"{base}?limit={self.suppression_page_size}"
+        seen: set[str] = set()
+        while url is not None and url not in seen:
+            seen.add(url)
+            page_url = url
+            data = pull.fetch_page(
+                self,
+                lambda u=page_url: self.session.get(u, timeout=self.settings.timeout),
+                f"{list_} ({page_url.split('?')[0]})",
+                message=lambda r: pull.json_message(r, "message"),
+            )
+            items = data.get("items") if isinstance(data, dict) else None
+            if not isinstance(items, list):
+                raise ProviderError(f"mailgun: {list_}: the answer has no items list")
+            if not items:
+                return
+            out = []
+            for item in items:
+                when = pull.parse_time(item.get("created_at"))
+                address = str(item.get("address") or "")
+                if when is None or not address or (since is not None and when < since):
+                    continue
+                code, error = item.get("code"), item.get("error")
+                reason = " ".join(str(x) for x in (code, error) if x)
+                out.append(Event(self.name, kind, address, when, reason=reason))
+            yield out
+            url = self._same_origin((data.get("paging") or {}).get("next"), list_)
+
+    def _same_origin(self, url: object, list_: str) -> str | None:
+        """The paging URL, refused unless it is on the configured endpoint (the API key is
+        sent with it)."""
+        if not isinstance(url, str) or not url:
+            return None
+        if not url.startswith(f"{self.settings.endpoint}/"):
+            raise ProviderError(
+                f"mailgun: {list_}: the next page is on another host ({url.split('?')[0]}); "
+                f"not following it with the API key"
+            )
+        return url
+
 
 def _event(item: dict[str, Any]) -> Event | None:
     """One ``event-data`` object as a ``Event`` (None: an event with no effect)."""
@@ -330,6 +385,9 @@ _KINDS: dict[str, str] = {
     "unsubscribed": "unsubscribe",
     "delivered": "delivered",
 }
+
+# suppression list -> the event each entry is (the bounce list holds permanent failures only)
+_KIND = {"bounces": HARD_BOUNCE, "complaints": COMPLAINT, "unsubscribes": UNSUBSCRIBE}
 
 
 def _mailbox(name: str, address: str) -> str:
