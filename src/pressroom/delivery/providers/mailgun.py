@@ -33,6 +33,7 @@ recipient, not a thousand. Any other 400 fails the whole batch with Mailgun's me
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 import hmac
 import html
@@ -314,7 +315,7 @@ class Mailgun(Provider):
             page_url = url
             data = pull.fetch_page(
                 self,
-                lambda u=page_url: self.session.get(u, timeout=self.settings.timeout),
+                functools.partial(self.session.get, page_url, timeout=self.settings.timeout),
                 f"{list_} ({page_url.split('?')[0]})",
                 message=lambda r: pull.json_message(r, "message"),
             )
