@@ -17,12 +17,15 @@ Core modules raise these; only ``pressroom.cli`` turns them into a message and a
     ├── TokenError             a reader's signed token is malformed, forged or of another kind
     │   └── TokenExpired       a genuine token that is too old (a confirmation link after 7 days)
     ├── LedgerError            the SQLite state file is unusable or inconsistent
+    │   └── StateLostError     the state file has no record of an issue the reports say went out
+    ├── ReportError            a run's report cannot be written (the send itself is recorded)
     ├── LockError              another pressroom run holds the lock
     ├── PatreonError           the Patreon API could not be read (network, throttled, refused)
     │   └── PatreonAuthError   the creator token was refused (401/403); names the env var
     ├── ProviderError          a mail provider failed as a whole
     │   ├── ProviderAuthError  credentials rejected (401/403): the run stops; names the env var
-    │   └── ProviderConfigError  a provider's settings or env vars are missing or wrong     (2)
+    │   ├── ProviderConfigError  a provider's settings or env vars are missing or wrong     (2)
+    │   └── OutboxError        a local file cannot be written (disk full, read-only): retry later
     └── WebhookError       a provider webhook delivery was refused (``status``: its HTTP answer)
         ├── WebhookRejected  no valid proof of origin (401/403): nothing was read
         └── WebhookMalformed the body is not in the provider's documented format (400)
@@ -105,6 +108,14 @@ class LedgerError(PressroomError):
     """The SQLite state file is unusable or inconsistent."""
 
 
+class StateLostError(LedgerError):
+    """The reports show an issue went out that the state file does not know: it was lost."""
+
+
+class ReportError(PressroomError):
+    """A run's JSON report cannot be written; what was sent is recorded in the state file."""
+
+
 class LockError(PressroomError):
     """Another pressroom run holds the lock."""
 
@@ -149,3 +160,24 @@ class PatreonError(PressroomError):
 
 class PatreonAuthError(PatreonError):
     """Patreon refused the creator access token (401/403)."""
+
+
+class OutboxError(ProviderError):
+    """A local write failed (disk full, read-only, I/O): temporary, the batch stays pending."""
+
+
+def write_fix(e: OSError, folder: object) -> str:
+    """How to fix a failed local write in ``folder``: what to free or make writable."""
+    import errno
+
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"free space on the disk holding {folder}"
+    if e.errno == errno.EFBIG:
+        return f"free space for {folder} or raise the file size limit (ulimit -f)"
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"make {folder} writable"
+    if e.errno == errno.EIO:
+        return f"check the disk holding {folder} (an I/O error)"
+    if e.errno in (errno.ENOTDIR, errno.EEXIST, errno.ENOENT, errno.EISDIR):
+        return f"make sure {folder} is a folder"
+    return f"check {folder}"

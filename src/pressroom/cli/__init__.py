@@ -6,6 +6,7 @@ and is registered at the bottom; core errors become one clean line and an exit c
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,10 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool
     """
     if verbose and quiet:
         raise click.UsageError("-v/--verbose and -q/--quiet contradict each other; pick one")
+    if hasattr(signal, "SIGXFSZ"):
+        # past a file size limit (ulimit -f) a write fails with EFBIG, which each writer
+        # reports in one line and recovers from, instead of the signal killing a send mid-batch
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     ctx.obj = App(config_path or config_mod.default_path(), verbose, quiet)
 
 

@@ -190,6 +190,13 @@ def _send_options(f: click.decorators.FC) -> click.decorators.FC:
                 is_flag=True,
                 help="Settle uncertain recipients as failed without resending them.",
             ),
+            click.option(
+                "--resend-issue",
+                type=click.IntRange(min=1),
+                metavar="N",
+                help="Send issue N although reports/ shows it went out and the state file "
+                "has no record of it (a lost or new state file); without it the send refuses.",
+            ),
         ]
     ):
         f = decorator(f)
@@ -235,6 +242,7 @@ def send_cmd(
     yes: bool,
     resend_uncertain: bool,
     drop_uncertain: bool,
+    resend_issue: int | None,
     list_: str | None,
     tag: str | None,
     limit: int | None,
@@ -260,7 +268,16 @@ def send_cmd(
         pressroom digest send --resend-uncertain
     """
     req = Request(
-        provider, list_, tag, limit, dry_run, test_to, yes, resend_uncertain, drop_uncertain
+        provider,
+        list_,
+        tag,
+        limit,
+        dry_run,
+        test_to,
+        yes,
+        resend_uncertain,
+        drop_uncertain,
+        resend_issue,
     )
     check(req)
     with _nothing_is_fine(app):
@@ -283,6 +300,7 @@ def weekly(
     yes: bool,
     resend_uncertain: bool,
     drop_uncertain: bool,
+    resend_issue: int | None,
     force: bool,
     now: str | None,
 ) -> None:
@@ -306,7 +324,11 @@ def weekly(
     from pressroom.feeds import builder as feeds
 
     req = Request(
-        provider, yes=yes, resend_uncertain=resend_uncertain, drop_uncertain=drop_uncertain
+        provider,
+        yes=yes,
+        resend_uncertain=resend_uncertain,
+        drop_uncertain=drop_uncertain,
+        resend_issue=resend_issue,
     )
     check(req)
     config = app.config

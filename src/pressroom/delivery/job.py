@@ -43,7 +43,13 @@ from pressroom.delivery.send import (
 )
 from pressroom.delivery.send import send_one as _send_one
 from pressroom.digest import archive, preflight
-from pressroom.errors import PreflightError, ProviderError, UsageError
+from pressroom.errors import (
+    PreflightError,
+    ProviderError,
+    ReportError,
+    StateLostError,
+    UsageError,
+)
 from pressroom.models import RenderedIssue
 
 
@@ -69,6 +75,7 @@ class Request:
     yes: bool = False
     resend_uncertain: bool = False
     drop_uncertain: bool = False
+    resend_issue: int | None = None  # send this issue although the reports say it went out
 
     @property
     def segment(self) -> bool:
@@ -203,6 +210,8 @@ def deliver(
                 for err in prepared.articles_errors:
                     notes.problem(err.message)
             rendered = prepared.rendered
+            if not req.test_to:
+                check_not_sent(config, rendered.number, req.resend_issue)
             window_end = prepared.issue.window_end
             issue_date = prepared.issue.date
             findings = preflight.check(rendered, config)
@@ -363,8 +372,8 @@ def _send(
     if new or not page.exists():
         # the messages' "view online" link points at this page: it must exist even when
         # `digest build` was never run, and match what is sent
-        for path in archive.write_archive(config, rendered, date=issue_date):
-            notes.info(f"wrote {shown(path)}")
+        for written in archive.write_archive(config, rendered, date=issue_date):
+            notes.info(f"wrote {shown(written)}")
 
     keys = subs_mod.load_suppressed(config)
     issue_list = frozen.list
@@ -392,21 +401,49 @@ def _send(
     status = exit_status(
         summary, outcome, staged=bool(req.limit or req.segment), problems=notes.problems
     )
-    path = report.write(
-        config.reports,
-        summary,
-        outcome,
-        started=moment,
-        finished=finished,
-        exit_code=status,
-        rows_skipped=notes.rows,
-    )
+    path: Path | None = None
+    try:
+        path = report.write(
+            config.reports,
+            summary,
+            outcome,
+            started=moment,
+            finished=finished,
+            exit_code=status,
+            rows_skipped=notes.rows,
+        )
+    except ReportError as e:  # the send is recorded in the ledger: say so, do not undo it
+        notes.problem(e.message)
+        status = 1
     result = Delivery(
         status, number, frozen.total, summary, outcome, path, segment=where, rows_skipped=notes.rows
     )
     if summary.stopped:
         result.error = summary.error or ProviderError(summary.stopped)
     return result
+
+
+def check_not_sent(config: Config, number: int, resend: int | None) -> None:
+    """Refuse to send issue ``number`` again when the reports show it went out.
+
+    The ledger numbers the next issue; a lost or emptied state file starts again at 1, and
+    only the reports folder still knows who got what. ``resend`` (``--resend-issue N``) is
+    the publisher saying the issue should go out again.
+    """
+    if resend is not None and resend != number:
+        raise UsageError(
+            f"--resend-issue {resend}: the issue to send now is issue {number}; pass "
+            f"--resend-issue {number}, or leave the flag out"
+        )
+    evidence = report.went_out(config.reports, number)
+    if evidence is None or resend == number:
+        return
+    path, when = evidence
+    raise StateLostError(
+        f"issue {number} went out on {when} ({shown(path)}); the state file "
+        f"({shown(config.state_db)}) is new — restore it, or pass --resend-issue {number} to "
+        "send it again"
+    )
 
 
 def has_secret(config: Config, env: Mapping[str, str]) -> bool:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pressroom.errors import LedgerError
+from pressroom.errors import LedgerError, write_fix
 from pressroom.models import RenderedIssue, RenderedVariant, SentIssue
 
 PENDING, IN_FLIGHT, SENT, FAILED, UNCERTAIN, SKIPPED = (
@@ -39,6 +39,8 @@ PENDING, IN_FLIGHT, SENT, FAILED, UNCERTAIN, SKIPPED = (
     "skipped",
 )
 STATES = (PENDING, IN_FLIGHT, SENT, FAILED, UNCERTAIN, SKIPPED)
+# SQLite's primary result codes (sqlite3.Error.sqlite_errorcode & 0xFF)
+_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 3, 8, 10, 13, 14
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS issues (
@@ -159,8 +161,8 @@ class Ledger:
             self.db.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as e:
             raise LedgerError(
-                f"{self.path}: cannot open the state file ({e}); check the path and permissions "
-                f"of the state: directory"
+                f"{self.path}: cannot open the state file ({e}); {self.fix(e)} (the state: "
+                "setting names it)"
             ) from e
 
     def close(self) -> None:
@@ -173,8 +175,19 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _tx(self) -> _Transaction:
-        return _Transaction(self)
+    def _tx(self, doing: str = "") -> _Transaction:
+        return _Transaction(self, doing)
+
+    def fix(self, e: sqlite3.Error | OSError) -> str:
+        """What to do about ``e``: free space, make the folder writable, or check the file."""
+        if isinstance(e, OSError):
+            return write_fix(e, self.path.parent)
+        code = getattr(e, "sqlite_errorcode", 0) & 0xFF
+        if code in (_SQLITE_FULL, _SQLITE_IOERR):
+            return f"free space on the disk holding {self.path.parent} (or check that disk)"
+        if code in (_SQLITE_READONLY, _SQLITE_CANTOPEN, _SQLITE_PERM):
+            return f"make {self.path.parent} and the files in it writable"
+        return f"check {self.path} (restore it from a backup if it is damaged)"
 
     # --- issues ---------------------------------------------------------------------
 
@@ -245,7 +258,8 @@ class Ledger:
             )
         number = rendered.number
         total = 0
-        with self.lock, self._tx():
+        # all or nothing: a full disk leaves no half-frozen issue behind, just the error
+        with self.lock, self._tx(f"freezing issue {number} (nothing of it was stored)"):
             self.db.execute(
                 "INSERT INTO issues(number, status, subject, rendered, segment, window_end, "
                 "frozen_at, total) VALUES (?, 'sending', ?, ?, ?, ?, ?, 0)",
@@ -451,14 +465,19 @@ class Ledger:
 class _Transaction:
     """BEGIN IMMEDIATE … COMMIT, rolled back on error; SQLite errors become LedgerError."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, doing: str = "") -> None:
         self.ledger = ledger
+        self.doing = f" while {doing}" if doing else ""
+
+    def _error(self, e: sqlite3.Error) -> LedgerError:
+        ledger = self.ledger
+        return LedgerError(f"{ledger.path}: {e}{self.doing}; {ledger.fix(e)}, then run again")
 
     def __enter__(self) -> None:
         try:
             self.ledger.db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
-            raise LedgerError(f"{self.ledger.path}: {e}") from e
+            raise self._error(e) from e
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         db = self.ledger.db
@@ -467,12 +486,14 @@ class _Transaction:
                 db.execute("COMMIT")
                 return
             except sqlite3.Error as e:
-                db.execute("ROLLBACK")
-                raise LedgerError(f"{self.ledger.path}: cannot commit: {e}") from e
+                # SQLite has often rolled back already (a full disk): "no transaction is active"
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise self._error(e) from e
         with contextlib.suppress(sqlite3.Error):
             db.execute("ROLLBACK")
         if isinstance(exc, sqlite3.Error):
-            raise LedgerError(f"{self.ledger.path}: {exc}") from exc
+            raise self._error(exc) from exc
 
 
 def _iso(value: datetime) -> str:

@@ -9,6 +9,7 @@ provider reasons (already redacted by the adapters), never a secret or a token.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 from pressroom.delivery import ledger as L
 from pressroom.delivery.ledger import Ledger
 from pressroom.delivery.send import Summary
+from pressroom.errors import ReportError, write_fix
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,18 @@ def write(
     dry_run: bool = False,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the JSON report of one run (with the exit status the command returns)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write the JSON report of one run (with the exit status the command returns).
+
+    Raises ``ReportError`` when the folder cannot be written: by then the run is recorded in
+    the state file, so the error says only that the report is missing and how to fix it.
+    """
     stamp = finished.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = folder / f"issue-{summary.issue}-run-{next_run(folder, summary.issue):03d}-{stamp}.json"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        number = next_run(folder, summary.issue)
+    except OSError as e:
+        raise _unwritable(folder, summary.issue, e) from e
+    path = folder / f"issue-{summary.issue}-run-{number:03d}-{stamp}.json"
     if outcome.complete:
         status = "complete"  # the issue is settled
     elif exit_code == 0:
@@ -118,11 +128,24 @@ def write(
     if extra:
         data.update(extra)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise _unwritable(folder, summary.issue, e) from e
     return path
+
+
+def _unwritable(folder: Path, issue: int, e: OSError) -> ReportError:
+    return ReportError(
+        f"{folder}: cannot write the report of issue {issue} ({e.strerror or e}); what was "
+        f"sent is recorded in the state file and will not be sent again: {write_fix(e, folder)} "
+        "so that the next run's report is kept"
+    )
 
 
 def next_run(folder: Path, issue: int) -> int:
@@ -133,3 +156,42 @@ def next_run(folder: Path, issue: int) -> int:
         if number.isdigit():
             runs.append(int(number))
     return max(runs) + 1
+
+
+def went_out(folder: Path, issue: int) -> tuple[Path, str] | None:
+    """The first report showing ``issue`` reached readers, and when; None when none does.
+
+    A report that cannot be read counts too: refusing a send wrongly costs a flag, sending
+    an issue twice cannot be undone.
+    """
+    try:
+        paths = sorted(folder.glob(f"issue-{issue}-run-*.json"), key=_run_number)
+    except OSError:
+        return None
+    for path in paths:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a report")
+        except (OSError, ValueError):
+            try:
+                stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            except OSError:
+                return path, "an unknown date"
+            return path, f"{stamp:%Y-%m-%d %H:%M} UTC"
+        if data.get("dry_run"):
+            continue
+        counts, run = data.get("counts") or {}, data.get("run") or {}
+        if not (counts.get(L.SENT) or run.get("sent")):
+            continue
+        try:
+            when = f"{datetime.fromisoformat(str(data.get('finished_at'))):%Y-%m-%d %H:%M}"
+        except ValueError:
+            when = "an unknown date"
+        return path, when
+    return None
+
+
+def _run_number(path: Path) -> int:
+    number = path.name.split("-run-", 1)[-1].partition("-")[0]
+    return int(number) if number.isdigit() else 0

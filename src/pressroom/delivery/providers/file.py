@@ -6,10 +6,16 @@ the issue's folder only ever holds real deliveries.
 It needs no account and no network, so a new publication can run ``pressroom weekly`` at
 once and open the result in a mail client. It goes through the ledger like any provider:
 resume, uncertain recipients and reports behave exactly as with a real service.
+
+A write that fails (disk full, read-only, I/O error) is the outbox's fault, never the
+reader's: the batch's files are removed and ``OutboxError`` stops the run with the batch
+pending, so the next run, once there is room, writes them (each reader has one file name, so
+a rewrite can never make a second copy).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Sequence
@@ -26,7 +32,7 @@ from pressroom.delivery.providers.base import (
     SendResult,
     Wire,
 )
-from pressroom.errors import ProviderConfigError
+from pressroom.errors import OutboxError, ProviderConfigError, write_fix
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ class FileProvider(Provider):
 
         wire.sending(batch)
         results = []
+        written: list[Path] = []
         for r in batch:
             data = build(self.content, r)
             path = self.folder / (self.prefix + eml_name(r.email))
@@ -80,10 +87,15 @@ class FileProvider(Provider):
                     f.write(data)
                 os.replace(tmp, path)
             except OSError as e:
-                results.append(
-                    SendResult(r.email, Outcome.PERMANENT, error=f"{path}: {e.strerror}")
-                )
-                continue
+                for done in [tmp, *written]:
+                    with contextlib.suppress(OSError):
+                        done.unlink(missing_ok=True)
+                raise OutboxError(
+                    f"file: cannot write {path} ({e.strerror or e}); {write_fix(e, self.folder)}, "
+                    f"then run `pressroom digest send` to resume: the issue's unsent readers "
+                    f"stay pending"
+                ) from e
+            written.append(path)
             results.append(SendResult(r.email, Outcome.SENT, message_id=message_id_of(data)))
         wire.settled(results)
         return results

@@ -1,0 +1,233 @@
+"""Never lose a reader, never mail one twice: local disks that fill up or refuse writes.
+
+The disk is made to fail for real: a subprocess runs the CLI under a small file-size limit
+(RLIMIT_FSIZE, so a write past it fails with EFBIG as a full disk fails with ENOSPC), or a
+folder is replaced by a file. Nothing of ours is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pressroom.cli import main
+from pressroom.delivery.providers.file import eml_name
+
+BIN = Path(sys.executable).parent / "pressroom"
+FILLER = '\n{{ "A line that makes the message larger than the disk has room for.\\n" * 1500 }}\n'
+
+
+def cli(demo: Path, *args: str) -> tuple[int, str]:
+    """The CLI in-process in ``demo``: (exit code, stdout + stderr)."""
+    old = os.getcwd()
+    os.chdir(demo)
+    try:
+        result = CliRunner().invoke(main, list(args))
+    finally:
+        os.chdir(old)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.output
+
+
+def limited(demo: Path, *args: str, fsize: int) -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess that cannot write any file past ``fsize`` bytes."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(
+        [str(BIN), *args],
+        cwd=demo,
+        env=env,
+        preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def states(demo: Path, issue: int = 1) -> dict[str, int]:
+    with sqlite3.connect(demo / ".pressroom" / "state.db") as db:
+        return dict(
+            db.execute(
+                "SELECT state, count(*) FROM deliveries WHERE issue=? GROUP BY state", (issue,)
+            ).fetchall()
+        )
+
+
+def issues(demo: Path) -> list[tuple[int, str]]:
+    with sqlite3.connect(demo / ".pressroom" / "state.db") as db:
+        return db.execute("SELECT number, status FROM issues").fetchall()
+
+
+def no_traceback(text: str) -> None:
+    assert "Traceback" not in text, text
+
+
+def tmp_files(demo: Path) -> list[Path]:
+    return [p for p in demo.rglob("*") if p.name.endswith(".tmp")]
+
+
+# --- the outbox disk fills up mid-issue ---------------------------------------------------
+
+
+def test_a_full_outbox_keeps_readers_pending_and_the_next_run_sends_them(demo: Path) -> None:
+    # messages larger than the limit: the disk is "full" for every .eml, not for the ledger
+    with open(demo / "templates" / "_footer.txt.j2", "a", encoding="utf-8") as f:
+        f.write(FILLER)
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", "--limit", "1", "--yes")
+    assert code == 0, out
+    assert states(demo) == {"sent": 1, "pending": 5}
+    assert os.path.getsize(next((demo / "outbox" / "issue-1").iterdir())) > 64 * 1024
+
+    full = limited(demo, "digest", "send", "--now", "2026-11-25T10:00", "--yes", fsize=64 * 1024)
+
+    no_traceback(full.stderr)
+    assert full.returncode == 1
+    last = full.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: sending stopped: file: cannot write ")
+    assert "File too large" in last and "raise the file size limit" in last
+    assert "run `pressroom digest send` to resume" in last
+    assert states(demo) == {"sent": 1, "pending": 5}  # nobody failed, nobody lost
+    assert issues(demo) == [(1, "sending")]  # the issue stays open for the next run
+    assert tmp_files(demo) == []
+    assert len(list((demo / "outbox" / "issue-1").iterdir())) == 1
+
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T11:00", "--yes")
+    assert code == 0, out
+    assert states(demo) == {"sent": 6}
+    assert len(list((demo / "outbox" / "issue-1").iterdir())) == 6
+
+
+def test_an_outbox_that_is_not_a_folder_keeps_readers_pending(demo: Path) -> None:
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", "--limit", "1", "--yes")
+    assert code == 0, out
+    # every pending reader's .eml path is taken by a non-empty folder: the rename fails
+    outbox = demo / "outbox" / "issue-1"
+    with sqlite3.connect(demo / ".pressroom" / "state.db") as db:
+        pending = [r[0] for r in db.execute("SELECT email FROM deliveries WHERE state='pending'")]
+    for email in pending:
+        (outbox / eml_name(email) / "in-the-way").mkdir(parents=True)
+
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T10:00", "--yes")
+
+    assert code == 1
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("error: sending stopped: file: cannot write "), out
+    assert "run `pressroom digest send` to resume" in last
+    assert states(demo) == {"sent": 1, "pending": 5}
+    assert tmp_files(demo) == []
+
+
+# --- the state disk fills up while the issue is frozen ------------------------------------
+
+
+def test_a_full_state_disk_while_freezing_leaves_nothing_half_frozen(demo: Path) -> None:
+    # enough readers that freezing them outgrows the limit (SQLite's -shm needs 32 KiB)
+    rows = "".join(f"reader{i:05d}@example.org,Reader {i},weekly,,active,\n" for i in range(600))
+    with open(demo / "subscribers" / "subscribers.csv", "a", encoding="utf-8") as f:
+        f.write(rows)
+
+    full = limited(demo, "digest", "send", "--now", "2026-11-25T09:00", "--yes", fsize=48 * 1024)
+
+    no_traceback(full.stderr)
+    assert full.returncode == 1
+    lines = [ln for ln in full.stderr.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, full.stderr
+    assert "while freezing issue 1 (nothing of it was stored)" in lines[0]
+    assert "free space on the disk holding" in lines[0]
+    assert "cannot rollback" not in full.stderr
+    assert issues(demo) == []  # not half-frozen: not frozen at all
+    assert tmp_files(demo) == []
+    assert not (demo / "outbox" / "issue-1").exists()
+
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T10:00", "--yes", "--limit", "5")
+    assert code == 0, out
+    assert issues(demo) == [(1, "sending")]
+    assert states(demo) == {"sent": 5, "pending": 601}
+
+
+# --- the reports folder cannot be written after the send ----------------------------------
+
+
+def test_an_unwritable_reports_folder_gives_one_line_and_the_send_stays_recorded(
+    demo: Path,
+) -> None:
+    (demo / "reports").write_text("a file where the reports folder should be\n")
+
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", "--yes")
+
+    assert code == 1
+    problem = [ln for ln in out.splitlines() if "cannot write the report" in ln]
+    assert len(problem) == 1, out
+    assert "what was sent is recorded in the state file and will not be sent again" in problem[0]
+    assert "make sure" in problem[0] and "reports is a folder" in problem[0]
+    assert issues(demo) == [(1, "sent")] and states(demo) == {"sent": 6}
+    assert tmp_files(demo) == []
+
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T10:00", "--yes")
+    assert code == 0, out
+    assert "nothing to send" in out
+    assert len(list((demo / "outbox" / "issue-1").iterdir())) == 6
+
+
+# --- a lost or emptied state file ---------------------------------------------------------
+
+
+def _lose_state(demo: Path, how: str) -> None:
+    state = demo / ".pressroom"
+    if how == "removed":
+        for p in sorted(state.rglob("*"), reverse=True):
+            p.unlink() if p.is_file() else p.rmdir()
+        state.rmdir()
+    else:  # emptied: the file is there, with nothing in it
+        for p in state.glob("state.db*"):
+            p.unlink()
+        (state / "state.db").write_bytes(b"")
+
+
+@pytest.mark.parametrize("how", ["removed", "emptied"])
+def test_a_lost_state_file_does_not_send_the_issue_again(demo: Path, how: str) -> None:
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", "--yes")
+    assert code == 0, out
+    report = next((demo / "reports").glob("issue-1-run-001-*.json"))
+    _lose_state(demo, how)
+    before = {p: p.stat().st_mtime_ns for p in (demo / "outbox" / "issue-1").iterdir()}
+
+    for command in (["digest", "send"], ["weekly"], ["digest", "send", "--dry-run"]):
+        code, out = cli(demo, *command, "--now", "2026-11-25T10:00", "--yes")
+        assert code == 1, out
+        assert out.strip().splitlines()[-1] == (
+            f"error: issue 1 went out on 2026-11-25 09:00 (reports/{report.name}); the state "
+            "file (.pressroom/state.db) is new — restore it, or pass --resend-issue 1 to send "
+            "it again"
+        ), out
+    after = {p: p.stat().st_mtime_ns for p in (demo / "outbox" / "issue-1").iterdir()}
+    assert after == before  # nobody was mailed again
+
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T10:00", "--resend-issue", "2")
+    assert code == 2 and "--resend-issue 2: the issue to send now is issue 1" in out
+
+    code, out = cli(
+        demo, "digest", "send", "--now", "2026-11-25T10:00", "--yes", "--resend-issue", "1"
+    )
+    assert code == 0, out
+    assert states(demo) == {"sent": 6}
+
+
+def test_a_report_of_a_dry_run_or_of_nothing_sent_is_no_evidence(demo: Path) -> None:
+    (demo / "reports").mkdir()
+    (demo / "reports" / "issue-1-run-001-20261120T090000Z.json").write_text(
+        '{"issue": 1, "dry_run": false, "counts": {"sent": 0}, "run": {"sent": 0}}'
+    )
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", "--yes")
+    assert code == 0, out
+    assert states(demo) == {"sent": 6}
