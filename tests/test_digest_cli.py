@@ -128,12 +128,10 @@ def test_build_prints_the_issue_and_writes_the_archive(pub: Path) -> None:
     assert APPEAL in html
     assert 'href="https://theduran.example/unsubscribe"' in html  # the generic page
     assert "@example." not in html  # no subscriber address in the public copy
+    # built, not sent: its page is there to look at, but the archive does not list it
+    # (issue 10 §6: the index lists only issues that went out)
     listing = index.read_text(encoding="utf-8")
-    assert (
-        'href="1/"' in listing
-        and "The Duran weekly #1" in listing
-        and "25 November 2026" in listing
-    )
+    assert 'href="1/"' not in listing and "The Duran weekly #1" not in listing
 
 
 def test_numbering_follows_the_last_sent_issue_and_empty_window_exits_0(pub: Path) -> None:
@@ -156,9 +154,22 @@ def test_numbering_follows_the_last_sent_issue_and_empty_window_exits_0(pub: Pat
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("issue #2: The Duran weekly #2: Something new")
     assert "no-us-boots" not in result.stdout
+    # issue 1 went out and is listed; issue 2 is only built, so it is not (issue 10 §6)
     listing = (pub / "public" / "issues" / "index.html").read_text(encoding="utf-8")
-    assert listing.index('href="2/"') < listing.index('href="1/"')
-    assert "26 November 2026" in listing and "25 November 2026" in listing
+    assert 'href="1/"' in listing and "25 November 2026" in listing
+    assert 'href="2/"' not in listing and "26 November 2026" not in listing
+    assert (pub / "public" / "issues" / "2" / "index.html").exists()
+
+
+def test_the_archive_index_lists_an_issue_once_it_went_out(pub: Path) -> None:
+    assert run(pub, "build", "--now", NOW).exit_code == 0
+    index = pub / "public" / "issues" / "index.html"
+    assert 'href="1/"' not in index.read_text(encoding="utf-8")
+    sent = run(pub, "send", "--now", NOW, "--yes", "--limit", "1")
+    assert sent.exit_code == 0, sent.output
+    listing = index.read_text(encoding="utf-8")  # one reader has it: it went out
+    assert 'href="1/"' in listing and "The Duran weekly #1" in listing
+    assert "25 November 2026" in listing
 
 
 def test_first_run_with_an_empty_window(pub: Path) -> None:

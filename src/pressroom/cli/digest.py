@@ -118,6 +118,7 @@ def build(
         pressroom digest build
         pressroom digest build --since 14d --pin big-interview --exclude-tag sponsored
     """
+    from pressroom.delivery import ledger
     from pressroom.digest import archive, preflight
 
     prepared = _prepare(app, now, since, since_last, pins, exclude_tags)
@@ -134,7 +135,9 @@ def build(
         lead = " (lead)" if article is issue.lead else ""
         app.out(f"  {article.published:%Y-%m-%d}  {article.slug}  {article.title}{lead}")
     app.out(f"variants: {', '.join(v.key for v in rendered.variants)}")
-    for path in archive.write_archive(app.config, rendered, date=issue.date):
+    # the index lists the issues that went out (the ledger's), not this one until it is sent
+    sent = ledger.went_out(app.config.state_db)
+    for path in archive.write_archive(app.config, rendered, went_out=sent, date=issue.date):
         app.out(f"wrote {shown(path)}")
     findings = preflight.check(rendered, app.config)
     if findings:

@@ -44,6 +44,7 @@ from pressroom.delivery.send import (
 from pressroom.delivery.send import send_one as _send_one
 from pressroom.digest import archive, preflight
 from pressroom.errors import (
+    DigestError,
     PreflightError,
     ProviderError,
     ReportError,
@@ -372,7 +373,8 @@ def _send(
     if new or not page.exists():
         # the messages' "view online" link points at this page: it must exist even when
         # `digest build` was never run, and match what is sent
-        for written in archive.write_archive(config, rendered, date=issue_date):
+        listed = ledger.went_out()
+        for written in archive.write_archive(config, rendered, went_out=listed, date=issue_date):
             notes.info(f"wrote {shown(written)}")
 
     keys = subs_mod.load_suppressed(config)
@@ -415,6 +417,12 @@ def _send(
     except ReportError as e:  # the send is recorded in the ledger: say so, do not undo it
         notes.problem(e.message)
         status = 1
+    if outcome.counts[L.SENT]:  # it went out: the archive index lists it from now on
+        try:
+            archive.write_index(config, ledger.went_out())
+        except DigestError as e:
+            notes.problem(f"{e.message} (the send itself is recorded)")
+            status = 1
     result = Delivery(
         status, number, frozen.total, summary, outcome, path, segment=where, rows_skipped=notes.rows
     )

@@ -202,6 +202,16 @@ class Ledger:
             return None
         return SentIssue(row[0], _dt(row[1]), _dt(row[2]))
 
+    def went_out(self) -> set[int]:
+        """Numbers of the issues that went out: settled, or sent to someone already."""
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT number FROM issues AS i WHERE status='sent' OR EXISTS "
+                "(SELECT 1 FROM deliveries AS d WHERE d.issue=i.number AND d.state=?)",
+                (SENT,),
+            ).fetchall()
+        return {r[0] for r in rows}
+
     def unfinished(self) -> FrozenIssue | None:
         """The frozen issue still being sent (at most one), or None."""
         with self.lock:
@@ -518,3 +528,11 @@ def last_sent(state_db: Path) -> SentIssue | None:
         return ledger.last_sent()
     finally:
         ledger.close()
+
+
+def went_out(state_db: Path) -> set[int]:
+    """The issues that went out, from the state file (none before the first send)."""
+    if not state_db.exists():
+        return set()  # opening the ledger would create the state file; nothing was sent
+    with Ledger(state_db) as ledger:
+        return ledger.went_out()

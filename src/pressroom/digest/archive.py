@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -39,9 +39,18 @@ def issue_url(config: Config, number: int) -> str:
 
 
 def write_archive(
-    config: Config, rendered: RenderedIssue, *, date: datetime | None = None
+    config: Config,
+    rendered: RenderedIssue,
+    *,
+    went_out: Collection[int],
+    date: datetime | None = None,
 ) -> list[Path]:
-    """Write <archive>/<n>/index.html (no personal data) and the archive index page."""
+    """Write <archive>/<n>/index.html (no personal data) and the archive index page.
+
+    The index lists the issues in ``went_out`` only (the ledger's sent issues, which the
+    caller reads): a built issue has its page, for a look before sending, but is listed only
+    once it went out (``write_index`` after the send).
+    """
     folder = config.digest.archive
     variant = rendered.variants[0]  # "all": every block shown
     html = Personaliser(variant.html, is_html=True).fill(neutral_values(config, rendered.number))
@@ -49,14 +58,7 @@ def write_archive(
     write_atomic(page, html.encode("utf-8"))
 
     manifest_path = folder / MANIFEST
-    issues: dict[str, dict[str, str]] = {}
-    if manifest_path.exists():
-        try:
-            issues = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise DigestError(
-                f"{manifest_path}: cannot read the archive list: {e}; delete it and build again"
-            ) from e
+    issues = _manifest(manifest_path)
     entry = {"subject": rendered.subject, "preheader": rendered.preheader}
     if date is not None:
         entry["date"] = date.date().isoformat()
@@ -67,14 +69,39 @@ def write_archive(
         manifest_path, (json.dumps(issues, indent=2, sort_keys=True) + "\n").encode("utf-8")
     )
     index = folder / "index.html"
-    write_atomic(index, archive_index(config, issues).encode("utf-8"))
+    write_atomic(index, archive_index(config, issues, went_out).encode("utf-8"))
     return [page, index]
 
 
-def archive_index(config: Config, issues: Mapping[str, Mapping[str, str]]) -> str:
-    """The archive listing page, newest issue first (template ``archive.html.j2``)."""
+def write_index(config: Config, went_out: Collection[int]) -> Path:
+    """Rewrite the archive index page to list the issues in ``went_out`` (after a send)."""
+    folder = config.digest.archive
+    index = folder / "index.html"
+    issues = _manifest(folder / MANIFEST)
+    write_atomic(index, archive_index(config, issues, went_out).encode("utf-8"))
+    return index
+
+
+def _manifest(path: Path) -> dict[str, dict[str, str]]:
+    if not path.exists():
+        return {}
+    try:
+        issues: dict[str, dict[str, str]] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DigestError(
+            f"{path}: cannot read the archive list: {e}; delete it and build again"
+        ) from e
+    return issues
+
+
+def archive_index(
+    config: Config, issues: Mapping[str, Mapping[str, str]], went_out: Collection[int]
+) -> str:
+    """The archive listing page of the issues that went out, newest first."""
     rows = []
     for number in sorted(issues, key=int, reverse=True):
+        if int(number) not in went_out:
+            continue  # built (its page exists) but not sent: not part of the archive yet
         e = issues[number]
         day = e.get("date")
         rows.append(
