@@ -515,7 +515,7 @@ def _sources(raw: Any, ctx: _Ctx) -> tuple[SourceConfig, ...]:
     for i, item in enumerate(raw):
         where = f"sources.{i}"
         if not isinstance(item, dict) or "type" not in item:
-            raise ctx.fail(where, "each source needs a type: (files, wordpress or feed)")
+            raise ctx.fail(where, "each source needs a type: (files, wordpress, feed or ghost)")
         try:
             cls = source_registry.get(str(item["type"]))
         except Exception as e:
