@@ -67,7 +67,7 @@ def suppressed(config: config_mod.Config) -> dict[str, str]:
 
 def test_bounces_are_read_page_by_page_to_the_end(server: MailgunFake) -> None:
     fill(server)
-    pages = list(adapter(server).pull_suppressions("bounces", None))
+    pages = list(adapter(server).pull_suppressions("bounces", None, NOW))
     assert [len(p) for p in pages] == [2, 2, 2, 1]
     got = [e for p in pages for e in p]
     assert [e.address for e in got] == [f"gone{i}@example.org" for i in range(7)]
@@ -82,13 +82,13 @@ def test_bounces_are_read_page_by_page_to_the_end(server: MailgunFake) -> None:
 def test_since_drops_older_entries(server: MailgunFake) -> None:
     fill(server)
     since = datetime(2026, 11, 15, tzinfo=UTC)
-    got = [e.address for p in adapter(server).pull_suppressions("bounces", since) for e in p]
+    got = [e.address for p in adapter(server).pull_suppressions("bounces", since, NOW) for e in p]
     assert got == ["gone5@example.org", "gone6@example.org"]
 
 
 def test_a_429_is_waited_out(server: MailgunFake) -> None:
     fill(server)
-    pages = adapter(server).pull_suppressions("bounces", None)
+    pages = adapter(server).pull_suppressions("bounces", None, NOW)
     first = next(pages)
     server.fail_next(1, 429, retry_after=0)
     rest = list(pages)
@@ -98,7 +98,7 @@ def test_a_429_is_waited_out(server: MailgunFake) -> None:
 
 def test_an_error_page_stops_the_list_with_mailguns_message(server: MailgunFake) -> None:
     fill(server)
-    pages = adapter(server).pull_suppressions("bounces", None)
+    pages = adapter(server).pull_suppressions("bounces", None, NOW)
     next(pages)
     server.fail_next(1, 400, body={"message": "Invalid page parameter"})
     with pytest.raises(
@@ -117,7 +117,7 @@ def test_a_paging_url_on_another_host_is_not_followed(server: MailgunFake) -> No
         Path("."),
     )
     with pytest.raises(ProviderError, match="another host"):
-        list(provider.pull_suppressions("bounces", None))
+        list(provider.pull_suppressions("bounces", None, NOW))
 
 
 def test_sync_applies_every_list_keeps_a_cursor_and_is_idempotent(

@@ -13,7 +13,9 @@ most 50 recipients per message and 500 messages per batch; JSON with ``Accept`` 
 
 from __future__ import annotations
 
+import datetime
 import json
+import re
 import uuid
 from typing import Any
 
@@ -26,6 +28,14 @@ from tests.fakes.server import (
 )
 
 MAX_BATCH = 500
+_DUMP = re.compile(r"^/message-streams/([^/]+)/suppressions/dump$")
+_DUMP_PARAMS: dict[str, tuple[str, ...]] = {
+    "SuppressionReason": ("HardBounce", "SpamComplaint", "ManualSuppression"),
+    "Origin": ("Recipient", "Customer", "Admin"),
+    "fromdate": (),
+    "todate": (),
+    "EmailAddress": (),
+}
 MAX_PAYLOAD = 50 * 1000 * 1000
 MAX_RECIPIENTS = 50
 FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -98,6 +108,7 @@ class PostmarkFake(FakeProviderServer):
         self.server_token = server_token
         # stream id -> MessageStreamType ("Transactional" | "Broadcasts")
         self.streams = streams or {"outbound": "Transactional", "broadcast": "Broadcasts"}
+        self.suppressions: dict[str, list[dict[str, Any]]] = {}  # stream -> dump entries
 
     def error_body(self, status: int, message: str) -> Any:
         return {"ErrorCode": 300 if status == 400 else status, "Message": message}
@@ -105,6 +116,8 @@ class PostmarkFake(FakeProviderServer):
     # --- contract -------------------------------------------------------------------------
 
     def contract_problems(self, request: Request) -> list[str]:
+        if _DUMP.match(request.path):
+            return self.dump_problems(request)
         if request.method != "POST" or request.path not in ("/email", "/email/batch"):
             return []
         problems = []
@@ -147,6 +160,8 @@ class PostmarkFake(FakeProviderServer):
                     "ServerLink": "https://account.postmarkapp.com/servers/1",
                 },
             )
+        if m := _DUMP.match(request.path):
+            return self._dump(request, m.group(1))
         if request.method == "GET" and request.path.startswith("/message-streams/"):
             stream = request.path.rsplit("/", 1)[1]
             if stream not in self.streams:
@@ -211,3 +226,66 @@ class PostmarkFake(FakeProviderServer):
             "ErrorCode": 0,
             "Message": "OK",
         }
+
+    # --- suppressions: GET /message-streams/{stream}/suppressions/dump ----------------------
+    # Documented (postmarkapp.com/developer/api/suppressions-api): Accept: application/json and
+    # the server token; query ``SuppressionReason`` (HardBounce, SpamComplaint,
+    # ManualSuppression), ``Origin`` (Recipient, Customer, Admin), ``fromdate``/``todate``
+    # (YYYY-MM-DD, inclusive), ``EmailAddress``; the answer is ``{"Suppressions": [...]}``.
+
+    def add_suppression(
+        self, stream: str, address: str, reason: str, created_at: str, origin: str = "Recipient"
+    ) -> None:
+        """Add an entry to ``stream``'s suppression dump (``created_at`` ISO 8601)."""
+        with self.lock:
+            self.suppressions.setdefault(stream, []).append(
+                {
+                    "EmailAddress": address,
+                    "SuppressionReason": reason,
+                    "Origin": origin,
+                    "CreatedAt": created_at,
+                }
+            )
+
+    def dump_problems(self, request: Request) -> list[str]:
+        """The documented query rules of the suppression dump."""
+        if request.method != "GET":
+            return [f"{request.method} {request.path}: the dump is read with GET"]
+        if "application/json" not in request.headers.get("accept", ""):
+            return ["Accept: application/json is required"]
+        q = {k: v[-1] for k, v in request.query.items()}
+        problems = [f"unknown parameter {k}" for k in sorted(set(q) - set(_DUMP_PARAMS))]
+        for name, allowed in _DUMP_PARAMS.items():
+            if name in q and allowed and q[name] not in allowed:
+                problems.append(f"{name}: expected one of {', '.join(allowed)}, got {q[name]!r}")
+        for name in ("fromdate", "todate"):
+            if name in q:
+                try:
+                    datetime.date.fromisoformat(q[name])
+                except ValueError:
+                    problems.append(f"{name}: expected a date like 2020-02-01, got {q[name]!r}")
+        return problems
+
+    def _dump(self, request: Request, stream: str) -> Response:
+        if stream not in self.streams:
+            return Response(
+                422,
+                {
+                    "ErrorCode": 1226,
+                    "Message": f"The message stream for the provided 'ID' was not found: {stream}",
+                },
+            )
+        q = {k: v[-1] for k, v in request.query.items()}
+        with self.lock:
+            items = list(self.suppressions.get(stream, []))
+        for name, field in (("SuppressionReason", "SuppressionReason"), ("Origin", "Origin")):
+            if name in q:
+                items = [i for i in items if i[field] == q[name]]
+        if "EmailAddress" in q:
+            items = [i for i in items if i["EmailAddress"].lower() == q["EmailAddress"].lower()]
+        day = lambda i: i["CreatedAt"][:10]  # noqa: E731 - the entry's own calendar date
+        if "fromdate" in q:
+            items = [i for i in items if day(i) >= q["fromdate"]]
+        if "todate" in q:
+            items = [i for i in items if day(i) <= q["todate"]]
+        return Response(200, {"Suppressions": items})

@@ -15,11 +15,15 @@ of strings) and hands openapi-core the body without it.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from tests.fakes.server import FakeProviderServer, Request, Response, openapi_problems
 
 SPEC = "sendgrid-mail-v3.json"
+LISTS = ("bounces", "spam_reports", "blocks", "invalid_emails", "unsubscribes")
+_LIST_PARAMS = frozenset({"start_time", "end_time", "limit", "offset"})
+_GROUP = re.compile(r"^/v3/asm/groups/(\d+)/suppressions$")
 MAX_RECIPIENTS = 1000
 MAX_SUBSTITUTION_BYTES = 10_000
 RESERVED_HEADERS = frozenset(
@@ -54,6 +58,11 @@ class SendGridFake(FakeProviderServer):
         super().__init__(**kw)
         self.api_key = api_key
         self.scopes = scopes
+        # suppression lists: name -> entries as SendGrid returns them; pages ≤ page_size
+        self.suppression_lists: dict[str, list[dict[str, Any]]] = {n: [] for n in LISTS}
+        self.groups: dict[int, list[str]] = {}
+        self.asm_groups: list[int | None] = []  # asm.group_id of each accepted send
+        self.page_size = 500
 
     def error_body(self, status: int, message: str) -> Any:
         return {"errors": [{"message": message, "field": None, "help": None}]}
@@ -61,6 +70,8 @@ class SendGridFake(FakeProviderServer):
     # --- contract -------------------------------------------------------------------------
 
     def contract_problems(self, request: Request) -> list[str]:
+        if request.path.startswith(("/v3/suppression/", "/v3/asm/")):
+            return self.suppression_problems(request)
         if request.path != "/v3/mail/send" or request.method != "POST":
             return []
         try:
@@ -99,6 +110,8 @@ class SendGridFake(FakeProviderServer):
             )
         if request.path == "/v3/scopes" and request.method == "GET":
             return Response(200, {"scopes": list(self.scopes)})
+        if request.path.startswith(("/v3/suppression/", "/v3/asm/")):
+            return self._suppressions(request)
         if request.path != "/v3/mail/send" or request.method != "POST":
             return Response(404, self.error_body(404, "not found"))
         if "mail.send" not in self.scopes:
@@ -118,6 +131,8 @@ class SendGridFake(FakeProviderServer):
                         )
         if errors:
             return Response(400, {"errors": errors})
+        with self.lock:
+            self.asm_groups.append((body.get("asm") or {}).get("group_id"))
         message_id = self.next_message_id()[1:-1].split("@")[0]
         self._deliver_all(request, body, message_id)
         return Response(202, b"", {"X-Message-Id": message_id}, content_type="text/plain")
@@ -155,6 +170,55 @@ class SendGridFake(FakeProviderServer):
                     from_=sender,
                     tag=tag,
                 )
+
+    # --- suppressions -----------------------------------------------------------------------
+    # GET /v3/suppression/{bounces,spam_reports,blocks,invalid_emails,unsubscribes}: query
+    # ``start_time``/``end_time`` (Unix seconds, inclusive), ``limit`` (1-500), ``offset`` (≥ 0);
+    # the answer is a JSON array (newest first). GET /v3/asm/groups/{group_id}/suppressions
+    # answers an array of addresses. Errors: ``{"errors": [{"field", "message"}]}``.
+
+    def add_suppression(self, list_: str, email: str, created: int, **extra: Any) -> None:
+        """Put ``email`` on a suppression list (``created``: Unix seconds)."""
+        with self.lock:
+            self.suppression_lists[list_].append({"created": created, "email": email, **extra})
+
+    def suppression_problems(self, request: Request) -> list[str]:
+        """The documented query rules of the suppression list endpoints."""
+        if request.method != "GET":
+            return [f"{request.method} {request.path}: only GET lists suppressions"]
+        q = {k: v[-1] for k, v in request.query.items()}
+        if request.path.startswith("/v3/asm/"):
+            if not _GROUP.match(request.path):
+                return [f"{request.path}: not a documented suppression group path"]
+            return [f"unknown parameter {k}" for k in sorted(q)]
+        if request.path.rsplit("/", 1)[-1] not in LISTS:
+            return [f"{request.path}: not a documented suppression list"]
+        problems = [f"unknown parameter {k}" for k in sorted(set(q) - _LIST_PARAMS)]
+        for name in ("start_time", "end_time", "offset"):
+            if name in q and not q[name].isdigit():
+                problems.append(f"{name}: expected a whole number, got {q[name]!r}")
+        limit = q.get("limit", "500")
+        if not limit.isdigit() or not 1 <= int(limit) <= 500:
+            problems.append(f"limit: expected 1 to 500, got {limit!r}")
+        return problems
+
+    def _suppressions(self, request: Request) -> Response:
+        if m := _GROUP.match(request.path):
+            group = int(m.group(1))
+            with self.lock:
+                if group not in self.groups:
+                    return Response(404, self.error_body(404, "Unsubscribe group not found"))
+                return Response(200, list(self.groups[group]))
+        list_ = request.path.rsplit("/", 1)[-1]
+        q = {k: v[-1] for k, v in request.query.items()}
+        start = int(q.get("start_time", "0"))
+        end = int(q.get("end_time", str(2**62)))
+        with self.lock:
+            items = [i for i in self.suppression_lists[list_] if start <= i["created"] <= end]
+        items.sort(key=lambda i: (-i["created"], i["email"]))
+        offset = int(q.get("offset", "0"))
+        size = min(int(q.get("limit", "500")), self.page_size)
+        return Response(200, items[offset : offset + size])
 
 
 def rule_problems(body: dict[str, Any]) -> list[str]:

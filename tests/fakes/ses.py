@@ -12,18 +12,22 @@ SES's Handlebars: ``{{x}}`` escapes HTML, ``{{{x}}}`` inserts as is, ``\\{{`` is
 
 from __future__ import annotations
 
+import base64
+import datetime
 import html
 import json
 import re
 import uuid
 from functools import cache
 from typing import Any
+from urllib.parse import quote
 
 from tests.fakes.server import FakeProviderServer, Request, Response, addresses
 
 BULK = "/v2/email/outbound-bulk-emails"
 SINGLE = "/v2/email/outbound-emails"
 ACCOUNT = "/v2/email/account"
+SUPPRESSED = "/v2/email/suppression/addresses"
 MAX_BULK_ENTRIES = 50
 _AUTH = re.compile(
     r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
@@ -100,6 +104,9 @@ class SESFake(FakeProviderServer):
         self.access_key_id = access_key_id
         self.secret_access_key = secret_access_key
         self.region = region
+        # the account-level suppression list: EmailAddress -> (Reason, LastUpdateTime epoch)
+        self.suppressed: dict[str, tuple[str, float]] = {}
+        self.page_size = 1000  # at most this many per page, whatever PageSize asks
 
     def error_body(self, status: int, message: str) -> Any:
         return {"message": message}
@@ -134,7 +141,12 @@ class SESFake(FakeProviderServer):
             )
         names = signed.split(";")
         headers = {n: request.headers.get(n, "") for n in names if n != "host"}
-        query = "&".join(f"{k}={v}" for k, vs in request.query.items() for v in vs)
+        # the query as SigV4 canonicalises it: each key and value percent-encoded (RFC 3986)
+        query = "&".join(
+            f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
+            for k, vs in request.query.items()
+            for v in vs
+        )
         url = f"http://{request.headers.get('host', '')}{request.path}" + (
             f"?{query}" if query else ""
         )
@@ -154,6 +166,8 @@ class SESFake(FakeProviderServer):
     # --- contract -------------------------------------------------------------------------
 
     def contract_problems(self, request: Request) -> list[str]:
+        if request.path == SUPPRESSED:
+            return self.suppressed_problems(request)
         operation = {BULK: "SendBulkEmail", SINGLE: "SendEmail"}.get(request.path)
         if operation is None or request.method != "POST":
             return []
@@ -219,6 +233,8 @@ class SESFake(FakeProviderServer):
                     },
                 },
             )
+        if request.method == "GET" and request.path == SUPPRESSED:
+            return self._suppressed(request)
         if request.method == "POST" and request.path == BULK:
             return Response(200, {"BulkEmailEntryResults": self._bulk(request, request.json())})
         if request.method == "POST" and request.path == SINGLE:
@@ -311,3 +327,67 @@ class SESFake(FakeProviderServer):
                 params.get("FromEmailAddress", ""),
             )
         return Response(200, {"MessageId": mid})
+
+    # --- ListSuppressedDestinations: GET /v2/email/suppression/addresses -------------------
+    # botocore's sesv2 model: querystring ``Reason`` (list, BOUNCE | COMPLAINT), ``StartDate``
+    # and ``EndDate`` (timestamps, ISO 8601 in a query), ``NextToken``, ``PageSize``; output
+    # ``SuppressedDestinationSummaries`` ({EmailAddress, Reason, LastUpdateTime}) and
+    # ``NextToken``. A token this fake did not issue is InvalidNextTokenException (400).
+
+    def suppressed_problems(self, request: Request) -> list[str]:
+        """The query against the model's input shape."""
+        if request.method != "GET":
+            return [f"{request.method} {SUPPRESSED}: ListSuppressedDestinations is a GET"]
+        q = request.query
+        names = {"Reason": "Reasons", "StartDate": "StartDate", "EndDate": "EndDate"}
+        names |= {"NextToken": "NextToken", "PageSize": "PageSize", "TenantName": "TenantName"}
+        unknown = sorted(set(q) - set(names))
+        if unknown:
+            return [f"unknown query parameter {unknown[0]}"]
+        params: dict[str, Any] = {}
+        for key, values in q.items():
+            if key == "Reason":
+                params["Reasons"] = values
+            elif key == "PageSize":
+                if not values[-1].isdigit():
+                    return [f"PageSize: expected an integer, got {values[-1]!r}"]
+                params["PageSize"] = int(values[-1])
+            elif key in ("StartDate", "EndDate"):
+                try:
+                    params[key] = datetime.datetime.fromisoformat(values[-1].replace("Z", "+00:00"))
+                except ValueError:
+                    return [f"{key}: expected an ISO 8601 time, got {values[-1]!r}"]
+            else:
+                params[names[key]] = values[-1]
+        return shape_problems("ListSuppressedDestinations", params)
+
+    def _suppressed(self, request: Request) -> Response:
+        q = request.query
+        reasons = set(q.get("Reason") or ["BOUNCE", "COMPLAINT"])
+        start = q.get("StartDate", [""])[-1]
+        since = (
+            datetime.datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp()
+            if start
+            else 0.0
+        )
+        with self.lock:
+            rows = sorted(
+                (a, r, t) for a, (r, t) in self.suppressed.items() if r in reasons and t >= since
+            )
+        token = q.get("NextToken", [""])[-1]
+        offset = 0
+        if token:
+            try:
+                offset = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("o:"))
+            except ValueError:
+                return self._error(400, "InvalidNextTokenException", "The NextToken is invalid.")
+        size = min(int(q.get("PageSize", ["1000"])[-1]), self.page_size)
+        chosen = rows[offset : offset + size]
+        body: dict[str, Any] = {
+            "SuppressedDestinationSummaries": [
+                {"EmailAddress": a, "Reason": r, "LastUpdateTime": t} for a, r, t in chosen
+            ]
+        }
+        if offset + size < len(rows):
+            body["NextToken"] = base64.urlsafe_b64encode(f"o:{offset + size}".encode()).decode()
+        return Response(200, body)

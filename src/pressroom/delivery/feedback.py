@@ -142,7 +142,7 @@ def _sync_one(
             stored = parse_time(events.cursor(config, adapter.name, list_))
             start = stored - OVERLAP if stored is not None else None
         newest: datetime | None = None
-        for page in adapter.pull_suppressions(list_, start):
+        for page in adapter.pull_suppressions(list_, start, now):
             result.pages += 1
             applied = events.apply(
                 config, page, now=now, issue_of=_issue_of(config, page), dry_run=dry_run

@@ -277,9 +277,11 @@ class Provider(ABC):
     suppression_lists: ClassVar[tuple[str, ...]] = ()
 
     def pull_suppressions(
-        self, list_: str, since: datetime | None
+        self, list_: str, since: datetime | None, now: datetime
     ) -> Iterator[Sequence[events.Event]]:
         """Each page of the provider's ``list_`` (entries since ``since``; None: all) as events.
+
+        ``now`` (the run's clock) dates an entry the provider gives no date of its own.
 
         Pages are read to the end through the provider's documented paging; a failure raises
         ``ProviderError`` (its message names the provider and the cause, without secrets).

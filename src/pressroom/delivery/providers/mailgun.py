@@ -304,7 +304,9 @@ class Mailgun(Provider):
     suppression_lists = ("bounces", "complaints", "unsubscribes")
     suppression_page_size = 1000
 
-    def pull_suppressions(self, list_: str, since: datetime | None) -> Iterator[Sequence[Event]]:
+    def pull_suppressions(
+        self, list_: str, since: datetime | None, now: datetime
+    ) -> Iterator[Sequence[Event]]:
         """Each page of bounces, complaints or unsubscribes, following ``paging.next``."""
         kind = _KIND[list_]
         base = f"{self.settings.endpoint}/v3/{self.settings.domain}/{list_}"

@@ -39,21 +39,23 @@ https://postmarkapp.com/developer/webhooks/subscription-change-webhook
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import html
 import json
 import re
-from collections.abc import Mapping, Sequence
+import urllib.parse
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import requests
 
 from pressroom.audience.events import Event
 from pressroom.config import PositiveFloat
-from pressroom.delivery.providers import register
+from pressroom.delivery.providers import pull, register
 from pressroom.delivery.providers.base import (
     NO_WIRE,
     Content,
@@ -344,6 +346,58 @@ class Postmark(Provider):
         if event is None:
             return WebhookResult(ignored=[f"{item['RecordType']} {item.get('Type', '')}".strip()])
         return WebhookResult([event])
+
+    # --- suppression pull -----------------------------------------------------------------
+    # GET /message-streams/{stream}/suppressions/dump (https://postmarkapp.com/developer/api/
+    # suppressions-api): ``fromdate``/``todate`` (dates, inclusive), answer ``{"Suppressions":
+    # [{"EmailAddress", "SuppressionReason", "Origin", "CreatedAt"}]}`` with no paging of its
+    # own, so a sync from a cursor walks the days to today in windows of ``window_days``, one
+    # request each (the first sync, with no cursor, asks once for everything). HardBounce is a
+    # hard bounce, SpamComplaint a complaint, ManualSuppression (a reader's unsubscribe on a
+    # broadcast stream, or one made in Postmark's UI) an unsubscribe.
+
+    suppression_lists = ("suppressions",)
+    window_days = 7
+
+    def pull_suppressions(
+        self, list_: str, since: datetime | None, now: datetime
+    ) -> Iterator[Sequence[Event]]:
+        """Each window of days of the stream's suppression dump, oldest first."""
+        stream = self.settings.message_stream
+        url = f"{self.base}/message-streams/{urllib.parse.quote(stream, safe='')}/suppressions/dump"
+        windows: list[dict[str, str]] = [{}]
+        if since is not None:
+            windows = []
+            day, last = since.astimezone(UTC).date(), now.astimezone(UTC).date()
+            while day <= last:
+                end = min(day + timedelta(days=self.window_days - 1), last)
+                windows.append({"fromdate": day.isoformat(), "todate": end.isoformat()})
+                day = end + timedelta(days=1)
+        for params in windows:
+            data = pull.fetch_page(
+                self,
+                functools.partial(
+                    self.session.get, url, params=params, timeout=self.settings.timeout
+                ),
+                f"the suppressions of stream {stream}"
+                + (f" ({params['fromdate']} to {params['todate']})" if params else ""),
+                message=lambda r: pull.json_message(r, "Message"),
+            )
+            items = data.get("Suppressions") if isinstance(data, dict) else None
+            if not isinstance(items, list):
+                raise ProviderError(f"postmark: stream {stream}: the answer has no Suppressions")
+            page = []
+            for item in items:
+                if not isinstance(item, dict):
+                    continue
+                kind = _SUPPRESSION.get(str(item.get("SuppressionReason")))
+                when = pull.parse_time(item.get("CreatedAt"))
+                address = str(item.get("EmailAddress") or "")
+                if kind is None or when is None or not address:
+                    continue
+                reason = f"{item.get('SuppressionReason')} ({item.get('Origin', '?')})"
+                page.append(Event(self.name, kind, address, when, reason=reason))
+            yield page
 
 
 # Bounce Type values (https://postmarkapp.com/developer/api/bounce-api#bounce-types)

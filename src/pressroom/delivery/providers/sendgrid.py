@@ -36,19 +36,21 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
+import functools
 import html
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import requests
 
+from pressroom.audience import events as feedback
 from pressroom.audience.events import Event
 from pressroom.config import PositiveFloat
-from pressroom.delivery.providers import register
+from pressroom.delivery.providers import pull, register
 from pressroom.delivery.providers.base import (
     NO_WIRE,
     Content,
@@ -96,6 +98,8 @@ class SendGridSettings:
     tracking: bool = False  # SendGrid click/open tracking (rewrites links)
     ip_pool: str | None = None
     sandbox: bool = False  # mail_settings.sandbox_mode: validated by SendGrid, never delivered
+    # the unsubscribe group (ASM group id) every issue is sent with; its suppressions are pulled
+    unsubscribe_group: int | None = None
 
     def __post_init__(self) -> None:
         check_settings(self, MAX_BATCH, "personalizations")
@@ -174,6 +178,11 @@ class SendGrid(Provider):
                     {"type": "text/html", "value": h.translate(html_syntax)},
                 ],
                 "custom_args": {"pressroom_issue": str(content.issue)},
+                **(
+                    {"asm": {"group_id": self.settings.unsubscribe_group}}
+                    if self.settings.unsubscribe_group is not None
+                    else {}
+                ),
                 "tracking_settings": {
                     "click_tracking": {"enable": self.settings.tracking},
                     "open_tracking": {"enable": self.settings.tracking},
@@ -290,6 +299,91 @@ class SendGrid(Provider):
             f"({len(scopes)} scopes), endpoint {self.base}"
         )
 
+    # --- suppression pull -----------------------------------------------------------------
+    # GET /v3/suppression/{bounces,spam_reports,blocks,invalid_emails,unsubscribes}
+    # (https://www.twilio.com/docs/sendgrid/api-reference/bounces-api/retrieve-all-bounces and
+    # its siblings): ``start_time`` (Unix seconds, inclusive), ``limit`` (≤ 500) and ``offset``;
+    # each answer is a JSON array of ``{"created", "email", ...}``, and an empty one ends the
+    # list. Bounces with a 4.x.x status and blocks (refusals by the receiving server, which
+    # SendGrid does not suppress) count as soft bounces. The unsubscribe group's suppressions
+    # (GET /v3/asm/groups/{group_id}/suppressions) are one undated array of addresses: they are
+    # dated by the sync's clock and keyed by group and address, so a second sync adds nothing.
+
+    suppression_lists = (
+        "bounces",
+        "spam_reports",
+        "blocks",
+        "invalid_emails",
+        "unsubscribes",
+        "group_unsubscribes",
+    )
+    suppression_page_size = 500
+
+    def pull_suppressions(
+        self, list_: str, since: datetime | None, now: datetime
+    ) -> Iterator[Sequence[Event]]:
+        """Each page of one suppression list, by ``offset`` from ``start_time``."""
+        if list_ == "group_unsubscribes":
+            yield from self._group_suppressions(now)
+            return
+        url = f"{self.base}/v3/suppression/{list_}"
+        offset = 0
+        while True:
+            params: dict[str, int] = {"limit": self.suppression_page_size, "offset": offset}
+            if since is not None:
+                params["start_time"] = int(since.timestamp())
+            data = pull.fetch_page(
+                self,
+                functools.partial(
+                    self.session.get, url, params=params, timeout=self.settings.timeout
+                ),
+                f"{list_} (offset {offset})",
+                message=_error_messages,
+            )
+            if not isinstance(data, list):
+                raise ProviderError(f"sendgrid: {list_}: expected a JSON array of entries")
+            if not data:
+                return
+            offset += len(data)
+            page = []
+            for item in data:
+                if not isinstance(item, dict):
+                    continue
+                when = pull.parse_time(item.get("created"))
+                address = str(item.get("email") or "")
+                if when is None or not address:
+                    continue
+                status = str(item.get("status") or "")
+                kind = _PULL_KIND[list_]
+                if list_ == "bounces" and status.startswith("4"):
+                    kind = feedback.SOFT_BOUNCE
+                reason = " ".join(x for x in (status, str(item.get("reason") or "")) if x)
+                page.append(Event(self.name, kind, address, when, reason=reason))
+            yield page
+
+    def _group_suppressions(self, now: datetime) -> Iterator[Sequence[Event]]:
+        group = self.settings.unsubscribe_group
+        if group is None:
+            return
+        data = pull.fetch_page(
+            self,
+            functools.partial(
+                self.session.get,
+                f"{self.base}/v3/asm/groups/{group}/suppressions",
+                timeout=self.settings.timeout,
+            ),
+            f"unsubscribe group {group}",
+            message=_error_messages,
+        )
+        if not isinstance(data, list):
+            raise ProviderError(f"sendgrid: unsubscribe group {group}: expected an array")
+        reason = f"unsubscribe group {group}"
+        yield [
+            Event(self.name, feedback.UNSUBSCRIBE, a, now, reason=reason, id=f"asm:{group}:{a}")
+            for a in data
+            if isinstance(a, str) and a
+        ]
+
 
 def _address(value: str) -> dict[str, str]:
     name, addr = email.utils.parseaddr(value)
@@ -384,3 +478,17 @@ def _public_key(value: str, settings: SendGridSettings) -> Any:
             "the Signed Event Webhook's verification key from SendGrid's mail settings"
         )
     return key
+
+
+_PULL_KIND = {
+    "bounces": feedback.HARD_BOUNCE,
+    "spam_reports": feedback.COMPLAINT,
+    "blocks": feedback.SOFT_BOUNCE,
+    "invalid_emails": feedback.HARD_BOUNCE,
+    "unsubscribes": feedback.UNSUBSCRIBE,
+}
+
+
+def _error_messages(response: requests.Response) -> str:
+    """SendGrid's ``{"errors": [{"message"}]}`` as one line."""
+    return "; ".join(str(e.get("message")) for e in _errors(response) if e.get("message"))

@@ -39,18 +39,21 @@ https://docs.aws.amazon.com/ses/latest/dg/event-publishing-retrieving-sns-conten
 from __future__ import annotations
 
 import email.utils
+import functools
 import html
 import json
-from collections.abc import Mapping, Sequence
+import urllib.parse
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
 
+from pressroom.audience import events as feedback
 from pressroom.audience.events import Event
 from pressroom.config import PositiveFloat
-from pressroom.delivery.providers import register
+from pressroom.delivery.providers import pull, register
 from pressroom.delivery.providers.base import (
     NO_WIRE,
     Content,
@@ -438,6 +441,55 @@ class SES(Provider):
         kind = str(notification.get("notificationType") or notification.get("eventType"))
         return WebhookResult(events, ignored=[] if events else [kind])
 
+    # --- suppression pull -----------------------------------------------------------------
+    # ListSuppressedDestinations, GET /v2/email/suppression/addresses (botocore's sesv2 model;
+    # https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_ListSuppressedDestinations.html):
+    # query ``Reason`` (BOUNCE, COMPLAINT; repeated), ``StartDate`` (ISO 8601: entries added or
+    # updated since), ``PageSize``, ``NextToken``; answer ``SuppressedDestinationSummaries``
+    # (``EmailAddress``, ``Reason``, ``LastUpdateTime`` in epoch seconds) and ``NextToken``
+    # while there is more. SigV4-signed like sending, the query included.
+
+    suppression_lists = ("suppressed",)
+    suppression_page_size = 1000
+
+    def pull_suppressions(
+        self, list_: str, since: datetime | None, now: datetime
+    ) -> Iterator[Sequence[Event]]:
+        """Each page of the account-level suppression list, following ``NextToken``."""
+        token: str | None = None
+        while True:
+            params = [("Reason", "BOUNCE"), ("Reason", "COMPLAINT")]
+            params.append(("PageSize", str(self.suppression_page_size)))
+            if since is not None:
+                stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                params.append(("StartDate", stamp))
+            if token:
+                params.append(("NextToken", token))
+            query = urllib.parse.urlencode(params, quote_via=urllib.parse.quote, safe="-_.~")
+            data = pull.fetch_page(
+                self,
+                functools.partial(self._request, "GET", f"{SUPPRESSED}?{query}"),
+                "the account's suppression list (ListSuppressedDestinations)",
+                message=_pull_message,
+            )
+            if not isinstance(data, dict):
+                raise ProviderError("ses: ListSuppressedDestinations: expected a JSON object")
+            page = []
+            for item in data.get("SuppressedDestinationSummaries") or []:
+                if not isinstance(item, dict):
+                    continue
+                kind = _PULL_KIND.get(str(item.get("Reason")))
+                when = pull.parse_time(item.get("LastUpdateTime"))
+                address = str(item.get("EmailAddress") or "")
+                if kind is None or when is None or not address:
+                    continue
+                reason = f"SES suppression list: {item.get('Reason')}"
+                page.append(Event(self.name, kind, address, when, reason=reason))
+            yield page
+            token = data.get("NextToken") or None
+            if token is None:
+                return
+
 
 def _ses_events(n: dict[str, Any], sns_id: str) -> list[Event]:
     """The events of one SES notification: one per recipient it names."""
@@ -522,3 +574,14 @@ def _json(response: requests.Response) -> Any:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
+
+
+SUPPRESSED = "/v2/email/suppression/addresses"
+_PULL_KIND = {"BOUNCE": feedback.HARD_BOUNCE, "COMPLAINT": feedback.COMPLAINT}
+
+
+def _pull_message(response: requests.Response) -> str:
+    """SES's error: its type (``x-amzn-ErrorType``) and ``message``."""
+    kind = response.headers.get("x-amzn-ErrorType", "").split(":")[0]
+    said = pull.json_message(response, "message", "Message")
+    return f"{kind}: {said}" if kind and said else kind or said
