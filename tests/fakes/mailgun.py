@@ -6,6 +6,12 @@ recipient; ``o:``/``h:``/``v:``/``t:`` options at most 16 KB), applies ``%recipi
 substitution to subject, bodies and ``h:`` headers, and records each recipient's message.
 Per-recipient failures (``fail_recipient(email, "invalid")``) behave like Mailgun: the whole
 call is refused with 400 "'to' parameter is not a valid address".
+
+Every accepted recipient also gets an ``accepted`` event (with its ``v:`` variables, after
+substitution, as ``user-variables``), served by ``GET /v3/{domain}/events``: the documented
+filters ``begin``/``end``/``ascending``/``limit`` (at most 300)/``event``/``recipient``, plus
+``user-variables`` (a JSON object the event's variables must contain), paged through
+``paging.next`` URLs until a page comes back empty.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
+import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -34,6 +42,8 @@ _SEND = re.compile(r"^/v3/([^/]+)/messages$")
 _DOMAIN = re.compile(r"^/v4/domains/([^/]+)$")
 _SUPPRESSION = re.compile(r"^/v3/([^/]+)/(bounces|complaints|unsubscribes)$")
 _LIST_PARAMS = frozenset({"limit", "page", "address", "term"})
+_EVENTS = re.compile(r"^/v3/([^/]+)/events(?:/([A-Za-z0-9_=-]+))?$")
+MAX_EVENTS_PAGE = 300
 
 
 class MailgunFake(FakeProviderServer):
@@ -50,6 +60,7 @@ class MailgunFake(FakeProviderServer):
             "unsubscribes": {},
         }
         self.page_size = 1000
+        self.events: list[dict[str, Any]] = []  # the events log, oldest first
 
     def error_body(self, status: int, message: str) -> Any:
         return {"message": message}
@@ -101,6 +112,10 @@ class MailgunFake(FakeProviderServer):
                     "sending_dns_records": [],
                 },
             )
+        if (m := _EVENTS.match(request.path)) and request.method == "GET":
+            if m.group(1) != self.domain:
+                return Response(404, self.error_body(404, f"Domain not found: {m.group(1)}"))
+            return self._events(m.group(2), request.query)
         m = _SEND.match(request.path)
         if not m or request.method != "POST":
             return Response(404, self.error_body(404, "not found"))
@@ -141,6 +156,7 @@ class MailgunFake(FakeProviderServer):
             single.get("html", ""),
             single.get("text", ""),
         )
+        user_variables = {n[2:]: v for n, v in fields if n.startswith("v:")}
         for recipient in addresses(to):
             if self.record != "full":
                 self.deliver(request, recipient, message_id=mid)
@@ -150,6 +166,7 @@ class MailgunFake(FakeProviderServer):
             def sub(s: str, values: dict[str, Any] = values) -> str:
                 return _VAR.sub(lambda m: str(values.get(m.group(1), m.group(0))), s)
 
+            self._log_event(recipient, {k: sub(v) for k, v in user_variables.items()}, mid, single)
             self.deliver(
                 request,
                 recipient,
@@ -224,6 +241,78 @@ class MailgunFake(FakeProviderServer):
             "previous": f"{base}&page=previous&address={quote(first)}",
         }
         return Response(200, {"items": chosen, "paging": paging})
+
+    # --- the events log -----------------------------------------------------------------
+
+    def _log_event(
+        self, recipient: str, variables: dict[str, str], mid: str, single: dict[str, str]
+    ) -> None:
+        event = {
+            "event": "accepted",
+            "id": uuid.uuid4().hex[:22],
+            "timestamp": time.time(),
+            "log-level": "info",
+            "recipient": recipient,
+            "recipient-domain": recipient.rpartition("@")[2],
+            "tags": [single["o:tag"]] if "o:tag" in single else [],
+            "user-variables": variables,
+            "flags": {"is-test-mode": False},
+            "message": {
+                "headers": {
+                    "to": recipient,
+                    "message-id": mid.strip("<>"),
+                    "from": single.get("from", ""),
+                    "subject": single.get("subject", ""),
+                },
+                "size": 0,
+            },
+        }
+        with self.lock:
+            self.events.append(event)
+
+    def _events(self, token: str | None, query: dict[str, list[str]]) -> Response:
+        if token is not None:  # a paging URL: the query and offset it was made for
+            state = json.loads(base64.urlsafe_b64decode(token))
+            params, offset = state["q"], state["o"]
+        else:
+            params, offset = {k: v[-1] for k, v in query.items()}, 0
+        try:
+            limit = int(params.get("limit", 100))
+        except ValueError:
+            return Response(400, self.error_body(400, "limit must be an integer"))
+        if not 1 <= limit <= MAX_EVENTS_PAGE:
+            return Response(400, self.error_body(400, "limit must be between 1 and 300"))
+        if "end" not in params and params.get("ascending") not in ("yes", "no"):
+            return Response(
+                400, self.error_body(400, "'ascending' must be given when 'end' is not")
+            )
+        wanted = json.loads(params.get("user-variables") or "{}")
+        with self.lock:
+            log = list(self.events)
+        chosen = [
+            e
+            for e in log
+            if ("begin" not in params or e["timestamp"] >= float(params["begin"]))
+            and ("end" not in params or e["timestamp"] <= float(params["end"]))
+            and params.get("event", e["event"]) == e["event"]
+            and params.get("recipient", e["recipient"]).lower() == e["recipient"].lower()
+            and all(e["user-variables"].get(k) == v for k, v in wanted.items())
+        ]
+        if params.get("ascending") == "no":
+            chosen.reverse()
+        page = chosen[offset : offset + limit]
+
+        def url(at: int) -> str:
+            state = json.dumps({"q": params, "o": at}).encode()
+            return f"{self.url}/v3/{self.domain}/events/{base64.urlsafe_b64encode(state).decode()}"
+
+        paging = {
+            "first": url(0),
+            "last": url(max(0, len(chosen) - limit)),
+            "next": url(offset + len(page)),
+            "previous": url(max(0, offset - limit)),
+        }
+        return Response(200, {"items": page, "paging": paging})
 
 
 def batch_rule_problems(fields: list[tuple[str, str]]) -> list[str]:

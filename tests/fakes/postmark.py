@@ -9,6 +9,11 @@ most 50 recipients per message and 500 messages per batch; JSON with ``Accept`` 
 ``Content-Type: application/json``. A batch answers 200 with one result per message, in order;
 ``fail_recipient(email, code)`` makes that message's element carry ``ErrorCode`` ``code``
 (406: inactive recipient, 300: invalid request…).
+
+Every accepted message is kept for the outbound message search, ``GET /messages/outbound``:
+``count`` (at most 500) and ``offset`` required, count + offset at most 10,000, filters
+``recipient``, ``tag``, ``messagestream`` and ``metadata_<key>``; answered as
+``{"TotalCount", "Messages": [{MessageID, To, Recipients, Metadata, Status, …}]}``, newest first.
 """
 
 from __future__ import annotations
@@ -109,6 +114,7 @@ class PostmarkFake(FakeProviderServer):
         # stream id -> MessageStreamType ("Transactional" | "Broadcasts")
         self.streams = streams or {"outbound": "Transactional", "broadcast": "Broadcasts"}
         self.suppressions: dict[str, list[dict[str, Any]]] = {}  # stream -> dump entries
+        self.outbound: list[dict[str, Any]] = []  # accepted messages, oldest first
 
     def error_body(self, status: int, message: str) -> Any:
         return {"ErrorCode": 300 if status == 400 else status, "Message": message}
@@ -182,6 +188,8 @@ class PostmarkFake(FakeProviderServer):
                     "MessageStreamType": self.streams[stream],
                 },
             )
+        if request.method == "GET" and request.path == "/messages/outbound":
+            return self._search(request.query)
         if request.method == "POST" and request.path in ("/email", "/email/batch"):
             body = request.json()
             if request.path == "/email":
@@ -219,6 +227,28 @@ class PostmarkFake(FakeProviderServer):
                 m.get("From", ""),
                 m.get("Tag", ""),
             )
+        if self.record == "full":
+            with self.lock:
+                self.outbound.append(
+                    {
+                        "Tag": m.get("Tag", ""),
+                        "MessageID": mid,
+                        "MessageStream": stream,
+                        "To": [{"Email": a, "Name": None} for a in to],
+                        "Cc": [],
+                        "Bcc": [],
+                        "Recipients": to,
+                        "ReceivedAt": datetime.datetime.now(datetime.UTC).isoformat(),
+                        "From": m.get("From", ""),
+                        "Subject": m.get("Subject", ""),
+                        "Attachments": [],
+                        "Status": "Sent",
+                        "TrackOpens": m.get("TrackOpens", False),
+                        "TrackLinks": m.get("TrackLinks", "None"),
+                        "Metadata": dict(m.get("Metadata") or {}),
+                        "Sandboxed": False,
+                    }
+                )
         return {
             "To": m.get("To"),
             "SubmittedAt": "2026-11-25T09:00:00.0000000Z",
@@ -289,3 +319,29 @@ class PostmarkFake(FakeProviderServer):
         if "todate" in q:
             items = [i for i in items if day(i) <= q["todate"]]
         return Response(200, {"Suppressions": items})
+
+    def _search(self, query: dict[str, list[str]]) -> Response:
+        """The outbound message search (https://postmarkapp.com/developer/api/messages-api)."""
+        q = {k: v[-1] for k, v in query.items()}
+        try:
+            count, offset = int(q["count"]), int(q["offset"])
+        except (KeyError, ValueError):
+            return Response(422, {"ErrorCode": 300, "Message": "count and offset are required"})
+        if not 1 <= count <= 500 or offset < 0 or count + offset > 10_000:
+            return Response(
+                422, {"ErrorCode": 300, "Message": "count at most 500; count + offset ≤ 10000"}
+            )
+        metadata = {k[len("metadata_") :]: v for k, v in q.items() if k.startswith("metadata_")}
+        with self.lock:
+            found = [
+                m
+                for m in reversed(self.outbound)
+                if (
+                    "recipient" not in q
+                    or q["recipient"].lower() in [r.lower() for r in m["Recipients"]]
+                )
+                and q.get("tag", m["Tag"]) == m["Tag"]
+                and q.get("messagestream", m["MessageStream"]) == m["MessageStream"]
+                and all(str(m["Metadata"].get(k)) == v for k, v in metadata.items())
+            ]
+        return Response(200, {"TotalCount": len(found), "Messages": found[offset : offset + count]})

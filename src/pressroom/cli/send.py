@@ -234,6 +234,12 @@ def _send_options(f: click.decorators.FC) -> click.decorators.FC:
     metavar="EMAIL",
     help='Send one copy with "[TEST]" in the subject to EMAIL; not recorded.',
 )
+@click.option(
+    "--reconcile",
+    is_flag=True,
+    help="First ask the provider whether it accepted each uncertain recipient (Mailgun, "
+    "Postmark): accepted ones become sent, the others are sent now.",
+)
 @now_option
 @pass_app
 def send_cmd(
@@ -248,6 +254,7 @@ def send_cmd(
     limit: int | None,
     dry_run: bool,
     test_to: str | None,
+    reconcile: bool,
     now: str | None,
 ) -> None:
     """Send the next issue to the subscribers, exactly once each, through the ledger.
@@ -265,6 +272,7 @@ def send_cmd(
         pressroom digest send --test-to me@example.org
         pressroom digest send --tag staff --yes    # staff first; a plain run sends the rest
         pressroom digest send --yes
+        pressroom digest send --reconcile         # ask the provider about uncertain ones
         pressroom digest send --resend-uncertain
     """
     req = Request(
@@ -278,6 +286,7 @@ def send_cmd(
         resend_uncertain,
         drop_uncertain,
         resend_issue,
+        reconcile=reconcile,
     )
     check(req)
     with _nothing_is_fine(app):
@@ -308,8 +317,9 @@ def weekly(
 
     Holds a lock so two runs never overlap. An unfinished issue is resumed before a new one
     is built; a new one starts no sooner than digest.min_interval after the last (exit 0,
-    saying when it is due; --force overrides). An issue held open by uncertain recipients
-    blocks new ones until you decide (exit 1).
+    saying when it is due; --force overrides). Uncertain recipients of a resumed issue are
+    first reconciled with the provider where it can answer (Mailgun, Postmark); an issue still
+    held open by uncertain recipients blocks new ones until you decide (exit 1).
 
     \b
     Example:
@@ -329,6 +339,7 @@ def weekly(
         resend_uncertain=resend_uncertain,
         drop_uncertain=drop_uncertain,
         resend_issue=resend_issue,
+        reconcile=True,
     )
     check(req)
     config = app.config

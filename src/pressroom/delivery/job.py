@@ -32,6 +32,7 @@ from pressroom.delivery import ledger as L
 from pressroom.delivery import message, report
 from pressroom.delivery.ledger import FrozenIssue, Ledger
 from pressroom.delivery.providers.base import Content, Outcome, Provider
+from pressroom.delivery.reconcile import Reconciled, reconcile
 from pressroom.delivery.send import (
     Progress,
     RunLock,
@@ -77,6 +78,7 @@ class Request:
     resend_uncertain: bool = False
     drop_uncertain: bool = False
     resend_issue: int | None = None  # send this issue although the reports say it went out
+    reconcile: bool = False  # ask the provider about uncertain recipients first
 
     @property
     def segment(self) -> bool:
@@ -97,6 +99,10 @@ def check(req: Request) -> None:
         raise UsageError("--dry-run and --test-to cannot be used together; pick one")
     if req.resend_uncertain and req.drop_uncertain:
         raise UsageError("--resend-uncertain and --drop-uncertain cannot be used together")
+    if req.reconcile and (req.dry_run or req.test_to):
+        raise UsageError(
+            "--reconcile settles the ledger; it cannot be combined with --dry-run or --test-to"
+        )
     if req.test_to and (req.resend_uncertain or req.drop_uncertain or req.limit):
         raise UsageError(
             "--test-to sends one copy; it cannot be combined with --limit or "
@@ -118,6 +124,7 @@ class Delivery:
     segment: str = ""  # "list 'breaking'" when the run sent to a segment only
     said: list[str] = field(default_factory=list)  # result lines of a dry run or a test copy
     rows_skipped: int = 0  # bad subscriber rows reported (and not mailed) while freezing
+    reconciled: Reconciled | None = None  # what --reconcile settled, and how
 
 
 class _Counted:
@@ -317,6 +324,11 @@ def _send(
     crashed = ledger.crashed_to_uncertain(number)
     if crashed:
         notes.warn(f"{crashed} recipients were in flight when a previous run stopped")
+    reconciled = None
+    if req.reconcile and ledger.counts(number)[L.UNCERTAIN]:
+        reconciled = reconcile(ledger, number, provider, moment)
+        for line in reconciled.lines():
+            (notes.warn if reconciled.unable else notes.info)(line)
     if req.resend_uncertain:
         n = ledger.requeue_uncertain(number)
         if n:
@@ -413,6 +425,7 @@ def _send(
             finished=finished,
             exit_code=status,
             rows_skipped=notes.rows,
+            extra={"reconciled": reconciled.report()} if reconciled is not None else None,
         )
     except ReportError as e:  # the send is recorded in the ledger: say so, do not undo it
         notes.problem(e.message)
@@ -424,7 +437,15 @@ def _send(
             notes.problem(f"{e.message} (the send itself is recorded)")
             status = 1
     result = Delivery(
-        status, number, frozen.total, summary, outcome, path, segment=where, rows_skipped=notes.rows
+        status,
+        number,
+        frozen.total,
+        summary,
+        outcome,
+        path,
+        segment=where,
+        rows_skipped=notes.rows,
+        reconciled=reconciled,
     )
     if summary.stopped:
         result.error = summary.error or ProviderError(summary.stopped)

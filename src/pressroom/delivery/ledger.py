@@ -372,6 +372,40 @@ class Ledger:
             )
             return cur.rowcount
 
+    def uncertain_attempts(self, number: int) -> list[tuple[str, float | None]]:
+        """(email, epoch seconds of its last attempt) of every uncertain row, by email."""
+        with self.lock:
+            return [
+                (r[0], r[1])
+                for r in self.db.execute(
+                    "SELECT email, updated_at FROM deliveries WHERE issue=? AND state=? "
+                    "ORDER BY email",
+                    (number, UNCERTAIN),
+                )
+            ]
+
+    def settle_uncertain(
+        self,
+        number: int,
+        sent: Sequence[tuple[str, str | None]],
+        pending: Sequence[str],
+        now: float,
+    ) -> None:
+        """Uncertain rows the provider answered for: ``sent`` (email, message id) are sent;
+        ``pending`` go back to pending, to be sent by this run (``--reconcile``)."""
+        with self.lock, self._tx():
+            self.db.executemany(
+                "UPDATE deliveries SET state=?, message_id=coalesce(?, message_id), error=NULL, "
+                "updated_at=? WHERE issue=? AND email=? AND state=?",
+                [(SENT, mid, now, number, email, UNCERTAIN) for email, mid in sent],
+            )
+            # first_try restarts, as with --resend-uncertain
+            self.db.executemany(
+                "UPDATE deliveries SET state=?, first_try=NULL, error=NULL, updated_at=? "
+                "WHERE issue=? AND email=? AND state=?",
+                [(PENDING, now, number, email, UNCERTAIN) for email in pending],
+            )
+
     def emails_in(self, number: int, state: str, limit: int | None = None) -> list[str]:
         """Addresses of the rows in ``state`` (sorted)."""
         sql = "SELECT email FROM deliveries WHERE issue=? AND state=? ORDER BY email"

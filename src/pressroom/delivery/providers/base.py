@@ -129,6 +129,16 @@ class Wire:
 NO_WIRE = Wire()
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the provider says about one recipient whose send was uncertain."""
+
+    email: str
+    accepted: bool | None  # True: it took the message; False: it did not; None: cannot tell yet
+    how: str  # what was asked and found, for the report
+    message_id: str | None = None
+
+
 def send_by_variant(
     batch: Sequence[Recipient], send_group: Callable[[Sequence[Recipient]], list[SendResult]]
 ) -> list[SendResult]:
@@ -172,6 +182,7 @@ class Provider(ABC):
     resolves them into ``secrets`` (field name -> secret) before constructing the adapter.
     ``manages_unsubscribe``: the provider adds its own unsubscribe handling (e.g. Postmark
     broadcast streams), so pressroom's List-Unsubscribe is not sent.
+    ``can_reconcile``: ``reconcile`` can ask the provider whether it accepted a message.
     ``receives_webhooks``: ``receive_webhook`` is implemented (``POST /hooks/<name>``);
     ``webhook_envs``: settings naming the env vars of the webhook's own secrets (a signing
     key, Basic-auth credentials), read by ``for_webhooks`` instead of the sending secrets.
@@ -183,6 +194,7 @@ class Provider(ABC):
     secret_envs: ClassVar[tuple[str, ...]] = ()
     manages_unsubscribe: ClassVar[bool] = False
     receives_webhooks: ClassVar[bool] = False
+    can_reconcile: ClassVar[bool] = False
     webhook_envs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
@@ -245,6 +257,16 @@ class Provider(ABC):
         stale, and ``WebhookMalformed`` when a verified body is not in the documented format.
         """
         raise NotImplementedError(f"{self.name} receives no webhooks")
+
+    def reconcile(
+        self, issue: int, attempts: Sequence[tuple[str, datetime]], now: datetime
+    ) -> list[Verdict]:
+        """Ask the provider about each (address, time of the uncertain attempt) of ``issue``.
+
+        Only where ``can_reconcile``; raises ``ProviderError`` when the provider cannot be
+        asked. An answer that may still change (a log that lags) is ``accepted=None``.
+        """
+        raise NotImplementedError(f"{self.name} cannot say which messages it accepted")
 
     def open(self, content: Content) -> None:
         """Prepare for sending ``content`` (e.g. convert field tokens to provider syntax once)."""

@@ -25,6 +25,15 @@ nonce (the receiver refuses it a second time). ``event-data`` events: ``failed``
   https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/securing-webhooks
 - Event structure: https://documentation.mailgun.com/docs/mailgun/user-manual/events/events
 
+Reconciliation (``digest send --reconcile``): every message carries ``v:pressroom_issue`` and
+``v:pressroom_recipient`` (a recipient variable), which Mailgun keeps as ``user-variables`` in
+its events. An uncertain recipient is looked up in ``GET /v3/{domain}/events`` (``event``
+accepted, ``recipient``, ``begin`` before the attempt, paging by ``paging.next``); many are
+looked up by one scan of the accepted events around the attempts. Mailgun's event log may lag
+(its event-polling guide allows 30 minutes), so "no event" settles only an older attempt:
+https://documentation.mailgun.com/docs/mailgun/api-reference/send/mailgun/events ,
+https://documentation.mailgun.com/docs/mailgun/user-manual/events/event-polling
+
 A 400 for a batch names no recipient ("'to' parameter is not a valid address"), so a batch
 refused for an address is split in halves until the bad address is alone: one typo fails one
 recipient, not a thousand. Any other 400 fails the whole batch with Mailgun's message.
@@ -42,7 +51,7 @@ import re
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import requests
@@ -57,6 +66,7 @@ from pressroom.delivery.providers.base import (
     Provider,
     Recipient,
     SendResult,
+    Verdict,
     Wire,
     batch_result,
     check_settings,
@@ -83,6 +93,10 @@ _RETRY_IN = re.compile(r"try again (?:after|in) (\d+) seconds?", re.I)
 WEBHOOK_MAX_AGE = 300.0  # seconds between Mailgun signing a webhook and pressroom reading it
 ISSUE_VARIABLE = "pressroom_issue"  # v:pressroom_issue on every message (reconcile, webhooks)
 RECIPIENT_VARIABLE = "pressroom_recipient"
+EVENT_LAG = timedelta(minutes=30)  # an "accepted" event can show up this late in the log
+EVENT_PAGE = 300  # the events API's documented maximum page size
+SCAN_OVER = 20  # more uncertain recipients than this: one scan of the issue's events
+MAX_PAGES = 200
 
 
 @dataclass(frozen=True)
@@ -118,6 +132,7 @@ class Mailgun(Provider):
     secret_envs = ("api_key_env",)
     receives_webhooks = True
     webhook_envs = ("webhook_signing_key_env",)
+    can_reconcile = True
     settings: MailgunSettings
 
     def setup(self) -> None:
@@ -151,6 +166,9 @@ class Mailgun(Provider):
         common.extend(
             (f"h:{k}", v) for k, v in content.headers.items() if k.lower() not in _SKIP_HEADERS
         )
+        # what reconciliation and webhooks read back from Mailgun's events
+        common.append((f"v:{ISSUE_VARIABLE}", str(content.issue)))
+        common.append((f"v:{RECIPIENT_VARIABLE}", f"%recipient.{RECIPIENT_VARIABLE}%"))
         if content.tag:
             common.append(("o:tag", content.tag))
         if not self.settings.tracking:
@@ -194,6 +212,7 @@ class Mailgun(Provider):
                 values[f"{f}_h"] = html.escape(r.fields.get(f, ""), quote=True)
             for name, var in per_recipient:
                 values[var] = r.headers.get(name, "")
+            values[RECIPIENT_VARIABLE] = r.email
             variables[r.email] = values
         parts.append(self._field("to", ", ".join(to)))
         parts.append(
@@ -259,6 +278,87 @@ class Mailgun(Provider):
             f"{domain.get('state', 'unknown')} ({domain.get('type', '?')}), "
             f"endpoint {self.settings.endpoint}, key from {self.settings.api_key_env}"
         )
+
+    # --- reconciliation ---------------------------------------------------------------------
+
+    def reconcile(
+        self, issue: int, attempts: Sequence[tuple[str, datetime]], now: datetime
+    ) -> list[Verdict]:
+        """Look each uncertain recipient up among the issue's ``accepted`` events."""
+        slack = timedelta(minutes=5)  # clocks differ; the event is logged after the request
+        if len(attempts) > SCAN_OVER:
+            begin = min(at for _, at in attempts) - slack
+            end = max(at for _, at in attempts) + slack
+            found = self._accepted(issue, {"begin": begin, "end": end})
+        else:
+            found = {}
+            for email, at in attempts:
+                found.update(self._accepted(issue, {"begin": at - slack, "recipient": email}))
+        out = []
+        for email, at in attempts:
+            item = found.get(email.lower())
+            if item is not None:
+                when = datetime.fromtimestamp(float(item.get("timestamp") or 0), at.tzinfo)
+                mid = ((item.get("message") or {}).get("headers") or {}).get("message-id")
+                out.append(
+                    Verdict(
+                        email,
+                        True,
+                        f"mailgun logged it accepted at {when:%Y-%m-%d %H:%M:%S} "
+                        f"(event {item.get('id')})",
+                        f"<{mid}>" if mid else None,
+                    )
+                )
+            elif now - at >= EVENT_LAG:
+                out.append(
+                    Verdict(email, False, f"no accepted event in mailgun's log since {at:%H:%M}")
+                )
+            else:
+                out.append(
+                    Verdict(
+                        email,
+                        None,
+                        "no accepted event yet, but mailgun's log may lag 30 minutes; "
+                        "reconcile again later",
+                    )
+                )
+        return out
+
+    def _accepted(self, issue: int, query: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Lower-cased recipient -> its ``accepted`` event for ``issue``, over every page."""
+        params: dict[str, Any] = {
+            "event": "accepted",
+            "ascending": "yes",
+            "limit": EVENT_PAGE,
+            "user-variables": json.dumps({ISSUE_VARIABLE: str(issue)}),
+        }
+        for k, v in query.items():
+            params[k] = str(int(v.timestamp())) if isinstance(v, datetime) else v
+        url: str | None = f"{self.settings.endpoint}/v3/{self.settings.domain}/events"
+        found: dict[str, dict[str, Any]] = {}
+        for _ in range(MAX_PAGES):
+            if url is None:
+                break
+            try:
+                response = self.session.get(url, params=params, timeout=self.settings.timeout)
+            except requests.RequestException as e:
+                raise ProviderError(
+                    f"mailgun: cannot read the events log: {self.redact(str(e))}"
+                ) from None
+            if response.status_code != 200:
+                _, reason, _ = classify_http(response, self, self.settings.api_key_env)
+                raise ProviderError(f"mailgun: reading the events log failed: {reason}")
+            data = _json(response)
+            items = data.get("items") or []
+            for item in items:
+                if not isinstance(item, dict):
+                    continue
+                variables = item.get("user-variables") or {}
+                if str(variables.get(ISSUE_VARIABLE)) == str(issue):
+                    found.setdefault(str(item.get("recipient", "")).lower(), item)
+            paging = data.get("paging") or {}
+            url, params = (paging.get("next") if items else None), {}
+        return found
 
     # --- webhooks ---------------------------------------------------------------------------
 

@@ -26,6 +26,11 @@ Documentation the limits and error codes come from:
   https://postmarkapp.com/developer/api/server-api ,
   https://postmarkapp.com/developer/api/message-streams-api
 
+Reconciliation (``digest send --reconcile``): every message carries ``Metadata`` {issue,
+recipient}; an uncertain recipient is looked up with the outbound message search
+(``GET /messages/outbound`` with ``recipient``, ``messagestream`` and ``metadata_issue``):
+https://postmarkapp.com/developer/api/messages-api
+
 Webhooks (``POST /hooks/postmark``): Postmark signs nothing; its documented protection is
 HTTP Basic credentials in the webhook URL (``https://user:password@host/hooks/postmark``).
 They are compared, in constant time, with ``user:password`` from the env var
@@ -63,6 +68,7 @@ from pressroom.delivery.providers.base import (
     Provider,
     Recipient,
     SendResult,
+    Verdict,
     Wire,
     batch_result,
     check_settings,
@@ -95,6 +101,9 @@ STOP_CODES = {
     1235: "the message stream was not found",
 }
 _MARK = re.compile("\ue000([a-z_]+)\ue001")
+METADATA_VALUE_MAX = 80  # Postmark's limit on one metadata value (keys: 20 characters)
+# Postmark documents no delay for its message search; a margin before "not found" settles
+SEARCH_LAG = timedelta(minutes=10)
 _SKIP_HEADERS = frozenset({"date", "message-id"})  # Postmark stamps its own
 
 
@@ -154,6 +163,7 @@ class Postmark(Provider):
     secret_envs = ("server_token_env",)
     receives_webhooks = True
     webhook_envs = ("webhook_credentials_env",)
+    can_reconcile = True
     settings: PostmarkSettings
 
     def setup(self) -> None:
@@ -185,7 +195,7 @@ class Postmark(Provider):
             shared["ReplyTo"] = content.reply_to
         if content.tag:
             shared["Tag"] = content.tag[:1000]
-        shared["Metadata"] = {"issue": str(content.issue)}
+        self._issue = str(content.issue)
         shared["MessageStream"] = self.settings.message_stream
         shared["TrackOpens"] = self.settings.track_opens
         shared["TrackLinks"] = self.settings.track_links
@@ -204,8 +214,13 @@ class Postmark(Provider):
         if not self.manages_unsubscribe:
             headers.extend({"Name": k, "Value": v} for k, v in r.headers.items())
         to = _mailbox(r.name, r.email)
+        # what reconciliation (and webhooks) read back: the issue and, when it fits, the address
+        metadata = {"issue": self._issue}
+        if len(r.email) <= METADATA_VALUE_MAX:
+            metadata["recipient"] = r.email
         return (
             f'{{{self._shared},"To":{json.dumps(to, ensure_ascii=False)},'
+            f'"Metadata":{json.dumps(metadata, ensure_ascii=False)},'
             f'"Subject":{self._subject.fill(r.fields)},'
             f'"HtmlBody":{html_part.fill(r.fields)},"TextBody":{text_part.fill(r.fields)},'
             f'"Headers":{json.dumps(headers, ensure_ascii=False)}}}'
@@ -322,6 +337,63 @@ class Postmark(Provider):
             f'postmark: server "{name}" accepted the token from {self.settings.server_token_env}; '
             f'stream "{stream_id}" ({kind}), unsubscribes handled by {who}, endpoint {self.base}'
         )
+
+    # --- reconciliation ---------------------------------------------------------------------
+
+    def reconcile(
+        self, issue: int, attempts: Sequence[tuple[str, datetime]], now: datetime
+    ) -> list[Verdict]:
+        """Search the outbound messages of ``issue`` to each uncertain recipient."""
+        out = []
+        for email, at in attempts:
+            found = self._search(issue, email)
+            if found is not None:
+                out.append(
+                    Verdict(
+                        email,
+                        True,
+                        f"postmark has message {found.get('MessageID')} for it "
+                        f"({found.get('Status', '?')}, received {found.get('ReceivedAt', '?')})",
+                        found.get("MessageID"),
+                    )
+                )
+            elif now - at >= SEARCH_LAG:
+                out.append(Verdict(email, False, "postmark's message search has no message"))
+            else:
+                out.append(
+                    Verdict(email, None, "not in postmark's message search yet; try again later")
+                )
+        return out
+
+    def _search(self, issue: int, email: str) -> dict[str, Any] | None:
+        """The first outbound message of ``issue`` to ``email``, or None."""
+        params: dict[str, str | int] = {
+            "count": 50,
+            "offset": 0,
+            "recipient": email,
+            "messagestream": self.settings.message_stream,
+            "metadata_issue": str(issue),
+        }
+        try:
+            response = self.session.get(
+                f"{self.base}/messages/outbound", params=params, timeout=self.settings.timeout
+            )
+        except requests.RequestException as e:
+            raise ProviderError(
+                f"postmark: cannot search the messages: {self.redact(str(e))}"
+            ) from None
+        if response.status_code != 200:
+            _, reason, _ = classify_http(response, self, self.settings.server_token_env)
+            raise ProviderError(f"postmark: message search failed: {reason}")
+        data = _json(response) or {}
+        for message in data.get("Messages") or []:
+            if not isinstance(message, dict):
+                continue
+            metadata = message.get("Metadata") or {}
+            recipients = [str(r).lower() for r in message.get("Recipients") or []]
+            if str(metadata.get("issue")) == str(issue) and email.lower() in recipients:
+                return message
+        return None
 
     # --- webhooks ---------------------------------------------------------------------------
 
