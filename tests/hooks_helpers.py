@@ -25,13 +25,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from requests.adapters import HTTPAdapter
-from werkzeug.routing import Map, Rule
 from werkzeug.test import Client
-from werkzeug.wrappers import Request, Response
 
 from pressroom.audience import events
 from pressroom.audience.events import Applied, Event
 from pressroom.config import Config, load
+from pressroom.web.app import make_app
 from pressroom.web.hooks import HookReceiver
 from tests.send_helpers import make_config
 
@@ -113,15 +112,14 @@ def mailgun_body(
 
 
 def client(receiver: HookReceiver) -> Client:
-    """The receiver behind a Werkzeug routing table, as ``pressroom serve`` mounts it."""
-    urls = Map([Rule("/hooks/<provider>", endpoint="hook", methods=["GET", "POST"])])
-
-    @Request.application  # type: ignore[arg-type]
-    def app(request: Request) -> Response:
-        adapter = urls.bind_to_environ(request.environ)
-        _, args = adapter.match()
-        return receiver(request, args["provider"])
-
+    """The app of ``pressroom serve``, in-process, with ``receiver`` answering /hooks/*."""
+    app = make_app(
+        receiver.config,
+        secret=b"s" * 32,
+        clock=lambda: NOW,
+        env=dict(receiver.env),
+        extras={"hooks": receiver},
+    )
     return Client(app)
 
 

@@ -384,3 +384,37 @@ def test_postmark_malformed_and_duplicate(tmp_path: Path) -> None:
     assert rec.calls == []
     assert c.post("/hooks/postmark", json=PM_BOUNCE, headers=auth).json["new"] == 1
     assert c.post("/hooks/postmark", json=PM_BOUNCE, headers=auth).json["new"] == 0
+
+
+def test_a_large_sendgrid_batch_passes_the_apps_body_limit(tmp_path: Path) -> None:
+    """Reader pages take 16 KB bodies (serve.max_body); a provider's batch is larger."""
+    private, public = ec_keys()
+    hooks, rec = receiver(tmp_path, {"SENDGRID_WEBHOOK_PUBLIC_KEY": public})
+    batch = [
+        {**SG_EVENTS[0], "email": f"gone{i}@example.org", "sg_event_id": f"id{i}"}
+        for i in range(300)
+    ]
+    body = json.dumps(batch).encode()
+    assert len(body) > 3 * hooks.config.serve.max_body
+    headers = sendgrid_headers(private, body, "1764061200")
+    response = client(hooks).post("/hooks/sendgrid", data=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json["suppressed"] == 300
+    assert len(rec.suppressed()) == 300
+
+
+def test_the_app_builds_its_own_receiver_from_config_and_env(tmp_path: Path) -> None:
+    from werkzeug.test import Client
+
+    from pressroom.web.app import make_app
+
+    hooks, _ = receiver(tmp_path, {})
+    app = make_app(hooks.config, secret=b"s" * 32, clock=lambda: NOW, env=postmark_env())
+    c = Client(app)
+    response = c.post("/hooks/postmark", json=PM_BOUNCE, headers=basic(*POSTMARK_CREDS))
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Content-Type-Options"] == "nosniff"  # the app's headers
+    assert c.get("/hooks/postmark").status_code == 405
+    from tests.hooks_helpers import Recorder
+
+    assert Recorder(hooks.config).suppressed() == {"gone@example.org": "bounced"}

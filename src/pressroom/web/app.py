@@ -75,12 +75,13 @@ class Site:
 
 def routes(config: Config) -> list[Rule]:
     """The routing table: one line per route (path, handler, methods)."""
-    from pressroom.web import pages, unsubscribe
+    from pressroom.web import hooks, pages, unsubscribe
 
     rules = [
         Rule("/healthz", endpoint=pages.healthz, methods=["GET"]),
         Rule("/assets/web.css", endpoint=pages.stylesheet, methods=["GET"]),
         Rule("/unsubscribe", endpoint=unsubscribe.unsubscribe, methods=["GET", "POST"]),
+        Rule("/hooks/<provider>", endpoint=hooks.hook, methods=["POST"]),
     ]
     # links already in readers' inboxes may use configured paths: serve those too
     for url, handler in ((base_url(config), unsubscribe.unsubscribe),):
@@ -135,9 +136,16 @@ class WebApp:
             return self._behind_proxy(environ, start_response)
         return self._app(environ, start_response)
 
+    def body_limit(self, path: str) -> int:
+        """The largest body ``path`` takes: provider webhooks post batches of events (SendGrid
+        sends up to hundreds per request), so they get their own limit."""
+        from pressroom.web.hooks import MAX_BODY, PREFIX
+
+        return max(self.max_body, MAX_BODY) if path.startswith(PREFIX) else self.max_body
+
     def _app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
-        request.max_content_length = self.max_body
+        request.max_content_length = self.body_limit(request.path)
         response = self.respond(request)
         for name, value in security_headers(self.site.config, request.path).items():
             response.headers.setdefault(name, value)
@@ -151,7 +159,7 @@ class WebApp:
             uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
             if len(uri) > MAX_URI or len(request.query_string) > MAX_URI:
                 raise RequestURITooLarge()
-            if (request.content_length or 0) > self.max_body:
+            if (request.content_length or 0) > self.body_limit(request.path):
                 raise RequestEntityTooLarge()
             adapter = self.url_map.bind_to_environ(request.environ)
             handler, values = adapter.match()

@@ -11,7 +11,7 @@ event policy (``apply``). Answers:
     401  no credentials (Postmark) or no signature headers (SendGrid)
     403  wrong, stale or replayed proof: nothing was read
     404  no such provider, or it is not the one configured / takes no webhooks
-    405  not a POST
+    405  not a POST (the routing table's answer)
     413  body over ``MAX_BODY``
     503  pressroom's side is not ready (the webhook secret's env var is unset, the
          signing certificate cannot be fetched): the provider retries later
@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -41,7 +41,11 @@ from pressroom.delivery.webhooks import WebhookRequest
 from pressroom.errors import PressroomError, ProviderError, WebhookError, WebhookRejected
 
 MAX_BODY = 10 * 1024 * 1024  # SendGrid posts batches of events; 10 MB is far above one
+PREFIX = "/hooks/"
 NONCE_DAYS = 2  # one-time values are kept this long (far longer than any freshness window)
+
+if TYPE_CHECKING:
+    from pressroom.web.app import Site
 
 Apply = Callable[[Sequence[Event]], Applied]  # the one event policy, bound to a config
 
@@ -132,8 +136,6 @@ class HookReceiver:
         """The answer to one webhook delivery."""
         if provider not in self.names():
             return _answer(404, f"no webhook for {provider!r} here; known: {self.names()}")
-        if request.method != "POST":
-            return _answer(405, "POST only", headers={"Allow": "POST"})
         request.max_content_length = MAX_BODY
         try:
             body = request.get_data(cache=True)
@@ -191,6 +193,17 @@ class HookReceiver:
         if result.ignored:
             body_out["ignored"] = sorted(set(result.ignored))
         return _answer(200, body_out)
+
+
+def hook(site: Site, request: Request, provider: str) -> Response:
+    """``POST /hooks/<provider>`` in the app's routing table (one receiver per app)."""
+    receiver = site.extras.get("hooks")
+    if receiver is None:
+        receiver = site.extras["hooks"] = HookReceiver(
+            site.config, site.clock, site.env, session=site.extras.get("hooks_session")
+        )
+    assert isinstance(receiver, HookReceiver)
+    return receiver(request, provider)
 
 
 def _answer(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
