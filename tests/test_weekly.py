@@ -179,14 +179,19 @@ def test_an_issue_held_by_uncertain_recipients_blocks_weekly_and_says_what_to_do
         run = ["--config", str(cfg), "weekly", "--provider", "mailgun"]
         first = CliRunner().invoke(main, [*run, "--now", "2026-11-25T09:00"], env=env)
         assert first.exit_code == 1, first.output
+        # weekly first asks Mailgun about the uncertain reader (issue 12 §5): here its events
+        # log cannot be read, so the reader stays uncertain and the issue stays held
+        server.fail_next(1, 503, path="/v3/mg.example.org/events")
         later = CliRunner().invoke(main, [*run, "--now", "2026-12-02T09:00"], env=env)
         assert later.exit_code == 1, later.output
+        assert "mailgun could not be asked about the uncertain recipients" in later.output
         assert "held open by its 1 uncertain recipients" in later.output
         assert "no new issue is sent until you decide" in later.output
         assert "--resend-uncertain" in later.output and "--drop-uncertain" in later.output
         config = config_mod.load(cfg)
         with Ledger(config.state_db) as ledger:
             assert ledger.issue(2) is None  # nothing new was built or frozen
+        server.fail_next(1, 503, path="/v3/mg.example.org/events")  # still cannot be asked
         settled = CliRunner().invoke(
             main, [*run, "--drop-uncertain", "--now", "2026-12-02T09:10"], env=env
         )
