@@ -1,5 +1,10 @@
 """Changing subscriber files: ``add``, ``import`` (csv, Mailchimp, Substack, Patreon), ``export``.
 
+An export is read as UTF-8 (a BOM is fine); a file that is not is decoded with ``--encoding``,
+or with the encoding charset-normalizer detects (said in a warning). A ``.zip`` is read whole:
+every ``.csv`` inside it (Mailchimp hands out its audience export that way). Status words of
+other tools map to ours (``STATUS_WORDS``), and every value is flattened to one line.
+
 Imports merge into one file of ``subscribers/`` (``subscribers.csv`` unless told otherwise):
 a new address is appended, a known one gets the new tags and lists (and loses the tags the
 export says no longer apply, like ``patron`` for a former patron), and addresses that the
@@ -22,13 +27,18 @@ Export formats, as the services document them:
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
+import io
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
+
+import charset_normalizer
 
 from pressroom.audience import subscribers
 from pressroom.errors import SubscriberError, UsageError
@@ -54,6 +64,7 @@ class Incoming:
     suppress: str | None = None  # "unsubscribed" | "bounced": record it, do not add
     suppressed_at: datetime | None = None  # when the service recorded it (None: import time)
     attrs: dict[str, str] = field(default_factory=dict)
+    where: str = ""  # the file it came from, when not the one merge names (a zip's member)
 
 
 @dataclass
@@ -70,29 +81,119 @@ class Summary:
 # --- reading service exports -----------------------------------------------------------
 
 
-def _dict_rows(path: Path, where: str, *required: str) -> Iterator[tuple[int, dict[str, str]]]:
+def _dict_rows(f: IO[str], where: str, *required: str) -> Iterator[tuple[int, dict[str, str]]]:
+    reader = csv.DictReader(f)
     try:
-        f = path.open(newline="", encoding="utf-8-sig")
-    except OSError as e:
-        raise UsageError(f"{where}: cannot read: {e.strerror}") from None
-    with f:
-        reader = csv.DictReader(f)
-        fields = [n.strip() for n in reader.fieldnames or []]
-        missing = [c for c in required if c.lower() not in [n.lower() for n in fields]]
-        if missing:
-            raise UsageError(
-                f'{where}:1: no "{missing[0]}" column; is this the right --format? '
-                f"(columns: {', '.join(fields[:8]) or 'none'})"
-            )
+        if reader.fieldnames is None:
+            return  # an empty file (open_export has said so)
+        fields = [n.strip() for n in reader.fieldnames]
+    except csv.Error as e:
+        raise SubscriberError(f"{where}:1: malformed CSV ({e})") from None
+    missing = [c for c in required if c.lower() not in [n.lower() for n in fields]]
+    if missing:
+        raise UsageError(
+            f'{where}:1: no "{missing[0]}" column; is this the right --format? '
+            f"(columns: {', '.join(fields[:8]) or 'none'})"
+        )
+    try:
+        for row in reader:
+            clean = {
+                (k or "").strip().lower(): (v if isinstance(v, str) else "").strip()
+                for k, v in row.items()
+            }
+            yield reader.line_num, clean
+    except csv.Error as e:
+        raise SubscriberError(f"{where}:{reader.line_num}: malformed CSV ({e})") from None
+
+
+# --- files, zips and encodings ---------------------------------------------------------
+
+# Excel on Western Windows saves "CSV" as cp1252: when detection ties, that is the likely one
+_LIKELY = "cp1252"
+
+
+def open_export(
+    path: Path, shown: str, *, encoding: str | None = None, warn: Problem
+) -> Iterator[tuple[str, IO[str]]]:
+    """(where, text) for each CSV in ``path``: the file itself, or every ``.csv`` in a
+    ``.zip`` (a Mailchimp audience export is a zip of subscribed, unsubscribed and cleaned)."""
+    if encoding is not None:
         try:
-            for row in reader:
-                clean = {
-                    (k or "").strip().lower(): (v if isinstance(v, str) else "").strip()
-                    for k, v in row.items()
-                }
-                yield reader.line_num, clean
-        except (csv.Error, UnicodeDecodeError) as e:
-            raise SubscriberError(f"{where}:{reader.line_num}: malformed CSV ({e})") from None
+            codecs.lookup(encoding)
+        except LookupError:
+            raise UsageError(
+                f"--encoding: unknown encoding {encoding!r}; use one like cp1252, latin-1, "
+                "utf-16 or mac-roman"
+            ) from None
+    try:
+        data: bytes | None = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"{shown}: cannot read: {e.strerror}") from None
+    # a zip by its name or its first bytes (a download cut short has no central directory)
+    if not (path.suffix.lower() == ".zip" or (data or b"").startswith(b"PK\x03\x04")):
+        yield shown, _text(data or b"", shown, encoding, warn)
+        return
+    data = None  # read again by zipfile, member by member
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [
+                info
+                for info in archive.infolist()
+                if not info.is_dir()
+                and info.filename.lower().endswith(".csv")
+                and not info.filename.startswith("__MACOSX/")
+            ]
+            if not members:
+                raise UsageError(
+                    f"{shown}: the .zip holds no .csv file; unpack it and import the CSV inside"
+                )
+            for info in members:
+                where = f"{shown}:{info.filename}"
+                yield where, _text(archive.read(info), where, encoding, warn)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as e:
+        raise UsageError(
+            f"{shown}: cannot read the .zip ({e}); download the export again"
+        ) from None
+
+
+def _text(data: bytes, where: str, encoding: str | None, warn: Problem) -> IO[str]:
+    """``data`` decoded: ``encoding`` if given, else UTF-8, else a detected encoding (said)."""
+    if not data.strip():
+        warn(f"{where}: empty file; nothing imported from it")
+    if encoding is not None:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError as e:
+            raise UsageError(
+                f"{where}:{_line_at(data, e.start)}: not {encoding}; pass the file's real "
+                "--encoding (or omit it to detect one)"
+            ) from None
+        return io.StringIO(text.removeprefix("\ufeff"), newline="")
+    try:
+        return io.StringIO(data.decode("utf-8-sig"), newline="")
+    except UnicodeDecodeError as e:
+        line = _line_at(data, e.start)
+    matches = charset_normalizer.from_bytes(data)
+    best = matches.best()
+    if best is None:
+        raise UsageError(
+            f"{where}:{line}: not UTF-8, and its encoding cannot be told; save it as UTF-8 "
+            "CSV, or pass --encoding (e.g. --encoding cp1252)"
+        )
+    tied = [m for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+    chosen = next((m for m in tied if _LIKELY in m.could_be_from_charset), best)
+    name = _LIKELY if _LIKELY in chosen.could_be_from_charset else chosen.encoding
+    others = sorted({m.encoding for m in tied} - {chosen.encoding})
+    also = f"; it could also be {', '.join(others[:3])}" if others else ""
+    warn(
+        f"{where}:{line}: not UTF-8; read as {name} (detected{also}); pass --encoding if "
+        "names look wrong"
+    )
+    return io.StringIO(data.decode(name, errors="replace").removeprefix("\ufeff"), newline="")
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
 
 
 def _day(text: str) -> str:
@@ -105,9 +206,29 @@ def _truthy(text: str) -> bool:
     return text.strip().lower() in ("true", "yes", "1", "t", "y")
 
 
-def read_csv(path: Path, where: str) -> Iterator[Incoming]:
+# Status words of other tools (Mailchimp, listmonk, Buttondown, Ghost…) → ours
+STATUS_WORDS = {
+    "subscribed": "active",
+    "confirmed": "active",
+    "enabled": "active",
+    "regular": "active",
+    "unconfirmed": "pending",
+    "cleaned": "bounced",
+    "blocklisted": "unsubscribed",
+    "blacklisted": "unsubscribed",
+}
+
+
+def status_word(raw: str) -> str:
+    """Our status for ``raw`` (``subscribed`` → ``active``, ``cleaned`` → ``bounced``, …)."""
+    word = raw.strip().lower()
+    return STATUS_WORDS.get(word, word) or "active"
+
+
+def read_csv(f: IO[str], where: str) -> Iterator[Incoming]:
     """pressroom's own format (email,name,lists,tags,status,subscribed_at + extra columns)."""
-    for line, row in _dict_rows(path, where, "email"):
+    for line, row in _dict_rows(f, where, "email"):
+        row = {k: unquote_formula(v) for k, v in row.items()}
         attrs = {k: v for k, v in row.items() if k not in subscribers.COLUMNS and k and v}
         yield Incoming(
             line=line,
@@ -115,15 +236,15 @@ def read_csv(path: Path, where: str) -> Iterator[Incoming]:
             name=row.get("name", ""),
             lists=subscribers.split_values(row.get("lists", "")),
             add_tags=subscribers.split_values(row.get("tags", "")),
-            status=row.get("status", "").lower() or "active",
+            status=status_word(row.get("status", "")),
             subscribed_at=row.get("subscribed_at", ""),
             attrs=attrs,
         )
 
 
-def read_mailchimp(path: Path, where: str) -> Iterator[Incoming]:
+def read_mailchimp(f: IO[str], where: str) -> Iterator[Incoming]:
     """A Mailchimp audience export (subscribed, unsubscribed or cleaned members file)."""
-    for line, row in _dict_rows(path, where, "Email Address"):
+    for line, row in _dict_rows(f, where, "Email Address"):
         name = " ".join(p for p in (row.get("first name", ""), row.get("last name", "")) if p)
         tags = next(csv.reader([row.get("tags", "")]), []) if row.get("tags") else []
         suppress = None
@@ -144,9 +265,9 @@ def read_mailchimp(path: Path, where: str) -> Iterator[Incoming]:
         )
 
 
-def read_substack(path: Path, where: str) -> Iterator[Incoming]:
+def read_substack(f: IO[str], where: str) -> Iterator[Incoming]:
     """A Substack subscriber export; paying subscribers are tagged ``paid``."""
-    for line, row in _dict_rows(path, where, "email", "active_subscription"):
+    for line, row in _dict_rows(f, where, "email", "active_subscription"):
         paid = _truthy(row.get("active_subscription", ""))
         yield Incoming(
             line=line,
@@ -158,9 +279,9 @@ def read_substack(path: Path, where: str) -> Iterator[Incoming]:
         )
 
 
-def read_patreon(path: Path, where: str) -> Iterator[Incoming]:
+def read_patreon(f: IO[str], where: str) -> Iterator[Incoming]:
     """A Patreon members export; active patrons are tagged ``patron``, others lose it."""
-    for line, row in _dict_rows(path, where, "Email", "Patron Status"):
+    for line, row in _dict_rows(f, where, "Email", "Patron Status"):
         active = row.get("patron status", "").lower() == "active patron"
         yield Incoming(
             line=line,
@@ -172,12 +293,22 @@ def read_patreon(path: Path, where: str) -> Iterator[Incoming]:
         )
 
 
-READERS: dict[str, Callable[[Path, str], Iterator[Incoming]]] = {
+READERS: dict[str, Callable[[IO[str], str], Iterator[Incoming]]] = {
     "csv": read_csv,
     "mailchimp": read_mailchimp,
     "substack": read_substack,
     "patreon": read_patreon,
 }
+
+
+def read(
+    path: Path, format_: str, *, encoding: str | None = None, warn: Problem
+) -> Iterator[Incoming]:
+    """Every row of an export file (or of each CSV in an export ``.zip``) in ``format_``."""
+    for where, text in open_export(path, str(path), encoding=encoding, warn=warn):
+        for item in READERS[format_](text, where):
+            item.where = where
+            yield item
 
 
 # --- merging into a subscriber file -----------------------------------------------------
@@ -216,14 +347,16 @@ def merge(
     pending: dict[str, list[tuple[str, Incoming]]] = {}
     to_suppress: list[tuple[str, str, datetime | None]] = []
     for item in incoming:
+        _flatten(item)
+        where = item.where or source
         try:
             email = subscribers.normalise_email(item.email)
         except ValueError as e:
             summary.skipped += 1
             problem(
-                f'{source}:{item.line}: invalid email "{item.email}" ({e})'
+                f'{where}:{item.line}: invalid email "{item.email}" ({e})'
                 if item.email
-                else f"{source}:{item.line}: no email; skipped"
+                else f"{where}:{item.line}: no email; skipped"
             )
             continue
         if item.suppress:
@@ -231,7 +364,7 @@ def merge(
             continue
         if (item.status or "active") not in subscribers.STATUSES:
             summary.skipped += 1
-            problem(subscribers.unknown_status(source, item.line, item.status))
+            problem(subscribers.unknown_status(where, item.line, item.status))
             continue
         pending.setdefault(subscribers.key(email), []).append((email, item))
     if pending:
@@ -239,6 +372,17 @@ def merge(
             _rewrite(config, into, pending, summary, today=today, add_only=add_only)
     summary.suppressed = subscribers.suppress_many(config, to_suppress, when=when)
     return summary
+
+
+def _flatten(item: Incoming) -> None:
+    """One line per value: a line break inside a cell would make a row our reader rejects."""
+    flat = subscribers.one_line
+    item.name = flat(item.name)
+    item.subscribed_at = flat(item.subscribed_at)
+    item.lists = frozenset(filter(None, map(flat, item.lists)))
+    item.add_tags = frozenset(filter(None, map(flat, item.add_tags)))
+    item.remove_tags = frozenset(filter(None, map(flat, item.remove_tags)))
+    item.attrs = {flat(k): flat(v) for k, v in item.attrs.items()}
 
 
 def _rewrite(
@@ -373,27 +517,43 @@ def open_rows(path: Path, shown: str) -> Iterator[Iterator[list[str]]]:
             ) from None
 
 
-def export(config: Config, out: IO[str], *, problem: Problem) -> int:
-    """Write every subscriber who would be mailed, in pressroom's CSV format; the count."""
+def export(config: Config, out: IO[str], *, problem: Problem, warn: Problem | None = None) -> int:
+    """Write every subscriber who would be mailed, in pressroom's CSV format; the count.
+
+    A cell that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` first) gets a
+    leading ``'`` (OWASP's CSV-injection advice); ``import --format csv`` takes it off again.
+    """
     # two passes: the first finds the extra columns, so the header is complete and stable
     extra: dict[str, None] = {}
     for s in subscribers.iter_subscribers(config, on_problem=lambda _m: None):
         for k in s.attrs:
             extra.setdefault(k, None)
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*subscribers.COLUMNS, *extra])
+    writer.writerow([quote_formula(c) for c in (*subscribers.COLUMNS, *extra)])
     n = 0
-    for s in subscribers.iter_subscribers(config, on_problem=problem):
-        writer.writerow(
-            [
-                s.email,
-                s.name,
-                subscribers.join_values(s.lists),
-                subscribers.join_values(s.tags),
-                s.status,
-                s.subscribed_at,
-                *(s.attrs.get(k, "") for k in extra),
-            ]
-        )
+    for s in subscribers.iter_subscribers(config, on_problem=problem, on_warning=warn):
+        cells = [
+            s.email,
+            s.name,
+            subscribers.join_values(s.lists),
+            subscribers.join_values(s.tags),
+            s.status,
+            s.subscribed_at,
+            *(s.attrs.get(k, "") for k in extra),
+        ]
+        writer.writerow([quote_formula(c) for c in cells])
         n += 1
     return n
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def quote_formula(cell: str) -> str:
+    """``cell`` made inert for spreadsheets: ``=1+1`` → ``'=1+1``."""
+    return f"'{cell}" if cell.startswith(_FORMULA_START) else cell
+
+
+def unquote_formula(cell: str) -> str:
+    """The inverse of ``quote_formula`` (what an export wrote comes back as it was)."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell

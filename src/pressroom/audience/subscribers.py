@@ -98,6 +98,11 @@ def normalise_email(raw: str) -> str:
     return str(info.normalized)
 
 
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace, line breaks included, made one space."""
+    return " ".join(text.split())
+
+
 def key(email: str) -> str:
     """The comparison key of a normalised address (one person, whatever the case)."""
     return email.lower()
@@ -135,8 +140,10 @@ def iter_subscribers(
     list_: str | None = None,
     tag: str | None = None,
     on_problem: Problem | None = None,
+    on_warning: Problem | None = None,
 ) -> Iterator[Subscriber]:
-    """Every active, valid, unsuppressed subscriber once, streamed; bad rows go to on_problem."""
+    """Every active, valid, unsuppressed subscriber once, streamed; bad rows go to on_problem,
+    an empty file to on_warning (if given)."""
     problem = on_problem or log.warning
     suppressed = load_suppressed(config)
     default_lists = frozenset({config.sending.list})
@@ -155,7 +162,7 @@ def iter_subscribers(
     for path in subscriber_files(config):
         where = shown_path(config, path)
         layout: _Layout | None = None
-        for line, cells, got in _cells(path, where, problem, COLUMNS):
+        for line, cells, got in _cells(path, where, problem, COLUMNS, warn=on_warning):
             if got is not layout:  # a new file: look the columns up once
                 layout = got
                 ie, iname, ilists, itags, istatus, isince = (layout.pos[c] for c in COLUMNS)
@@ -220,7 +227,12 @@ class _Layout:
 
 
 def _cells(
-    path: Path, where: str, problem: Problem, columns: Sequence[str]
+    path: Path,
+    where: str,
+    problem: Problem,
+    columns: Sequence[str],
+    *,
+    warn: Problem | None = None,
 ) -> Iterator[tuple[int, list[str], _Layout]]:
     """(line, cells, layout) for each data row; cells are padded so every ``pos`` is valid."""
     try:
@@ -232,7 +244,12 @@ def _cells(
         reader = csv.reader(f)
         try:
             header = next(reader, None)
-            if header is None:
+            if header is None or not any(h.strip() for h in header):
+                if warn is not None:  # a truncated export or a failed copy, most likely
+                    warn(
+                        f"{where}: empty file, nobody in it is mailed; restore it from a "
+                        f"backup or write the header {','.join(columns)}"
+                    )
                 return
             names = [h.strip().lower() for h in header]
             if "email" not in names:
@@ -284,10 +301,15 @@ def _runs_on(where: str, line: int, end: int) -> str:
 
 
 def _rows(
-    path: Path, where: str, problem: Problem, columns: Sequence[str] = COLUMNS
+    path: Path,
+    where: str,
+    problem: Problem,
+    columns: Sequence[str] = COLUMNS,
+    *,
+    warn: Problem | None = None,
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """(line, {known column: value}) for each data row of one CSV file."""
-    for line, cells, layout in _cells(path, where, problem, columns):
+    for line, cells, layout in _cells(path, where, problem, columns, warn=warn):
         yield line, {c: cells[i] for c, i in layout.pos.items()}
 
 
@@ -325,13 +347,13 @@ def _ignore(message: str) -> None:
     pass
 
 
-def validate(config: Config) -> Iterator[str]:
+def validate(config: Config, *, on_warning: Problem | None = None) -> Iterator[str]:
     """Every problem in the subscriber files: bad rows, duplicates, bad suppressions."""
     problems: list[str] = []
     first_seen: dict[int, str] = {}  # hash → where; validate may hold the index, it is a check
     for path in subscriber_files(config):
         where = shown_path(config, path)
-        for line, row in _rows(path, where, problems.append):
+        for line, row in _rows(path, where, problems.append, warn=on_warning):
             yield from problems
             problems.clear()
             raw = row.get("email", "")

@@ -50,7 +50,10 @@ def list_(app: App, list_: str | None, tag: str | None) -> None:
         pressroom subscribers list --tag patron
     """
     n = 0
-    for s in subscribers.iter_subscribers(app.config, list_=list_, tag=tag, on_problem=app.problem):
+    subs = subscribers.iter_subscribers(
+        app.config, list_=list_, tag=tag, on_problem=app.problem, on_warning=app.warn
+    )
+    for s in subs:
         app.out(f"{s.email}\t{s.name}\t{subscribers.join_values(s.tags)}")
         n += 1
     app.info(f"{n} subscriber{'' if n == 1 else 's'}")
@@ -70,7 +73,7 @@ def count(app: App, list_: str | None, tag: str | None) -> None:
     n = sum(
         1
         for _ in subscribers.iter_subscribers(
-            app.config, list_=list_, tag=tag, on_problem=app.problem
+            app.config, list_=list_, tag=tag, on_problem=app.problem, on_warning=app.warn
         )
     )
     app.out(str(n))
@@ -89,7 +92,7 @@ def validate(app: App) -> None:
         pressroom subscribers validate
     """
     config = app.config
-    for message in subscribers.validate(config):
+    for message in subscribers.validate(config, on_warning=app.warn):
         app.problem(message)
     # the digest goes to sending.list only: say how many of the usable readers are on it
     chosen = config.sending.list
@@ -227,24 +230,35 @@ def unsubscribe_cmd(
     metavar="FILE",
     help="Subscriber file inside subscribers/ to merge into [default: subscribers.csv].",
 )
+@click.option(
+    "--encoding",
+    metavar="NAME",
+    help="The file's text encoding (cp1252, latin-1, utf-16…) [default: UTF-8, else detected].",
+)
 @now_option
 @pass_app
-def import_(app: App, file: Path, format_: str, into: str | None, now: str | None) -> None:
-    """Merge a CSV export from another service into the subscriber files.
+def import_(
+    app: App, file: Path, format_: str, into: str | None, encoding: str | None, now: str | None
+) -> None:
+    """Merge a CSV export (or a .zip of them) from another service into the subscriber files.
 
     New addresses are added, known ones get the new tags; Patreon active patrons are tagged
     patron (former patrons lose it), Substack paying subscribers are tagged paid, and
     Mailchimp unsubscribed/cleaned members and Substack readers with email turned off go to
-    suppressed.csv. Invalid rows are reported and skipped (exit 1).
+    suppressed.csv. Status words of other tools (subscribed, confirmed, enabled, cleaned,
+    blocklisted) map to pressroom's. A file that is not UTF-8 is read with --encoding, or
+    with a detected encoding (a warning names it). Invalid rows are reported and skipped
+    (exit 1).
 
     \b
     Example:
         pressroom subscribers import members.csv --format patreon
-        pressroom subscribers import subscribed_members_export.csv --format mailchimp
+        pressroom subscribers import audience_export.zip --format mailchimp
+        pressroom subscribers import old-list.csv --format csv --encoding cp1252
     """
     config = app.config
     target = subscriber_import.target_file(config, into)
-    rows = subscriber_import.READERS[format_](file, str(file))
+    rows = subscriber_import.read(file, format_, encoding=encoding, warn=app.warn)
     s = subscriber_import.merge(
         config, rows, into=target, when=app.now(now), source=str(file), problem=app.problem
     )
@@ -323,10 +337,10 @@ def export(app: App, out: Path | None) -> None:
         pressroom subscribers export --out backup.csv
     """
     if out is None:
-        n = subscriber_import.export(app.config, sys.stdout, problem=app.problem)
+        n = subscriber_import.export(app.config, sys.stdout, problem=app.problem, warn=app.warn)
     else:
         with subscribers.atomic_writer(out) as f:
-            n = subscriber_import.export(app.config, f, problem=app.problem)
+            n = subscriber_import.export(app.config, f, problem=app.problem, warn=app.warn)
     app.info(f"exported {n} subscriber{'' if n == 1 else 's'}" + (f" to {out}" if out else ""))
     app.finish()
 

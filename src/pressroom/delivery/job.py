@@ -309,7 +309,13 @@ def _send(
     new = frozen is None
     if frozen is None:
         frozen = freeze(
-            ledger, config, rendered, window_end=window_end, now=moment, on_problem=notes.bad_row
+            ledger,
+            config,
+            rendered,
+            window_end=window_end,
+            now=moment,
+            on_problem=notes.bad_row,
+            on_warning=notes.warn,
         )
         if frozen.total == 0:
             ledger.discard(frozen.number)
@@ -571,7 +577,10 @@ def _dry_run(
     chosen = config.sending.list
     everyone = 0
     # the real send reports bad rows when it freezes the issue, and exits 1: so does this
-    for sub in subs_mod.iter_subscribers(config, list_=chosen, on_problem=notes.bad_row):
+    subs = subs_mod.iter_subscribers(
+        config, list_=chosen, on_problem=notes.bad_row, on_warning=notes.warn
+    )
+    for sub in subs:
         everyone += 1
         if segment is not None and sub.email not in segment:
             continue

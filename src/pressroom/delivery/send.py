@@ -687,6 +687,7 @@ def freeze(
     window_end: datetime,
     now: datetime,
     on_problem: Callable[[str], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> FrozenIssue:
     """Freeze ``rendered`` for everyone on ``sending.list``: the issue series belongs to it.
 
@@ -696,7 +697,7 @@ def freeze(
     from pressroom.audience.subscribers import iter_subscribers
 
     chosen = config.sending.list
-    subs = iter_subscribers(config, list_=chosen, on_problem=on_problem)
+    subs = iter_subscribers(config, list_=chosen, on_problem=on_problem, on_warning=on_warning)
     recipients = ((s.email, s.name, rendered.variant_for(s.tags).key) for s in subs)
     return ledger.freeze(rendered, recipients, window_end=window_end, now=now, list_=chosen)
 
