@@ -9,7 +9,6 @@ import pytest
 from pressroom.content import text as content
 from pressroom.content.text import (
     SUMMARY_LIMIT,
-    absolute_url,
     plain_text,
     render_body,
     sanitise,
@@ -17,6 +16,7 @@ from pressroom.content.text import (
     text_to_html,
     truncate,
 )
+from pressroom.content.urls import absolute_url
 from pressroom.models import Article
 
 BASE = "https://news.example/2026/11/story/"
@@ -232,12 +232,9 @@ def test_plain_text_of_a_wordpress_excerpt() -> None:
 def test_absolute_urls_are_valid_uris() -> None:
     """Spaces and non-ASCII in a relative link become percent-escapes; existing escapes stay."""
     base = "https://theduran.example/a/"
-    assert (
-        content.absolute_url("media/pic 1.png", base)
-        == "https://theduran.example/a/media/pic%201.png"
-    )
-    assert content.absolute_url("/café?q=a b", base) == "https://theduran.example/caf%C3%A9?q=a%20b"
-    assert content.absolute_url("x%20y.png", base) == "https://theduran.example/a/x%20y.png"
+    assert absolute_url("media/pic 1.png", base) == "https://theduran.example/a/media/pic%201.png"
+    assert absolute_url("/café?q=a b", base) == "https://theduran.example/caf%C3%A9?q=a%20b"
+    assert absolute_url("x%20y.png", base) == "https://theduran.example/a/x%20y.png"
 
 
 def test_summary_keeps_link_text_when_the_url_has_parentheses() -> None:

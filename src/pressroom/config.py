@@ -434,16 +434,10 @@ def loads(text: str, path: Path) -> Config:
             "publication.timezone",
             f'unknown timezone "{publication.timezone}"; use an IANA name like "Europe/London"',
         ) from None
-    if not re.match(r"https?://[^/\s]+", publication.url):
-        raise ctx.fail(
-            "publication.url", f'expected an absolute http(s) URL, got "{publication.url}"'
-        )
-    if publication.logo and not re.match(r"https?://[^/\s]+", publication.logo):
-        raise ctx.fail(
-            "publication.logo",
-            f"expected an absolute http(s) URL (email clients cannot resolve relative ones), "
-            f'got "{publication.logo}"',
-        )
+    _check_url(ctx, "publication.url", publication.url)
+    _check_url(
+        ctx, "publication.logo", publication.logo, " (email clients cannot resolve relative ones)"
+    )
     if not publication.url.endswith("/"):
         publication = dataclasses.replace(publication, url=publication.url + "/")
 
@@ -467,6 +461,12 @@ def loads(text: str, path: Path) -> Config:
         raise ctx.fail("cta", "expected a list of support blocks (- kind: patreon …)")
     cta = tuple(_build(CtaConfig, c, f"cta.{i}", ctx) for i, c in enumerate(cta_raw))
     sending = _build(SendingConfig, data.get("sending") or {}, "sending", ctx)
+    _check_url(ctx, "feeds.url", feeds.url)
+    _check_url(ctx, "digest.archive_url", digest.archive_url)
+    _check_url(ctx, "sending.unsubscribe_url", sending.unsubscribe_url)
+    _check_url(ctx, "sending.preferences_url", sending.preferences_url)
+    serve = _build(ServeConfig, data.get("serve") or {}, "serve", ctx)
+    _check_url(ctx, "serve.url", serve.url)
     try:
         provider_registry.get(sending.provider)
     except Exception as e:
@@ -486,7 +486,7 @@ def loads(text: str, path: Path) -> Config:
         reports=_convert(Path, data.get("reports", "reports"), "reports", ctx),
         outbox=_convert(Path, data.get("outbox", "outbox"), "outbox", ctx),
         bounces=_build(BouncesConfig, data.get("bounces") or {}, "bounces", ctx),
-        serve=_build(ServeConfig, data.get("serve") or {}, "serve", ctx),
+        serve=serve,
         signup=_build(SignupConfig, data.get("signup") or {}, "signup", ctx),
         patreon=_build(PatreonConfig, data.get("patreon") or {}, "patreon", ctx),
         lists=_lists(data.get("lists") or {}, ctx),
@@ -504,6 +504,36 @@ def _lists(raw: Any, ctx: _Ctx) -> Mapping[str, ListConfig]:
             )
         out[str(name)] = _build(ListConfig, item, f"lists.{name}", ctx)
     return types.MappingProxyType(out)
+
+
+_WEB_URL = re.compile(
+    r"https?://([^/?#@\s]+@)?(\[[0-9A-Fa-f:.]+\]|[^/?#:@\s]+)(:\d{1,5})?([/?#]|$)"
+)
+_NOT_IN_URL = re.compile(r"[\x00-\x20\x7f-\x9f\u00a0\u2028\u2029\ufeff\\]")
+
+
+def _check_url(ctx: _Ctx, key: str, value: str | None, why: str = "") -> None:
+    """An absolute http(s) URL with a host name and nothing a URL cannot hold, or a one-line
+    error naming the key and its line (a space here used to end in a traceback much later)."""
+    if value is None:
+        return
+    bad = _NOT_IN_URL.search(value)
+    if bad:
+        what = "a space" if bad.group().isspace() else f"the character U+{ord(bad.group()):04X}"
+        raise ctx.fail(key, f'"{value.strip()}" holds {what}; a URL cannot (write a space as %20)')
+    host = _WEB_URL.match(value)
+    if host is None or not _host_ok(host.group(2)):
+        raise ctx.fail(key, f'expected an absolute http(s) URL{why}, got "{value}"')
+
+
+def _host_ok(host: str) -> bool:
+    if host.startswith("["):
+        return True
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return all(label and len(label) <= 63 for label in host.rstrip(".").split("."))
 
 
 def _sources(raw: Any, ctx: _Ctx) -> tuple[SourceConfig, ...]:

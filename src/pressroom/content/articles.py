@@ -8,9 +8,10 @@ authors) are the normalisation rules every source shares.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
+import hashlib
 import re
-import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, tzinfo
@@ -21,11 +22,15 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
+from email_validator import EmailNotValidError, validate_email
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from pressroom import __version__
 from pressroom.content.sources.base import SourceContext
+from pressroom.content.text import one_line, strip_controls
+from pressroom.content.urls import BadURL, public_url
+from pressroom.content.urls import slugify as slugify  # the sources' one slug rule
 from pressroom.errors import ArticleError, SourceError
 from pressroom.models import Article, Author
 
@@ -80,7 +85,9 @@ def load(
             for item in cls(entry.settings, context).articles(since):
                 if isinstance(item, ArticleError):
                     errors.append(item)
-                elif item.published <= now and (since is None or item.published >= since):
+                    continue
+                item = clean(item)
+                if item.published <= now and (since is None or item.published >= since):
                     found.append(item)
     finally:
         if own_session:
@@ -112,26 +119,43 @@ def make_session(retries: int = HTTP_RETRIES) -> requests.Session:
 
 
 def dedupe(articles: Iterable[Article], warn: Warn) -> list[Article]:
-    """One article per URL (and per id): the most recently modified wins, then the first seen."""
-    by_url: dict[str, Article] = {}
+    """One article per URL and per id, except that two local files never silently lose one.
+
+    Remote sources often carry the same post twice (syndicated, or in two feeds): the most
+    recently modified copy wins, then the first seen. Two files that claim one URL are both
+    kept and both named in a warning; the later one gets an id of its own, because feeds
+    need unique GUIDs.
+    """
+    out: list[Article] = []
+    by_url: dict[str, int] = {}
     for article in articles:
-        kept = by_url.get(article.url)
-        if kept is None:
-            by_url[article.url] = article
+        at = by_url.get(article.url)
+        if at is None:
+            by_url[article.url] = len(out)
+            out.append(article)
             continue
+        kept = out[at]
         if _both_local(kept, article):
-            warn(f"{article.source}: same URL as {kept.source} ({article.url}); keeping one")
-        if article.modified > kept.modified:
-            by_url[article.url] = article
+            warn(
+                f"{article.source} and {kept.source} both claim the URL {article.url}; "
+                "keeping both (give one of them its own url: or slug:)"
+            )
+            out.append(article)
+        elif article.modified > kept.modified:
+            out[at] = article
     by_id: dict[str, Article] = {}
-    for article in by_url.values():
-        kept = by_id.get(article.id)
-        if kept is not None:
+    for article in out:
+        same = by_id.get(article.id)
+        if same is None:
+            by_id[article.id] = article
+        elif _both_local(same, article) and same.url == article.url:
+            unique = f"{article.id}#{hashlib.sha1(article.source.encode()).hexdigest()[:8]}"
+            by_id[unique] = dataclasses.replace(article, id=unique)
+        else:
             # feeds need unique GUIDs: two URLs claiming one id would make them invalid
-            warn(f"{article.source}: same id as {kept.source} ({article.id}); keeping one")
-            if article.modified <= kept.modified:
-                continue
-        by_id[article.id] = article
+            warn(f"{article.source}: same id as {same.source} ({article.id}); keeping one")
+            if article.modified > same.modified:
+                by_id[article.id] = article
     return list(by_id.values())
 
 
@@ -192,28 +216,6 @@ def _parse_other(text: str) -> datetime:
     raise ValueError(text)
 
 
-_SLUG_READY = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_SLUG_DROP = re.compile(r"[^\w\s-]")
-_SLUG_DASH = re.compile(r"[-\s_]+")
-# Latin letters that NFKD does not take apart, spelt as Pelican's (and Django's) unidecode
-# spells them, so "Straße" is "strasse" there and here
-_NO_DECOMPOSITION = str.maketrans(
-    {"ß": "ss", "ẞ": "SS", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O",
-     "đ": "d", "Đ": "D", "ł": "l", "Ł": "L", "þ": "th", "Þ": "TH", "ð": "d", "Ð": "D",
-     "ı": "i"}
-)  # fmt: skip
-
-
-def slugify(text: str) -> str:
-    """A URL slug: lower case ASCII letters, digits and dashes (``Q&A: Zoë`` → ``qa-zoe``)."""
-    if _SLUG_READY.fullmatch(text):  # most file names already are slugs
-        return text
-    text = text.translate(_NO_DECOMPOSITION)
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    slug = _SLUG_DASH.sub("-", _SLUG_DROP.sub("", ascii_text).strip().lower()).strip("-")
-    return slug or "article"
-
-
 def tag_id(publication_url: str, published: datetime, slug: str) -> str:
     """A tag: URI (RFC 4151) that stays the same when the article is edited."""
     return f"tag:{_host(publication_url)},{published.date().isoformat()}:{slug}"
@@ -229,36 +231,89 @@ def article_url(publication_url: str, slug: str) -> str:
     return f"{publication_url.rstrip('/')}/{slug}/"
 
 
-def parse_authors(value: Any) -> tuple[Author, ...]:
+def parse_authors(value: Any, base: str, warn: Warn) -> tuple[Author, ...]:
     """Authors from a string, a {name, email, url} mapping, or a list of either.
 
-    Raises ValueError with what is wrong.
+    An invalid e-mail address or URL is dropped with ``warn("email: why")``. Raises
+    ValueError with what is wrong.
     """
     items = value if isinstance(value, list) else [value]
     authors: list[Author] = []
     for item in items:
-        if isinstance(item, str) and item.strip():
-            authors.append(Author(item.strip()))
+        if isinstance(item, str):
+            found = author(item, base=base, warn=warn)
         elif isinstance(item, dict):
             unknown = set(item) - {"name", "email", "url"}
             if unknown:
                 raise ValueError(f'unknown key "{sorted(unknown)[0]}"; use name, email and url')
             name = item.get("name")
-            if not isinstance(name, str) or not name.strip():
+            if not isinstance(name, str) or not one_line(name):
                 raise ValueError("each author needs a name")
-            email = item.get("email")
-            url = item.get("url")
-            authors.append(
-                Author(
-                    name.strip(), str(email).strip() if email else None, str(url) if url else None
-                )
-            )
+            found = author(name, item.get("email"), item.get("url"), base=base, warn=warn)
         else:
             raise ValueError(
                 "expected a name, a list of names, or {name, email, url} mappings, "
                 f"got {_describe(item)}"
             )
+        if found is not None:
+            authors.append(found)
     return tuple(authors)
+
+
+def author(
+    name: Any, email: Any = None, url: Any = None, *, base: str = "", warn: Warn
+) -> Author | None:
+    """One author by the shared rules, or None when there is no name (only white space or
+    control characters). The e-mail address is checked with email-validator and the URL by
+    the URL policy (a ``mailto:`` URL is taken as the address); what fails is dropped with
+    ``warn("email: why")`` / ``warn("url: why")``."""
+    address = one_line(str(email)) if email else ""
+    home = str(url).strip() if url else ""
+    if home[:7].lower() == "mailto:":
+        address = address or home[7:].split("?", 1)[0]
+        home = ""
+    if address:
+        try:
+            address = validate_email(address, check_deliverability=False).normalized
+        except EmailNotValidError as e:
+            warn(f'email: "{address}" dropped: {e}')
+            address = ""
+    if home:
+        try:
+            home = public_url(home, base)
+        except BadURL as e:
+            warn(f"url: dropped: {e}")
+            home = ""
+    shown = one_line(str(name)) if isinstance(name, (str, int, float)) else ""
+    if not shown:
+        return None
+    return Author(shown, address or None, home or None)
+
+
+def clean(article: Article) -> Article:
+    """``article`` under the text policy, whatever source made it: no control characters in
+    any field, titles and names on one line, authors without a name left out."""
+    changes: dict[str, Any] = {}
+    for name in ("id", "url", "slug", "body", "base_url"):
+        value = getattr(article, name)
+        if (new := strip_controls(value)) != value:
+            changes[name] = new
+    for name in ("title", "summary"):
+        value = getattr(article, name)
+        if (new := one_line(value)) != value:
+            changes[name] = new
+    for name in ("categories", "tags"):
+        values = getattr(article, name)
+        names = tuple(dict.fromkeys(n for n in (one_line(v) for v in values) if n))
+        if names != values:
+            changes[name] = names
+    named = (dataclasses.replace(a, name=one_line(a.name)) for a in article.authors)
+    authors = tuple(dict.fromkeys(a for a in named if a.name))
+    if authors != article.authors:
+        changes["authors"] = authors
+    if article.image is not None and (alt := one_line(article.image.alt)) != article.image.alt:
+        changes["image"] = dataclasses.replace(article.image, alt=alt)
+    return dataclasses.replace(article, **changes) if changes else article
 
 
 def parse_names(value: Any) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Article bodies: Markdown → HTML, sanitising, relative → absolute URLs, plain-text summaries.
+"""Article text: control characters out, Markdown → safe HTML, plain-text summaries.
 
 Rendering is the expensive step (cmark-gfm plus nh3 cost ~0.12 ms per 2 KB article, still a
 fifth of a cold feeds run), so sources keep bodies raw and ``Article.html`` calls
@@ -13,12 +13,10 @@ import html as html_mod
 import re
 from collections.abc import Iterator
 from functools import lru_cache
-from urllib.parse import urljoin
 
 import cmarkgfm
 import nh3
 from cmarkgfm.cmark import Options
-from requests.utils import requote_uri
 
 SUMMARY_LIMIT = 300
 
@@ -30,7 +28,6 @@ _ATTRIBUTES["*"] = {"lang", "title", "dir"}
 _ATTRIBUTES["a"] = _ATTRIBUTES.get("a", set()) | {"href", "hreflang"}
 _ATTRIBUTES["img"] = _ATTRIBUTES.get("img", set()) | {"src", "alt", "width", "height"}
 _URL_SCHEMES = {"http", "https", "mailto", "tel"}  # javascript:, data: and the rest are dropped
-_ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 # GitHub's cmark-gfm (C; what PyPI renders READMEs with): CommonMark plus the GFM tables,
 # ~~strikethrough~~ and bare-URL autolinks, ~20x faster than a pure-Python parser.
@@ -85,19 +82,34 @@ def text_to_html(text: str) -> str:
     return "\n".join(f"<p>{html_mod.escape(p, quote=False)}</p>" for p in paragraphs if p)
 
 
-def absolute_url(url: str, base_url: str) -> str:
-    """``url`` resolved against ``base_url``, with characters a URI cannot hold (spaces,
-    non-ASCII) percent-encoded and existing escapes kept."""
-    url = url.strip()
-    if not _ABSOLUTE.match(url):
-        url = urljoin(base_url, url)
-    return requote_uri(url)
+# --- the text policy -------------------------------------------------------------------
+
+# C0 controls other than tab and newline, DEL, C1 controls, and what XML 1.0 cannot carry
+# (lone surrogates, U+FFFE/U+FFFF): never wanted in a title, a Subject header or a feed.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def strip_controls(text: str) -> str:
+    """``text`` without control characters; line breaks of any style become ``\\n``."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROLS.sub("", text) if _CONTROLS.search(text) else text
+
+
+def one_line(text: str) -> str:
+    """``text`` as one clean line: control characters removed, white space collapsed."""
+    return " ".join(strip_controls(text).split())
 
 
 # --- summaries -------------------------------------------------------------------------
 
 _BLANK_LINES = re.compile(r"\n[ \t]*\n")
-_TAG = re.compile(r"<[^>]*>")
+# What HTML itself reads as markup: "<" then a letter, "/", "!" or "?" ("a < b" is text).
+_TAG = re.compile(r"<(?:/?[A-Za-z][^>]*|![^>]*|\?[^>]*)>")
+# CommonMark autolinks (<https://…>, <someone@example.org>) are text in a summary, not tags
+_MD_AUTOLINK = re.compile(
+    r"<([A-Za-z][A-Za-z0-9+.-]{1,31}:[^<>\s]*|[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*)>"
+)
 _BLOCK_TAG = re.compile(
     r"</?(?:p|br|div|li|ul|ol|h[1-6]|tr|td|th|table|blockquote|figure|section|article|hr)\b[^>]*>",
     re.I,
@@ -111,6 +123,7 @@ _MD_UNDERSCORES = re.compile(r"(?<![A-Za-z0-9])_+|_+(?![A-Za-z0-9])")
 _MD_LINE_START = re.compile(r"^\s{0,3}(?:>\s?|[-*+]\s+|\d+[.)]\s+)", re.M)
 _HTML_PARAGRAPH = re.compile(r"<p[\s>].*?</p>", re.S | re.I)
 _HTML_DROP = re.compile(r"<(script|style|figcaption|h[1-6])[\s>].*?</\1>", re.S | re.I)
+_MD_CODE = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)")
 _FENCE = re.compile(r"^\s{0,3}(?:```|~~~)", re.M)
 _MD_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 _ELLIPSIS_TAIL = re.compile(r"\s*\[(?:…|\.\.\.)\]$")
@@ -179,6 +192,8 @@ def _first_markdown_paragraph(body: str, limit: int) -> str:
         ):
             continue  # headings, tables, comments, rules and indented code are not prose
         text = stripped[: limit * 4]  # only the start can show; markup rarely triples it
+        if "`" in text:  # a code span is literal text: `<b>` stays "<b>"
+            text = _MD_CODE.sub(lambda m: html_mod.escape(m.group(2).strip(), quote=False), text)
         if "[" in text:
             text = _MD_LINK.sub(r"\1", _MD_IMAGE.sub("", text))
         if text[:1] in (">", "-", "*", "+") or text[:1].isdigit():
@@ -189,6 +204,8 @@ def _first_markdown_paragraph(body: str, limit: int) -> str:
         text = text.replace("*", "").replace("`", "").replace("~~", "")
         if "_" in text:
             text = _MD_UNDERSCORES.sub("", text)
+        if "<" in text:
+            text = _MD_AUTOLINK.sub(r"\1", text)
         text = plain_text(text) if "<" in text or "&" in text else " ".join(text.split())
         if text:
             return text

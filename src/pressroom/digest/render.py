@@ -128,6 +128,29 @@ def render_template(env: jinja2.Environment, name: str, context: dict[str, Any])
         return env.get_template(name).render(context)
     except (jinja2.TemplateError, TypeError, ValueError, AttributeError, KeyError) as e:
         raise _template_error(e, name) from e
+    except RecursionError as e:
+        raise _include_loop(e, name) from None  # the chained traceback is 1,000 frames
+
+
+def _include_loop(e: RecursionError, name: str) -> TemplateError:
+    """The templates that include (or extend, import) each other without end."""
+    seen: dict[str, tuple[int, int]] = {}  # file -> (line, frames): the loop is what repeats
+    tb = e.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            line, count = seen.get(filename, (tb.tb_lineno, 0))
+            seen[filename] = (line, count + 1)
+        tb = tb.tb_next
+    where = [f"{_short(f)}:{line}" for f, (line, count) in seen.items() if count > 1] or [name]
+    if len(where) == 1:
+        return TemplateError(
+            f"{where[0]}: the template includes itself without end; remove that include"
+        )
+    return TemplateError(
+        f"{', '.join(where[:-1])} and {where[-1]}: these templates include each other without "
+        "end; remove one of the includes"
+    )
 
 
 # --- rendering ---------------------------------------------------------------------------

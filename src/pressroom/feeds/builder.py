@@ -24,6 +24,7 @@ from typing import Any
 
 from pressroom import defaults
 from pressroom.config import Config
+from pressroom.content.urls import name_key
 from pressroom.errors import FeedError
 from pressroom.feeds.formats import (
     FILES,
@@ -249,19 +250,42 @@ def _newest_first(articles: Iterable[Article]) -> list[Article]:
 def _grouped(
     kind: str, ordered: Sequence[Article], keys: Callable[[Article], Iterable[str]], limit: int
 ) -> list[FeedSpec]:
+    """One feed per category or author name; names differing only in case or accents share
+    one (``name_key``), and different names whose slugs collide get distinct slugs."""
     groups: dict[str, list[Article]] = {}
     names: dict[str, set[str]] = {}
-    slugs: dict[str, str] = {}  # 10,000 articles share a few dozen names
+    keyed: dict[str, str] = {}  # 10,000 articles share a few dozen names
     for article in ordered:
-        for key in dict.fromkeys(k for k in keys(article) if k.strip()):
-            s = slugs.get(key) or slugs.setdefault(key, slug(key))
-            names.setdefault(s, set()).add(key)
-            items = groups.setdefault(s, [])
+        for name in dict.fromkeys(k for k in keys(article) if k.strip()):
+            key = keyed.get(name) or keyed.setdefault(name, name_key(name))
+            names.setdefault(key, set()).add(name)
+            items = groups.setdefault(key, [])
             if len(items) < limit and (not items or items[-1] is not article):
                 items.append(article)
-    return [
-        FeedSpec(kind, min(names[s]), f"{kind}/{s}/", tuple(groups[s]), s) for s in sorted(groups)
-    ]
+    slugs = _distinct_slugs({key: min(names[key]) for key in groups})
+    return sorted(
+        (
+            FeedSpec(kind, min(names[k]), f"{kind}/{slugs[k]}/", tuple(groups[k]), slugs[k])
+            for k in groups
+        ),
+        key=lambda spec: spec.slug,
+    )
+
+
+def _distinct_slugs(shown: dict[str, str]) -> dict[str, str]:
+    """A slug per name key; when several keys share one (``C++`` and ``C#``: ``c``), the first
+    in sorted order keeps it and the others add a short hash of their own key, so a feed's
+    address never depends on which article came first."""
+    by_slug: dict[str, list[str]] = {}
+    for key, name in shown.items():
+        by_slug.setdefault(slug(name), []).append(key)
+    out: dict[str, str] = {}
+    for base, keys in by_slug.items():
+        first, *others = sorted(keys)
+        out[first] = base
+        for key in others:
+            out[key] = f"{base}-{hashlib.blake2b(key.encode(), digest_size=4).hexdigest()}"
+    return out
 
 
 def _inside(name: object) -> bool:

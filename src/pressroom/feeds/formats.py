@@ -15,7 +15,6 @@ import html
 import json
 import mimetypes
 import re
-import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +29,7 @@ from lxml import etree
 
 from pressroom import __version__
 from pressroom.config import Config
+from pressroom.content.urls import name_key, name_slug
 from pressroom.models import Article
 
 GENERATOR = "pressroom"
@@ -75,11 +75,12 @@ def feeds_url(config: Config) -> str:
 
 
 def slug(name: str) -> str:
-    """A folder name for a category or author: lower-case letters, digits and dashes."""
-    folded = unicodedata.normalize("NFKD", name)
-    folded = "".join(c for c in folded if not unicodedata.combining(c)).lower()
-    text = re.sub(r"[^\w]+|_+", "-", folded).strip("-")
-    return text or "x" + uuid.uuid5(uuid.NAMESPACE_URL, name).hex[:8]
+    """A folder name for a category or author: lower-case letters, digits and dashes.
+
+    The one rule lives in ``content.urls.name_slug``; ``builder.plan`` gives names whose
+    slugs collide (``C++`` and ``C#`` are both ``c``) distinct folders.
+    """
+    return name_slug(name)
 
 
 # --- rendering ---------------------------------------------------------------------------
@@ -301,7 +302,9 @@ class Renderer:
         fg.register_extension("pressroom", _FeedExtension, _EntryExtension, atom=False, rss=True)
         fg.id(self_url)
         fg.title(title)
-        fg.description(description)
+        # RSS <description> is HTML, like an item's: escape the plain text once for HTML
+        # (a category named "<b>" must not turn bold). Atom's subtitle is text; see below.
+        fg.description(html.escape(description, quote=False) if fmt == "rss" else description)
         # feedgen takes the RSS <link> from the last link added: the home page goes last
         fg.link(href=self_url, rel="self", type=MIME[fmt])
         fg.link(href=uri(pub.url), rel="alternate", type="text/html")
@@ -339,7 +342,8 @@ class Renderer:
         if pub.logo:
             feed["icon"] = uri(pub.logo)
         if spec.kind == "author":
-            author = next(a for a in spec.articles[0].authors if slug(a.name) == spec.slug)
+            key = name_key(spec.name)
+            author = next(a for a in spec.articles[0].authors if name_key(a.name) == key)
             feed["authors"] = [_json_author(author.name, author.url)]
         else:
             feed["authors"] = [_json_author(pub.name, pub.url)]

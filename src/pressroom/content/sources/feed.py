@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,19 +24,22 @@ import feedparser
 
 from pressroom.config import PositiveFloat
 from pressroom.content import articles as norm
+from pressroom.content.seen import STATE_DB, FirstSeen
 from pressroom.content.sources import register
 from pressroom.content.sources.base import Source
 from pressroom.content.text import (
-    absolute_url,
+    one_line,
     plain_text,
     render_body,
     summary_from_body,
     truncate,
 )
+from pressroom.content.urls import BadURL, public_url, slugify
 from pressroom.errors import ArticleError, SourceError
 from pressroom.models import Article, Author, Image
 
 CACHE_DIR = "feeds-cache"
+DEFAULT_TYPE = "application/xml"  # what a server that names no type is taken to send
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class FeedSource(Source):
 
     name = "feed"
     Settings = FeedSettings
+    _undated = False
+    _seen: FirstSeen | None = None
 
     @property
     def cache_path(self) -> Path:
@@ -64,11 +69,11 @@ class FeedSource(Source):
         return Path(self.context.state) / CACHE_DIR / f"{key}.json"
 
     def articles(self, since: datetime | None) -> Iterator[Article | ArticleError]:
-        body, final_url = self.fetch()
-        parsed = feedparser.parse(
-            body,
-            response_headers={"content-location": final_url, "content-type": "application/xml"},
-        )
+        body, final_url, content_type = self.fetch()
+        # The real Content-Type goes in, since its charset may be the only one the feed has.
+        # No Content-Location: relative URLs stay relative (xml:base still applies), and the
+        # URL policy resolves them against the entry's own link first, then the feed's URL.
+        parsed = feedparser.parse(body, response_headers={"content-type": content_type})
         if not parsed.entries and (parsed.bozo or not parsed.get("version")):
             reason = (
                 _reason(parsed.get("bozo_exception"))
@@ -83,18 +88,38 @@ class FeedSource(Source):
                 f"feed source {self.settings.url}: the feed is not well-formed "
                 f"({_reason(parsed.get('bozo_exception'))}); reading what can be read"
             )
-        feed_authors = _authors(parsed.feed.get("authors") or [])
-        for index, entry in enumerate(parsed.entries):
-            try:
-                yield self._article(entry, final_url, feed_authors)
-            except _Broken as e:
-                where = (
-                    entry.get("link") or entry.get("id") or f"{self.settings.url}#entry-{index + 1}"
-                )
-                yield ArticleError(str(where), e.field, e.problem)
+        home = parsed.feed.get("link") or final_url
+        feed_authors = _authors(parsed.feed.get("authors") or [], home, self._warner("the feed"))
+        # RSS 0.9x has no item dates: such items are dated when pressroom first saw them
+        self._undated = str(parsed.get("version") or "").startswith("rss09")
+        try:
+            for index, entry in enumerate(parsed.entries):
+                ident = one_line(str(entry.get("link") or entry.get("id") or ""))[:80]
+                where = f"entry {index + 1}" + (f" ({ident})" if ident else "")
+                try:
+                    yield self._article(entry, final_url, feed_authors, self._warner(where))
+                except _Broken as e:
+                    shown = ident or f"{self.settings.url}#entry-{index + 1}"
+                    yield ArticleError(shown, e.field, e.problem)
+        finally:
+            if self._seen is not None:
+                self._seen.close()
+                self._seen = None
 
-    def fetch(self) -> tuple[bytes, str]:
-        """The feed's bytes and URL, from the server or, on 304 Not Modified, from the cache."""
+    def _first_seen(self, item: str) -> datetime:
+        if self._seen is None:
+            self._seen = FirstSeen(Path(self.context.state) / STATE_DB)
+        return self._seen.when(self.settings.url, item, self.context.now)
+
+    def _warner(self, where: str) -> Callable[[str], None]:
+        def warn(problem: str) -> None:
+            self.context.warn(f"feed source {self.settings.url} {where}: {problem}")
+
+        return warn
+
+    def fetch(self) -> tuple[bytes, str, str]:
+        """The feed's bytes, URL and Content-Type, from the server or, on 304 Not Modified,
+        from the cache."""
         cached = self._read_cache()
         headers: dict[str, str] = {}
         if cached is not None:
@@ -111,13 +136,18 @@ class FeedSource(Source):
             ok=(200, 304) if cached is not None else (200,),
         )
         if response.status_code == 304 and cached is not None:
-            return cached["body"], cached.get("final_url") or self.settings.url
+            return (
+                cached["body"],
+                cached.get("final_url") or self.settings.url,
+                str(cached.get("content_type") or DEFAULT_TYPE),
+            )
         body = response.content
+        content_type = response.headers.get("Content-Type") or DEFAULT_TYPE
         etag = response.headers.get("ETag")
         modified = response.headers.get("Last-Modified")
         if etag or modified:
-            self._write_cache(etag, modified, body, response.url or self.settings.url)
-        return body, response.url or self.settings.url
+            self._write_cache(etag, modified, body, response.url or self.settings.url, content_type)
+        return body, response.url or self.settings.url, content_type
 
     def _read_cache(self) -> dict[str, Any] | None:
         try:
@@ -130,11 +160,12 @@ class FeedSource(Source):
         return dict(data)
 
     def _write_cache(
-        self, etag: str | None, modified: str | None, body: bytes, final_url: str
+        self, etag: str | None, modified: str | None, body: bytes, final_url: str, kind: str
     ) -> None:
         record = {
             "url": self.settings.url,
             "final_url": final_url,
+            "content_type": kind,
             "etag": etag,
             "last_modified": modified,
             "body": base64.b64encode(body).decode("ascii"),
@@ -152,18 +183,32 @@ class FeedSource(Source):
                 f"feed source {self.settings.url}: cannot cache the feed in {path.parent}: {e}"
             )
 
-    def _article(self, entry: Any, feed_url: str, feed_authors: tuple[Author, ...]) -> Article:
+    def _article(
+        self,
+        entry: Any,
+        feed_url: str,
+        feed_authors: tuple[Author, ...],
+        warn: Callable[[str], None],
+    ) -> Article:
         tz = self.context.publication.tz
-        link = entry.get("link") or ""
-        if not link and entry.get("id", "").startswith(("http://", "https://")):
-            link = entry["id"]
+        link = ""
+        for key in ("link", "id"):
+            value = entry.get(key)
+            if not value or (key == "id" and not str(value).startswith(("http:", "https:"))):
+                continue
+            try:
+                link = public_url(str(value), feed_url)
+                break
+            except BadURL as e:
+                warn(f"{key}: {e}; left out")
         if not link:
-            raise _Broken("link", "missing; the entry has no link to the article")
-        link = absolute_url(link, feed_url)
+            raise _Broken("link", "missing or not an http(s) URL; the entry cannot be linked")
         title = _text(entry, "title")
         if not title:
             raise _Broken("title", "missing")
         published = _when(entry, "published") or _when(entry, "updated")
+        if published is None and self._undated:
+            published = self._first_seen(str(entry.get("id") or link))
         if published is None:
             raw = dict.get(entry, "published") or dict.get(entry, "updated")
             raise _Broken("date", f'cannot parse "{raw}"' if raw else "missing")
@@ -178,10 +223,9 @@ class FeedSource(Source):
             body_format = (
                 "text" if entry.get("summary_detail", {}).get("type") == "text/plain" else "html"
             )
-        summary_html = entry.get("summary", "")
         summary = (
-            truncate(plain_text(summary_html))
-            if summary_html
+            truncate(_text(entry, "summary"))
+            if entry.get("summary")
             else summary_from_body(body, body_format)
         )
 
@@ -194,15 +238,15 @@ class FeedSource(Source):
         return Article(
             id=str(entry.get("id") or link),
             url=link,
-            slug=norm.slugify(slug.rsplit(".", 1)[0]) if slug else norm.slugify(title),
+            slug=slugify(slug.rsplit(".", 1)[0]) if slug else slugify(title),
             title=title,
             published=published if published.tzinfo else published.replace(tzinfo=tz),
             updated=updated if updated and updated != published else None,
-            authors=_authors(entry.get("authors") or []) or feed_authors,
+            authors=_authors(entry.get("authors") or [], link, warn) or feed_authors,
             categories=tuple(categories),
             tags=(),
             summary=summary,
-            image=_image(entry, link),
+            image=_image(entry, link, warn),
             body=body,
             body_format=body_format,
             base_url=link,
@@ -219,11 +263,12 @@ class _Broken(Exception):
 
 
 def _text(entry: Any, key: str) -> str:
+    """A title or summary as plain text: HTML is stripped, plain text is kept as it is."""
     value = str(entry.get(key) or "")
     detail = entry.get(f"{key}_detail") or {}
-    if detail.get("type") in ("text/html", "application/xhtml+xml") or "<" in value:
+    if detail.get("type") in ("text/html", "application/xhtml+xml"):
         return plain_text(value)
-    return " ".join(value.split())
+    return one_line(value)
 
 
 def _when(entry: Any, key: str) -> datetime | None:
@@ -236,37 +281,50 @@ def _when(entry: Any, key: str) -> datetime | None:
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
-def _authors(items: list[Any]) -> tuple[Author, ...]:
+def _authors(items: list[Any], base: str, warn: Callable[[str], None]) -> tuple[Author, ...]:
     authors = []
     for item in items:
-        name = (item.get("name") or "").strip() if isinstance(item, dict) else ""
-        email = item.get("email") if isinstance(item, dict) else None
+        if not isinstance(item, dict):
+            continue
+        name, email = one_line(str(item.get("name") or "")), item.get("email")
         if not name and email:
             name = str(email).split("@")[0]
-        if name:
-            authors.append(Author(name, email or None, (item.get("href") or None)))
+
+        def say(problem: str) -> None:
+            warn(f"author {problem}")
+
+        found = norm.author(name, email, item.get("href"), base=base, warn=say)
+        if found is not None:
+            authors.append(found)
     return tuple(dict.fromkeys(authors))
 
 
-def _image(entry: Any, base: str) -> Image | None:
-    """The first image among enclosures, media:content and media:thumbnail."""
+def _image(entry: Any, base: str, warn: Callable[[str], None]) -> Image | None:
+    """The first usable image among enclosures, media:content and media:thumbnail."""
     for link in entry.get("links") or []:
         if (
             link.get("rel") == "enclosure"
             and str(link.get("type", "")).startswith("image/")
             and link.get("href")
         ):
-            return Image(
-                url=absolute_url(link["href"], base),
-                mime_type=link.get("type"),
-                length=_int(link.get("length")),
-            )
+            try:
+                url = public_url(str(link["href"]), base)
+            except BadURL as e:
+                warn(f"enclosure: {e}; left out")
+                continue
+            return Image(url=url, mime_type=link.get("type"), length=_int(link.get("length")))
     for media in (entry.get("media_content") or []) + (entry.get("media_thumbnail") or []):
-        url = media.get("url")
         kind = str(media.get("type") or media.get("medium") or "image")
-        if url and kind.startswith("image"):
+        if not media.get("url") or not kind.startswith("image"):
+            continue
+        try:
+            url = public_url(str(media["url"]), base)
+        except BadURL as e:
+            warn(f"media: {e}; left out")
+            continue
+        if url:
             return Image(
-                url=absolute_url(url, base),
+                url=url,
                 mime_type=media.get("type") or None,
                 length=_int(media.get("fileSize")),
                 width=_int(media.get("width")),

@@ -19,6 +19,7 @@ error to report.
 from __future__ import annotations
 
 import difflib
+import errno
 import fnmatch
 import os
 import re
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pressroom.content import articles as norm
 from pressroom.content import frontmatter, permalinks
@@ -35,12 +36,13 @@ from pressroom.content.frontmatter import FrontMatter, FrontMatterError
 from pressroom.content.sources import register
 from pressroom.content.sources.base import Source, SourceContext
 from pressroom.content.text import (
-    absolute_url,
+    one_line,
     plain_text,
     render_body,
     summary_from_body,
     truncate,
 )
+from pressroom.content.urls import BadURL, public_url, slug_path, slugify
 from pressroom.errors import ArticleError, SourceError
 from pressroom.models import Article, Author, Image
 
@@ -103,6 +105,7 @@ class _File:
     path: str  # on disk
     rel: str  # as messages show it (relative to the config folder)
     folders: tuple[str, ...]  # folders between the source path and the file
+    problem: str | None = None  # why it cannot be read at all (a symbolic link loop)
 
 
 @register
@@ -131,6 +134,9 @@ class FilesSource(Source):
                 f"{shown}: no such folder; create it or set sources[].path in config.yaml"
             )
         for file in _walk(str(folder), shown, (), self.settings.exclude):
+            if file.problem is not None:
+                yield ArticleError(file.rel, "", file.problem)
+                continue
             item = self.read(file)
             if item is not None:
                 yield item
@@ -193,9 +199,9 @@ class FilesSource(Source):
             title, body = _title_from_body(body, body_format)
             if not title:
                 raise _Broken("title", "missing; add title: to the front matter", 1)
-        elif not isinstance(title, (str, int, float)) or not str(title).strip():
+        elif not isinstance(title, (str, int, float)) or not one_line(str(title)):
             raise _Broken("title", f"expected text, got {_show(title)}")
-        title = " ".join(str(title).split())
+        title = one_line(str(title))
         body = body.strip("\n")
 
         stem = os.path.splitext(os.path.basename(file.path))[0]
@@ -260,11 +266,11 @@ class FilesSource(Source):
             title=title,
             published=published,
             updated=updated,
-            authors=self._authors(meta),
+            authors=self._authors(meta, fm, rel, url),
             categories=categories,
             tags=tags,
             summary=self._summary(meta, body, body_format),
-            image=_image(meta, url),
+            image=self._image(meta, fm, rel, url),
             body=body,
             body_format=body_format,
             base_url=url,
@@ -315,10 +321,10 @@ class FilesSource(Source):
         # Pelican read it, not to the host: a site may live at https://host/blog/
         if value.startswith("/") and not value.startswith("//"):
             value = self._pub_url.rstrip("/") + value
-        url = absolute_url(value, self._pub_url)
-        if not url.startswith(("http://", "https://")):
-            raise _Broken(key, f'expected a path or an http(s) URL, got "{value}"')
-        return url
+        try:
+            return public_url(value, self._pub_url)
+        except BadURL as e:
+            raise _Broken(key, f"{e}; give a path or an http(s) URL") from None
 
     def _slug(
         self,
@@ -330,27 +336,25 @@ class FilesSource(Source):
     ) -> str:
         slug_value = meta.get("slug")
         if slug_value is not None:
-            slug = "-".join(_text(slug_value, "slug").strip().strip("/").split())
-            slug = quote(slug, safe="/-._~") if slug else ""  # kept as written, made URL-safe
+            slug = slug_path(_text(slug_value, "slug"))  # kept as written, made URL-safe
             if not slug:
                 raise _Broken("slug", "is empty; give a slug like my-article or leave it out")
             return slug
         if url_value is not None:
             tail = urlsplit(url_value).path.rstrip("/").rsplit("/", 1)[-1]
             tail = unquote(tail).removesuffix(".html")
-            return norm.slugify(tail or stem)
+            return slugify(tail or stem)
         if self._slug_from == "title":
-            return norm.slugify(title)
+            return slugify(title)
         if self._slug_from == "stem":
-            return norm.slugify(stem)
-        return norm.slugify(stem[prefix.end() :] if prefix else stem)
+            return slugify(stem)
+        return slugify(stem[prefix.end() :] if prefix else stem)
 
     def _summary(self, meta: dict[str, Any], body: str, body_format: str) -> str:
         for key in ("summary", "description"):
             value = meta.get(key)
             if value is not None:
-                summary = " ".join(_text(value, key).split())
-                return plain_text(summary) if "<" in summary or "&" in summary else summary
+                return one_line(_text(value, key))  # plain text: never through the tag stripper
         separator = meta.get("excerpt_separator") or self.settings.excerpt_separator
         if separator and isinstance(separator, str):
             cut = body.find(separator)
@@ -371,36 +375,45 @@ class FilesSource(Source):
         except (ValueError, OverflowError, TypeError):
             raise _Broken(key, f'cannot parse "{value}"') from None
 
-    def _authors(self, meta: dict[str, Any]) -> tuple[Author, ...]:
+    def _authors(
+        self, meta: dict[str, Any], fm: FrontMatter, rel: str, url: str
+    ) -> tuple[Author, ...]:
         authors: list[Author] = []
         for key in ("author", "authors"):
             if meta.get(key) is not None:
+                where = f"{rel}:{_line(fm, key)}: {key}"
+
+                def warn(problem: str, where: str = where) -> None:
+                    self.context.warn(f"{where}: {problem}")
+
                 try:
-                    authors.extend(norm.parse_authors(meta[key]))
+                    authors.extend(norm.parse_authors(meta[key], url, warn))
                 except ValueError as e:
                     raise _Broken(key, str(e)) from None
         if not authors and self.settings.default_author:
             authors.append(Author(self.settings.default_author))
         return tuple(dict.fromkeys(authors))
 
-
-def _image(meta: dict[str, Any], url: str) -> Image | None:
-    """The featured image: ``image`` (Jekyll: text or {path, alt}) or Hugo's ``images`` list."""
-    value = meta.get("image")
-    if isinstance(value, list):
-        value = value[0] if value else None
-    alt: Any = meta.get("image_alt", "")
-    if isinstance(value, dict):  # jekyll-seo-tag's {path, alt, …}
-        alt = value.get("alt", alt)
-        value = value.get("path") or value.get("url") or value.get("src")
+    def _image(self, meta: dict[str, Any], fm: FrontMatter, rel: str, url: str) -> Image | None:
+        """The featured image: ``image`` (Jekyll: text or {path, alt}) or Hugo's ``images``
+        list; one the URL policy refuses is left out with a warning."""
+        value = meta.get("image")
+        if isinstance(value, list):
+            value = value[0] if value else None
+        alt: Any = meta.get("image_alt", "")
+        if isinstance(value, dict):  # jekyll-seo-tag's {path, alt, …}
+            alt = value.get("alt", alt)
+            value = value.get("path") or value.get("url") or value.get("src")
+            if value is None:
+                raise _Broken("image", "expected path: inside the image mapping")
         if value is None:
-            raise _Broken("image", "expected path: inside the image mapping")
-    if value is None:
-        return None
-    return Image(
-        url=absolute_url(_text(value, "image"), url),
-        alt=" ".join(_text(alt, "image_alt").split()) if alt is not None else "",
-    )
+            return None
+        try:
+            found = public_url(_text(value, "image"), url)
+        except BadURL as e:
+            self.context.warn(f"{rel}:{_line(fm, 'image')}: image: {e}; left out")
+            return None
+        return Image(url=found, alt=one_line(_text(alt, "image_alt")) if alt is not None else "")
 
 
 def _walk(
@@ -415,30 +428,50 @@ def _walk(
     Hidden files and folders (".git", ".DS_Store"), the generators' non-content folders
     (``SKIPPED_FOLDERS``) and paths matching an ``exclude`` glob are skipped; symlinked
     folders are followed, each real folder once (a link back up the tree must not loop).
+    What cannot be walked (a symbolic link loop, a folder that cannot be read) comes back
+    with its ``problem`` instead of stopping the walk.
     """
     seen = set() if seen is None else seen
-    info = os.stat(folder)
-    if (info.st_dev, info.st_ino) in seen:
-        return
-    seen.add((info.st_dev, info.st_ino))
     dirs: list[str] = []
     files: list[str] = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            name = entry.name
-            if name.startswith(".") or _excluded("/".join((*folders, name)), exclude):
-                continue
-            if entry.is_dir():
-                if name not in SKIPPED_FOLDERS:
-                    dirs.append(name)
-            elif os.path.splitext(name)[1].lower() in FORMATS and name not in SKIPPED_FILES:
-                files.append(name)
+    broken: list[tuple[str, str]] = []
+    try:
+        info = os.stat(folder)
+        if (info.st_dev, info.st_ino) in seen:
+            return
+        seen.add((info.st_dev, info.st_ino))
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.startswith(".") or _excluded("/".join((*folders, name)), exclude):
+                    continue
+                try:
+                    is_dir = entry.is_dir()
+                except OSError as e:  # a symbolic link loop: ELOOP
+                    broken.append((name, _walk_problem(e)))
+                    continue
+                if is_dir:
+                    if name not in SKIPPED_FOLDERS:
+                        dirs.append(name)
+                elif os.path.splitext(name)[1].lower() in FORMATS and name not in SKIPPED_FILES:
+                    files.append(name)
+    except OSError as e:
+        yield _File(folder, shown, folders, _walk_problem(e))
+        return
+    for name, problem in sorted(broken):
+        yield _File(os.path.join(folder, name), f"{shown}/{name}", folders, problem)
     for name in sorted(files):
         yield _File(os.path.join(folder, name), f"{shown}/{name}", folders)
     for name in sorted(dirs):
         yield from _walk(
             os.path.join(folder, name), f"{shown}/{name}", (*folders, name), exclude, seen
         )
+
+
+def _walk_problem(error: OSError) -> str:
+    if error.errno == errno.ELOOP:
+        return "a symbolic link loop (a link that points back to itself); remove or fix the link"
+    return f"cannot read: {error.strerror or error}; check the permissions"
 
 
 def _excluded(rel: str, exclude: tuple[str, ...]) -> bool:

@@ -10,25 +10,25 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pressroom.config import PositiveFloat, PositiveInt
 from pressroom.content import articles as norm
 from pressroom.content.sources import register
 from pressroom.content.sources.base import Source
 from pressroom.content.text import (
-    absolute_url,
     plain_text,
     render_body,
     summary_from_body,
     truncate,
 )
+from pressroom.content.urls import BadURL, public_url, slugify
 from pressroom.errors import ArticleError, SourceError
-from pressroom.models import Article, Author, Image
+from pressroom.models import Article, Image
 
 WP_MAX_PER_PAGE = 100  # the REST API rejects larger pages with rest_invalid_param
 
@@ -112,7 +112,10 @@ class WordPressSource(Source):
         link = post.get("link")
         if not isinstance(link, str) or not link:
             raise _Broken("link", "missing")
-        link = absolute_url(link, self.settings.url.rstrip("/") + "/")
+        try:
+            link = public_url(link, self.settings.url.rstrip("/") + "/")
+        except BadURL as e:
+            raise _Broken("link", str(e)) from None
         title = plain_text(_rendered(post, "title"))
         if not title:
             raise _Broken("title", "missing")
@@ -122,11 +125,15 @@ class WordPressSource(Source):
         updated = _date(post, "modified_gmt", "modified", tz)
         embedded = post.get("_embedded") or {}
 
-        authors = tuple(
-            Author(html.unescape(a["name"]), None, a.get("link") or None)
+        def warn(problem: str) -> None:
+            self.context.warn(f"wordpress source {where}: {problem}")
+
+        found = (
+            norm.author(html.unescape(a["name"]), None, a.get("link"), base=link, warn=warn)
             for a in embedded.get("author") or []
-            if isinstance(a, dict) and isinstance(a.get("name"), str) and a["name"].strip()
+            if isinstance(a, dict) and isinstance(a.get("name"), str)
         )
+        authors = tuple(dict.fromkeys(a for a in found if a is not None))
         categories: list[str] = []
         tags: list[str] = []
         for group in embedded.get("wp:term") or []:
@@ -143,10 +150,11 @@ class WordPressSource(Source):
         summary = truncate(excerpt) if excerpt else summary_from_body(body, "html")
         guid = html.unescape(_rendered(post, "guid")) or link
         slug = str(post.get("slug") or "") or urlsplit(link).path.rstrip("/").rsplit("/", 1)[-1]
+        slug = slugify(unquote(slug)) if slug else ""
         return Article(
             id=guid,
             url=link,
-            slug=slug or norm.slugify(title),
+            slug=slug or slugify(title),
             title=title,
             published=published,
             updated=updated if updated and updated != published else None,
@@ -154,7 +162,7 @@ class WordPressSource(Source):
             categories=tuple(categories),
             tags=tuple(tags),
             summary=summary,
-            image=_featured(embedded, link),
+            image=_featured(embedded, link, warn),
             body=body,
             body_format="html",
             base_url=link,
@@ -190,13 +198,18 @@ def _date(post: dict[str, Any], gmt_key: str, local_key: str, tz: Any) -> dateti
     return None
 
 
-def _featured(embedded: dict[str, Any], base: str) -> Image | None:
+def _featured(embedded: dict[str, Any], base: str, warn: Callable[[str], None]) -> Image | None:
     for media in embedded.get("wp:featuredmedia") or []:
         if not isinstance(media, dict) or not media.get("source_url"):
             continue  # a media item the API could not embed ({"code": "rest_forbidden"…})
+        try:
+            url = public_url(str(media["source_url"]), base)
+        except BadURL as e:
+            warn(f"featured media: {e}; left out")
+            continue
         details = media.get("media_details") or {}
         return Image(
-            url=absolute_url(str(media["source_url"]), base),
+            url=url,
             alt=" ".join(str(media.get("alt_text") or "").split()),
             mime_type=media.get("mime_type") or None,
             length=_int(details.get("filesize")),

@@ -1,0 +1,146 @@
+"""The one policy for URLs and slugs that come from outside (front matter, feeds, WordPress).
+
+Every link, image, enclosure and author URL a source hands over goes through ``public_url``:
+a relative URL is resolved against the first base that applies (the article's own URL, then
+the feed's or the site's), and only ``http``/``https`` survive (``mailto:`` only where an
+e-mail address belongs). Anything else — ``javascript:``, ``data:``, ``vbscript:``, a Windows
+path like ``C:\\Users\\…``, a URL holding spaces or control characters — raises ``BadURL``
+with the reason, and the source drops the value with a warning naming the file and line or
+the feed entry. Bodies are not handled here: their links go through the HTML sanitiser
+(``text.sanitise``), which applies the same schemes.
+
+``slugify`` is the one slug rule, for article paths and for category and author feeds alike.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from urllib.parse import quote, urljoin, urlsplit
+
+from anyascii import anyascii
+from requests.utils import requote_uri
+
+WEB_SCHEMES = frozenset({"http", "https"})
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
+# C0 and C1 controls, DEL and every kind of white space (a URL holds none of them written out)
+_UNSAFE_CHAR = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029\u00a0\ufeff]")
+_WINDOWS_PATH = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")
+
+
+class BadURL(ValueError):
+    """A URL that the policy refuses; ``str()`` says why, for the warning."""
+
+
+def absolute_url(url: str, base_url: str) -> str:
+    """``url`` resolved against ``base_url``, with characters a URI cannot hold (spaces,
+    non-ASCII) percent-encoded and existing escapes kept."""
+    url = url.strip()
+    if not _SCHEME.match(url):
+        url = urljoin(base_url, url)
+    return requote_uri(url)
+
+
+def public_url(value: object, *bases: str, email: bool = False) -> str:
+    """``value`` as an absolute http(s) URL, resolved against the first of ``bases``.
+
+    With ``email`` a ``mailto:`` address is kept too (an author's contact, never a link
+    target). Raises ``BadURL`` saying what is wrong; the caller warns and drops the value.
+    """
+    if not isinstance(value, str):
+        raise BadURL(f"expected a URL, got {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        raise BadURL("is empty")
+    bad = _UNSAFE_CHAR.search(text)
+    if bad:
+        what = "a space" if bad.group().isspace() else f"control character U+{ord(bad.group()):04X}"
+        raise BadURL(f'"{_shown(text)}" holds {what}; write it percent-encoded (%20 for a space)')
+    if _WINDOWS_PATH.match(text) or "\\" in text:
+        raise BadURL(f'"{_shown(text)}" is a Windows file path, not a URL')
+    scheme = _SCHEME.match(text)
+    if scheme is None:
+        base = next((b for b in bases if _is_web(b)), None)
+        if base is None:
+            raise BadURL(f'"{_shown(text)}" is relative and there is no http(s) URL to resolve it')
+        text = urljoin(base, text)
+        scheme = _SCHEME.match(text)
+    name = scheme.group(1).lower() if scheme else ""
+    if name == "mailto" and email:
+        return requote_uri(text)
+    if name not in WEB_SCHEMES:
+        allowed = "http, https or mailto" if email else "http or https"
+        raise BadURL(f'"{_shown(text)}": {name or "no"} scheme is not allowed (only {allowed})')
+    url = requote_uri(text)
+    if not urlsplit(url).hostname:
+        raise BadURL(f'"{_shown(text)}" has no host name')
+    return url
+
+
+def _is_web(url: str) -> bool:
+    scheme = _SCHEME.match(url)
+    return scheme is not None and scheme.group(1).lower() in WEB_SCHEMES
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` safe to put in a one-line message: controls escaped, long values cut."""
+    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+# --- slugs ---------------------------------------------------------------------------------
+
+_SLUG_READY = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_SLUG_DROP = re.compile(r"[^\w\s-]")
+_SLUG_DASH = re.compile(r"[-\s_]+")
+_NAME_DASH = re.compile(r"[^\w]+|_+")
+
+
+def ascii_fold(text: str) -> str:
+    """``text`` with accents removed and Latin letters spelt in ASCII (``ø`` → ``o``, ``ß``
+    → ``ss``); other scripts (Cyrillic, Greek, CJK) are kept as they are."""
+    if text.isascii():
+        return text
+    out: list[str] = []
+    for char in unicodedata.normalize("NFKD", text):
+        if char.isascii():
+            out.append(char)
+        elif unicodedata.combining(char):
+            continue
+        elif unicodedata.name(char, "").startswith("LATIN"):
+            out.append(anyascii(char))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def slugify(text: str) -> str:
+    """An article slug: punctuation dropped, words joined by dashes, ASCII where the name
+    allows (``Q&A: Zoë`` → ``qa-zoe``, ``søren kierkegaard`` → ``soren-kierkegaard``);
+    other scripts are kept (``Россия`` → ``россия``)."""
+    if _SLUG_READY.fullmatch(text):  # most file names already are slugs
+        return text
+    slug = _SLUG_DASH.sub("-", _SLUG_DROP.sub("", ascii_fold(text)).strip().lower()).strip("-")
+    return slug or "article"
+
+
+def name_slug(name: str) -> str:
+    """The folder of a category or author feed: punctuation separates words (``Arts &
+    Culture`` → ``arts-culture``); a name with nothing left (``+++``) gets a stable hash."""
+    text = _NAME_DASH.sub("-", ascii_fold(name).lower()).strip("-")
+    return text or "x" + uuid.uuid5(uuid.NAMESPACE_URL, name).hex[:8]
+
+
+def name_key(name: str) -> str:
+    """What makes two category or author names the same one: case and accents do not count."""
+    return " ".join(ascii_fold(name).casefold().split())
+
+
+def slug_path(text: str) -> str:
+    """A written slug as a URL path, kept as written otherwise: spaces become dashes, Latin
+    letters ASCII, the rest percent-encoded; never a ``..`` or ``.`` segment or a leading ``/``.
+    """
+    segments = (s for s in re.split(r"[/\\]+", text) if s.strip() not in ("", ".", ".."))
+    return "/".join(quote(ascii_fold("-".join(s.split())), safe="-._~") for s in segments)

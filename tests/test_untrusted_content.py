@@ -1,0 +1,665 @@
+"""Issue 10, §1–2: one URL policy and one text policy for every source.
+
+Each source (files, feed, wordpress) is fed hostile and careless input, through the real
+source code, a real HTTP server on 127.0.0.1 and the real CLI; the same rules must hold for
+all three: only absolute http(s) URLs, no control characters, plain text never stripped.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import html
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pressroom.cli import main
+from pressroom.content import articles
+from pressroom.content.urls import BadURL, public_url, slug_path, slugify
+from pressroom.models import Article
+from tests import test_sources_remote as remote
+from tests.test_sources_remote import Server, feed_source, load, wp_post, wp_site, wp_source
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    """The HTTP server on 127.0.0.1 of test_sources_remote, answering what each test sets."""
+    yield from remote.server.__wrapped__()  # type: ignore[attr-defined]
+
+
+NASTY = [
+    "javascript:alert(1)",
+    "JavaScript:alert(1)",
+    " javascript:alert(1)",
+    "data:text/html;base64,PHNjcmlwdD4=",
+    "vbscript:msgbox(1)",
+    "file:///etc/passwd",
+    "C:\\Users\\ann\\photo.jpg",
+    "\\\\server\\share\\photo.jpg",
+    "img/my photo.jpg",
+    "https://news.example/a\x07b",
+    "https://news.example/a\x85b",
+    "mailto:ann@news.example",
+]
+
+
+def every_url(article: Article) -> list[str]:
+    urls = [article.url, article.base_url]
+    if article.image is not None:
+        urls.append(article.image.url)
+    urls += [a.url for a in article.authors if a.url]
+    return urls
+
+
+def assert_clean(result: articles.LoadResult) -> None:
+    for article in result.articles:
+        for url in every_url(article):
+            assert url.startswith(("http://", "https://")), url
+            assert " " not in url and "\\" not in url
+        for text in (article.title, article.summary, article.id, *article.categories):
+            assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in text), repr(text)
+        for author in article.authors:
+            assert author.name.strip()
+            assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in author.name)
+
+
+# --- the policy itself ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", NASTY)
+def test_the_url_policy_refuses_what_is_not_http(value: str) -> None:
+    with pytest.raises(BadURL):
+        public_url(value, "https://news.example/a/")
+
+
+def test_the_url_policy_resolves_against_the_first_web_base() -> None:
+    assert public_url("pic.png", "https://news.example/a/b/") == "https://news.example/a/b/pic.png"
+    assert public_url("../x/", "", "https://feed.example/f/") == "https://feed.example/x/"
+    assert public_url("//cdn.example/x.png", "https://a.example/") == "https://cdn.example/x.png"
+    assert public_url("https://x.example/café") == "https://x.example/caf%C3%A9"
+    assert public_url("mailto:ann@news.example", email=True) == "mailto:ann@news.example"
+    with pytest.raises(BadURL, match="relative"):
+        public_url("pic.png")
+
+
+def test_slugs_are_ascii_where_the_name_allows_and_never_climb() -> None:
+    assert slugify("søren-kierkegaard") == "soren-kierkegaard"
+    assert slugify("Łódź Straße") == "lodz-strasse"
+    assert slugify("Россия") == "россия"
+    assert slug_path("/../../etc/passwd") == "etc/passwd"
+    assert slug_path("./a/../b/") == "a/b"
+    assert slug_path("søren kierkegaard") == "soren-kierkegaard"
+
+
+# --- files ------------------------------------------------------------------------------------
+
+FILES_CONFIG = """\
+publication:
+  name: Test
+  url: https://news.example/
+  timezone: UTC
+sources:
+  - type: files
+    path: content
+"""
+
+
+def files_site(tmp_path: Path, files: dict[str, str]) -> tuple[articles.LoadResult, list[str]]:
+    from pressroom import config
+
+    (tmp_path / "config.yaml").write_text(FILES_CONFIG, encoding="utf-8")
+    for name, text in files.items():
+        path = tmp_path / "content" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    warnings: list[str] = []
+    from tests.test_sources_remote import NOW
+
+    result = articles.load(config.load(tmp_path / "config.yaml"), NOW, warn=warnings.append)
+    return result, warnings
+
+
+@pytest.mark.parametrize("value", NASTY)
+def test_front_matter_image_and_author_url_are_dropped_naming_file_and_line(
+    tmp_path: Path, value: str
+) -> None:
+    quoted = json.dumps(value)
+    result, warnings = files_site(
+        tmp_path,
+        {
+            "2026-11-01-a.md": "---\ntitle: A\n"
+            f"image: {quoted}\n"
+            f"author: {{name: Ann, url: {quoted}}}\n---\nBody.\n"
+        },
+    )
+    assert not result.errors
+    (a,) = result.articles
+    assert a.image is None
+    assert a.authors[0].name == "Ann" and a.authors[0].url is None
+    assert any(w.startswith("content/2026-11-01-a.md:3: image: ") for w in warnings), warnings
+    if value.startswith("mailto:"):  # where an e-mail address belongs, mailto: gives one
+        assert a.authors[0].email == "ann@news.example"
+    else:
+        assert any(w.startswith("content/2026-11-01-a.md:4: author: url: ") for w in warnings)
+    assert_clean(result)
+
+
+@pytest.mark.parametrize("value", NASTY)
+def test_front_matter_url_that_is_not_http_is_an_error_naming_file_and_line(
+    tmp_path: Path, value: str
+) -> None:
+    result, _ = files_site(
+        tmp_path, {"2026-11-01-a.md": f"---\ntitle: A\nurl: {json.dumps(value)}\n---\nBody.\n"}
+    )
+    assert not result.articles
+    (error,) = result.errors
+    assert error.message.startswith("content/2026-11-01-a.md:3: url: ")
+
+
+def test_relative_image_and_author_url_resolve_against_the_article(tmp_path: Path) -> None:
+    result, warnings = files_site(
+        tmp_path,
+        {
+            "2026-11-01-a.md": "---\ntitle: A\nurl: /2026/a/\nimage: pic.png\n"
+            "author: {name: Ann, url: ../about/}\n---\nBody.\n"
+        },
+    )
+    (a,) = result.articles
+    assert a.image is not None and a.image.url == "https://news.example/2026/a/pic.png"
+    assert a.authors[0].url == "https://news.example/2026/about/"
+    assert not warnings
+
+
+def test_invalid_author_email_is_dropped_with_a_warning(tmp_path: Path) -> None:
+    result, warnings = files_site(
+        tmp_path,
+        {
+            "2026-11-01-a.md": "---\ntitle: A\nauthors:\n"
+            "  - {name: Ann, email: not an address}\n"
+            "  - {name: Bob, email: Bob@News.Example}\n---\nBody.\n"
+        },
+    )
+    (a,) = result.articles
+    assert [(x.name, x.email) for x in a.authors] == [("Ann", None), ("Bob", "Bob@news.example")]
+    (warning,) = warnings
+    assert warning.startswith('content/2026-11-01-a.md:3: authors: email: "not an address" dropped')
+
+
+def test_the_file_name_slug_is_ascii_where_the_name_allows(tmp_path: Path) -> None:
+    result, _ = files_site(
+        tmp_path,
+        {
+            "2026-11-01-søren-kierkegaard.md": "---\ntitle: A\n---\nBody.\n",
+            "2026-11-02-b.md": "---\ntitle: B\nslug: ../../søren/../x\n---\nBody.\n",
+        },
+    )
+    slugs = {a.title: (a.slug, a.url) for a in result.articles}
+    assert slugs["A"] == ("soren-kierkegaard", "https://news.example/soren-kierkegaard/")
+    assert slugs["B"] == ("soren/x", "https://news.example/soren/x/")
+
+
+CONTROLS = "\x00\x07\x08\x0b\x0c\x1b\x7f\x85\x9b"
+
+
+def test_control_characters_are_removed_from_every_field_of_a_file(tmp_path: Path) -> None:
+    esc = json.dumps(f"Bell{CONTROLS}ring")
+    result, _ = files_site(
+        tmp_path,
+        {
+            "2026-11-01-a.md": f"---\ntitle: {esc}\nsummary: {esc}\nauthor: {esc}\n"
+            f"categories: [{esc}]\ntags: [{esc}]\nimage: pic.png\nimage_alt: {esc}\n"
+            f"---\nBody{CONTROLS} text\n",
+            "2026-11-02-b.txt": f"Title{CONTROLS} line\n\nBody.\n",
+        },
+    )
+    assert not result.errors
+    b, a = result.articles
+    assert a.title == a.summary == "Bellring"
+    assert a.authors[0].name == "Bellring"
+    assert a.categories == a.tags == ("Bellring",)
+    assert a.image is not None and a.image.alt == "Bellring"
+    assert a.body == "Body text"
+    assert b.title == "Title line"
+    assert_clean(result)
+
+
+def test_an_author_name_of_only_controls_or_spaces_is_no_name(tmp_path: Path) -> None:
+    result, _ = files_site(
+        tmp_path,
+        {
+            "2026-11-01-a.md": '---\ntitle: A\nauthors: ["\\x07\\x1b", "   ", Ann]\n---\nB.\n',
+            "2026-11-02-b.md": '---\ntitle: B\nauthor: "\\x1b\\x07"\n---\nB.\n',
+        },
+    )
+    assert not result.errors
+    by_title = {a.title: a for a in result.articles}
+    assert [x.name for x in by_title["A"].authors] == ["Ann"]
+    assert by_title["B"].authors == ()
+
+
+LESS_GREATER = "latency < 200 ms and error rate > 1%"
+
+
+def test_plain_text_with_angle_brackets_survives_in_summaries(tmp_path: Path) -> None:
+    result, _ = files_site(
+        tmp_path,
+        {
+            "2026-11-01-a.md": f'---\ntitle: A\nsummary: "{LESS_GREATER}"\n---\nBody.\n',
+            "2026-11-02-b.md": f"---\ntitle: B\n---\n{LESS_GREATER}, see <https://x.example/r>.\n",
+            "2026-11-03-c.html": f"---\ntitle: C\n---\n<p>{LESS_GREATER}</p>\n",
+            "2026-11-04-d.txt": f"D\n\n{LESS_GREATER}\n",
+            "2026-11-05-e.md": "---\ntitle: E\n---\n"
+            "Write <b>bold</b> as `<b>`, mail <ann@x.example>\n",
+        },
+    )
+    summaries = {a.title: a.summary for a in result.articles}
+    assert summaries == {
+        "A": LESS_GREATER,
+        "B": f"{LESS_GREATER}, see https://x.example/r.",
+        "C": LESS_GREATER,
+        "D": LESS_GREATER,
+        "E": "Write bold as <b>, mail ann@x.example",
+    }
+
+
+# --- the feed source --------------------------------------------------------------------------
+
+HOSTILE_RSS = f"""<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/">
+<channel>
+  <title>Elsewhere</title>
+  <link>https://elsewhere.example/</link>
+  <description>d</description>
+  <item>
+    <title>Script link</title>
+    <link>javascript:alert(document.cookie)</link>
+    <guid isPermaLink="true">https://elsewhere.example/real/</guid>
+    <pubDate>Mon, 23 Nov 2026 08:30:00 GMT</pubDate>
+    <description>{LESS_GREATER.replace("<", "&lt;").replace(">", "&gt;")}</description>
+    <enclosure url="data:image/png;base64,AAAA" length="4" type="image/png"/>
+    <media:content url="javascript:alert(2)" type="image/jpeg"/>
+    <media:thumbnail url="thumb.jpg"/>
+  </item>
+  <item>
+    <title>{LESS_GREATER.replace("<", "&lt;").replace(">", "&gt;")}</title>
+    <link>vbscript:msgbox(1)</link>
+    <guid isPermaLink="false">not-a-url</guid>
+    <pubDate>Sun, 22 Nov 2026 08:30:00 GMT</pubDate>
+  </item>
+  <item>
+    <title>Windows</title>
+    <link>/2026/11/win/</link>
+    <pubDate>Sat, 21 Nov 2026 08:30:00 GMT</pubDate>
+    <enclosure url="C:\\Users\\ann\\pic.jpg" length="4" type="image/jpeg"/>
+    <enclosure url="../img/ok.jpg" length="4" type="image/jpeg"/>
+  </item>
+</channel>
+</rss>
+""".encode()
+
+HOSTILE_ATOM = f"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+  <title>Atom</title>
+  <id>urn:uuid:60a76c80-d399-11d9-b93C-0003939e0af6</id>
+  <updated>2026-11-22T18:30:02Z</updated>
+  <link rel="self" href="https://atom.example/feed.atom"/>
+  <entry>
+    <title type="text">{LESS_GREATER.replace("<", "&lt;").replace(">", "&gt;")}</title>
+    <link href="https://atom.example/a/"/>
+    <id>tag:atom.example,2026-11-22:a</id>
+    <updated>2026-11-22T10:00:00Z</updated>
+    <author><name>Zoë</name><uri>javascript:alert(1)</uri><email>zoe@@x</email></author>
+    <author><name> \u0085 </name><uri>https://atom.example/nobody/</uri></author>
+    <summary type="text">{LESS_GREATER.replace("<", "&lt;").replace(">", "&gt;")}</summary>
+  </entry>
+  <entry>
+    <title>Relative</title>
+    <link href="rel/b/"/>
+    <id>tag:atom.example,2026-11-21:b</id>
+    <updated>2026-11-21T10:00:00Z</updated>
+    <author><name>Ann</name><uri>../people/ann/</uri></author>
+  </entry>
+</feed>
+""".encode()
+
+
+def test_feed_source_urls_go_through_the_policy(server: Server, tmp_path: Path) -> None:
+    server.on("/rss.xml", lambda _r: (200, {"Content-Type": "application/rss+xml"}, HOSTILE_RSS))
+    warnings: list[str] = []
+    result = load(tmp_path, feed_source(server, "/rss.xml"), warnings=warnings)
+    by_title = {a.title: a for a in result.articles}
+    assert set(by_title) == {"Script link", "Windows"}
+    script = by_title["Script link"]
+    assert script.url == "https://elsewhere.example/real/"  # the permalink guid, not the script
+    assert script.image is not None
+    assert script.image.url == "https://elsewhere.example/real/thumb.jpg"
+    assert script.summary == LESS_GREATER
+    windows = by_title["Windows"]
+    assert windows.url == f"{server.url}/2026/11/win/"  # against the feed's URL
+    assert windows.image is not None
+    assert windows.image.url == f"{server.url}/2026/11/img/ok.jpg"  # against the entry's
+    (error,) = result.errors
+    assert error.field == "link" and "not an http(s) URL" in error.problem
+    src = f"feed source {server.url}/rss.xml"
+    for fragment in (
+        f"{src} entry 1 (javascript:alert(document.cookie)): link: ",
+        f"{src} entry 1 (javascript:alert(document.cookie)): enclosure: ",
+        f"{src} entry 1 (javascript:alert(document.cookie)): media: ",
+        f"{src} entry 3 (/2026/11/win/): enclosure: ",
+    ):
+        assert any(w.startswith(fragment) for w in warnings), (fragment, warnings)
+    assert_clean(result)
+
+
+def test_feed_source_text_titles_and_author_uris(server: Server, tmp_path: Path) -> None:
+    server.on("/a.xml", lambda _r: (200, {"Content-Type": "application/atom+xml"}, HOSTILE_ATOM))
+    warnings: list[str] = []
+    result = load(tmp_path, feed_source(server, "/a.xml"), warnings=warnings)
+    assert not result.errors
+    a, b = result.articles
+    assert a.title == LESS_GREATER
+    assert a.summary == LESS_GREATER
+    assert [(x.name, x.email, x.url) for x in a.authors] == [("Zoë", None, None)]
+    assert any("author url: dropped" in w for w in warnings), warnings
+    assert any('author email: "zoe@@x" dropped' in w for w in warnings), warnings
+    assert b.url == f"{server.url}/rel/b/"  # relative to the feed's own URL
+    assert b.authors[0].url == f"{server.url}/rel/people/ann/"  # then to the entry's
+    assert_clean(result)
+
+
+def test_feed_source_titles_lose_control_characters(server: Server, tmp_path: Path) -> None:
+    # XML cannot carry them, but feedparser's fallback parser hands them over all the same
+    rss = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
+        b"<title>Bell\x07 ESC\x1b[31m red\x81</title><link>https://a.example/x</link>"
+        b"<pubDate>Mon, 23 Nov 2026 08:30:00 GMT</pubDate><author>x@a.example (A\x07nn)</author>"
+        b"<category>C\x08at</category></item></channel></rss>"
+    )
+    server.on("/c.xml", lambda _r: (200, {"Content-Type": "application/rss+xml"}, rss))
+    result = load(tmp_path, feed_source(server, "/c.xml"))
+    (a,) = result.articles
+    assert a.title == "Bell ESC[31m red"
+    assert a.categories == ("Cat",)
+    assert_clean(result)
+
+
+# --- WordPress --------------------------------------------------------------------------------
+
+
+def test_wordpress_urls_and_text_go_through_the_policies(server: Server, tmp_path: Path) -> None:
+    bad_link = wp_post(3, link="javascript:alert(1)")
+    post = wp_post(4)
+    post["title"] = {"rendered": "Bell\u0007 &amp; \u009bescape"}
+    post["_embedded"]["author"][0]["link"] = "data:text/html,x"
+    post["_embedded"]["author"].append({"id": 8, "name": " \u0007 "})
+    post["_embedded"]["wp:featuredmedia"][0]["source_url"] = "vbscript:x"
+    wp_site(server, [post, bad_link], per_page=2)
+    warnings: list[str] = []
+    result = load(tmp_path, wp_source(server), warnings=warnings)
+    (a,) = result.articles
+    assert a.title == "Bell & escape"
+    assert [(x.name, x.url) for x in a.authors] == [("Zoë Writer", None)]
+    assert a.image is None
+    (error,) = result.errors
+    assert error.field == "link" and "javascript" in error.problem
+    where = f"wordpress source {server.url}/blog/wp-json/wp/v2/posts/104"
+    assert any(w.startswith(f"{where}: url: dropped") for w in warnings), warnings
+    assert any(w.startswith(f"{where}: featured media: ") for w in warnings), warnings
+    assert_clean(result)
+
+
+# --- end to end: nothing hostile reaches the feeds, the archive or the e-mail -----------------
+
+
+def test_a_hostile_remote_feed_reaches_no_output(server: Server, tmp_path: Path) -> None:
+    server.on("/rss.xml", lambda _r: (200, {"Content-Type": "application/rss+xml"}, HOSTILE_RSS))
+    pub = tmp_path / "pub"
+    pub.mkdir()
+    (pub / "config.yaml").write_text(
+        "publication:\n  name: Test\n  url: https://news.example/\n  timezone: UTC\n"
+        "  postal_address: 1 Example Street, London\n"
+        f"sources:\n  - type: feed\n    url: {server.url}/rss.xml\n"
+        "sending:\n  from: Test <news@news.example>\n  unsubscribe_url: https://news.example/u\n"
+        "  secret_env: PRESSROOM_SECRET\n",
+        encoding="utf-8",
+    )
+    env = {"PRESSROOM_SECRET": "s" * 32}
+    runner = CliRunner()
+    cfg = ["--config", str(pub / "config.yaml")]
+    feeds = runner.invoke(main, [*cfg, "feeds"], env=env)
+    assert "Traceback" not in feeds.output
+    built = runner.invoke(main, [*cfg, "digest", "build", "--now", "2026-11-25T12:00"], env=env)
+    assert "Traceback" not in built.output, built.output
+    written = [p for p in pub.rglob("*") if p.is_file() and p.suffix in (".xml", ".json", ".html")]
+    assert any(p.name == "index.xml" for p in written)
+    assert any("issues" in p.parts for p in written), built.output
+    for path in written:
+        text = path.read_text(encoding="utf-8").lower()
+        for scheme in ("javascript:", "vbscript:", "data:image", "c:\\users"):
+            assert scheme not in text, (path, scheme)
+        assert "\x85" not in text and "\x9b" not in text
+    issue = next(p for p in written if "issues" in p.parts and p.name == "index.html")
+    assert LESS_GREATER in html.unescape(issue.read_text(encoding="utf-8"))  # the teaser
+    preview = runner.invoke(
+        main,
+        [*cfg, "digest", "preview", "--now", "2026-11-25T12:00", "--out", str(tmp_path / "p")],
+        env=env,
+    )
+    assert "Traceback" not in preview.output  # exit 1: the vbscript: entry is reported
+    (eml,) = (tmp_path / "p").glob("*.eml")
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    html_part = message.get_body(("html",))
+    text_part = message.get_body(("plain",))
+    assert html_part is not None and text_part is not None
+    shown = html.unescape(html_part.get_content())
+    assert shown.count(LESS_GREATER) == 2  # the preheader and the teaser
+    assert LESS_GREATER in text_part.get_content()
+
+
+# --- feeds: colliding slugs, channel descriptions ---------------------------------------------
+
+
+def test_categories_and_authors_whose_slugs_collide_get_distinct_feeds(tmp_path: Path) -> None:
+    from pressroom.feeds import builder as feeds
+    from pressroom.models import Author
+    from tests.feeds_helpers import article, make_config
+
+    config = make_config(tmp_path)
+    arts = [
+        article(1, categories=("C++",), authors=(Author("Zoë Ångström"),)),
+        article(2, categories=("C#",), authors=(Author("Zoe Angstrom"),)),  # same name, folded
+        article(3, categories=("c",), authors=(Author("Ann!"),)),
+        article(4, categories=("C++",), authors=(Author("Ann?"),)),
+    ]
+    report = feeds.build(config, arts)
+    cats = {s.name: s for s in report.feeds if s.kind == "category"}
+    assert set(cats) == {"C++", "C#", "c"}
+    assert len({s.path for s in cats.values()}) == 3
+    assert [a.url for a in cats["C++"].articles] == [
+        "https://news.example/4/",
+        "https://news.example/1/",
+    ]
+    assert [a.url for a in cats["C#"].articles] == ["https://news.example/2/"]
+    authors = {s.name: s for s in report.feeds if s.kind == "author"}
+    assert len(authors) == 3 and len({s.path for s in authors.values()}) == 3
+    # the same slugs whatever order the articles come in
+    again = feeds.build(config, list(reversed(arts)), out=tmp_path / "again")
+    assert {s.name: s.path for s in again.feeds} == {s.name: s.path for s in report.feeds}
+    for spec in report.feeds:
+        if spec.kind == "author":
+            data = json.loads((config.feeds.out / spec.path / "feed.json").read_text("utf-8"))
+            assert data["authors"][0]["name"] in {a.name for a in spec.articles[0].authors}
+
+
+def test_channel_descriptions_are_escaped_like_item_descriptions(tmp_path: Path) -> None:
+    import feedparser
+    from lxml import etree
+
+    from pressroom.feeds import builder as feeds
+    from pressroom.models import Author
+    from tests.feeds_helpers import article, make_config
+
+    config = make_config(tmp_path)
+    name = "<b>Bold</b> & Co"
+    feeds.build(config, [article(1, categories=(name,), authors=(Author(name),), summary=name)])
+    out = config.feeds.out
+    for kind in ("category", "author"):
+        (folder,) = (out / kind).iterdir()
+        root = etree.parse(str(folder / "index.xml")).getroot()
+        channel = root.find("channel")
+        assert channel is not None
+        description = channel.findtext("description") or ""
+        item = channel.findtext("item/description") or ""
+        assert item == html.escape(name, quote=False)  # HTML that shows the text as written
+        assert html.escape(name, quote=False) in description
+        assert "<b>" not in description
+        parsed = feedparser.parse((folder / "index.xml").read_bytes())
+        # readers take both as HTML and show the name as written, not bold text
+        assert parsed.entries[0].description == html.escape(name, quote=False)
+        assert html.escape(name, quote=False) in parsed.feed.description
+
+
+def test_a_charset_given_only_by_the_http_header_decodes_cleanly(
+    server: Server, tmp_path: Path
+) -> None:
+    rss = (
+        '<?xml version="1.0"?>\n<rss version="2.0"><channel><title>Новости</title>'
+        "<link>https://ru.example/</link><description>d</description><item>"
+        "<title>Привет, мир</title><link>https://ru.example/a/</link>"
+        "<pubDate>Mon, 23 Nov 2026 08:30:00 GMT</pubDate></item></channel></rss>"
+    ).encode("windows-1251")
+    kind = {"Content-Type": "application/rss+xml; charset=windows-1251", "ETag": '"v1"'}
+    server.on("/ru.xml", lambda _r: (200, kind, rss))
+    for _ in range(2):  # the second run parses the cached copy after a 304
+        warnings: list[str] = []
+        result = load(tmp_path, feed_source(server, "/ru.xml"), warnings=warnings)
+        assert [a.title for a in result.articles] == ["Привет, мир"]
+        assert not warnings
+        server.on("/ru.xml", lambda _r: (304, {"ETag": '"v1"'}, b""))
+
+
+RSS_091 = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="0.91"><channel><title>Old</title><link>https://old.example/</link>
+<description>An RSS 0.91 feed: items have no dates</description><language>en</language>
+{items}</channel></rss>"""
+
+
+def test_rss_09x_items_are_dated_when_first_seen(server: Server, tmp_path: Path) -> None:
+    import sqlite3
+    from datetime import timedelta
+
+    from pressroom import config
+
+    def item(n: int) -> str:
+        return f"<item><title>Item {n}</title><link>https://old.example/{n}/</link></item>"
+
+    body = {"items": item(1) + item(2)}
+    server.on(
+        "/old.xml",
+        lambda _r: (200, {"Content-Type": "text/xml"}, RSS_091.format(**body).encode()),
+    )
+    first = load(tmp_path, feed_source(server, "/old.xml"))
+    assert not first.errors
+    assert {(a.title, a.published) for a in first.articles} == {
+        ("Item 1", remote.NOW),
+        ("Item 2", remote.NOW),
+    }
+    body["items"] = item(3) + item(1) + item(2)
+    later = remote.NOW + timedelta(days=1)
+    cfg = config.load(tmp_path / "config.yaml")  # the one load() wrote
+    second = articles.load(cfg, later, session=articles.make_session(retries=0))
+    assert [(a.title, a.published) for a in second.articles] == [
+        ("Item 3", later),
+        ("Item 1", remote.NOW),
+        ("Item 2", remote.NOW),
+    ]
+    with sqlite3.connect(tmp_path / "state" / "state.db") as db:
+        assert db.execute("SELECT count(*) FROM first_seen").fetchone() == (3,)
+
+
+# --- §4: no tracebacks ------------------------------------------------------------------------
+
+
+def test_symbolic_link_loops_in_the_content_folder_are_one_line_errors(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(FILES_CONFIG, encoding="utf-8")
+    content = tmp_path / "content"
+    content.mkdir()
+    (content / "2026-11-01-a.md").write_text("---\ntitle: A\n---\nBody.\n", encoding="utf-8")
+    (content / "self").symlink_to("self")
+    (content / "ping").symlink_to("pong")
+    (content / "pong").symlink_to("ping")
+    (content / "x.md").symlink_to("x.md")
+    (content / "up").symlink_to(content)  # a loop the walk follows once, quietly
+    result = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.yaml"), "articles", "--now", "2026-11-25"]
+    )
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), result.exception  # no traceback
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    loop = "a symbolic link loop (a link that points back to itself); remove or fix the link"
+    assert errors == [f"error: content/{name}: {loop}" for name in ("ping", "pong", "self", "x.md")]
+    assert "A" in result.stdout
+
+
+def test_two_templates_that_include_each_other_are_one_line_naming_both(demo: Path) -> None:
+    (demo / "templates" / "_header.html.j2").write_text(
+        'head\n{% include "_footer.html.j2" %}\n', encoding="utf-8"
+    )
+    (demo / "templates" / "_footer.html.j2").write_text(
+        'foot\n\n{% include "_header.html.j2" %}\n', encoding="utf-8"
+    )
+    result = CliRunner().invoke(
+        main,
+        ["--config", str(demo / "config.yaml"), "digest", "build", "--now", "2026-11-25T09:00"],
+        env={"PRESSROOM_SECRET": "s" * 32},
+    )
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error: ")]
+    assert "_header.html.j2:2" in line and "_footer.html.j2:3" in line
+    assert line.endswith(
+        "these templates include each other without end; remove one of the includes"
+    )
+
+
+def test_a_template_that_includes_itself(demo: Path) -> None:
+    (demo / "templates" / "_footer.html.j2").write_text(
+        '{% include "_footer.html.j2" %}\n', encoding="utf-8"
+    )
+    result = CliRunner().invoke(
+        main,
+        ["--config", str(demo / "config.yaml"), "digest", "build", "--now", "2026-11-25T09:00"],
+        env={"PRESSROOM_SECRET": "s" * 32},
+    )
+    assert result.exit_code == 1, result.output
+    assert "_footer.html.j2:1: the template includes itself without end" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://the duran.example/", "holds a space"),
+        ("https://theduran.example/my site/", "holds a space"),
+        ('"https://theduran.example/a\\tb/"', "holds a space"),
+        ('"https://theduran.example/a\\\\b/"', "holds the character U+005C"),
+        ('"https://theduran.example/\\x07/"', "holds the character U+0007"),
+        ("https://../x/", "expected an absolute http(s) URL"),
+    ],
+)
+def test_a_publication_url_a_url_cannot_be_is_one_line_naming_the_key(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    (tmp_path / "config.yaml").write_text(
+        FILES_CONFIG.replace("https://news.example/", url), encoding="utf-8"
+    )
+    (tmp_path / "content").mkdir()
+    for command in (["articles"], ["feeds"], ["digest", "build"]):
+        result = CliRunner().invoke(main, ["--config", str(tmp_path / "config.yaml"), *command])
+        assert result.exit_code == 2, result.output
+        assert isinstance(result.exception, SystemExit)
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+        assert "config.yaml:3: publication.url: " in result.stderr and problem in result.stderr
