@@ -663,3 +663,29 @@ def test_a_publication_url_a_url_cannot_be_is_one_line_naming_the_key(
         assert isinstance(result.exception, SystemExit)
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
         assert "config.yaml:3: publication.url: " in result.stderr and problem in result.stderr
+
+
+def test_ghost_urls_and_text_go_through_the_policies(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests import test_source_ghost as ghost
+
+    monkeypatch.setenv("TEST_GHOST_KEY", ghost.KEY)
+    post = ghost.ghost_post(
+        2,
+        title="Bell\u0007 \u009bfine",
+        custom_excerpt=LESS_GREATER,
+        feature_image="javascript:alert(1)",
+        authors=[{"name": "Ann", "url": "data:text/html,x"}, {"name": " \u0007 "}],
+    )
+    ghost.Ghost(server, [post, ghost.ghost_post(1, url="vbscript:x")])
+    warnings: list[str] = []
+    result = load(tmp_path, ghost.source(server), warnings=warnings)
+    (a,) = result.articles
+    assert (a.title, a.summary, a.image) == ("Bell fine", LESS_GREATER, None)
+    assert [(x.name, x.url) for x in a.authors] == [("Ann", None)]
+    (error,) = result.errors
+    assert error.field == "url" and "vbscript" in error.problem
+    assert any("feature_image: " in w for w in warnings), warnings
+    assert any("url: dropped" in w for w in warnings), warnings
+    assert_clean(result)

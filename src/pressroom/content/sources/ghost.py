@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,13 +28,8 @@ from pressroom.config import PositiveFloat, PositiveInt
 from pressroom.content import articles as norm
 from pressroom.content.sources import register
 from pressroom.content.sources.base import Source
-from pressroom.content.text import (
-    absolute_url,
-    plain_text,
-    render_body,
-    summary_from_body,
-    truncate,
-)
+from pressroom.content.text import one_line, render_body, summary_from_body, truncate
+from pressroom.content.urls import BadURL, public_url, slugify
 from pressroom.errors import ArticleError, SourceError
 from pressroom.models import Article, Author, Image
 
@@ -180,10 +175,15 @@ class GhostSource(Source):
         link = post.get("url")
         if not isinstance(link, str) or not link:
             raise _Broken("url", "missing")
-        link = absolute_url(link, str(self.settings.url).rstrip("/") + "/")
-        if not link.startswith(("http://", "https://")):
-            raise _Broken("url", f'expected an http(s) URL, got "{link}"')
-        title = " ".join(str(post.get("title") or "").split())
+        try:
+            link = public_url(link, str(self.settings.url).rstrip("/") + "/")
+        except BadURL as e:
+            raise _Broken("url", str(e)) from None
+
+        def warn(problem: str) -> None:
+            self.context.warn(f"ghost source {where}: {problem}")
+
+        title = one_line(str(post.get("title") or ""))
         if not title:
             raise _Broken("title", "missing")
         published = _date(post, "published_at")
@@ -192,8 +192,8 @@ class GhostSource(Source):
         updated = _date(post, "updated_at")
         body = post.get("html") if isinstance(post.get("html"), str) else ""
         excerpt = post.get("custom_excerpt") or post.get("excerpt") or ""
-        summary = truncate(" ".join(plain_text(str(excerpt)).split()))
-        authors = _authors(post)
+        summary = truncate(one_line(str(excerpt)))  # Ghost's excerpts are plain text
+        authors = _authors(post, link, warn)
         public = [t for t in post.get("tags") or [] if _public(t)]
         primary = post.get("primary_tag")
         categories = (
@@ -201,14 +201,17 @@ class GhostSource(Source):
         )
         image = None
         if isinstance(post.get("feature_image"), str) and post["feature_image"]:
-            image = Image(
-                url=absolute_url(post["feature_image"], link),
-                alt=" ".join(str(post.get("feature_image_alt") or "").split()),
-            )
+            try:
+                image = Image(
+                    url=public_url(post["feature_image"], link),
+                    alt=one_line(str(post.get("feature_image_alt") or "")),
+                )
+            except BadURL as e:
+                warn(f"feature_image: {e}; left out")
         return Article(
             id=str(post["id"]),
             url=link,
-            slug=str(post.get("slug") or "") or norm.slugify(title),
+            slug=slugify(str(post.get("slug") or "") or title),
             title=title,
             published=published,
             updated=updated if updated and updated > published else None,
@@ -239,13 +242,14 @@ def _public(tag: Any) -> bool:
     return tag.get("visibility", "public") != "internal" and not tag["name"].startswith("#")
 
 
-def _authors(post: dict[str, Any]) -> tuple[Author, ...]:
+def _authors(post: dict[str, Any], link: str, warn: Callable[[str], None]) -> tuple[Author, ...]:
     people = post.get("authors") or [post.get("primary_author")]
-    return tuple(
-        Author(" ".join(p["name"].split()), None, p.get("url") or None)
+    found = (
+        norm.author(p["name"], None, p.get("url"), base=link, warn=warn)
         for p in people
-        if isinstance(p, dict) and isinstance(p.get("name"), str) and p["name"].strip()
+        if isinstance(p, dict) and isinstance(p.get("name"), str)
     )
+    return tuple(dict.fromkeys(a for a in found if a is not None))
 
 
 def _date(post: dict[str, Any], key: str) -> datetime | None:
