@@ -240,6 +240,14 @@ def test_a_network_failure_midway_leaves_every_tag_as_it_was(
     assert after == before
 
 
+def test_without_links_the_pagination_cursor_is_followed(tmp_path: Path, fake: PatreonFake) -> None:
+    settings = config_mod.load(publication(tmp_path, fake)).patreon
+    fake.links = False  # the documented sample response carries only meta.pagination.cursors
+    members = patreon.fetch_members(settings, TOKEN, sleep=lambda _s: None)
+    assert [m.email for m in members] == [m["email"] or "" for m in MEMBERS]
+    assert fake.pages_served == 4 and fake.contract_violations == []
+
+
 def test_a_next_link_to_another_host_is_refused(tmp_path: Path, fake: PatreonFake) -> None:
     settings = config_mod.load(publication(tmp_path, fake)).patreon
     fake.next_host = "http://attacker.example"

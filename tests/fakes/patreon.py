@@ -77,6 +77,7 @@ class PatreonFake(FakeProviderServer):
         self.page_size = page_size
         self.token = TOKEN
         self.next_host: str | None = None  # a next link on another origin (hostile answer)
+        self.links = True  # False: the next page only as meta.pagination.cursors.next
         self.pages_served = 0
 
     # JSON:API error objects, as Patreon's "Errors" and "Rate Limits" sections show them
@@ -153,7 +154,7 @@ class PatreonFake(FakeProviderServer):
             "included": included,
             "meta": {"pagination": {"cursors": {"next": cursor}, "total": len(self.members)}},
         }
-        if cursor is not None:
+        if cursor is not None and self.links:
             query = {k: v[0] for k, v in request.query.items() if k != "page[cursor]"}
             query["page[cursor]"] = cursor
             host = self.next_host or self.url

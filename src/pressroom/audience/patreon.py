@@ -174,7 +174,9 @@ def _members(body: Any) -> Iterator[Member]:
     for item in data:
         if not isinstance(item, dict) or item.get("type") != "member":
             continue
-        attrs = item.get("attributes") or {}
+        attrs = item.get("attributes")
+        if not isinstance(attrs, dict):
+            attrs = {}
         cents = attrs.get("currently_entitled_amount_cents")
         yield Member(
             email=str(attrs.get("email") or "").strip(),
