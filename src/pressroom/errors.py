@@ -20,6 +20,7 @@ Core modules raise these; only ``pressroom.cli`` turns them into a message and a
     │   └── StateLostError     the state file has no record of an issue the reports say went out
     ├── ReportError            a run's report cannot be written (the send itself is recorded)
     ├── LockError              another pressroom run holds the lock
+    ├── ReputationError        the last issue's bounce or complaint rate is over the limit
     ├── PatreonError           the Patreon API could not be read (network, throttled, refused)
     │   └── PatreonAuthError   the creator token was refused (401/403); names the env var
     ├── ProviderError          a mail provider failed as a whole
@@ -118,6 +119,10 @@ class ReportError(PressroomError):
 
 class LockError(PressroomError):
     """Another pressroom run holds the lock."""
+
+
+class ReputationError(PressroomError):
+    """The last issue bounced or drew complaints past the limit; the next one is held."""
 
 
 class ProviderError(PressroomError):

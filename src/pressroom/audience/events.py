@@ -330,6 +330,21 @@ def counts_by_issue(config: Config) -> dict[int, Counter[str]]:
     return out
 
 
+def addresses_by_issue(config: Config) -> dict[int, dict[str, set[str]]]:
+    """Issue number -> event kind -> the addresses (keys) it happened to."""
+    path = config.state_db
+    if not path.exists():
+        return {}
+    with _connect(path) as db:
+        rows = db.execute(
+            "SELECT DISTINCT issue, kind, address FROM feedback_events WHERE issue IS NOT NULL"
+        ).fetchall()
+    out: dict[int, dict[str, set[str]]] = {}
+    for issue, kind, address in rows:
+        out.setdefault(int(issue), {}).setdefault(str(kind), set()).add(str(address))
+    return out
+
+
 # --- pull-sync cursors -----------------------------------------------------------------
 
 

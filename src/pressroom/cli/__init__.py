@@ -75,12 +75,24 @@ def _register() -> None:
         providers,
         scaffold,
         send,
+        stats,
         subscribers,
         suppressions,
         web,
     )
 
-    modules = (scaffold, articles, feeds, digest, send, subscribers, providers, web, suppressions)
+    modules = (
+        scaffold,
+        articles,
+        feeds,
+        digest,
+        send,
+        subscribers,
+        providers,
+        web,
+        suppressions,
+        stats,
+    )
     for module in modules:
         for command in module.COMMANDS:
             main.add_command(command)

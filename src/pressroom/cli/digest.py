@@ -151,6 +151,11 @@ def build(
 
 @digest.command()
 @selection_options
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Pass even when the last issue's bounce or complaint rate is over the limit.",
+)
 @pass_app
 def check(
     app: App,
@@ -159,12 +164,15 @@ def check(
     pins: tuple[str, ...],
     exclude_tags: tuple[str, ...],
     now: str | None,
+    force: bool,
 ) -> None:
     """Run the preflight checks on the next issue; exit 1 if any error is found.
 
     Checks HTML size (Gmail clips over 102 KB), the text part, unfilled placeholders,
     relative URLs, images without alt text, unsubscribe link, postal address, javascript:
     links, subject length, preheader, and that every configured support block rendered.
+    Then the last issue's rates (pressroom stats): a warning at a bounce rate of 2 % or a
+    complaint rate of 0.1 %, a refusal (exit 1) at 5 % / 0.3 % unless --force.
 
     \b
     Example:
@@ -186,6 +194,11 @@ def check(
         f"issue #{prepared.issue.number} {verdict} preflight: {errors} error(s), "
         f"{warnings} warning(s)"
     )
+    from pressroom.delivery import stats
+
+    # the last issue's rates: a warning at 2 % bounces / 0.1 % complaints, exit 1 at 5 % / 0.3 %
+    for warning in stats.check_reputation(app.config, force=force):
+        app.warn(warning)
     if errors:
         raise SystemExit(1)
     app.finish()

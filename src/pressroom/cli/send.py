@@ -299,7 +299,10 @@ def send_cmd(
 @click.option(
     "--force",
     is_flag=True,
-    help="Start a new issue even if the last one went out less than digest.min_interval ago.",
+    help=(
+        "Start a new issue even if the last one went out less than digest.min_interval ago, "
+        "or its bounce or complaint rate is over the limit."
+    ),
 )
 @now_option
 @pass_app
@@ -356,6 +359,7 @@ def weekly(
             sys.exit(1 if app.problems else 0)
         _sync_patreon(app, moment)
         _sync_suppressions(app, moment)
+        _check_reputation(app, force)
         with _nothing_is_fine(app):
             code = _run(app, req, now, locked=True, reported=True, problems=app.problems)
     sys.exit(code)
@@ -388,6 +392,14 @@ def _sync_suppressions(app: App, moment: datetime) -> None:
     for warning in report.warnings:
         app.warn(warning)
     app.out(report.summary())
+
+
+def _check_reputation(app: App, force: bool) -> None:
+    """Warn about the last issue's bounce and complaint rates; refuse over the limits."""
+    from pressroom.delivery import stats
+
+    for warning in stats.check_reputation(app.config, force=force):
+        app.warn(warning)
 
 
 digest.add_command(send_cmd)
