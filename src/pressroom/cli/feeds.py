@@ -49,10 +49,11 @@ def feeds(app: App, out: Path | None, now: str | None) -> None:
 
     config = app.config
     moment = app.now(now)
-    loaded = articles.load(config, moment, warn=app.warn)
+    loaded = articles.load(config, moment, warn=app.warn, cache=True)
     for error in loaded.errors:
         app.problem(error.message)
     report = feeds_mod.build(config, loaded.articles, out=out)
+    loaded.save_rendered()
     target = shown(report.out)
     if not report.total:
         app.warn(f"no articles to publish: no feeds written to {target}")

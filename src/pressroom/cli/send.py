@@ -348,10 +348,11 @@ def weekly(
     config = app.config
     moment = app.now(now)
     with send_mod.RunLock(config.state):
-        loaded = articles.load(config, moment, warn=app.warn)
+        loaded = articles.load(config, moment, warn=app.warn, cache=True)
         for err in loaded.errors:
             app.problem(err.message)
         built = feeds.build(config, loaded.articles)
+        loaded.save_rendered()
         app.out(f"feeds: {len(built.written)} written, {len(built.unchanged)} unchanged")
         held = None if force else next_issue_held(config, moment)
         if held is not None:

@@ -48,6 +48,12 @@ class LoadResult:
 
     articles: tuple[Article, ...]
     errors: tuple[ArticleError, ...]
+    caches: tuple[Any, ...] = ()
+
+    def save_rendered(self) -> None:
+        """Keep the HTML rendered since loading in the parse cache (call after the feeds)."""
+        for cache in self.caches:
+            cache.save_rendered()
 
 
 def load(
@@ -57,12 +63,14 @@ def load(
     since: datetime | None = None,
     session: requests.Session | None = None,
     warn: Warn | None = None,
+    cache: bool = False,
 ) -> LoadResult:
     """Every published article of every source in ``config`` (newest first, one per URL).
 
     Drafts and articles dated after ``now`` are left out, and those before ``since`` when it
     is given. A broken article becomes an ``ArticleError`` in ``errors``; a source that
-    fails as a whole raises ``SourceError``.
+    fails as a whole raises ``SourceError``. Unchanged files come from the parse cache in the
+    state database when there is one; ``cache`` lets this run create or update it.
     """
     from pressroom.content import sources as source_registry
 
@@ -76,6 +84,7 @@ def load(
         session=http,
         now=now,
         warn=say,
+        write_cache=cache,
     )
     found: list[Article] = []
     errors: list[ArticleError] = []
@@ -92,7 +101,9 @@ def load(
     finally:
         if own_session:
             http.close()
-    return LoadResult(tuple(sort_articles(dedupe(found, say))), tuple(errors))
+    return LoadResult(
+        tuple(sort_articles(dedupe(found, say))), tuple(errors), tuple(context.caches)
+    )
 
 
 def make_session(retries: int = HTTP_RETRIES) -> requests.Session:

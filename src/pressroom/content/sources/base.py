@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,6 +30,10 @@ class SourceContext:
     session: requests.Session
     now: datetime
     warn: Callable[[str], None]
+    # parse caches the sources opened (content.cache.ParseCache), kept for save_rendered();
+    # they are written only when this is true (a dry run or a preview leaves no state behind)
+    caches: list[Any] = field(default_factory=list)
+    write_cache: bool = False
 
 
 class Source(ABC):

@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 
 from pressroom.content import articles as norm
 from pressroom.content import frontmatter, permalinks
+from pressroom.content.cache import Entry, ParseCache
 from pressroom.content.frontmatter import FrontMatter, FrontMatterError
 from pressroom.content.sources import register
 from pressroom.content.sources.base import Source, SourceContext
@@ -125,6 +126,8 @@ class FilesSource(Source):
         self._pub_url: str = context.publication.url
         self._preset = permalinks.preset(settings.permalink)
         self._slug_from = settings.slug_from or self._preset.slug_from
+        self._warn = context.warn  # read() warns here; articles() records it for the cache
+        self._timed = False  # set by read() when its answer depends on the clock
 
     def articles(self, since: datetime | None) -> Iterator[Article | ArticleError]:
         folder = Path(self.settings.path)
@@ -133,13 +136,42 @@ class FilesSource(Source):
             raise SourceError(
                 f"{shown}: no such folder; create it or set sources[].path in config.yaml"
             )
+        cache = ParseCache(
+            self.context.state / "state.db",
+            f"files:{folder.resolve()}",
+            (self.settings, self.context.publication),
+            self.context.warn,
+            write=self.context.write_cache,
+        )
+        self.context.caches.append(cache)
         for file in _walk(str(folder), shown, (), self.settings.exclude):
             if file.problem is not None:
                 yield ArticleError(file.rel, "", file.problem)
                 continue
-            item = self.read(file)
-            if item is not None:
-                yield item
+            try:
+                st = os.stat(file.path)
+            except OSError as e:
+                yield ArticleError(file.rel, "", f"cannot read: {e.strerror or e}")
+                continue
+            entry = cache.get(file.path, st)
+            keep = True
+            if entry is None:
+                said: list[str] = []
+                self._warn, self._timed = said.append, False
+                try:
+                    entry = Entry(self.read(file), tuple(said))
+                finally:
+                    self._warn = self.context.warn
+                keep = not self._timed  # a publish or expiry date is judged again every run
+                if keep:
+                    cache.put(file.path, st, entry)
+            for message in entry.warnings:
+                self.context.warn(message)
+            if entry.result is not None:
+                if keep:
+                    cache.served(file.path, st, entry)
+                yield entry.result
+        cache.save()
 
     def read(self, file: _File) -> Article | ArticleError | None:
         """One file as an Article, an ArticleError when broken, or None when not published."""
@@ -183,9 +215,7 @@ class FilesSource(Source):
         for key in unknown:
             close = difflib.get_close_matches(key.lower(), frontmatter.KEYS, n=1, cutoff=0.6)
             hint = f'; did you mean "{close[0]}"?' if close else ""
-            self.context.warn(
-                f'{rel}:{fm.line_of(key)}: unknown front-matter key "{key}" ignored{hint}'
-            )
+            self._warn(f'{rel}:{fm.line_of(key)}: unknown front-matter key "{key}" ignored{hint}')
         if not self._published(meta):
             return None
 
@@ -222,7 +252,7 @@ class FilesSource(Source):
         dated_by_mtime = published is None
         if published is None:
             published = datetime.fromtimestamp(int(os.stat(file.path).st_mtime), self._tz)
-            self.context.warn(
+            self._warn(
                 f"{rel}: no date; using the file's modification time "
                 f"{published:%Y-%m-%d %H:%M}; add date: to the front matter "
                 f"or a YYYY-MM-DD- prefix to the file name"
@@ -294,9 +324,10 @@ class FilesSource(Source):
         if status is not None and str(status).strip().lower() in ("draft", "hidden"):
             return False  # Pelican
         publish = self._date(meta, "publish_date")
+        expiry = self._date(meta, "expiry_date")
+        self._timed = publish is not None or expiry is not None
         if publish is not None and publish > self.context.now:
             return False  # Hugo: not yet (buildFuture is off by default)
-        expiry = self._date(meta, "expiry_date")
         return expiry is None or expiry > self.context.now  # Hugo: expired
 
     def _own_url(self, meta: dict[str, Any], rel: str) -> str | None:
@@ -307,7 +338,7 @@ class FilesSource(Source):
                 continue
             text = _text(value, key).strip()
             if _TEMPLATE.search(text):
-                self.context.warn(
+                self._warn(
                     f"{rel}: {key} {text!r} is a template pressroom cannot fill in; "
                     f"using the permalink pattern instead"
                 )

@@ -1,0 +1,278 @@
+"""The parse cache: a file that has not changed since the last run is not read again.
+
+A warm `pressroom feeds` on a 10,000-file folder used to re-read, re-parse and re-render every
+article. This cache keeps each file's parse result (the ``Article`` with its rendered HTML once
+rendered, or the ``ArticleError``, or "a draft") and the warnings it gave, in the state
+database, keyed by the file's path, size, ``mtime_ns``, ``ctime_ns`` and inode (an editor's
+atomic save that restores size and mtime still changes the inode and ctime); a stamp made of
+the pressroom version and every setting that shapes parsing guards the whole table, so
+changing one of them (or upgrading) parses everything again. Output is exactly a cold run's:
+the cached value *is* the cold parse, and its warnings are replayed in order.
+
+A run stores what it parsed and forgets files it no longer saw (a deleted file's article is
+never served: lookups only happen for files the walk found). A cache that cannot be read is
+rebuilt with a warning, never an error; one that cannot be written only costs speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
+
+from pressroom import __version__
+from pressroom.content.text import render_body
+from pressroom.errors import ArticleError
+from pressroom.models import Article, Author, Image
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS parse_cache_v2 (
+    source TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (source, path)
+);
+CREATE TABLE IF NOT EXISTS parse_cache_stamp (source TEXT PRIMARY KEY, stamp TEXT NOT NULL);
+"""
+
+Warn = Callable[[str], None]
+
+# A file changed less than this before it was parsed may change again within the same
+# timestamp tick, keeping size, times and inode: such a parse is not stored (git's "racily
+# clean" problem). A second covers the coarse clocks of common filesystems.
+RACY_NS = 1_000_000_000
+
+
+class Entry(NamedTuple):
+    """One file's parse: its result (Article, ArticleError or None) and its warnings."""
+
+    result: Article | ArticleError | None
+    warnings: tuple[str, ...]
+
+
+# Rows are marshalled tuples of plain values, not pickles: a warm run turns 10,000 of them back
+# into Articles, and marshal plus the constructor is ~3x faster than unpickling dataclasses.
+# Anything the encoding does not know (another renderer, another tzinfo) is simply not cached.
+
+
+def _storable(value: datetime) -> bool:
+    """True when ``_undt(_dt(value))`` gives back an equal value with the same tzinfo type."""
+    return isinstance(value.tzinfo, ZoneInfo | timezone)
+
+
+def _dt(value: datetime | None) -> tuple[str, str, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value.tzinfo, ZoneInfo):
+        return (value.isoformat(), "", value.fold)
+    return (value.replace(tzinfo=None).isoformat(), value.tzinfo.key, value.fold)
+
+
+def _undt(value: tuple[str, str, int] | None) -> datetime | None:
+    if value is None:
+        return None
+    text, zone, fold = value
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=ZoneInfo(zone), fold=fold) if zone else moment
+
+
+def encode(entry: Entry) -> bytes | None:
+    """The row for ``entry``, or None when it cannot be stored faithfully."""
+    result = entry.result
+    if result is None:
+        payload: tuple[Any, ...] = ("none",)
+    elif isinstance(result, ArticleError):
+        payload = ("error", result.location, result.field, result.problem)
+    elif (
+        result.renderer is render_body
+        and _storable(result.published)
+        and (result.updated is None or _storable(result.updated))
+    ):
+        a = result
+        image = a.image
+        payload = (
+            "article", a.id, a.url, a.slug, a.title, _dt(a.published), _dt(a.updated),
+            tuple((x.name, x.email, x.url) for x in a.authors), a.categories, a.tags,
+            a.summary,
+            None if image is None else (
+                image.url, image.alt, image.mime_type, image.length, image.width, image.height
+            ),
+            a.body, a.body_format, a.base_url, a.source, a.__dict__.get("html"),
+        )  # fmt: skip
+    else:
+        return None
+    try:
+        return marshal.dumps((payload, entry.warnings))
+    except ValueError:  # a value marshal does not carry
+        return None
+
+
+def decode(row: bytes) -> Entry:
+    payload, warnings = marshal.loads(row)
+    kind = payload[0]
+    if kind == "none":
+        return Entry(None, warnings)
+    if kind == "error":
+        return Entry(ArticleError(*payload[1:]), warnings)
+    (_, id_, url, slug, title, published, updated, authors, categories, tags, summary, image,
+     body, body_format, base_url, source, html) = payload  # fmt: skip
+    article = Article(
+        id=id_,
+        url=url,
+        slug=slug,
+        title=title,
+        published=_undt(published) or datetime.min,  # never None: always stored
+        updated=_undt(updated),
+        authors=tuple(Author(*a) for a in authors),
+        categories=categories,
+        tags=tags,
+        summary=summary,
+        image=None if image is None else Image(*image),
+        body=body,
+        body_format=body_format,
+        base_url=base_url,
+        source=source,
+        renderer=render_body,
+    )
+    if html is not None:
+        article.__dict__["html"] = html  # the cached_property's own slot: rendered already
+    return Entry(article, warnings)
+
+
+def _key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+class ParseCache:
+    """Cached parses of one source's files, loaded in one query and saved in one transaction."""
+
+    def __init__(
+        self, state_db: Path, source: str, settings: Any, warn: Warn, *, write: bool
+    ) -> None:
+        self.state_db = state_db
+        self.write = write
+        self.source = source
+        self.stamp = f"{__version__}\0{settings!r}"
+        self.warn = warn
+        self._old: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
+        self._new: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
+        self._seen: set[str] = set()
+        self._unrendered: list[tuple[str, os.stat_result, Entry]] = []
+        self._load()
+
+    def _load(self) -> None:
+        if not self.state_db.exists():
+            return
+        try:
+            with contextlib.closing(sqlite3.connect(self.state_db, timeout=5)) as db:
+                db.executescript(_SCHEMA)
+                row = db.execute(
+                    "SELECT stamp FROM parse_cache_stamp WHERE source=?", (self.source,)
+                ).fetchone()
+                if row is None or row[0] != self.stamp:
+                    return  # other settings or another version: everything parses again
+                self._old = {
+                    path: ((size, mtime, ctime, inode), value)
+                    for path, size, mtime, ctime, inode, value in db.execute(
+                        "SELECT path, size, mtime_ns, ctime_ns, inode, value "
+                        "FROM parse_cache_v2 WHERE source=?",
+                        (self.source,),
+                    )
+                }
+        except sqlite3.Error as e:
+            self._old = {}
+            self._reset(f"{self.state_db}: the parse cache cannot be read ({e}); rebuilding it")
+
+    def _reset(self, message: str) -> None:
+        self.warn(message)
+        if not self.write:
+            return
+        with (
+            contextlib.suppress(sqlite3.Error, OSError),
+            contextlib.closing(sqlite3.connect(self.state_db, timeout=5)) as db,
+        ):
+            db.execute("DROP TABLE IF EXISTS parse_cache_v2")
+            db.execute("DROP TABLE IF EXISTS parse_cache_stamp")
+            db.commit()
+
+    def get(self, path: str, st: os.stat_result) -> Entry | None:
+        """The cached parse of ``path`` if the file is unchanged, else None."""
+        self._seen.add(path)
+        hit = self._old.get(path)
+        if hit is None or hit[0] != _key(st):
+            return None
+        try:
+            return decode(hit[1])
+        except Exception:  # a damaged row is a miss; the fresh parse replaces it
+            return None
+
+    def put(self, path: str, st: os.stat_result, entry: Entry) -> None:
+        """Remember a fresh parse of ``path`` (saved by ``save``)."""
+        self._seen.add(path)
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
+            return
+        value = encode(entry)
+        if value is not None:
+            self._new[path] = (_key(st), value)
+
+    def served(self, path: str, st: os.stat_result, entry: Entry) -> None:
+        """Note an article handed out without its HTML, for ``save_rendered``."""
+        if "html" not in getattr(entry.result, "__dict__", {"html": None}):
+            self._unrendered.append((path, st, entry))
+
+    def save_rendered(self) -> None:
+        """Store again the articles whose HTML was rendered after loading (by a feed), so the
+        next run does not render them again."""
+        self._new.clear()
+        for path, st, entry in self._unrendered:
+            if "html" in entry.result.__dict__:
+                self.put(path, st, entry)
+        self._unrendered.clear()
+        if self._new:
+            self._write([])
+
+    def save(self) -> None:
+        """Store this run's fresh parses and forget the files it did not see."""
+        gone = [p for p in self._old if p not in self._seen]
+        if not self._new and not gone and self._old:
+            return  # a warm run that changed nothing writes nothing
+        self._write(gone)
+        self._old.update(self._new)
+
+    def _write(self, gone: list[str]) -> None:
+        if not self.write:
+            return
+        try:
+            self.state_db.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.closing(sqlite3.connect(self.state_db, timeout=5)) as db:
+                db.executescript(_SCHEMA)
+                with db:
+                    db.execute(
+                        "INSERT OR REPLACE INTO parse_cache_stamp(source, stamp) VALUES (?, ?)",
+                        (self.source, self.stamp),
+                    )
+                    if not self._old:  # a new stamp: rows of the old one are stale
+                        db.execute("DELETE FROM parse_cache_v2 WHERE source=?", (self.source,))
+                    db.executemany(
+                        "DELETE FROM parse_cache_v2 WHERE source=? AND path=?",
+                        ((self.source, p) for p in gone),
+                    )
+                    db.executemany(
+                        "INSERT OR REPLACE INTO parse_cache_v2"
+                        "(source, path, size, mtime_ns, ctime_ns, inode, value)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        ((self.source, p, *key, value) for p, (key, value) in self._new.items()),
+                    )
+        except (sqlite3.Error, OSError):
+            pass  # the cache only saves time; the run's output does not depend on it

@@ -1,0 +1,179 @@
+"""The parse cache (issue 15): a warm run reads only what changed, with a cold run's bytes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from pressroom.cli import main
+
+NOW = "2026-11-25T09:00"
+LONG_AGO = time.time() - 3600  # older than the cache's "racily clean" window
+
+
+def feeds(pub: Path) -> Result:
+    result = CliRunner().invoke(main, ["--config", str(pub / "config.yaml"), "feeds", "--now", NOW])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def snapshot(pub: Path) -> dict[str, bytes]:
+    out = pub / "public" / "feeds"
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()
+    }
+
+
+def age(pub: Path) -> None:
+    """Date every article file an hour back, and let a second pass: the cache stores no parse
+    of a file changed (ctime) within the last second, which could change again unseen."""
+    for path in (pub / "content").rglob("*"):
+        if path.is_file():
+            os.utime(path, (LONG_AGO, LONG_AGO))
+    time.sleep(1.05)
+
+
+def cold_copy(pub: Path, where: Path) -> dict[str, bytes]:
+    """The feeds a cold run makes of the same publication: no state, no output."""
+    shutil.copytree(pub, where, ignore=shutil.ignore_patterns(".pressroom", "public"))
+    feeds(where)
+    return snapshot(where)
+
+
+def cached_rows(pub: Path) -> int:
+    with sqlite3.connect(pub / ".pressroom" / "state.db") as db:
+        return int(db.execute("SELECT count(*) FROM parse_cache_v2").fetchone()[0])
+
+
+def test_warm_and_deleted_cache_give_the_cold_bytes(demo: Path, tmp_path: Path) -> None:
+    age(demo)
+    first = feeds(demo)
+    cold = snapshot(demo)
+    n_files = sum(1 for p in (demo / "content").rglob("*") if p.suffix in {".md", ".html", ".txt"})
+    assert cached_rows(demo) == n_files
+
+    warm = feeds(demo)
+    assert snapshot(demo) == cold
+    assert warm.output == first.output.replace("wrote", "unchanged") or "unchanged" in warm.output
+
+    with sqlite3.connect(demo / ".pressroom" / "state.db") as db:
+        db.execute("DROP TABLE parse_cache_v2")
+    shutil.rmtree(demo / "public")
+    feeds(demo)
+    assert snapshot(demo) == cold
+    assert cold_copy(demo, tmp_path / "cold") == cold
+
+
+# What the process opens, seen through CPython's audit hooks (PEP 578): an observer, not a
+# stand-in; our code runs unchanged. Hooks cannot be removed, so this one records only while
+# a test asks it to.
+OPENED: list[str] | None = None
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if OPENED is not None and event == "open" and isinstance(args[0], str | Path):
+        OPENED.append(str(args[0]))
+
+
+sys.addaudithook(_audit)
+
+
+def opened_during(pub: Path) -> list[str]:
+    global OPENED
+    OPENED = []
+    try:
+        feeds(pub)
+        content = str(pub / "content")
+        return sorted(Path(p).name for p in OPENED if p.startswith(content))
+    finally:
+        OPENED = None
+
+
+def test_an_unchanged_file_is_not_read_again(demo: Path) -> None:
+    age(demo)
+    cold = opened_during(demo)
+    assert len(cold) >= 10  # the cold run reads every article (the observer works)
+    assert opened_during(demo) == []  # the warm run reads none
+
+    # an edit is parsed again, and only that file
+    edited = sorted((demo / "content").glob("*.md"))[0]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nOne more line.\n", "utf-8")
+    assert opened_during(demo) == [edited.name]
+
+
+def test_a_deleted_file_is_never_served_from_the_cache(demo: Path, tmp_path: Path) -> None:
+    age(demo)
+    feeds(demo)
+    victim = sorted((demo / "content").glob("*.md"))[0]
+    slug_line = victim.read_text(encoding="utf-8")
+    victim.unlink()
+    feeds(demo)
+    assert snapshot(demo) == cold_copy(demo, tmp_path / "cold")
+    assert slug_line  # the file really had content the feeds showed
+
+
+def test_a_parsing_setting_change_gives_the_cold_output(demo: Path, tmp_path: Path) -> None:
+    age(demo)
+    feeds(demo)
+    config = demo / "config.yaml"
+    text = config.read_text(encoding="utf-8")
+    assert "    default_author: The Duran" in text
+    changed = text.replace("    default_author: The Duran", "    default_author: Someone Else")
+    config.write_text(changed, encoding="utf-8")
+    feeds(demo)
+    assert snapshot(demo) == cold_copy(demo, tmp_path / "cold")
+
+
+def test_a_corrupt_cache_is_rebuilt_with_a_warning(demo: Path, tmp_path: Path) -> None:
+    age(demo)
+    feeds(demo)
+    cold = snapshot(demo)
+    with sqlite3.connect(demo / ".pressroom" / "state.db") as db:
+        db.execute("UPDATE parse_cache_v2 SET value = x'00ff00ff'")  # rows that do not unpickle
+    feeds(demo)
+    assert snapshot(demo) == cold
+    with sqlite3.connect(demo / ".pressroom" / "state.db") as db:
+        db.execute("DROP TABLE parse_cache_v2")
+        db.execute("CREATE TABLE parse_cache_v2 (nonsense TEXT)")  # a table of the wrong shape
+    result = feeds(demo)
+    assert "parse cache cannot be read" in result.output
+    assert snapshot(demo) == cold
+    feeds(demo)  # and the next run has a working cache again
+    assert cached_rows(demo) > 0
+
+
+def test_a_file_edited_just_now_is_not_cached(demo: Path) -> None:
+    """Within the same mtime tick a second edit of the same size would look unchanged."""
+    for path in (demo / "content").rglob("*"):
+        path.touch()  # edited this very moment
+    feeds(demo)
+    assert cached_rows(demo) == 0
+    age(demo)
+    feeds(demo)
+    assert cached_rows(demo) > 0
+
+
+def test_an_expiry_date_is_judged_again_on_every_run(demo: Path) -> None:
+    post = demo / "content" / "expiring.md"
+    post.write_text(
+        "---\ntitle: Offer ends soon\ndate: 2026-11-20T08:00:00Z\n"
+        "expiryDate: 2026-11-26T00:00:00Z\n---\n\nA limited offer.\n",
+        encoding="utf-8",
+    )
+    age(demo)
+
+    def site_feed(now: str) -> str:
+        result = CliRunner().invoke(
+            main, ["--config", str(demo / "config.yaml"), "feeds", "--now", now]
+        )
+        assert result.exit_code == 0, result.output
+        return (demo / "public" / "feeds" / "index.xml").read_text(encoding="utf-8")
+
+    assert "Offer ends soon" in site_feed("2026-11-25T09:00")
+    assert "Offer ends soon" not in site_feed("2026-11-27T09:00")
