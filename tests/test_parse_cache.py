@@ -177,3 +177,18 @@ def test_an_expiry_date_is_judged_again_on_every_run(demo: Path) -> None:
 
     assert "Offer ends soon" in site_feed("2026-11-25T09:00")
     assert "Offer ends soon" not in site_feed("2026-11-27T09:00")
+
+
+def test_a_cached_article_says_its_warnings_again(demo: Path) -> None:
+    (demo / "content" / "odd.md").write_text(
+        "---\ntitle: Odd links\ndate: 2026-11-21T08:00:00Z\nimage: javascript:alert(1)\n"
+        "colour: blue\n---\n\nText.\n",
+        encoding="utf-8",
+    )
+    age(demo)
+    cold = feeds(demo).output
+    assert "odd.md" in cold and "colour" in cold and "javascript" in cold
+    assert cached_rows(demo) > 0
+    warm = feeds(demo).output
+    said = [line for line in cold.splitlines() if "odd.md" in line]
+    assert said and said == [line for line in warm.splitlines() if "odd.md" in line]

@@ -415,7 +415,7 @@ class FilesSource(Source):
                 where = f"{rel}:{_line(fm, key)}: {key}"
 
                 def warn(problem: str, where: str = where) -> None:
-                    self.context.warn(f"{where}: {problem}")
+                    self._warn(f"{where}: {problem}")
 
                 try:
                     authors.extend(norm.parse_authors(meta[key], url, warn))
@@ -442,7 +442,7 @@ class FilesSource(Source):
         try:
             found = public_url(_text(value, "image"), url)
         except BadURL as e:
-            self.context.warn(f"{rel}:{_line(fm, 'image')}: image: {e}; left out")
+            self._warn(f"{rel}:{_line(fm, 'image')}: image: {e}; left out")
             return None
         return Image(url=found, alt=one_line(_text(alt, "image_alt")) if alt is not None else "")
 
