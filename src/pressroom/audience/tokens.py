@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -213,8 +214,14 @@ def load_secret(config: Config, env: Mapping[str, str], info: Callable[[str], No
             created = True
         except FileExistsError:
             created = False
+    except OSError as e:  # a full disk: nothing half-written is left to sign with
+        raise ConfigError(
+            f"cannot create {path} ({e.strerror or e}); free space in {config.state}, or set "
+            f"{config.sending.secret_env} instead"
+        ) from e
     finally:
-        os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
     if created:
         info(
             f"no {config.sending.secret_env} set; generated one in {_show_state(config, path)} "

@@ -31,6 +31,7 @@ after, which is what lets a rerun after a crash know exactly who got the issue
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
 import os
@@ -712,10 +713,16 @@ class RunLock:
     def __enter__(self) -> RunLock:
         import fcntl
 
-        from pressroom.errors import LockError
+        from pressroom.errors import LockError, write_fix
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise LockError(
+                f"{self.path}: cannot create the send lock ({e.strerror or e}); "
+                f"{write_fix(e, self.path.parent)} (the state: setting names it)"
+            ) from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -726,8 +733,9 @@ class RunLock:
                 f"another pressroom send is running{who}: {self.path} is locked; wait for it "
                 f"to finish (two runs at once could mail people twice)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        with contextlib.suppress(OSError):  # the pid only names the holder; the flock locks
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
         self.fd = fd
         return self
 
