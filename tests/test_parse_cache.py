@@ -192,3 +192,9 @@ def test_a_cached_article_says_its_warnings_again(demo: Path) -> None:
     warm = feeds(demo).output
     said = [line for line in cold.splitlines() if "odd.md" in line]
     assert said and said == [line for line in warm.splitlines() if "odd.md" in line]
+
+
+def test_every_permalink_placeholder_has_a_value() -> None:
+    from pressroom.content import permalinks
+
+    assert set(permalinks._VALUES) == set(permalinks.TOKENS)

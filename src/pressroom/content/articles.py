@@ -318,7 +318,10 @@ def clean(article: Article) -> Article:
         names = tuple(dict.fromkeys(n for n in (one_line(v) for v in values) if n))
         if names != values:
             changes[name] = names
-    named = (dataclasses.replace(a, name=one_line(a.name)) for a in article.authors)
+    named = (
+        a if (n := one_line(a.name)) == a.name else dataclasses.replace(a, name=n)
+        for a in article.authors
+    )
     authors = tuple(dict.fromkeys(a for a in named if a.name))
     if authors != article.authors:
         changes["authors"] = authors

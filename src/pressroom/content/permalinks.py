@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -121,30 +122,46 @@ _SLASHES = re.compile(r"/{2,}")
 
 def expand(pattern: str, place: Place) -> str:
     """``pattern`` filled in for ``place``: a path relative to ``publication.url``."""
-    d = place.published
-    values = {
-        "year": f"{d.year:04d}",
-        "month": f"{d.month:02d}",
-        "day": f"{d.day:02d}",
-        "hour": f"{d.hour:02d}",
-        "minute": f"{d.minute:02d}",
-        "y_day": f"{d.timetuple().tm_yday:03d}",
-        "week": f"{d.isocalendar().week:02d}",
-        "short_day": d.strftime("%a"),
-        "slug": place.slug,
-        "slug_or_title": place.slug if place.own_slug else slugify(place.title),
-        "title": slugify(place.title),
-        "section": _segment(place.folders[0]) if place.folders else "",
-        "path": "/".join(_segment(f) for f in place.folders),
-        "category": slugify(place.categories[0]) if place.categories else "",
-        # Jekyll: every category, lower case, in order, as folders
-        "categories": "/".join(
-            dict.fromkeys(_segment(c.lower()) for c in place.categories if c.strip())
-        ),
-        "filename": _segment(place.filename),
-    }
-    path = pattern.format_map(values)
+    path = pattern.format_map(_Values(place))
     return _SLASHES.sub("/", path).lstrip("/")
+
+
+class _Values(dict[str, str]):
+    """The placeholders of one place, each worked out only when the pattern names it (a cold
+    run expands 10,000 permalinks; most patterns use two or three of these)."""
+
+    def __init__(self, place: Place) -> None:
+        super().__init__()
+        self.place = place
+
+    def __missing__(self, key: str) -> str:
+        value = self[key] = _VALUES[key](self.place)
+        return value
+
+
+def _categories(p: Place) -> str:
+    # Jekyll: every category, lower case, in order, as folders
+    return "/".join(dict.fromkeys(_segment(c.lower()) for c in p.categories if c.strip()))
+
+
+_VALUES: dict[str, Callable[[Place], str]] = {
+    "year": lambda p: f"{p.published.year:04d}",
+    "month": lambda p: f"{p.published.month:02d}",
+    "day": lambda p: f"{p.published.day:02d}",
+    "hour": lambda p: f"{p.published.hour:02d}",
+    "minute": lambda p: f"{p.published.minute:02d}",
+    "y_day": lambda p: f"{p.published.timetuple().tm_yday:03d}",
+    "week": lambda p: f"{p.published.isocalendar().week:02d}",
+    "short_day": lambda p: p.published.strftime("%a"),
+    "slug": lambda p: p.slug,
+    "slug_or_title": lambda p: p.slug if p.own_slug else slugify(p.title),
+    "title": lambda p: slugify(p.title),
+    "section": lambda p: _segment(p.folders[0]) if p.folders else "",
+    "path": lambda p: "/".join(_segment(f) for f in p.folders),
+    "category": lambda p: slugify(p.categories[0]) if p.categories else "",
+    "categories": _categories,
+    "filename": lambda p: _segment(p.filename),
+}
 
 
 def _segment(text: str) -> str:

@@ -412,10 +412,10 @@ class FilesSource(Source):
         authors: list[Author] = []
         for key in ("author", "authors"):
             if meta.get(key) is not None:
-                where = f"{rel}:{_line(fm, key)}: {key}"
 
-                def warn(problem: str, where: str = where) -> None:
-                    self._warn(f"{where}: {problem}")
+                def warn(problem: str, key: str = key) -> None:
+                    # the line is looked up only when there is something to say
+                    self._warn(f"{rel}:{_line(fm, key)}: {key}: {problem}")
 
                 try:
                     authors.extend(norm.parse_authors(meta[key], url, warn))
