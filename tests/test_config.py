@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pressroom import config
+from pressroom import config, defaults
 from pressroom.cli import main
 from pressroom.errors import ConfigError
 
@@ -165,7 +165,7 @@ def test_cli_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
 
 def test_config_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, MINIMAL + "feeds:\n  items: ten\n")
-    monkeypatch.setenv(config.CONFIG_ENV, str(path))
+    monkeypatch.setenv(defaults.CONFIG_ENV, str(path))
     result = CliRunner().invoke(main, ["feeds"])
     assert result.exit_code == 2
     assert "feeds.items" in result.output

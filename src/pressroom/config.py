@@ -30,11 +30,11 @@ import langcodes
 import yaml
 
 from pressroom import registry
+from pressroom.defaults import CONFIG_ENV
 from pressroom.errors import ConfigError
 
 T = TypeVar("T")
 
-CONFIG_ENV = "PRESSROOM_CONFIG"
 SECRET_KEYS = frozenset(
     {"api_key", "apikey", "password", "secret", "token", "server_token", "secret_access_key"}
 )
@@ -391,10 +391,6 @@ class _Ctx:
             line = self.lines.get(parent)
         where = f"{self.path.name}:{line}" if line else self.path.name
         return ConfigError(f"{where}: {dotted}: {problem}" if dotted else f"{where}: {problem}")
-
-
-def default_path() -> Path:
-    return Path(os.environ.get(CONFIG_ENV) or "config.yaml")
 
 
 def load(path: str | os.PathLike[str]) -> Config:

@@ -9,6 +9,7 @@ config a new publication starts from.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PACKAGED = Path(__file__).parent / "defaults"
@@ -43,3 +44,11 @@ def starter_files() -> dict[str, Path]:
         if path.is_file():
             files[path.relative_to(src).as_posix()] = path
     return files
+
+
+CONFIG_ENV = "PRESSROOM_CONFIG"  # where config.yaml is when --config is not given
+
+
+def default_path() -> Path:
+    """config.yaml in the current folder, or the file ``$PRESSROOM_CONFIG`` names."""
+    return Path(os.environ.get(CONFIG_ENV) or "config.yaml")

@@ -14,8 +14,8 @@ from typing import Any
 import click
 
 from pressroom import __version__
-from pressroom import config as config_mod
 from pressroom.cli.app import App
+from pressroom.defaults import CONFIG_ENV, default_path
 from pressroom.errors import PressroomError
 
 
@@ -40,7 +40,7 @@ class PressroomGroup(click.Group):
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help=f"Path to config.yaml [default: ./config.yaml, or ${config_mod.CONFIG_ENV}].",
+    help=f"Path to config.yaml [default: ./config.yaml, or ${CONFIG_ENV}].",
 )
 @click.option("-v", "--verbose", count=True, help="Say more about what is happening.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only results and errors.")
@@ -64,7 +64,7 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool
         # past a file size limit (ulimit -f) a write fails with EFBIG, which each writer
         # reports in one line and recovers from, instead of the signal killing a send mid-batch
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    ctx.obj = App(config_path or config_mod.default_path(), verbose, quiet)
+    ctx.obj = App(config_path or default_path(), verbose, quiet)
 
 
 def _register() -> None:

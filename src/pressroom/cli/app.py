@@ -6,12 +6,14 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from pressroom import config as config_mod
 from pressroom.errors import UsageError
+
+if TYPE_CHECKING:  # config (YAML, language tags) loads with the first command that reads it
+    from pressroom.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,11 +26,13 @@ class App:
         self.verbose = verbose
         self.quiet = quiet
         self.problems = 0  # skipped articles, bad rows: the command still finishes, exits 1
-        self._config: config_mod.Config | None = None
+        self._config: Config | None = None
 
     @property
-    def config(self) -> config_mod.Config:
+    def config(self) -> Config:
         if self._config is None:
+            from pressroom import config as config_mod
+
             self._config = config_mod.load(self.config_path)
         return self._config
 
@@ -97,6 +101,8 @@ def parse_since(now: datetime, since: str | None) -> datetime | None:
     if not since:
         return None
     try:
-        return now - config_mod.Duration.parse(since)
+        from pressroom.config import Duration
+
+        return now - Duration.parse(since)
     except ValueError as e:
         raise UsageError(f"--since: {e}") from None

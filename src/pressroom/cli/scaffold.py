@@ -7,14 +7,20 @@ import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pressroom import defaults
 from pressroom.cli.app import App, pass_app
-from pressroom.content import sites
 from pressroom.errors import UsageError
 
+if TYPE_CHECKING:  # the content stage loads with `init --from`, not with --help
+    from pressroom.content import sites
+
+# Literal so `pressroom --help` loads no content reader (tests/test_startup.py checks it
+# against content.sites.READERS).
+GENERATORS = ("eleventy", "hugo", "jekyll", "pelican")
 PUBLICATION_FOLDER = "pressroom"  # where `init --from` puts the publication, inside the site
 
 
@@ -24,7 +30,7 @@ PUBLICATION_FOLDER = "pressroom"  # where `init --from` puts the publication, in
 @click.option(
     "--from",
     "generator",
-    type=click.Choice(sorted(sites.READERS)),
+    type=click.Choice(GENERATORS),
     help="DIRECTORY is an existing site of this generator: read it as it is (the "
     "publication goes into DIRECTORY/pressroom/).",
 )
@@ -80,6 +86,8 @@ def init(app: App, directory: Path, force: bool, generator: str | None) -> None:
 
 
 def _init_from(app: App, generator: str, site: Path, force: bool) -> None:
+    from pressroom.content import sites
+
     info = sites.read_site(generator, site)
     target = site / PUBLICATION_FOLDER
     files = {k: v for k, v in defaults.starter_files().items() if not k.startswith("content/")}

@@ -8,22 +8,17 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from pressroom.cli.app import App, now_option, pass_app
 from pressroom.cli.digest import digest
-from pressroom.delivery.job import (
-    Delivery,
-    Request,
-    check,
-    deliver,
-    next_issue_held,
-    shorten,
-    shown,
-)
-from pressroom.delivery.send import Progress
 from pressroom.errors import NothingToSend
+
+if TYPE_CHECKING:  # the delivery stage loads with the command that runs, not with --help
+    from pressroom.delivery.job import Delivery, Request
+    from pressroom.delivery.send import Progress
 
 SHOW = 20  # addresses listed on screen; the report lists them all
 
@@ -67,6 +62,8 @@ def _run(
     problems: int = 0,
 ) -> int:
     """Deliver and print the outcome; returns the exit status."""
+    from pressroom.delivery.job import deliver
+
     display = _Display(app)
     try:
         result = deliver(
@@ -87,6 +84,8 @@ def _run(
 
 def _show(app: App, result: Delivery) -> int:
     """Print what a delivery did; returns the exit status (raises what stopped the run)."""
+    from pressroom.delivery.job import shorten, shown
+
     for line in result.said:
         app.out(line)
     summary, outcome = result.summary, result.outcome
@@ -275,6 +274,8 @@ def send_cmd(
         pressroom digest send --reconcile         # ask the provider about uncertain ones
         pressroom digest send --resend-uncertain
     """
+    from pressroom.delivery.job import Request, check
+
     req = Request(
         provider,
         list_,
@@ -334,6 +335,7 @@ def weekly(
     """
     from pressroom.content import articles
     from pressroom.delivery import send as send_mod
+    from pressroom.delivery.job import Request, check, next_issue_held
     from pressroom.feeds import builder as feeds
 
     req = Request(

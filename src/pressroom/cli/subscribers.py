@@ -9,11 +9,13 @@ from typing import Any
 
 import click
 
-from pressroom.audience import imports as subscriber_import
-from pressroom.audience import subscribers
-from pressroom.audience import tokens as unsubscribe
 from pressroom.cli.app import App, now_option, pass_app
 from pressroom.errors import UsageError
+
+# Literal here so `pressroom --help` does not load the audience stage (tests/test_startup.py
+# checks they match audience.subscribers.REASONS and audience.imports.READERS).
+REASONS = ("unsubscribed", "bounced", "complained")
+IMPORT_FORMATS = ("csv", "mailchimp", "patreon", "substack")  # sorted
 
 
 def _segment_options(f: Any) -> Any:
@@ -49,6 +51,8 @@ def list_(app: App, list_: str | None, tag: str | None) -> None:
     Example:
         pressroom subscribers list --tag patron
     """
+    from pressroom.audience import subscribers
+
     n = 0
     subs = subscribers.iter_subscribers(
         app.config, list_=list_, tag=tag, on_problem=app.problem, on_warning=app.warn
@@ -70,6 +74,8 @@ def count(app: App, list_: str | None, tag: str | None) -> None:
     Example:
         pressroom subscribers count --list weekly
     """
+    from pressroom.audience import subscribers
+
     n = sum(
         1
         for _ in subscribers.iter_subscribers(
@@ -91,6 +97,8 @@ def validate(app: App) -> None:
     Example:
         pressroom subscribers validate
     """
+    from pressroom.audience import subscribers
+
     config = app.config
     for message in subscribers.validate(config, on_warning=app.warn):
         app.problem(message)
@@ -136,6 +144,9 @@ def add(
     Example:
         pressroom subscribers add ada@example.com --name "Ada Lovelace" --tag patron
     """
+    from pressroom.audience import imports as subscriber_import
+    from pressroom.audience import subscribers
+
     config = app.config
     for value in (*tags, *lists):
         if subscribers.SEP in value or "," in value:
@@ -179,7 +190,7 @@ def add(
 @click.option("--token", metavar="TOKEN", help="Unsubscribe whoever this token (t=…) names.")
 @click.option(
     "--reason",
-    type=click.Choice(subscribers.REASONS),
+    type=click.Choice(REASONS),
     default="unsubscribed",
     show_default=True,
     help="Why the address is suppressed.",
@@ -199,6 +210,9 @@ def unsubscribe_cmd(
         pressroom subscribers unsubscribe --token 'Ym9i…'
         pressroom subscribers unsubscribe bob@example.com --reason bounced
     """
+    from pressroom.audience import subscribers
+    from pressroom.audience import tokens as unsubscribe
+
     if bool(email) == bool(token):
         raise UsageError("give either EMAIL or --token TOKEN (one of them)")
     config = app.config
@@ -221,7 +235,7 @@ def unsubscribe_cmd(
 @click.option(
     "--format",
     "format_",
-    type=click.Choice(sorted(subscriber_import.READERS)),
+    type=click.Choice(IMPORT_FORMATS),
     required=True,
     help="The export's format: csv (pressroom's own), mailchimp, substack or patreon.",
 )
@@ -256,6 +270,9 @@ def import_(
         pressroom subscribers import audience_export.zip --format mailchimp
         pressroom subscribers import old-list.csv --format csv --encoding cp1252
     """
+    from pressroom.audience import imports as subscriber_import
+    from pressroom.audience import subscribers
+
     config = app.config
     target = subscriber_import.target_file(config, into)
     rows = subscriber_import.read(file, format_, encoding=encoding, warn=app.warn)
@@ -336,6 +353,9 @@ def export(app: App, out: Path | None) -> None:
     Example:
         pressroom subscribers export --out backup.csv
     """
+    from pressroom.audience import imports as subscriber_import
+    from pressroom.audience import subscribers
+
     if out is None:
         n = subscriber_import.export(app.config, sys.stdout, problem=app.problem, warn=app.warn)
     else:

@@ -9,10 +9,7 @@ from datetime import datetime
 
 import click
 
-from pressroom.audience import tokens
 from pressroom.cli.app import App, pass_app
-from pressroom.web import serve as serve_mod
-from pressroom.web.app import make_app
 
 
 def _serve_options(f: click.decorators.FC) -> click.decorators.FC:
@@ -36,6 +33,10 @@ def _serve_options(f: click.decorators.FC) -> click.decorators.FC:
 
 
 def _run(app: App, host: str | None, port: int | None, threads: int | None) -> None:
+    from pressroom.audience import tokens
+    from pressroom.web import serve as serve_mod
+    from pressroom.web.app import make_app
+
     config = app.config
     settings = config.serve
     secret = tokens.load_secret(config, os.environ, app.info)

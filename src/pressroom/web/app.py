@@ -223,8 +223,9 @@ def make_app(
 def create(config_path: str | None = None) -> WebApp:
     """The deployment entry point: config from ``$PRESSROOM_CONFIG``, secret from its env var."""
     from pressroom import config as config_mod
+    from pressroom import defaults
 
-    config = config_mod.load(config_path or config_mod.default_path())
+    config = config_mod.load(config_path or defaults.default_path())
     secret = load_secret(config, os.environ, log.warning)
     tz = config.publication.tz
 

@@ -1,0 +1,81 @@
+"""Start-up (issue 15): `pressroom --help` and `--version` load no heavy library.
+
+Each command imports what it needs when it runs; importing the CLI (which `--help` and
+`--version` do, and nothing more) must not pull in a template engine, an HTML or XML parser,
+an HTTP client, a web server, YAML or the AWS SDK. Checked in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = (
+    "botocore",
+    "cmarkgfm",
+    "cryptography",
+    "cssutils",
+    "email_validator",
+    "feedgen",
+    "feedparser",
+    "itsdangerous",
+    "jinja2",
+    "langcodes",
+    "lxml",
+    "nh3",
+    "premailer",
+    "requests",
+    "waitress",
+    "werkzeug",
+    "yaml",
+)
+
+PROBE = """
+import json, sys
+from pressroom.cli import main
+try:
+    main(sys.argv[1:], prog_name="pressroom")
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [[], ["--help"], ["--version"], ["digest", "--help"]])
+def test_the_cli_loads_no_heavy_library(args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    assert loaded == [], f"importing the CLI loaded {loaded}: import them inside the command"
+    assert "pressroom" in done.stdout + done.stderr
+
+
+def test_the_probe_sees_a_heavy_import() -> None:
+    """The check above can fail: a command that runs does load its libraries."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), "--config", "/nonexistent.yaml", "feeds"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "yaml" in json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def test_literal_choices_match_their_registries() -> None:
+    from pressroom.audience import imports, subscribers
+    from pressroom.cli import scaffold
+    from pressroom.cli import subscribers as cli_subscribers
+    from pressroom.content import sites
+
+    assert cli_subscribers.REASONS == subscribers.REASONS
+    assert tuple(sorted(imports.READERS)) == cli_subscribers.IMPORT_FORMATS
+    assert tuple(sorted(sites.READERS)) == scaffold.GENERATORS
