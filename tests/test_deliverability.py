@@ -4,6 +4,7 @@ three; `pressroom stats` and the reputation limits of `weekly` and `digest check
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -128,3 +129,37 @@ def test_over_the_limits_weekly_and_digest_check_refuse_unless_forced(demo: Path
     assert sent_anyway.exit_code == 0, sent_anyway.output
     assert list((demo / "outbox" / "issue-2").glob("*.eml"))
     assert run(demo, "stats", "7").exit_code == 2  # no such issue: one line, exit 2
+
+
+def test_a_refusal_at_send_time_is_a_hard_bounce_of_that_issue(demo: Path) -> None:
+    from tests.fakes.postmark import PostmarkFake
+
+    with PostmarkFake(server_token="pm-token") as server:
+        cfg = demo / "config.yaml"
+        cfg.write_text(
+            cfg.read_text(encoding="utf-8")
+            + f"providers:\n  postmark:\n    base_url: {server.url}\n"
+            "    server_token_env: MY_PM_TOKEN\nbounces:\n  sync: false\n",
+            encoding="utf-8",
+        )
+        server.fail_recipient("alan@example.net", 406)  # Postmark: inactive recipient
+        env = {**ENV, "MY_PM_TOKEN": "pm-token"}
+        args = [
+            "--config",
+            str(cfg),
+            "weekly",
+            "--provider",
+            "postmark",
+            "--now",
+            "2026-11-25T09:00",
+        ]
+        result = CliRunner().invoke(main, args, env=env)
+        assert "suppressions:" not in result.output  # bounces.sync: false
+        assert not any("/suppressions/" in p for p in server.requests_by_path)
+    config = config_mod.load(demo / "config.yaml")
+    with config.subscribers.suppressed.open(encoding="utf-8") as f:
+        rows = {r["email"]: r for r in csv.DictReader(f)}
+    assert rows["alan@example.net"]["reason"] == "bounced"
+    assert rows["alan@example.net"]["detail"] == "postmark: refused when issue 1 was sent"
+    [one] = json.loads(run(demo, "stats", "1", "--json").output)["issues"]
+    assert one["hard_bounces"] == 1

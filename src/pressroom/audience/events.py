@@ -1,8 +1,9 @@
 """Delivery feedback from providers, and the one policy that turns it into suppressions.
 
 Every path that learns what happened to a message — the pull sync of each provider's
-suppression lists, signed webhooks, the SMTP bounce mailbox — builds ``Event`` records and
-hands them to ``apply``; nothing else writes bounce or complaint suppressions.
+suppression lists, signed webhooks, the SMTP bounce mailbox, a refusal at send time — builds
+``Event`` records and hands them to ``apply``; nothing else writes bounce or complaint
+suppressions (besides the editor's own ``subscribers unsubscribe --reason``).
 
 The API (for pull sync, webhooks and the bounce mailbox alike)::
 

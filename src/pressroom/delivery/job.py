@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from pressroom.audience import events
 from pressroom.audience import subscribers as subs_mod
 from pressroom.audience.tokens import Signer, load_secret
 from pressroom.config import Config
@@ -396,10 +397,22 @@ def _send(
             notes.info(f"wrote {shown(written)}")
 
     keys = subs_mod.load_suppressed(config)
-    issue_list = frozen.list
 
     def on_suppress(entries: list[tuple[str, str]]) -> None:
-        subs_mod.suppress_many(config, entries, when=moment, list_=issue_list)
+        # a refusal at send time (Postmark's inactive recipient, an SMTP 5xx) goes through the
+        # one event policy like any other bounce, so `pressroom stats` counts it for the issue
+        found = [
+            events.Event(
+                provider.name,
+                _SEND_KIND.get(reason, events.HARD_BOUNCE),
+                email,
+                moment,
+                issue=number,
+                reason=f"refused when issue {number} was sent",
+            )
+            for email, reason in entries
+        ]
+        events.apply(config, found, now=moment)
 
     options = SendOptions.from_config(config, provider, limit=req.limit)
     provider.open(content)
@@ -654,3 +667,11 @@ def shown(path: os.PathLike[str]) -> str:
         return os.path.relpath(path)
     except ValueError:
         return str(path)
+
+
+# the suppression reason the send loop reports -> the event it is
+_SEND_KIND = {
+    "bounced": events.HARD_BOUNCE,
+    "complained": events.COMPLAINT,
+    "unsubscribed": events.UNSUBSCRIBE,
+}
