@@ -12,8 +12,13 @@ Scenarios, each in a fresh process so its peak RSS is its own (servers run in ot
 - ``naive K``: the baseline: per subscriber, render the issue again (Jinja + premailer), build
   the message with ``email.message.EmailMessage`` and make one request; K subscribers sampled,
   extrapolated to the batch size for the ratio.
+- ``rate``: ``sending.rate`` holds: the same path with a rate set (batches smaller and larger
+  than the rate), timed at the fake Mailgun as each request arrives; over every one-second
+  window the recipients received must not exceed the rate by more than one batch (the margin
+  covers requests sent on time that arrive a little late). Fails the benchmark otherwise.
 
 Run: .venv/bin/python bench/send.py [--recipients 100000] [--million] [--smtp 3000] [--naive 100]
+     .venv/bin/python bench/send.py --rate-only      # just the rate check (~10 s)
 """
 
 from __future__ import annotations
@@ -239,6 +244,56 @@ def naive(config_path: Path, url: str, sample: int) -> dict[str, Any]:
 # --- driver ------------------------------------------------------------------------------------
 
 
+# --- the rate check (in this process: the server keeps the timeline) ----------------------
+
+
+RATE_CASES = [  # (readers, sending.rate per second, Mailgun batch_size)
+    (3_000, 1_000, 100),  # batches smaller than the rate: ten requests a second at most
+    (3_000, 400, 1_000),  # a batch larger than the rate: one request every 2.5 s
+]
+
+
+def rate_check(tmp: Path) -> list[dict[str, Any]]:
+    """Send with ``sending.rate`` set; the most recipients in any 1 s window, per case."""
+    from tests.fakes.mailgun import MailgunFake
+    from tests.fakes.server import Request, parse_multipart, split_addresses
+
+    class Timed(MailgunFake):
+        """Notes when each request arrives and how many recipients it carries."""
+
+        def __init__(self, **kw: Any) -> None:
+            super().__init__(**kw)
+            self.timeline: list[tuple[float, int]] = []
+
+        def dispatch(self, request: Request) -> Any:
+            when = time.monotonic()
+            fields = dict(parse_multipart(request.body, request.content_type))
+            with self.lock:
+                self.timeline.append((when, len(split_addresses(fields.get("to", "")))))
+            return super().dispatch(request)
+
+    out = []
+    for readers, rate, batch in RATE_CASES:
+        with Timed(domain="mg.theduran.example", api_key=API_KEY, validate=False) as fake:
+            folder = tmp / f"rate-{rate}-{batch}"
+            folder.mkdir()
+            extra = mailgun_extra(fake.url).replace("batch_size: 1000", f"batch_size: {batch}")
+            cfg = publication(folder, readers, "mailgun", extra, prefix=f"rate{rate}-")
+            text = cfg.read_text(encoding="utf-8").replace("rate: 0/s", f"rate: {rate}/s")
+            cfg.write_text(text, encoding="utf-8")
+            row = child(f"rate {rate}/s, batch {batch}", cfg)
+            times = sorted(fake.timeline)
+        worst = max(sum(n for u, n in times if t <= u < t + 1.0) for t, _ in times)
+        row.update(
+            limit=rate,
+            max_1s=worst,
+            ok=worst <= rate + batch and fake.total_accepted == readers,
+            duplicates=len(fake.duplicates()),
+        )
+        out.append(row)
+    return out
+
+
 def run_child(kind: str, config_path: Path, *more: str) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", kind, "--config", str(config_path), *more],
@@ -270,6 +325,7 @@ def main() -> None:
     parser.add_argument("--million", action="store_true", help="also send to 1,000,000")
     parser.add_argument("--smtp", type=int, default=3_000, help="messages for the SMTP run")
     parser.add_argument("--naive", type=int, default=100, help="baseline sample size")
+    parser.add_argument("--rate-only", action="store_true", help="run only the rate check")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -282,6 +338,10 @@ def main() -> None:
         return
     if args.child:
         print(json.dumps(child(args.child, args.config)))
+        return
+    if args.rate_only:
+        with tempfile.TemporaryDirectory(prefix="pressroom-bench-") as tmp:
+            report_rates(rate_check(Path(tmp)))
         return
 
     rows: list[dict[str, Any]] = []
@@ -308,6 +368,7 @@ def main() -> None:
         finally:
             mg_proc.terminate()
             mg_proc.join(5)
+        rates = rate_check(Path(tmp))
         smtp_proc, port = start_server(serve_smtp)
         try:
             folder = Path(tmp) / "smtp"
@@ -343,6 +404,21 @@ def main() -> None:
         f"→ {batch['rate'] / base['rate']:,.0f}x faster"
     )
     print("targets: batch 100,000 ≥ 20,000/s and ≤ 200 MB; 1,000,000 ≤ 300 MB; smtp ≥ 500/s")
+    report_rates(rates)
+
+
+def report_rates(rows: list[dict[str, Any]]) -> None:
+    """Print the rate check; exit 1 when a 1 s window went over the rate by more than a batch."""
+    print("\nsending.rate over every 1 s window, at the fake Mailgun (limit: rate + one batch)\n")
+    print(f"{'scenario':<26}{'recipients':>11}{'seconds':>9}{'requests':>10}{'max in 1 s':>12}")
+    for r in rows:
+        verdict = "ok" if r["ok"] else "OVER"
+        print(
+            f"{r['kind']:<26}{r['recipients']:>11,}{r['send_s']:>9.2f}{r['requests']:>10}"
+            f"{r['max_1s']:>12,}  {verdict}"
+        )
+    if not all(r["ok"] for r in rows):
+        raise SystemExit("sending.rate was exceeded by more than one batch in a 1 s window")
 
 
 if __name__ == "__main__":

@@ -413,12 +413,22 @@ def test_uncertain_recipients_are_listed_not_resent_and_can_be_dropped(demo: Pat
     assert sorted(report["uncertain"]) == lost and report["status"] == "incomplete"
 
     third = invoke(demo, "digest", "send", "--drop-uncertain", "--now", "2026-11-25T10:00")
-    assert third.exit_code == 1, third.output  # settled, but as failures
+    # an explicit choice, done as asked: dropped (many were delivered), not failed
+    assert third.exit_code == 0, third.output
+    assert "2 uncertain recipients dropped by --drop-uncertain" in third.output
+    assert "issue 1 is complete" in third.output.replace(f"issue {frozen.number}", "issue 1")
     with Ledger(state) as ledger:
         assert ledger.unfinished() is None
         last = ledger.last_sent()
         assert last is not None and last.number == frozen.number
-        assert sorted(e for e, _ in ledger.failures(frozen.number)) == lost
+        assert ledger.failures(frozen.number) == []
+        assert ledger.emails_in(frozen.number, L.DROPPED) == lost
+    report = json.loads(
+        max((demo / "reports").glob("*.json"), key=lambda p: p.stat().st_mtime_ns).read_text()
+    )
+    assert report["dropped"] == lost and report["run"]["dropped_uncertain"] == 2
+    assert report["counts"]["dropped"] == 2 and report["counts"]["failed"] == 0
+    assert report["status"] == "complete" and report["exit_code"] == 0
 
 
 def test_throttling_with_retry_after_costs_time_not_attempts(tmp_path: Path) -> None:

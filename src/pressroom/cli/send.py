@@ -125,14 +125,23 @@ def _show(app: App, result: Delivery) -> int:
         )
     elif result.error is not None:
         raise type(result.error)(f"sending stopped: {summary.stopped}")
+    elif summary.paused and summary.uncertainties:
+        # a plain rerun sends only the pending readers, none of the uncertain ones
+        app.problem(
+            f"paused: {summary.paused}; rerun `pressroom digest send` to send the "
+            f"{c['pending']} pending recipients, and add --resend-uncertain to send the "
+            f"{c['uncertain']} uncertain ones too (a possible duplicate) or --drop-uncertain "
+            "to settle them unsent"
+        )
     elif summary.paused:
         app.problem(f"paused: {summary.paused}; rerun `pressroom digest send` to resume")
     elif summary.deferred:
         n = len(summary.deferred)
+        others = c["pending"] - n  # the deferred are pending too: not counted twice
         app.info(f"  deferred: {shorten([e for e, _ in summary.deferred], SHOW)}")
         app.problem(
             f"{n} recipients deferred after repeated temporary failures (last: "
-            f"{summary.deferred[-1][1]}); they stay pending with {c['pending']} others of issue "
+            f"{summary.deferred[-1][1]}); they stay pending with {others} others of issue "
             f"{summary.issue}: run `pressroom digest send` again later"
         )
     elif c["pending"]:
@@ -187,7 +196,8 @@ def _send_options(f: click.decorators.FC) -> click.decorators.FC:
             click.option(
                 "--drop-uncertain",
                 is_flag=True,
-                help="Settle uncertain recipients as failed without resending them.",
+                help="Settle uncertain recipients without resending them (recorded as "
+                "dropped, not failed: many were delivered).",
             ),
             click.option(
                 "--resend-issue",
@@ -239,6 +249,12 @@ def _send_options(f: click.decorators.FC) -> click.decorators.FC:
     help="First ask the provider whether it accepted each uncertain recipient (Mailgun, "
     "Postmark): accepted ones become sent, the others are sent now.",
 )
+@click.option(
+    "--resend-failed",
+    is_flag=True,
+    help="Send again to the readers that failed for good (a 400 that named no address is as "
+    "likely our payload as the reader); reopens the last issue when it was settled.",
+)
 @now_option
 @pass_app
 def send_cmd(
@@ -248,6 +264,7 @@ def send_cmd(
     resend_uncertain: bool,
     drop_uncertain: bool,
     resend_issue: int | None,
+    resend_failed: bool,
     list_: str | None,
     tag: str | None,
     limit: int | None,
@@ -273,6 +290,7 @@ def send_cmd(
         pressroom digest send --yes
         pressroom digest send --reconcile         # ask the provider about uncertain ones
         pressroom digest send --resend-uncertain
+        pressroom digest send --resend-failed      # after fixing what made them fail
     """
     from pressroom.delivery.job import Request, check
 
@@ -288,6 +306,7 @@ def send_cmd(
         drop_uncertain,
         resend_issue,
         reconcile=reconcile,
+        resend_failed=resend_failed,
     )
     check(req)
     with _nothing_is_fine(app):

@@ -47,6 +47,7 @@ from pressroom.delivery.send import send_one as _send_one
 from pressroom.digest import archive, preflight
 from pressroom.errors import (
     DigestError,
+    NothingToSend,
     PreflightError,
     ProviderError,
     ReportError,
@@ -80,6 +81,7 @@ class Request:
     drop_uncertain: bool = False
     resend_issue: int | None = None  # send this issue although the reports say it went out
     reconcile: bool = False  # ask the provider about uncertain recipients first
+    resend_failed: bool = False
 
     @property
     def segment(self) -> bool:
@@ -109,6 +111,8 @@ def check(req: Request) -> None:
             "--test-to sends one copy; it cannot be combined with --limit or "
             "--resend-uncertain/--drop-uncertain"
         )
+    if req.resend_failed and (req.test_to or req.dry_run):
+        raise UsageError("--resend-failed sends; it cannot be combined with --test-to or --dry-run")
 
 
 @dataclass
@@ -205,6 +209,8 @@ def deliver(
         if config.state_db.exists() or not (req.dry_run or req.test_to):
             ledger = stack.enter_context(Ledger(config.state_db))
         frozen = ledger.unfinished() if ledger is not None else None
+        if req.resend_failed and ledger is not None:
+            frozen = _reopen_failed(ledger, frozen, notes)
         if frozen is not None:
             rendered = frozen.rendered
             notes.info(
@@ -214,7 +220,10 @@ def deliver(
             issue_date = frozen.frozen_at.astimezone(ZoneInfo(config.publication.timezone))
         else:
             previous = ledger.last_sent() if ledger is not None else L.last_sent(config.state_db)
-            prepared = prepare(config, moment, warn=notes.warn, last_sent=previous)
+            try:
+                prepared = prepare(config, moment, warn=notes.warn, last_sent=previous)
+            except NothingToSend as e:
+                raise NothingToSend(e.message + failed_hint(config)) from None
             if not articles_reported:  # weekly has loaded (and reported) them already
                 for err in prepared.articles_errors:
                     notes.problem(err.message)
@@ -328,6 +337,7 @@ def _send(
     number = frozen.number
     where = req.segment_name()
 
+    dropped = 0
     crashed = ledger.crashed_to_uncertain(number)
     if crashed:
         notes.warn(f"{crashed} recipients were in flight when a previous run stopped")
@@ -341,9 +351,12 @@ def _send(
         if n:
             notes.info(f"resending {n} uncertain recipients (--resend-uncertain)")
     elif req.drop_uncertain:
-        n = ledger.drop_uncertain(number)
-        if n:
-            notes.info(f"{n} uncertain recipients settled as failed, not resent (--drop-uncertain)")
+        dropped = ledger.drop_uncertain(number)
+        if dropped:
+            notes.info(
+                f"{dropped} uncertain recipients dropped, not resent (--drop-uncertain): "
+                "recorded as dropped, not failed, since many of them were delivered"
+            )
     else:
         uncertain = ledger.emails_in(number, L.UNCERTAIN)
         if uncertain:
@@ -429,6 +442,8 @@ def _send(
             on_suppress=on_suppress,
             progress=progress,
         )
+    if req.drop_uncertain:
+        summary.dropped = dropped
     finished = moment + timedelta(seconds=time.time() - t0)
     outcome = report.settle(ledger, number, finished)
     status = exit_status(
@@ -491,6 +506,38 @@ def check_not_sent(config: Config, number: int, resend: int | None) -> None:
         f"issue {number} went out on {when} ({shown(path)}); the state file "
         f"({shown(config.state_db)}) is new — restore it, or pass --resend-issue {number} to "
         "send it again"
+    )
+
+
+def _reopen_failed(ledger: Ledger, frozen: FrozenIssue | None, notes: Notes) -> FrozenIssue:
+    """``--resend-failed``: the open issue's failed readers (or, when every issue is settled,
+    the last issue's, which reopens it) go back to pending."""
+    number = frozen.number if frozen is not None else ledger.last_issue()
+    n = ledger.requeue_failed(number) if number is not None else 0
+    if not n:
+        if frozen is not None:
+            notes.info(f"issue {frozen.number} has no failed recipients (--resend-failed)")
+            return frozen
+        what = f"issue {number} has" if number is not None else "no issue was sent, so none has"
+        raise NothingToSend(f"nothing to send: {what} no failed recipients (--resend-failed)")
+    notes.info(f"resending the {n} failed recipients of issue {number} (--resend-failed)")
+    reopened = ledger.unfinished()
+    assert reopened is not None
+    return reopened
+
+
+def failed_hint(config: Config) -> str:
+    """``; issue 41 has 3 failed readers: …`` for a "nothing to send" message, or ""."""
+    if not config.state_db.exists():
+        return ""
+    with Ledger(config.state_db) as ledger:
+        number = ledger.last_issue()
+        failed = ledger.counts(number)[L.FAILED] if number is not None else 0
+    if not failed:
+        return ""
+    return (
+        f"; issue {number} has {failed} failed reader{'' if failed == 1 else 's'} "
+        "(`pressroom digest send --resend-failed` sends them again)"
     )
 
 
@@ -643,7 +690,7 @@ def next_issue_held(config: Config, moment: datetime) -> str | None:
     return (
         f"nothing to send: issue {last.number} went out {went}, less than {span(gap)} ago "
         f"(digest.min_interval); the next issue is due from {when} (use --force to send now)"
-    )
+    ) + failed_hint(config)
 
 
 def span(value: timedelta) -> str:

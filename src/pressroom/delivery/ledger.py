@@ -2,16 +2,20 @@
 
 Before the first message of an issue goes out, ``freeze`` stores the rendered issue (subject,
 every variant's HTML and text) and one row per recipient in state ``pending``. Sending moves
-rows ``pending → in_flight → sent | failed``; the ``in_flight`` mark is committed *before*
-the provider is called and the result right after, so after a crash:
+rows ``pending → in_flight → sent | failed``; the ``in_flight`` mark is committed once a
+request is built, right *before* it goes out, for exactly the readers it carries, and its
+result right after it answers, so after a crash:
 
 - ``sent`` rows were accepted and are never sent again;
 - ``pending`` rows were certainly not sent;
 - ``in_flight`` rows may or may not have gone out. The next run turns them into
   ``uncertain``, reports them, and sends them only when told to (``--resend-uncertain``).
 
-``skipped`` rows unsubscribed after the freeze. An issue is ``sent`` once no row is left
-``pending``, ``in_flight`` or ``uncertain``; ``last_sent`` is what numbers the next issue
+``skipped`` rows unsubscribed after the freeze; ``dropped`` rows were uncertain and the
+publisher chose not to resend them (``--drop-uncertain``: many were delivered, so they are not
+``failed``). ``--resend-failed`` puts ``failed`` rows back to ``pending``, reopening the issue
+if it was settled. An issue is ``sent`` once no row is left ``pending``, ``in_flight`` or
+``uncertain``; ``last_sent`` is what numbers the next issue
 and starts its article window.
 """
 
@@ -30,15 +34,16 @@ from typing import Any
 from pressroom.errors import LedgerError, write_fix
 from pressroom.models import RenderedIssue, RenderedVariant, SentIssue
 
-PENDING, IN_FLIGHT, SENT, FAILED, UNCERTAIN, SKIPPED = (
+PENDING, IN_FLIGHT, SENT, FAILED, UNCERTAIN, SKIPPED, DROPPED = (
     "pending",
     "in_flight",
     "sent",
     "failed",
     "uncertain",
     "skipped",
+    "dropped",
 )
-STATES = (PENDING, IN_FLIGHT, SENT, FAILED, UNCERTAIN, SKIPPED)
+STATES = (PENDING, IN_FLIGHT, SENT, FAILED, UNCERTAIN, SKIPPED, DROPPED)
 # SQLite's primary result codes (sqlite3.Error.sqlite_errorcode & 0xFF)
 _SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 3, 8, 10, 13, 14
 
@@ -326,7 +331,8 @@ class Ledger:
             if open_rows:
                 return False
             self.db.execute(
-                "UPDATE issues SET status='sent', sent_at=? WHERE number=? AND status='sending'",
+                "UPDATE issues SET status='sent', sent_at=coalesce(sent_at, ?) "
+                "WHERE number=? AND status='sending'",
                 (_iso(now), number),
             )
             return True
@@ -364,11 +370,16 @@ class Ledger:
             return cur.rowcount
 
     def drop_uncertain(self, number: int) -> int:
-        """Uncertain rows settled as failed without resending (``--drop-uncertain``)."""
+        """Uncertain rows settled as dropped without resending (``--drop-uncertain``)."""
         with self.lock, self._tx():
             cur = self.db.execute(
                 "UPDATE deliveries SET state=?, error=? WHERE issue=? AND state=?",
-                (FAILED, "uncertain: possibly delivered, not resent", number, UNCERTAIN),
+                (
+                    DROPPED,
+                    "uncertain, dropped by --drop-uncertain: possibly delivered, not resent",
+                    number,
+                    UNCERTAIN,
+                ),
             )
             return cur.rowcount
 
@@ -405,6 +416,25 @@ class Ledger:
                 "WHERE issue=? AND email=? AND state=?",
                 [(PENDING, now, number, email, UNCERTAIN) for email in pending],
             )
+
+    def requeue_failed(self, number: int) -> int:
+        """Failed rows back to pending (``--resend-failed``), reopening a settled issue;
+        returns how many."""
+        with self.lock, self._tx():
+            cur = self.db.execute(
+                "UPDATE deliveries SET state=?, first_try=NULL WHERE issue=? AND state=?",
+                (PENDING, number, FAILED),
+            )
+            if cur.rowcount:
+                # sent_at stays: the issue went out then (digest.min_interval counts from it)
+                self.db.execute("UPDATE issues SET status='sending' WHERE number=?", (number,))
+            return cur.rowcount
+
+    def last_issue(self) -> int | None:
+        """The number of the most recent issue in the ledger (settled or not), or None."""
+        with self.lock:
+            row = self.db.execute("SELECT max(number) FROM issues").fetchone()
+        return row[0] if row and row[0] is not None else None
 
     def emails_in(self, number: int, state: str, limit: int | None = None) -> list[str]:
         """Addresses of the rows in ``state`` (sorted)."""

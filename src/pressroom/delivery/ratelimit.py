@@ -39,25 +39,34 @@ class SendRate:
         self.sent: collections.deque[tuple[float, int]] = collections.deque()  # (when, n)
         self.in_window = 0  # recipients in ``sent``
         self.hold_until = 0.0
-        self.lock = threading.Lock()
+        self.next_free = 0.0  # the last request's departure + its recipients / rate
+        self.lock = threading.Lock()  # held while a request waits for its slot: one at a time
+        self.holding = threading.Lock()
 
-    def acquire(self, n: int) -> float:
-        """Wait until ``n`` recipients may go out; returns the seconds waited.
+    def acquire(self, n: int, then: Callable[[], None] | None = None) -> float:
+        """Wait until ``n`` recipients may go out, run ``then`` (the in-flight mark), and count
+        them as gone out at that moment; returns the seconds waited.
 
-        The slot is reserved before waiting, so callers queue in order behind one another.
+        Callers go one at a time, so every request is counted when it really leaves (after
+        the ``then`` that precedes it, an fsync whose time varies), not when it was allowed
+        to: a slow mark cannot let two requests out closer together than the window allows.
         """
         with self.lock:
             now = self.clock()
             at = max(now, self.hold_until)
             if self.rate > 0:
-                at = self._slot(at, min(n, self.capacity), now)
-                self.sent.append((at, n))
+                at = self._slot(max(at, self.next_free), min(n, self.capacity), now)
+            waited = max(0.0, at - now)
+            if waited > 0:
+                self.sleep(waited)
+            if then is not None:
+                then()
+            if self.rate > 0:
+                left = max(at, self.clock())
+                self.sent.append((left, n))
                 self.in_window += n
-        wait_for = at - now
-        if wait_for > 0:
-            self.sleep(wait_for)
-            return wait_for
-        return 0.0
+                self.next_free = left + n / self.rate
+        return waited
 
     def _slot(self, at: float, n: float, now: float) -> float:
         """The earliest time from ``at`` when ``n`` more fit in the window (lock held)."""
@@ -77,5 +86,5 @@ class SendRate:
 
     def hold(self, seconds: float) -> None:
         """Nobody sends for ``seconds`` (the provider said when to come back)."""
-        with self.lock:
+        with self.holding:  # not ``lock``: a worker may be waiting for its slot in there
             self.hold_until = max(self.hold_until, self.clock() + seconds)

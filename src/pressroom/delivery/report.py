@@ -3,7 +3,8 @@
 The report (``<reports>/issue-N-run-NNN-<time>.json``, numbered so that a folder listing is
 in run order) says what this run did, its exit status, and where the whole issue stands:
 counts per state, every failure with its reason, every uncertain recipient (a run that died
-mid-request, or a request that got no answer) with why, timings. It holds addresses and
+mid-request, or a request that got no answer) with why, every uncertain recipient dropped by
+``--drop-uncertain``, timings. It holds addresses and
 provider reasons (already redacted by the adapters), never a secret or a token.
 """
 
@@ -32,6 +33,7 @@ class Outcome:
     uncertain: list[str]
     failures: list[tuple[str, str]]
     uncertain_reasons: list[tuple[str, str]] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # uncertain, settled by --drop-uncertain
 
 
 def settle(ledger: Ledger, number: int, now: datetime) -> Outcome:
@@ -43,6 +45,7 @@ def settle(ledger: Ledger, number: int, now: datetime) -> Outcome:
         uncertain=ledger.emails_in(number, L.UNCERTAIN),
         failures=ledger.failures(number),
         uncertain_reasons=ledger.failures(number, L.UNCERTAIN),
+        dropped=ledger.emails_in(number, L.DROPPED),
     )
 
 
@@ -56,8 +59,14 @@ def lines(summary: Summary, outcome: Outcome) -> list[str]:
         f"{summary.retried} retried"
         + (f", {len(summary.deferred)} deferred" if summary.deferred else ""),
         f"issue {summary.issue} overall: {c[L.SENT]} sent, {c[L.FAILED]} failed, "
-        f"{c[L.SKIPPED]} skipped, {c[L.PENDING]} pending, {c[L.UNCERTAIN]} uncertain",
+        f"{c[L.SKIPPED]} skipped, {c[L.PENDING]} pending, {c[L.UNCERTAIN]} uncertain"
+        + (f", {c[L.DROPPED]} dropped" if c[L.DROPPED] else ""),
     ]
+    if summary.dropped:
+        out.append(
+            f"{summary.dropped} uncertain recipients dropped by --drop-uncertain: not resent, "
+            "recorded as dropped (possibly delivered), not as failed"
+        )
     if outcome.complete:
         out.append(f"issue {summary.issue} is complete")
     return out
@@ -107,6 +116,7 @@ def write(
             "sent": summary.sent,
             "failed": summary.failed,
             "uncertain": summary.uncertain,
+            "dropped_uncertain": summary.dropped,  # settled unsent by --drop-uncertain
             "skipped_unsubscribed": summary.skipped,
             "retried": summary.retried,
             "requests": summary.requests,
@@ -123,6 +133,7 @@ def write(
         "failures": [{"email": e, "reason": r} for e, r in outcome.failures],
         "uncertain": outcome.uncertain,
         "uncertain_reasons": [{"email": e, "reason": r} for e, r in outcome.uncertain_reasons],
+        "dropped": outcome.dropped,  # uncertain readers not resent by choice (--drop-uncertain)
         "deferred": [{"email": e, "last_error": r} for e, r in summary.deferred],
     }
     if extra:

@@ -146,6 +146,7 @@ class Summary:
     sent: int = 0
     failed: int = 0
     uncertain: int = 0  # no answer from the provider: held as uncertain, not resent
+    dropped: int = 0  # uncertain readers settled unsent by this run's --drop-uncertain
     skipped: int = 0  # unsubscribed after the freeze
     retried: int = 0  # attempts that ended in RETRY
     requests: int = 0
@@ -215,15 +216,18 @@ class _Wire(Wire):
         rows = [row for r in recipients if (row := self._row(r.email)) is not None]
         if run.stopping.is_set():
             raise Cancelled("the run is stopping")
-        self.done.waited += run.bucket.acquire(len(rows))
-        if run.stopping.is_set():  # stopped while this request waited for the rate limit
-            raise Cancelled("the run is stopping")
-        started = run.wall()
-        # committed (fsynced) after the request is built and right before it goes out: after
-        # a crash, exactly the readers of requests that were on the wire are uncertain
-        run.ledger.mark_in_flight(rows, started)
-        for row in rows:
-            self.on_wire[row.email] = (row, started)
+
+        def mark() -> None:
+            if run.stopping.is_set():  # stopped while this request waited for the rate limit
+                raise Cancelled("the run is stopping")
+            started = run.wall()
+            # committed (fsynced) after the request is built and right before it goes out:
+            # after a crash, exactly the readers of requests that were on the wire are uncertain
+            run.ledger.mark_in_flight(rows, started)
+            for row in rows:
+                self.on_wire[row.email] = (row, started)
+
+        self.done.waited += run.bucket.acquire(len(rows), mark)
 
     def settled(self, results: Sequence[SendResult]) -> None:
         rows: list[Row] = []
@@ -248,13 +252,13 @@ class _Wire(Wire):
         run.ledger.record(updates, now)
         self.done.results.extend(mine)
         errors = [r.error for r in mine if r.error]
-        self.done.answers.append(
-            _Answer(
-                self.done.sent - before[0],
-                len(self.done.uncertain) > before[1],
-                errors[-1] if errors else None,
-            )
+        answer = _Answer(
+            self.done.sent - before[0],
+            len(self.done.uncertain) > before[1],
+            errors[-1] if errors else None,
         )
+        self.done.answers.append(answer)
+        run.count(answer)  # may stop the run before this batch's next request
 
     def returned(self, recipients: Sequence[Recipient]) -> None:
         rows = []
@@ -334,6 +338,7 @@ class _Run:
         self.seq = 0
         self.consecutive = 0
         self.consecutive_uncertain = 0
+        self.counting = threading.Lock()
         self.stopping = threading.Event()
 
     # runs in a worker thread
@@ -577,38 +582,35 @@ class _Run:
             # out of attempts or time: the provider is not coming back within this run
             self.stopping.set()
             return True
-        return self._count(done.answers)
+        return self.summary.paused is not None
 
-    def _count(self, answers: list[_Answer]) -> bool:
-        """Count requests with nothing accepted in a row; True (and paused) at a limit."""
-        s = self.summary
-        for answer in answers:
+    # any thread, as each request is answered
+    def count(self, answer: _Answer) -> None:
+        """Count requests in a row with nothing accepted; pause the run at a limit."""
+        with self.counting:
+            if self.summary.paused is not None:
+                return
             if answer.sent:
                 self.consecutive = 0
                 self.consecutive_uncertain = 0
-                continue
+                return
+            paused = None
             if answer.uncertain:
                 self.consecutive_uncertain += 1
                 if self.consecutive_uncertain >= self.o.max_consecutive_uncertain:
-                    s.paused = (
+                    paused = (
                         f"{self.consecutive_uncertain} requests in a row got no answer "
-                        f"(sending.max_consecutive_uncertain); last: {answer.error or '?'}. "
-                        "Their readers are uncertain: once the provider answers again, "
-                        "`pressroom digest send --resend-uncertain` sends them too (a "
-                        "possible duplicate), `--drop-uncertain` settles them unsent; a plain "
-                        "rerun sends only the pending ones"
+                        f"(sending.max_consecutive_uncertain); last: {answer.error or '?'}"
                     )
-                    self.stopping.set()
-                    return True
             self.consecutive += 1
-            if self.consecutive >= self.o.max_consecutive_failures:
-                s.paused = (
+            if paused is None and self.consecutive >= self.o.max_consecutive_failures:
+                paused = (
                     f"{self.consecutive} requests in a row failed "
                     f"(sending.max_consecutive_failures); last error: {answer.error or '?'}"
                 )
+            if paused is not None:
+                self.summary.paused = paused
                 self.stopping.set()
-                return True
-        return False
 
     def _due_retry(self) -> list[Row] | None:
         if self.retries and self.retries[0][0] <= self.clock():
