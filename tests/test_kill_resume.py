@@ -91,6 +91,11 @@ def test_sigkill_mid_run_then_resume_never_sends_twice(demo: Path) -> None:
             while server.requests < before + kill_after and proc.poll() is None:
                 assert time.monotonic() < deadline, "the send never reached the server"
                 time.sleep(0.01)
+            # kill while the requests are inside the provider (0.25 s each), as a crash
+            # mid-send does; not in the instant the other worker's request, marked in flight a
+            # few ms after this one's, is being written to its socket: that race is the one no
+            # order can remove (marking after the write could mail a reader twice)
+            time.sleep(0.1)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1

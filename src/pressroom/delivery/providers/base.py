@@ -32,6 +32,8 @@ raised after some requests of a batch were accepted never discards their results
 a crash exactly the recipients of requests that were on the wire are uncertain. A recipient
 never passed to ``wire.sending`` certainly did not go out. ``wire.sending`` raises
 ``Cancelled`` when the run is stopping: let it propagate (the request must not go out).
+HTTP adapters send through ``Provider.post_on_wire``, which prepares the request in full
+before it calls ``wire.sending``, so that only the socket write follows the mark.
 """
 
 from __future__ import annotations
@@ -289,6 +291,30 @@ class Provider(ABC):
         """Recipients per ``send`` call: ``max_batch``, lowered by a ``batch_size`` setting."""
         configured = getattr(self.settings, "batch_size", None)
         return min(self.max_batch, configured) if configured else self.max_batch
+
+    def post_on_wire(
+        self,
+        wire: Wire,
+        recipients: Sequence[Recipient],
+        url: str,
+        data: bytes,
+        headers: Mapping[str, str],
+        sign: Callable[[requests.PreparedRequest], None] | None = None,
+    ) -> requests.Response:
+        """POST ``data`` for ``recipients``: prepared in full first, then announced to ``wire``
+        (the rate limit, the in-flight mark), then sent, so that as little as possible lies
+        between the mark and the bytes leaving. ``sign`` (SES) signs the prepared request at
+        that moment, so that no wait for the rate limit can outlast the signature."""
+        session = self.session
+        prepared = session.prepare_request(
+            requests.Request("POST", url, data=data, headers=dict(headers))
+        )
+        options = session.merge_environment_settings(prepared.url, {}, None, None, None)
+        wire.sending(recipients)
+        if sign is not None:
+            sign(prepared)
+        timeout = getattr(self.settings, "timeout", None)
+        return session.send(prepared, timeout=timeout, **options)
 
     def close(self) -> None:
         self.session.close()

@@ -227,13 +227,9 @@ class Mailgun(Provider):
 
     def _send_group(self, group: Sequence[Recipient], wire: Wire) -> list[SendResult]:
         body = self.build_request(group)
-        wire.sending(group)
         try:
-            response = self.session.post(
-                self.url,
-                data=body,
-                headers={"Content-Type": self._content_type},
-                timeout=self.settings.timeout,
+            response = self.post_on_wire(
+                wire, group, self.url, body, {"Content-Type": self._content_type}
             )
         except requests.RequestException as e:
             outcome, reason = http_exception_result(e, self)

@@ -237,11 +237,8 @@ class Postmark(Provider):
             del body  # built, never sent: nothing of it is on the wire
             half = len(batch) // 2
             return self.send(batch[:half], wire) + self.send(batch[half:], wire)
-        wire.sending(batch)
         try:
-            response = self.session.post(
-                f"{self.base}/email/batch", data=body, timeout=self.settings.timeout
-            )
+            response = self.post_on_wire(wire, batch, f"{self.base}/email/batch", body, {})
         except requests.RequestException as e:
             outcome, reason = http_exception_result(e, self)
             return settle(wire, batch_result(batch, outcome, reason))

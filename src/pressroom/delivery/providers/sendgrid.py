@@ -231,13 +231,9 @@ class SendGrid(Provider):
         self, group: Sequence[Recipient], wire: Wire, retries_left: int
     ) -> list[SendResult]:
         body = self.build_request(group)
-        wire.sending(group)
         try:
-            response = self.session.post(
-                f"{self.base}/v3/mail/send",
-                data=body,
-                headers={"Content-Type": "application/json"},
-                timeout=self.settings.timeout,
+            response = self.post_on_wire(
+                wire, group, f"{self.base}/v3/mail/send", body, {"Content-Type": "application/json"}
             )
         except requests.RequestException as e:
             outcome, reason = http_exception_result(e, self)

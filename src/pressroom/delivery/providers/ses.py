@@ -197,6 +197,28 @@ class SES(Provider):
             method, url, data=body, headers=dict(aws.headers.items()), timeout=self.settings.timeout
         )
 
+    def _sign(self, prepared: requests.PreparedRequest) -> None:
+        """Sign ``prepared`` with SigV4 as it leaves (``post_on_wire``)."""
+        from botocore.awsrequest import AWSRequest
+
+        assert prepared.url is not None and prepared.method is not None
+        body = prepared.body if isinstance(prepared.body, bytes) else b""
+        aws = AWSRequest(
+            method=prepared.method,
+            url=prepared.url,
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        self._signer.add_auth(aws)
+        prepared.headers.update(dict(aws.headers.items()))
+
+    def _post(
+        self, wire: Wire, recipients: Sequence[Recipient], path: str, body: bytes
+    ) -> requests.Response:
+        """A signed ``POST`` of ``body`` for ``recipients`` through ``post_on_wire``."""
+        headers = {"Content-Type": "application/json"}
+        return self.post_on_wire(wire, recipients, self.base + path, body, headers, self._sign)
+
     def open(self, content: Content) -> None:
         """Build the inline template (bulk) or the local personalisers (per message) once."""
         super().open(content)
@@ -304,9 +326,8 @@ class SES(Provider):
 
     def _send_bulk(self, group: Sequence[Recipient], wire: Wire) -> list[SendResult]:
         body = json.dumps(self.build_bulk_request(group), ensure_ascii=False).encode("utf-8")
-        wire.sending(group)
         try:
-            response = self._request("POST", BULK_PATH, body)
+            response = self._post(wire, group, BULK_PATH, body)
         except requests.RequestException as e:
             outcome, reason = http_exception_result(e, self)
             return settle(wire, batch_result(group, outcome, reason))
@@ -342,9 +363,8 @@ class SES(Provider):
 
     def _send_single(self, r: Recipient, wire: Wire) -> SendResult:
         body = json.dumps(self.build_single_request(r), ensure_ascii=False).encode("utf-8")
-        wire.sending([r])
         try:
-            response = self._request("POST", SINGLE_PATH, body)
+            response = self._post(wire, [r], SINGLE_PATH, body)
         except requests.RequestException as e:
             outcome, reason = http_exception_result(e, self)
             return settle(wire, [SendResult(r.email, outcome, error=reason)])[0]
