@@ -45,7 +45,8 @@ def test_layout_formats_and_report(tmp_path: Path) -> None:
     ):
         assert {folder + "index.xml", folder + "atom.xml", folder + "feed.json"} <= files
     assert "feed.xsl" in files
-    assert len(files) == 6 * 3 + 1
+    assert "index.html" in files  # the plain page listing the feeds (issue 10 §6)
+    assert len(files) == 6 * 3 + 2
     assert sorted(report.written) == sorted(out / f for f in files)
     assert report.unchanged == () and report.removed == ()
     assert [(s.kind, s.name) for s in report.feeds] == [
@@ -68,7 +69,7 @@ def test_formats_and_groupings_follow_config(tmp_path: Path) -> None:
     )
     out = tmp_path / "elsewhere"
     feeds.build(config, [article(1), article(2)], out=out)
-    assert set(snapshot(out)) == {"atom.xml"}
+    assert set(snapshot(out)) == {"atom.xml", "index.html"}
     assert b"xml-stylesheet" not in (out / "atom.xml").read_bytes()
 
 

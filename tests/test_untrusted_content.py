@@ -689,3 +689,76 @@ def test_ghost_urls_and_text_go_through_the_policies(
     assert any("feature_image: " in w for w in warnings), warnings
     assert any("url: dropped" in w for w in warnings), warnings
     assert_clean(result)
+
+
+# --- §6: the welcome article's link, the feeds page --------------------------------------------
+
+
+def test_the_welcome_articles_feed_link_reaches_a_file_pressroom_writes(demo: Path) -> None:
+    from lxml import html as lxml_html
+
+    from pressroom import config
+    from pressroom.feeds.builder import feeds_url
+
+    result = CliRunner().invoke(
+        main, ["--config", str(demo / "config.yaml"), "feeds", "--now", "2026-11-25T09:00"]
+    )
+    assert result.exit_code == 0, result.output
+    cfg = config.load(demo / "config.yaml")
+    loaded = articles.load(cfg, remote.NOW)
+    (welcome,) = [a for a in loaded.articles if a.slug == "welcome-to-pressroom"]
+    base = feeds_url(cfg)
+    hrefs = [str(h) for h in lxml_html.fromstring(welcome.html).xpath("//a/@href")]
+    into_feeds = [h for h in hrefs if h.startswith(base)]
+    assert into_feeds, hrefs
+    for href in into_feeds:
+        rel = href[len(base) :]
+        path = cfg.feeds.out / (rel + "index.html" if rel.endswith("/") or not rel else rel)
+        assert path.is_file(), href
+
+
+def test_the_feeds_page_lists_every_feed_and_how_to_subscribe(tmp_path: Path) -> None:
+    from lxml import html as lxml_html
+
+    from pressroom.feeds import builder as feeds
+    from pressroom.models import Author
+    from tests.feeds_helpers import article, make_config
+
+    config = make_config(tmp_path)
+    arts = [
+        article(1, categories=("<b>Bold</b> & Co",), authors=(Author("Zoë"),)),
+        article(2, categories=("C#",), authors=(Author("Ann"),)),
+    ]
+    report = feeds.build(config, arts)
+    out = config.feeds.out
+    page = out / "index.html"
+    assert page in report.written
+    assert (out / "feed.xsl").is_file()  # kept for the browsers that still apply it
+    text = page.read_text(encoding="utf-8")
+    doc = lxml_html.fromstring(text)
+    links = {str(h) for h in doc.xpath("//a/@href")}
+    renderer = feeds.Renderer(config)
+    for spec in report.feeds:
+        for fmt in config.feeds.formats:
+            url = renderer.url(spec, fmt)
+            assert url in links, url
+            assert url in doc.text_content()  # shown, to copy into a reader
+    assert "<b>Bold</b> & Co" in doc.text_content()  # names escaped, shown as written
+    assert "feed reader" in doc.text_content() and "subscription" in doc.text_content()
+    alternates = doc.xpath("//link[@rel='alternate']/@type")
+    assert sorted(alternates) == sorted(feeds.MIME[f] for f in config.feeds.formats)
+    again = feeds.build(config, arts)
+    assert page in again.unchanged  # deterministic: written once
+
+
+def test_a_site_generators_own_index_page_is_never_replaced(tmp_path: Path) -> None:
+    from pressroom.feeds import builder as feeds
+    from tests.feeds_helpers import article, make_config
+
+    config = make_config(tmp_path)
+    out = config.feeds.out
+    out.mkdir(parents=True)
+    (out / "index.html").write_text("the site's home page", encoding="utf-8")
+    report = feeds.build(config, [article(1)])
+    assert (out / "index.html").read_text(encoding="utf-8") == "the site's home page"
+    assert out / "index.html" not in report.written + report.unchanged

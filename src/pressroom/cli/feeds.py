@@ -62,8 +62,9 @@ def feeds(app: App, out: Path | None, now: str | None) -> None:
             app.debug(f"wrote {shown(path)}")
         for path in report.removed:
             app.info(f"removed stale {shown(path)}")
-        written = [p for p in report.written if p.name != feeds_mod.STYLESHEET]
-        unchanged = [p for p in report.unchanged if p.name != feeds_mod.STYLESHEET]
+        # the stylesheet and the index page are not feeds
+        written = [p for p in report.written if p.suffix in (".xml", ".json")]
+        unchanged = [p for p in report.unchanged if p.suffix in (".xml", ".json")]
         app.out(
             f"wrote {len(written)} of {len(written) + len(unchanged)} feeds "
             f"({len(unchanged)} unchanged) to {target}"

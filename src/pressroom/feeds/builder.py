@@ -141,6 +141,12 @@ def build(config: Config, articles: Iterable[Article], *, out: Path | None = Non
             changed = write_if_changed(path, writer.render(spec, fmt))
             (written if changed else unchanged).append(path)
             manifest.record(path, fingerprint)
+    page = out / INDEX_PAGE
+    # a site generator's own index.html (feeds.out is its public/ folder) is never touched
+    if page in manifest.owned or not page.exists():
+        keep.add(page)
+        changed = write_if_changed(page, _index_page(config, specs, writer))
+        (written if changed else unchanged).append(page)
     removed = _prune(out, manifest.owned - keep)
     manifest.save(out, keep)
     return FeedReport(out, tuple(written), tuple(unchanged), tuple(removed), specs)
@@ -310,6 +316,40 @@ def _prune(out: Path, stale: set[Path]) -> list[Path]:
             folder.rmdir()
             folder = folder.parent
     return removed
+
+
+INDEX_PAGE = "index.html"
+_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
+
+
+def _index_page(config: Config, specs: Sequence[FeedSpec], writer: Renderer) -> bytes:
+    """The plain page listing every feed, its addresses and how to subscribe.
+
+    Chromium is removing XSLT, so ``feed.xsl`` no longer turns a feed into a page there;
+    this page works in every browser (template ``feeds.html.j2``, overridable).
+    """
+    from pressroom.digest.render import environment, render_template
+
+    feeds = [
+        {
+            "kind": spec.kind,
+            "name": config.publication.name if spec.kind == "site" else spec.name,
+            "links": [
+                {
+                    "format": fmt,
+                    "label": _LABELS[fmt],
+                    "mime": MIME[fmt],
+                    "url": writer.url(spec, fmt),
+                }
+                for fmt in config.feeds.formats
+            ],
+        }
+        for spec in specs
+    ]
+    page = render_template(
+        environment(config), "feeds.html.j2", {"publication": config.publication, "feeds": feeds}
+    )
+    return page.encode("utf-8")
 
 
 def _stylesheet(config: Config) -> bytes:
