@@ -53,6 +53,7 @@ def render_body(body: str, body_format: str, base_url: str) -> str:
 def _render(body: str, body_format: str, base_url: str) -> str:
     # The key holds the body itself: str hashes are computed once and cached by Python, so
     # this is a content-hash cache without hashing twice.
+    body = strip_controls(body)  # the text policy, applied where a body is first needed
     if body_format == "markdown":
         raw = _markdown(body)  # unsafe HTML allowed here; sanitised below
     elif body_format == "html":
@@ -86,14 +87,14 @@ def text_to_html(text: str) -> str:
 
 # C0 controls other than tab and newline, DEL, C1 controls, and what XML 1.0 cannot carry
 # (lone surrogates, U+FFFE/U+FFFF): never wanted in a title, a Subject header or a feed.
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def strip_controls(text: str) -> str:
     """``text`` without control characters; line breaks of any style become ``\\n``."""
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _CONTROLS.sub("", text) if _CONTROLS.search(text) else text
+    return CONTROL_CHARS.sub("", text) if CONTROL_CHARS.search(text) else text
 
 
 def one_line(text: str) -> str:
