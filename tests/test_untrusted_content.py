@@ -762,3 +762,29 @@ def test_a_site_generators_own_index_page_is_never_replaced(tmp_path: Path) -> N
     report = feeds.build(config, [article(1)])
     assert (out / "index.html").read_text(encoding="utf-8") == "the site's home page"
     assert out / "index.html" not in report.written + report.unchanged
+
+
+def test_control_characters_never_reach_the_subject_or_the_text_part(demo: Path) -> None:
+    (demo / "content" / "2026-11-24-bell.md").write_text(
+        '---\ntitle: "Bell\\a and ESC\\e[31m red\\x85"\nsummary: "Tab\\tand\\x9b CSI"\n'
+        'author: "\\e"\n---\nBody \x07with\x1b bell.\n',
+        encoding="utf-8",
+    )
+    out = demo / "preview"
+    result = CliRunner().invoke(
+        main,
+        [
+            *("--config", str(demo / "config.yaml"), "digest", "preview"),
+            *("--now", "2026-11-25T09:00", "--pin", "bell", "--out", str(out)),
+        ],
+        env={"PRESSROOM_SECRET": "s" * 32},
+    )
+    assert result.exit_code == 0, result.output
+    (eml,) = out.glob("*.eml")
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert "Bell and ESC[31m red" in str(message["Subject"])
+    parts = [p.get_content() for p in message.walk() if p.get_content_maintype() == "text"]
+    for text in [str(message["Subject"]), *parts, *(p.read_text("utf-8") for p in out.iterdir())]:
+        bad = [c for c in text if (ord(c) < 32 and c not in "\t\n\r") or 0x7F <= ord(c) <= 0x9F]
+        assert not bad, bad
+    assert "Tab and CSI" in "".join(parts)  # the teaser

@@ -88,8 +88,9 @@ class FeedSource(Source):
                 f"feed source {self.settings.url}: the feed is not well-formed "
                 f"({_reason(parsed.get('bozo_exception'))}); reading what can be read"
             )
-        home = parsed.feed.get("link") or final_url
-        feed_authors = _authors(parsed.feed.get("authors") or [], home, self._warner("the feed"))
+        feed_authors = _authors(
+            parsed.feed.get("authors") or [], final_url, self._warner("the feed")
+        )
         # RSS 0.9x has no item dates: such items are dated when pressroom first saw them
         self._undated = str(parsed.get("version") or "").startswith("rss09")
         try:
