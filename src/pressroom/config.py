@@ -242,6 +242,27 @@ class SubscribersConfig:
 
 
 @dataclass(frozen=True)
+class ImapConfig:
+    """``bounces.imap``: the mailbox SMTP bounces and feedback reports reach (IMAP over TLS)."""
+
+    host: str
+    user: str
+    password_env: str = "PRESSROOM_IMAP_PASSWORD"
+    port: int | None = None  # default: 993 with tls, 143 with starttls
+    security: Literal["tls", "starttls"] = "tls"
+    folder: str = "INBOX"  # where new bounces arrive
+    processed_folder: str = "Processed"  # where read bounces are moved (created if missing)
+    ca_file: Path | None = None  # a private CA for the server's certificate
+    timeout: PositiveFloat = PositiveFloat(30.0)
+
+    def __post_init__(self) -> None:
+        if self.port is not None and not 0 < self.port <= 65535:
+            raise ValueError(f"port: expected 1 to 65535, got {self.port}")
+        if self.folder == self.processed_folder:
+            raise ValueError("processed_folder: must differ from folder")
+
+
+@dataclass(frozen=True)
 class BouncesConfig:
     """``bounces:``: how provider feedback (bounces, complaints, unsubscribes) is applied."""
 
@@ -250,6 +271,7 @@ class BouncesConfig:
     # `weekly` pulls every provider's suppression lists before it freezes an issue; unset:
     # on for providers with an API to pull from, off for the others (file, smtp)
     sync: bool | None = None
+    imap: ImapConfig | None = None  # the SMTP bounce mailbox, read by `suppressions sync`
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ def sync_cmd(
     """Pull each provider's suppression lists and apply them to subscribers/suppressed.csv.
 
     Reads every bounce, complaint and unsubscribe list the provider keeps (Mailgun, SendGrid,
-    Postmark, SES), page by page to the end, from where the last sync stopped; hard bounces
+    Postmark, SES; for SMTP the bounce mailbox of bounces.imap, over IMAP), page by page to
+    the end, from where the last sync stopped; hard bounces
     and complaints are suppressed at once, soft bounces after bounces.soft_limit issues in a
     row. A provider that cannot be reached is a warning (exit 1); what was already read stays
     applied, and the next sync carries on.

@@ -74,8 +74,8 @@ def pullable(config: Config, name: str | None = None) -> list[str]:
 
     if name is not None:
         cls = providers.get(name, where="--provider")
-        if not cls.suppression_lists:
-            able = [n for n in providers.registry.names() if providers.get(n).suppression_lists]
+        if not cls.pulls_from(config):
+            able = [n for n in providers.registry.names() if providers.get(n).pulls_from(config)]
             raise UsageError(
                 f"--provider {name}: {name} keeps no suppression list to pull; "
                 f"use one of {', '.join(able)}"
@@ -84,7 +84,7 @@ def pullable(config: Config, name: str | None = None) -> list[str]:
     wanted = [config.sending.provider, *sorted(config.providers)]
     out: list[str] = []
     for n in wanted:
-        if n not in out and providers.get(n).suppression_lists:
+        if n not in out and providers.get(n).pulls_from(config):
             out.append(n)
     return out
 
@@ -148,6 +148,8 @@ def _sync_one(
                 config, page, now=now, issue_of=_issue_of(config, page), dry_run=dry_run
             )
             result.applied.add(applied)
+            if not dry_run:
+                adapter.acknowledge(list_)
             for e in page:
                 if newest is None or e.time > newest:
                     newest = e.time

@@ -79,6 +79,9 @@ def make_provider(
     # a provider that writes files and has no folder of its own uses the top-level outbox:
     if dataclasses.is_dataclass(settings) and getattr(settings, "outbox", "") is None:
         settings = dataclasses.replace(settings, outbox=config.outbox)  # type: ignore[type-var]
+    # and one that reads a bounce mailbox (smtp) reads the one bounces.imap names:
+    if getattr(settings, "bounce_mailbox", "") is None and config.bounces.imap is not None:
+        settings = dataclasses.replace(settings, bounce_mailbox=config.bounces.imap)
     return cls.from_env(settings, os.environ if env is None else env, session)
 
 

@@ -337,6 +337,15 @@ class Provider(ABC):
         """
         raise NotImplementedError(f"{self.name}: no suppression list to pull")
 
+    @classmethod
+    def pulls_from(cls, config: Any) -> bool:
+        """Whether this provider has suppression lists to pull under ``config``."""
+        return bool(cls.suppression_lists)
+
+    def acknowledge(self, list_: str) -> None:  # noqa: B027 - optional hook
+        """The last page ``pull_suppressions`` gave for ``list_`` was applied (a dry run
+        never says so): a source that keeps what it read (a mailbox) may file it away."""
+
     def redact(self, text: str) -> str:
         """``text`` with every secret of this adapter blanked out, in any form it travels in."""
         for form in self.secret_forms():

@@ -13,6 +13,10 @@ final reply is ``UNCERTAIN`` (the server may have queued it: RFC 1047); 5xx fail
 that recipient (an enhanced status ``5.1.x``, RFC 3463 "bad destination address", also
 suppresses it); 535 (RFC 4954, credentials invalid) and 530 (authentication required) stop
 the run.
+
+Bounces: ``return_path`` is the envelope sender (``MAIL FROM``), where receiving servers send
+their bounces; with ``bounces.imap`` set, the adapter's suppression list is that mailbox
+(``pressroom.delivery.mailbox``), read by ``pressroom suppressions sync``.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ import ssl
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pressroom.config import PositiveFloat
+from pressroom.audience.events import Event
+from pressroom.config import ImapConfig, PositiveFloat
 from pressroom.delivery.providers import register
 from pressroom.delivery.providers.base import (
     NO_WIRE,
@@ -40,6 +46,14 @@ from pressroom.delivery.providers.base import (
     secret_forms,
 )
 from pressroom.errors import ProviderAuthError, ProviderConfigError, ProviderError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    import requests
+
+    from pressroom.config import Config
+    from pressroom.delivery.mailbox import BounceMailbox
 
 AUTH_CODES = (530, 534, 535)
 
@@ -57,6 +71,9 @@ class SmtpSettings:
     ca_file: Path | None = None  # a private CA for the server's certificate
     batch_size: int = 50  # messages per ledger batch (each is its own SMTP transaction)
     local_hostname: str | None = None  # the EHLO name; default: this machine's FQDN
+    # the envelope sender (MAIL FROM), where bounces go; default: the From address
+    return_path: str | None = None
+    bounce_mailbox: ImapConfig | None = None  # filled from bounces.imap
 
 
 def _reply(code: int, msg: bytes | str) -> str:
@@ -91,6 +108,7 @@ class SmtpProvider(Provider):
     name = "smtp"
     Settings = SmtpSettings
     max_batch = 100
+    suppression_lists = ("mailbox",)  # the bounce mailbox (bounces.imap), when there is one
 
     def __init__(self, settings: Any, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
@@ -98,6 +116,22 @@ class SmtpProvider(Provider):
         self._all: list[smtplib.SMTP] = []
         self._lock = threading.Lock()
         self._stop: ProviderError | None = None
+
+    @classmethod
+    def pulls_from(cls, config: Config) -> bool:
+        """Only with a bounce mailbox (``bounces.imap``) to read."""
+        return config.bounces.imap is not None
+
+    @classmethod
+    def from_env(
+        cls, settings: Any, env: Mapping[str, str], session: requests.Session | None = None
+    ) -> Provider:
+        """Like ``Provider.from_env``, plus the bounce mailbox's password when it is set."""
+        provider = super().from_env(settings, env, session)
+        box = settings.bounce_mailbox
+        if box is not None and env.get(box.password_env):
+            provider.secrets["imap_password"] = env[box.password_env]
+        return provider
 
     @classmethod
     def env_names(cls, settings: Any) -> dict[str, str]:
@@ -115,6 +149,8 @@ class SmtpProvider(Provider):
         password = self.secrets.get("password_env", "")
         user = self.secrets.get("username_env", "")
         values = [f"\0{user}\0{password}", password] if password else []
+        if self.secrets.get("imap_password"):
+            values.append(self.secrets["imap_password"])
         if len(user) >= 4:
             values.append(user)
         for form in secret_forms(values):
@@ -207,7 +243,7 @@ class SmtpProvider(Provider):
         if self._stop is not None:  # raised at the start of a batch: nothing of it went out
             raise self._stop
         wire.sending(batch)
-        sender = parseaddr(self.content.from_)[1]
+        sender = self.settings.return_path or parseaddr(self.content.from_)[1]
         results: list[SendResult] = []
         for r in batch:
             msgid = message_id(self.content, r.email)
@@ -346,3 +382,42 @@ class SmtpProvider(Provider):
                     conn.close()
         self._local = threading.local()
         super().close()
+
+    # --- the bounce mailbox (``pressroom suppressions sync``) ---------------------------------
+
+    def pull_suppressions(
+        self, list_: str, since: datetime | None, now: datetime
+    ) -> Iterator[Sequence[Event]]:
+        """Every report in the bounce mailbox's folder, a page at a time (``since`` is not
+        needed: whatever is still in the folder has not been applied)."""
+        from pressroom.delivery.mailbox import BounceMailbox
+
+        box = self.settings.bounce_mailbox
+        if box is None:
+            raise ProviderConfigError(
+                "smtp: no bounce mailbox; set bounces.imap (host, user, password_env)"
+            )
+        password = self.secrets.get("imap_password")
+        if not password:
+            raise ProviderConfigError(
+                f"smtp: environment variable {box.password_env} is not set; export the bounce "
+                "mailbox's password (or set bounces.imap.password_env)"
+            )
+        self._mailbox: BounceMailbox | None = BounceMailbox(box, password)
+        self._read: list[bytes] = []
+        try:
+            self._mailbox.open()
+            for events, uids in self._mailbox.pages(now):
+                self._read = uids
+                yield events
+        finally:
+            mailbox, self._mailbox = self._mailbox, None
+            if mailbox is not None:
+                mailbox.close()
+
+    def acknowledge(self, list_: str) -> None:
+        """The last page was applied: file its messages away (a dry run never calls this)."""
+        mailbox = getattr(self, "_mailbox", None)
+        if mailbox is not None:
+            mailbox.file_away(self._read)
+            self._read = []
