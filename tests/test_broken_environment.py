@@ -2,9 +2,10 @@
 
 Walks every command `pressroom --help` lists (subcommands too) on a copy of the demo
 publication that is broken for real: folders missing, folders that cannot be written (a file
-where the folder should be; read-only too when not running as root, who may write anyway),
-and a full disk (a subprocess under a small RLIMIT_FSIZE: a write past it fails with EFBIG
-as a full disk fails with ENOSPC). The servers run in a subprocess until they listen.
+where the folder should be; mode bits would not bind, since the tests may run as root), a
+state file that is not a database, and a full disk (a subprocess under a small RLIMIT_FSIZE:
+a write past it fails with EFBIG as a full disk fails with ENOSPC). The servers run in a
+subprocess until they listen.
 """
 
 from __future__ import annotations
@@ -89,6 +90,12 @@ def unwritable(root: Path) -> None:
     (root / "subscribers" / "suppressed.csv").mkdir()  # a write-in-place target that is a folder
 
 
+def damaged(root: Path) -> None:
+    """The state file is not a database (a disk error, a bad restore, a stray copy)."""
+    (root / ".pressroom").mkdir()
+    (root / ".pressroom" / "state.db").write_bytes(bytes(range(256)) * 32)
+
+
 def publication(tmp_path: Path, demo: Path, name: str, breaks: Callable[[Path], None]) -> Path:
     root = tmp_path / name
     shutil.copytree(demo, root)
@@ -158,7 +165,9 @@ def test_the_walk_covers_every_command_pressroom_help_lists() -> None:
     assert set(ARGS) <= set(commands())
 
 
-@pytest.mark.parametrize("breaks", [missing, unwritable], ids=["missing", "unwritable"])
+@pytest.mark.parametrize(
+    "breaks", [missing, unwritable, damaged], ids=["missing", "unwritable", "damaged-state"]
+)
 def test_every_command_in_a_broken_publication(
     tmp_path: Path, demo: Path, breaks: Callable[[Path], None]
 ) -> None:
