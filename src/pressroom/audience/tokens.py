@@ -55,12 +55,14 @@ def _unb64(text: str) -> bytes:
 
 
 class Signer:
-    """Makes and checks unsubscribe tokens under one secret."""
+    """Makes and checks unsubscribe tokens under one secret (and, as ``preferences``, the
+    preferences tokens that sit beside them in every footer)."""
 
     def __init__(self, secret: bytes) -> None:
         if not secret:
             raise TokenError("the unsubscribe secret is empty")
         self._mac = hmac.new(secret, _CONTEXT, hashlib.sha256)
+        self.preferences = PreferenceTokens(secret)
 
     def _sign(self, payload: bytes) -> bytes:
         mac = self._mac.copy()  # the keyed state is precomputed: one copy+update per token
@@ -130,6 +132,7 @@ class ReaderTokens:
         clock: Callable[[], datetime],
         confirm_expiry: timedelta = timedelta(days=7),
     ) -> None:
+        self.secret = secret  # for keyed hashes elsewhere (signup limits); never shown
         self.unsubscribe = Signer(secret)
         self._max_age = int(confirm_expiry.total_seconds())
         self._confirm = itsdangerous.URLSafeTimedSerializer(
@@ -138,9 +141,7 @@ class ReaderTokens:
             signer=_ClockedSigner,
             signer_kwargs={"clock": clock, "digest_method": hashlib.sha256},
         )
-        self._prefs = itsdangerous.URLSafeSerializer(
-            secret, salt=PREFERENCES_SALT, signer_kwargs={"digest_method": hashlib.sha256}
-        )
+        self.preferences = self.unsubscribe.preferences
 
     def confirm(self, email: str, name: str, lists: Iterable[str]) -> str:
         """A confirmation token for a signup (expires after ``confirm_expiry``)."""
@@ -160,18 +161,37 @@ class ReaderTokens:
         except (KeyError, TypeError):
             raise TokenError("malformed confirmation token") from None
 
-    def preferences(self, email: str) -> str:
-        """The preferences token of ``email`` (no expiry: it sits in every issue's footer)."""
-        return str(self._prefs.dumps(email))
 
-    def verify_preferences(self, token: str) -> str:
+class _KeyedSigner(itsdangerous.Signer):
+    """An itsdangerous Signer that derives its key once (a token per recipient per send)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._key = super().derive_key()
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        return self._key if secret_key is None else super().derive_key(secret_key)
+
+
+class PreferenceTokens:
+    """Preferences tokens: ``base64url(email) "." HMAC-SHA256`` (itsdangerous, own salt)."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._signer = _KeyedSigner(secret, salt=PREFERENCES_SALT, digest_method=hashlib.sha256)
+
+    def token(self, email: str) -> str:
+        """The preferences token of ``email`` (no expiry: it sits in every issue's footer)."""
+        return self._signer.sign(_b64(email.encode("utf-8"))).decode("ascii")
+
+    def verify(self, token: str) -> str:
         """The address a genuine preferences token names; TokenError otherwise."""
         _check_size(token)
         try:
-            email = self._prefs.loads(token)
-        except itsdangerous.BadData:
+            body = self._signer.unsign(token).decode("ascii")
+            email = _unb64(body).decode("utf-8")
+        except (itsdangerous.BadData, binascii.Error, UnicodeError, ValueError):
             raise TokenError("preferences token does not verify") from None
-        if not isinstance(email, str):
+        if not email or _b64(email.encode("utf-8")) != body:
             raise TokenError("malformed preferences token")
         return email
 

@@ -35,6 +35,7 @@ def _serve_options(f: click.decorators.FC) -> click.decorators.FC:
 def _run(app: App, host: str | None, port: int | None, threads: int | None) -> None:
     from pressroom.audience import tokens
     from pressroom.web import serve as serve_mod
+    from pressroom.web import signup
     from pressroom.web.app import make_app
 
     config = app.config
@@ -45,22 +46,31 @@ def _run(app: App, host: str | None, port: int | None, threads: int | None) -> N
     def clock() -> datetime:
         return datetime.now(tz)
 
+    wsgi = make_app(config, secret=secret, clock=clock)  # before the log: said once, below
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     web_log = logging.getLogger("pressroom.web")
     web_log.addHandler(handler)
     web_log.setLevel(logging.WARNING if app.quiet else logging.INFO)
     web_log.propagate = False
-    wsgi = make_app(config, secret=secret, clock=clock)
+
+    def ready(url: str) -> None:
+        app.info(
+            f"pressroom serve on {url}/ (subscribe, confirm, preferences, unsubscribe at "
+            f"{url}/unsubscribe; Ctrl-C stops)"
+        )
+        closed = signup.closed_because(wsgi.site)
+        if closed:
+            app.warn(f"signups are closed until this is fixed: {closed}")
+        else:
+            app.info("to put the signup form on your site, paste:\n" + signup.embed_snippet(config))
+
     serve_mod.serve(
         wsgi,
         host or settings.host,
         settings.port if port is None else port,
         threads or settings.threads,
-        lambda url: app.info(
-            f"pressroom serve on {url}/ (subscribe, confirm, preferences, "
-            f"unsubscribe at {url}/unsubscribe; Ctrl-C stops)"
-        ),
+        ready,
     )
 
 

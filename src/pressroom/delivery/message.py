@@ -114,7 +114,8 @@ class RecipientFactory:
         set_ = object.__setattr__
         set_(self, "_url", (url_pre, url_post))
         set_(self, "_head", (head_pre, head_post) if url in header else None)
-        set_(self, "_prefs", config.sending.preferences_url)
+        prefs_pre, _, prefs_post = unsubscribe.preferences_url(config, _MARK).partition(_MARK)
+        set_(self, "_prefs", (prefs_pre, prefs_post))
         set_(self, "_list", self.list_ or config.sending.list)
         set_(self, "_online", view_online_url(config, self.rendered.number))
 
@@ -123,11 +124,12 @@ class RecipientFactory:
         tok = self.signer.token(email_, self._list)  # type: ignore[attr-defined]
         pre, post = self._url  # type: ignore[attr-defined]
         unsub = pre + tok + post
+        prefs_pre, prefs_post = self._prefs  # type: ignore[attr-defined]
         fields = {
             "name": name,
             "email": email_,
             "unsubscribe_url": unsub,
-            "preferences_url": self._prefs or unsub,  # type: ignore[attr-defined]
+            "preferences_url": prefs_pre + self.signer.preferences.token(email_) + prefs_post,
             "view_online_url": self._online,  # type: ignore[attr-defined]
         }
         headers: Mapping[str, str] = _NO_HEADERS

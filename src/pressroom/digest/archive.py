@@ -28,7 +28,10 @@ def neutral_values(config: Config, number: int) -> dict[str, str]:
         "name": "reader",
         "email": "you",
         "unsubscribe_url": unsubscribe,
-        "preferences_url": config.sending.preferences_url or unsubscribe,
+        # the page without a token asks for the link from the email (audience.tokens has the
+        # same default; digest may not import audience)
+        "preferences_url": config.sending.preferences_url
+        or f"{(config.serve.url or config.publication.url).rstrip('/')}/preferences",
         "view_online_url": issue_url(config, number),
     }
 

@@ -33,7 +33,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from pressroom.audience.tokens import ReaderTokens, base_url, load_secret
+from pressroom.audience.tokens import ReaderTokens, base_url, load_secret, preferences_base
+from pressroom.delivery.transactional import Mailer
 from pressroom.digest.render import environment, render_template
 from pressroom.errors import PressroomError
 
@@ -58,11 +59,11 @@ class Site:
     env: Mapping[str, str] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)  # per-feature state (mailer, limits)
 
-    def page(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
-        """Render ``web/<name>.html.j2`` as a complete HTML response."""
+    def page(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
+        """Render ``web/<template>.html.j2`` as a complete HTML response."""
         html = render_template(
             self.templates,
-            f"web/{name}.html.j2",
+            f"web/{template}.html.j2",
             {
                 "publication": self.config.publication,
                 "stylesheet": f"{request.script_root}/assets/web.css",
@@ -75,16 +76,22 @@ class Site:
 
 def routes(config: Config) -> list[Rule]:
     """The routing table: one line per route (path, handler, methods)."""
-    from pressroom.web import hooks, pages, unsubscribe
+    from pressroom.web import hooks, pages, preferences, signup, unsubscribe
 
     rules = [
         Rule("/healthz", endpoint=pages.healthz, methods=["GET"]),
         Rule("/assets/web.css", endpoint=pages.stylesheet, methods=["GET"]),
+        Rule("/subscribe", endpoint=signup.subscribe, methods=["GET", "POST"]),
+        Rule("/confirm", endpoint=signup.confirm, methods=["GET", "POST"]),
+        Rule("/preferences", endpoint=preferences.preferences, methods=["GET", "POST"]),
         Rule("/unsubscribe", endpoint=unsubscribe.unsubscribe, methods=["GET", "POST"]),
         Rule("/hooks/<provider>", endpoint=hooks.hook, methods=["POST"]),
     ]
     # links already in readers' inboxes may use configured paths: serve those too
-    for url, handler in ((base_url(config), unsubscribe.unsubscribe),):
+    for url, handler in (
+        (base_url(config), unsubscribe.unsubscribe),
+        (preferences_base(config), preferences.preferences),
+    ):
         path = urlsplit(url).path or "/"
         if path not in {r.rule for r in rules}:
             rules.append(Rule(path, endpoint=handler, methods=["GET", "POST"]))
@@ -206,6 +213,7 @@ def make_app(
     clock: Callable[[], datetime],
     env: Mapping[str, str] | None = None,
     extras: Mapping[str, Any] | None = None,
+    mailer: Mailer | None = None,
 ) -> WebApp:
     """The WSGI app for ``config``: every reader page under one routing table."""
     tokens = ReaderTokens(secret, clock, config.signup.confirm_expiry)
@@ -217,6 +225,9 @@ def make_app(
         env=dict(os.environ if env is None else env),
         extras=dict(extras or {}),
     )
+    from pressroom.web import signup
+
+    signup.setup(site, mailer)  # a broken confirmation template stops the start, not a signup
     return WebApp(site, routes(config))
 
 
@@ -232,4 +243,10 @@ def create(config_path: str | None = None) -> WebApp:
     def clock() -> datetime:
         return datetime.now(tz)
 
-    return make_app(config, secret=secret, clock=clock)
+    app = make_app(config, secret=secret, clock=clock)
+    from pressroom.web.signup import closed_because
+
+    closed = closed_because(app.site)
+    if closed:
+        log.error("signups are closed until this is fixed: %s", closed)
+    return app

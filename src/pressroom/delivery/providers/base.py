@@ -93,6 +93,8 @@ class Content:
     tag: str = ""  # provider-side campaign tag, e.g. "issue-42"
     message_id_domain: str = "localhost"
     test: bool = False  # a `--test-to` copy, not a delivery: kept apart where adapters can
+    # a one-off message to one reader (signup confirmation, welcome), not an issue
+    transactional: bool = False
 
 
 @dataclass(frozen=True, slots=True)

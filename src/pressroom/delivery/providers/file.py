@@ -1,7 +1,8 @@
 """The ``file`` provider: one ``.eml`` per recipient in ``<outbox>/issue-N/`` (the default).
 
 Test copies (``digest send --test-to``) go to ``<outbox>/test/issue-N-<addr>.eml`` instead, so
-the issue's folder only ever holds real deliveries.
+the issue's folder only ever holds real deliveries; one-off messages (signup confirmations,
+welcome mails) go to ``<outbox>/transactional/<tag>-<addr>.eml``.
 
 It needs no account and no network, so a new publication can run ``pressroom weekly`` at
 once and open the result in a mail client. It goes through the ledger like any provider:
@@ -64,8 +65,12 @@ class FileProvider(Provider):
                 "file: no outbox folder; set providers.file.outbox or the top-level outbox:"
             )
         outbox = Path(self.settings.outbox)
-        self.folder = outbox / "test" if content.test else outbox / f"issue-{content.issue}"
-        self.prefix = f"issue-{content.issue}-" if content.test else ""
+        if content.transactional:
+            self.folder, self.prefix = outbox / "transactional", f"{content.tag}-"
+        elif content.test:
+            self.folder, self.prefix = outbox / "test", f"issue-{content.issue}-"
+        else:
+            self.folder, self.prefix = outbox / f"issue-{content.issue}", ""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
