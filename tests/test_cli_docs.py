@@ -78,6 +78,8 @@ def documented_keys() -> list[str]:
         "bounces": config.BouncesConfig,
         "serve": config.ServeConfig,
         "patreon": config.PatreonConfig,
+        "signup": config.SignupConfig,
+        "lists.<name>": config.ListConfig,
     }
     for name, cls in sections.items():
         keys += config_keys(cls, name)

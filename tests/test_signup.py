@@ -13,7 +13,7 @@ from werkzeug.test import Client
 
 from pressroom.audience import subscribers, tokens
 from pressroom.config import Config
-from pressroom.digest.render import environment
+from pressroom.errors import PreflightError
 from pressroom.web import signup
 from pressroom.web.app import make_app
 from tests.web_helpers import html_of, link, mails, signup_publication, text_of
@@ -128,10 +128,13 @@ def test_the_confirmation_mail_passes_the_preflight_rules_that_apply(
     (msg,) = mails(pub)
     # the real message, not a sample: subject, parts, links, postal address
     signup.check_email(pub, "sent", str(msg["Subject"]), html_of(msg), text_of(msg), bulk=False)
-    broken = environment(pub)  # the same check refuses a mail without the postal address
-    with pytest.raises(Exception, match="no-postal-address"):
+    # the same check refuses a mail without the postal address, or with a relative link
+    with pytest.raises(PreflightError, match="no-postal-address"):
         signup.check_email(pub, "x", "Subject", "<p>hi</p>", "hi", bulk=False)
-    assert broken is not None
+    address = "The Duran, 1 Example Street, London EC1A 1AA"
+    with pytest.raises(PreflightError, match="relative-url"):
+        html = f'<p>{address} <a href="/confirm?t=x">go</a></p>'
+        signup.check_email(pub, "x", "Subject", html, address, bulk=False)
 
 
 @pytest.mark.parametrize(
@@ -418,7 +421,7 @@ def test_welcome_mail_when_asked_once_only(tmp_path: Path) -> None:
     token = link(mails(pub)[0], "confirm")
     client.post("/confirm", data={"t": token})
     client.post("/confirm", data={"t": token})
-    confirm_mail, welcome = mails(pub)  # exactly one welcome
+    _confirm_mail, welcome = mails(pub)  # exactly one welcome
     assert welcome["Subject"] == "Welcome to The Duran"
     t = tokens.ReaderTokens(SECRET, lambda: T0)
     assert t.preferences.verify(link(welcome, "preferences")) == "hello@example.org"
