@@ -493,3 +493,16 @@ def test_serve_prints_the_embed_snippet(tmp_path: Path) -> None:
     assert "pressroom serve on http://127.0.0.1:" in lines[0]
     assert "paste:" in said
     assert '<form method="post" action="https://theduran.example/subscribe">' in said
+
+
+def test_a_mail_that_cannot_go_out_is_logged_and_the_answer_stays_the_same(
+    pub: Config, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    pub.outbox.mkdir(parents=True)
+    (pub.outbox / "transactional").write_text("a file where the folder should be")
+    with caplog.at_level(logging.ERROR, logger="pressroom.web"):
+        r = subscribe(client, "unlucky@example.org")
+    assert r.status_code == 200
+    assert "Check your inbox" in r.get_data(as_text=True)
+    assert "the confirmation mail was not sent (u***@example.org)" in caplog.text
+    assert "unlucky@example.org" not in caplog.text

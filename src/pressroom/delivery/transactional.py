@@ -15,8 +15,9 @@ from types import MappingProxyType
 
 from pressroom.config import Config
 from pressroom.delivery.message import domain_of
-from pressroom.delivery.providers.base import Content, Provider, Recipient, SendResult
+from pressroom.delivery.providers.base import Content, Outcome, Provider, Recipient, SendResult
 from pressroom.delivery.send import make_provider, send_one
+from pressroom.errors import PressroomError
 from pressroom.models import RenderedVariant
 
 
@@ -69,6 +70,9 @@ class Mailer:
         )
         recipient = Recipient(to, name, "all", {"email": to, "name": name, **(fields or {})}, {})
         with self._lock:
-            provider = self.provider()
-            provider.open(content)
-            return send_one(provider, recipient)
+            try:
+                provider = self.provider()
+                provider.open(content)
+                return send_one(provider, recipient)
+            except PressroomError as e:  # a full outbox, a provider down: this mail only
+                return SendResult(to, Outcome.RETRY, error=e.message)
