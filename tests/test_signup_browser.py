@@ -21,7 +21,7 @@ import pytest
 from pressroom import config
 from pressroom.audience import subscribers
 from pressroom.web.app import make_app
-from tests.browser_helpers import chrome, chromium_or_skip
+from tests.browser_helpers import chrome, chromium_or_skip, wait_for
 from tests.conftest import REPO
 from tests.web_helpers import link, mails, running
 
@@ -116,6 +116,23 @@ def focus_order(driver: Any, steps: int) -> list[str]:
     return order
 
 
+def _text(driver: Any, tag: str) -> str | None:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        return str(driver.find_element(By.TAG_NAME, tag).text)
+    except (NoSuchElementException, StaleElementReferenceException):
+        return None  # the next page is still loading
+
+
+def heading(driver: Any, text: str) -> None:
+    """Wait until the page's h1 reads ``text`` (a click starts a navigation, it does not wait)."""
+    wait_for(
+        lambda: _text(driver, "h1") == text, f"the page {text!r} (now {_text(driver, 'h1')!r})"
+    )
+
+
 def local(url: str, base: str) -> str:
     """A link made for the publication's site, pointed at the server under test."""
     return re.sub(r"^https://theduran\.example", base, url)
@@ -130,7 +147,7 @@ def test_a_reader_subscribes_confirms_changes_lists_and_leaves(browser: Any, dem
     with running(app) as base:
         # 1. the form
         browser.get(f"{base}/subscribe")
-        assert browser.find_element(By.TAG_NAME, "h1").text == "Subscribe to The Duran"
+        heading(browser, "Subscribe to The Duran")
         check_accessible(browser)
         # the masthead link, then the form top to bottom; the honeypot is never reached
         assert focus_order(browser, 7) == ["a", "email", "name", "list", "list", "button", "a"]
@@ -141,7 +158,7 @@ def test_a_reader_subscribes_confirms_changes_lists_and_leaves(browser: Any, dem
         assert weekly.is_selected() and not breaking.is_selected()
         browser.find_element(By.XPATH, "//label[starts-with(., 'Breaking news')]").click()
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        assert browser.find_element(By.TAG_NAME, "h1").text == "Check your inbox"
+        heading(browser, "Check your inbox")
         assert not any("hedy" in line for line in before.splitlines())
         assert subscribers.find(pub, "hedy@example.org") is None  # nothing before confirming
 
@@ -149,31 +166,31 @@ def test_a_reader_subscribes_confirms_changes_lists_and_leaves(browser: Any, dem
         (mail,) = mails(pub)
         assert mail["To"] == "Hedy Lamarr <hedy@example.org>"
         browser.get(local(f"https://theduran.example/confirm?t={link(mail, 'confirm')}", base))
-        assert browser.find_element(By.TAG_NAME, "h1").text == "Confirm your subscription"
+        heading(browser, "Confirm your subscription")
         assert subscribers.find(pub, "hedy@example.org") is None  # a GET changes nothing
         check_accessible(browser)
         shoot(browser, "confirm")
         browser.find_element(By.XPATH, "//button[.='Confirm']").click()
-        assert browser.find_element(By.TAG_NAME, "h1").text == "You are subscribed"
+        heading(browser, "You are subscribed")
         row = _row(demo, "hedy@example.org")
         assert row["status"] == "active" and row["lists"] == "breaking;weekly"
         assert row["consent_source"] == "web-form" and row["consent_at"]
 
         # 3. preferences: from the welcome page's link, as from any issue's footer
         browser.find_element(By.LINK_TEXT, "manage your subscription").click()
-        assert browser.find_element(By.TAG_NAME, "h1").text == "Your subscription"
+        heading(browser, "Your subscription")
         check_accessible(browser)
         shoot(browser, "preferences")
         weekly, breaking = browser.find_elements(By.NAME, "list")
         assert weekly.is_selected() and breaking.is_selected()
         browser.find_element(By.XPATH, "//label[starts-with(., 'The Duran weekly')]").click()
         browser.find_element(By.XPATH, "//button[.='Save']").click()
-        assert "Saved." in browser.find_element(By.TAG_NAME, "main").text
+        wait_for(lambda: "Saved." in (_text(browser, "main") or ""), "the Saved. note")
         assert _row(demo, "hedy@example.org")["lists"] == "breaking"
 
         # 4. unsubscribe from everything
         browser.find_element(By.XPATH, "//button[.='Unsubscribe from everything']").click()
-        assert browser.find_element(By.TAG_NAME, "h1").text == "You are unsubscribed"
+        heading(browser, "You are unsubscribed")
         assert subscribers.is_suppressed(pub, "hedy@example.org")
     # every reader who was there before is still there, unchanged
     after = (demo / "subscribers" / "subscribers.csv").read_text(encoding="utf-8")
