@@ -84,6 +84,14 @@ def test_the_url_policy_resolves_against_the_first_web_base() -> None:
     assert public_url("mailto:ann@news.example", email=True) == "mailto:ann@news.example"
     with pytest.raises(BadURL, match="relative"):
         public_url("pic.png")
+    assert (
+        public_url("HTTPS://bücher.example/straße") == "https://xn--bcher-kva.example/stra%C3%9Fe"
+    )
+    assert public_url("https://x.example/a/../../etc/./p") == "https://x.example/etc/p"
+    assert public_url("/.well-known/x", "https://x.example/") == "https://x.example/.well-known/x"
+    for broken in ("https://x.example:99999/", "https://[::1/", "https:///path", "http://"):
+        with pytest.raises(BadURL):
+            public_url(broken)
 
 
 def test_slugs_are_ascii_where_the_name_allows_and_never_climb() -> None:

@@ -65,7 +65,10 @@ def public_url(value: object, *bases: str, email: bool = False) -> str:
         base = next((b for b in bases if _is_web(b)), None)
         if base is None:
             raise BadURL(f'"{_shown(text)}" is relative and there is no http(s) URL to resolve it')
-        text = urljoin(base, text)
+        try:
+            text = urljoin(base, text)
+        except ValueError as e:
+            raise BadURL(f'"{_shown(text)}": {e}') from None
         scheme = _SCHEME.match(text)
     name = scheme.group(1).lower() if scheme else ""
     if name == "mailto" and email:
@@ -73,10 +76,25 @@ def public_url(value: object, *bases: str, email: bool = False) -> str:
     if name not in WEB_SCHEMES:
         allowed = "http, https or mailto" if email else "http or https"
         raise BadURL(f'"{_shown(text)}": {name or "no"} scheme is not allowed (only {allowed})')
-    url = requote_uri(text)
-    if not urlsplit(url).hostname:
+    try:
+        parts = urlsplit(text)
+        host, port = parts.hostname, parts.port
+    except ValueError as e:  # a port out of range, a broken [IPv6] literal
+        raise BadURL(f'"{_shown(text)}": {e}') from None
+    if not host:
         raise BadURL(f'"{_shown(text)}" has no host name')
-    return url
+    netloc = parts.netloc
+    if not host.isascii():  # an IDN: the host in punycode, as every client sends it
+        try:
+            ascii_host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise BadURL(f'"{_shown(text)}" has an invalid host name') from None
+        netloc = netloc.rpartition("@")[0] + "@" if "@" in netloc else ""
+        netloc += ascii_host + (f":{port}" if port else "")
+    path = parts.path
+    if "/." in path:  # "/a/../../etc/" → "/etc/": no dot segments in a URL we publish
+        path = urlsplit(urljoin("http://h/", path)).path
+    return requote_uri(parts._replace(scheme=name, netloc=netloc, path=path).geturl())
 
 
 def _is_web(url: str) -> bool:
