@@ -115,3 +115,18 @@ def test_an_existing_publication_is_not_overwritten(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["init", "--from", "hugo", str(tmp_path)])
     assert result.exit_code == 2 and "--force" in result.output
     assert (tmp_path / "pressroom/config.yaml").read_text() == "mine\n"
+
+
+def test_pelican_folders_are_categories_for_the_url(tmp_path: Path) -> None:
+    _write(
+        tmp_path / "pelicanconf.py",
+        'SITEURL = "https://p.example"\nARTICLE_URL = "{category}/{slug}.html"\n',
+    )
+    _write(tmp_path / "content/Travel Notes/a.md", "Title: Going North\nDate: 2022-01-02\n\nB.\n")
+    _write(tmp_path / "content/b.md", "Title: Named\nDate: 2022-01-02\nCategory: Food\n\nB.\n")
+    cfg = _init("pelican", tmp_path)
+    urls = {a.title: (a.url, a.categories) for a in articles.load(cfg, NOW).articles}
+    assert urls == {
+        "Going North": ("https://p.example/travel-notes/going-north.html", ("Travel Notes",)),
+        "Named": ("https://p.example/food/named.html", ("Food",)),
+    }

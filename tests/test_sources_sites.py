@@ -364,3 +364,9 @@ def test_jekyll_posts_folder_as_the_source_path(tmp_path: Path) -> None:
     a = f.one()
     assert a.categories == ("Summer", "Nights")
     assert a.url == "https://j.example/summer/nights/2019/07/04/fireworks/"
+
+
+def test_hugo_headless_bundle_is_not_an_article(folder: Folder) -> None:
+    folder.write("posts/shown.md", "---\ntitle: Shown\ndate: 2024-01-01\n---\nB.\n")
+    folder.write("gallery/index.md", "---\ntitle: Gallery\ndate: 2024-01-01\nheadless: true\n---\n")
+    assert set(folder.by_title()) == {"Shown"}

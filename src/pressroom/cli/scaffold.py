@@ -141,6 +141,8 @@ def site_config(info: sites.SiteInfo, starter: str) -> str:
             lines.append(f"    exclude: {json.dumps(entry.exclude)}")
         if entry.slug_from:
             lines.append(f"    slug_from: {entry.slug_from}")
+        if entry.folder_category:
+            lines.append("    folder_category: true")
     start = text.index("\n# Where articles come from")
     end = text.index("\nfeeds:")
     return text[: start + 1] + "\n".join(lines) + "\n" + text[end:]

@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -47,6 +46,7 @@ KEYS = (
     "exclude",
     "excerpt_separator",
 )
+_KEY_SET = frozenset(KEYS)
 # other generators' names for them (compared in lower case: Hugo and Pelican ignore case)
 ALIASES = {
     "publishdate": "publish_date",  # Hugo
@@ -61,6 +61,7 @@ ALIASES = {
     "excerpt": "summary",  # Jekyll
     "modified": "updated",  # Pelican
     "eleventyexcludefromcollections": "exclude",  # Eleventy
+    "headless": "exclude",  # Hugo: a headless bundle has no page
 }
 # keys the generators use for layout, menus and the like: known, so no warning, and unused
 IGNORED = frozenset(
@@ -71,7 +72,6 @@ IGNORED = frozenset(
         "comments",
         "eleventycomputed",
         "eleventynavigation",
-        "headless",
         "iscjklanguage",
         "keywords",
         "lang",
@@ -103,8 +103,7 @@ class FrontMatterError(Exception):
         self.line = line
 
 
-@dataclass(frozen=True)
-class FrontMatter:
+class FrontMatter(NamedTuple):
     """The metadata of one file, as written, and the body that follows it."""
 
     meta: dict[str, Any]
@@ -255,6 +254,8 @@ def fields(fm: FrontMatter) -> tuple[dict[str, Any], list[str]]:
     A key written under pressroom's own name wins over another generator's name for the
     same field (``summary`` over ``excerpt``); categories from both are kept.
     """
+    if _KEY_SET.issuperset(fm.meta) and "published" not in fm.meta and fm.style != "headers":
+        return fm.meta, []  # written with pressroom's own names: nothing to map
     out: dict[str, Any] = {}
     aliased: dict[str, Any] = {}
     unknown: list[str] = []

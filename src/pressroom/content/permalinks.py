@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Literal
 from urllib.parse import quote
 
-from pressroom.content.articles import slugify
+from pressroom.content.urls import slugify
 
 SlugFrom = Literal["name", "stem", "title"]
 
@@ -27,11 +27,13 @@ class Preset:
 
     ``slug_from``: ``name`` is the file name without a ``YYYY-MM-DD-`` prefix (Jekyll, and
     pressroom's own default), ``stem`` the file name as it is (Hugo, Eleventy), ``title``
-    the title (Pelican's ``SLUGIFY_SOURCE``).
+    the title (Pelican's ``SLUGIFY_SOURCE``). ``folder_category``: an article without a
+    category is in the one its folder names (Pelican).
     """
 
     pattern: str
     slug_from: SlugFrom = "name"
+    folder_category: bool = False  # Pelican's USE_FOLDER_AS_CATEGORY
 
 
 # Jekyll's styles: https://jekyllrb.com/docs/permalinks/#built-in-formats (":title" is the
@@ -51,7 +53,7 @@ PRESETS: dict[str, Preset] = {
     "hugo": Preset("{path}/{slug}/", "stem"),
     "jekyll": Preset(JEKYLL_STYLES["date"]),
     **{f"jekyll-{name}": Preset(pattern) for name, pattern in JEKYLL_STYLES.items()},
-    "pelican": Preset("{slug}.html", "title"),  # ARTICLE_URL's default
+    "pelican": Preset("{slug}.html", "title", folder_category=True),  # ARTICLE_URL's default
     "eleventy": Preset("{path}/{filename}/", "stem"),  # the input path, as a folder
 }
 TOKENS = (

@@ -30,6 +30,7 @@ class FilesEntry:
     permalink: str
     exclude: list[str] = field(default_factory=list)
     slug_from: str | None = None
+    folder_category: bool = False
 
 
 @dataclass
@@ -198,8 +199,11 @@ def _pelican(site: Path) -> SiteInfo:
     if rule and rule != "{slug}.html":
         converted = _convert(rule, PELICAN_TOKENS, "pelicanconf.py ARTICLE_URL", info, brace=True)
         pattern = converted or "pelican"
-    slug_from = None if pattern == "pelican" else "title"  # Pelican's SLUGIFY_SOURCE
-    info.sources = [FilesEntry(content, pattern, ["pages"], slug_from)]
+    entry = FilesEntry(content, pattern, ["pages"])
+    if pattern != "pelican":  # the preset has both; a pattern needs them said
+        entry.slug_from = "title"  # Pelican's SLUGIFY_SOURCE
+        entry.folder_category = conf.get("USE_FOLDER_AS_CATEGORY", "True") != "False"
+    info.sources = [entry]
     return info
 
 
@@ -269,7 +273,7 @@ def _load_data(path: Path) -> dict[str, Any]:
 
 
 def _python_strings(path: Path) -> dict[str, str]:
-    """The ``NAME = "text"`` assignments of a Python settings file (nothing is run)."""
+    """The ``NAME = "text"`` and ``NAME = True`` settings of a Python file (nothing is run)."""
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except SyntaxError as e:
@@ -281,9 +285,9 @@ def _python_strings(path: Path) -> dict[str, str]:
             and len(node.targets) == 1
             and isinstance(node.targets[0], ast.Name)
             and isinstance(node.value, ast.Constant)
-            and isinstance(node.value.value, str)
+            and isinstance(node.value.value, (str, bool))
         ):
-            out[node.targets[0].id] = node.value.value
+            out[node.targets[0].id] = str(node.value.value)  # True/False as "True"/"False"
     return out
 
 

@@ -61,6 +61,10 @@ SKIPPED_FOLDERS = frozenset(
 )
 SKIPPED_FILES = frozenset({"_index.md", "_index.html", "_index.markdown"})
 JEKYLL_POSTS = "_posts"
+# the fields that can keep an article off the site
+_GATES = frozenset(
+    {"draft", "exclude", "published", "url", "status", "publish_date", "expiry_date"}
+)
 # Eleventy dates that name a file time rather than a date
 FILE_TIME_DATES = frozenset({"last modified", "created", "git last modified", "git created"})
 
@@ -83,6 +87,7 @@ class FilesSettings:
     excerpt_separator: str = "<!--more-->"
     exclude: tuple[str, ...] = ()
     slug_from: permalinks.SlugFrom | None = None  # default: the permalink preset's
+    folder_category: bool | None = None  # default: the permalink preset's
 
     def __post_init__(self) -> None:
         try:
@@ -126,6 +131,12 @@ class FilesSource(Source):
         self._pub_url: str = context.publication.url
         self._preset = permalinks.preset(settings.permalink)
         self._slug_from = settings.slug_from or self._preset.slug_from
+        self._folder_category = (
+            self._preset.folder_category
+            if settings.folder_category is None
+            else settings.folder_category
+        )
+        self._jekyll_root = Path(settings.path).name == JEKYLL_POSTS
         self._warn = context.warn  # read() warns here; articles() records it for the cache
         self._timed = False  # set by read() when its answer depends on the clock
 
@@ -259,13 +270,15 @@ class FilesSource(Source):
             )
         updated = self._date(meta, "updated")
 
-        jekyll = JEKYLL_POSTS in file.folders or Path(self.settings.path).name == JEKYLL_POSTS
+        jekyll = self._jekyll_root or JEKYLL_POSTS in file.folders
         categories = _names(meta, "categories", jekyll=jekyll)
         if JEKYLL_POSTS in file.folders:  # Jekyll: the folders above _posts are categories
             above = file.folders[: file.folders.index(JEKYLL_POSTS)]
             categories = tuple(dict.fromkeys((*above, *categories)))
         if jekyll:
             folders = ()  # folders below _posts are only for tidiness
+        if not categories and self._folder_category and file.folders:
+            categories = (file.folders[-1],)  # Pelican: the folder is the category
         tags = _names(meta, "tags", jekyll=jekyll)
 
         url_value = self._own_url(meta, rel)
@@ -310,6 +323,8 @@ class FilesSource(Source):
 
     def _published(self, meta: dict[str, Any]) -> bool:
         """False for what the site itself does not publish: drafts, hidden, expired, future."""
+        if _GATES.isdisjoint(meta):  # the usual article: nothing to check
+            return True
         for key in ("draft", "exclude"):
             value = meta.get(key, False)
             if not isinstance(value, bool):
