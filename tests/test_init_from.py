@@ -53,14 +53,18 @@ def test_jekyll_site(tmp_path: Path) -> None:
     _write(
         tmp_path / "_config.yml",
         "title: Jay\nurl: https://j.example\nbaseurl: /site\ntimezone: America/New_York\n"
-        "permalink: pretty\n",
+        "permalink: pretty\nexcerpt_separator: <!--cut-->\n",
     )
-    _write(tmp_path / "_posts/2023-05-06-first.md", "---\ntitle: First\ncategories: a b\n---\nB.\n")
+    _write(
+        tmp_path / "_posts/2023-05-06-first.md",
+        "---\ntitle: First\ncategories: a b\n---\nOne.\n\nTwo.<!--cut-->\n\nThree.\n",
+    )
     _write(tmp_path / "index.md", "---\nlayout: home\n---\n")
     cfg = _init("jekyll", tmp_path)
     assert (cfg.publication.name, cfg.publication.timezone) == ("Jay", "America/New_York")
     [a] = articles.load(cfg, NOW).articles
     assert a.url == "https://j.example/site/a/b/2023/05/06/first/"
+    assert a.summary == "One. Two."  # the site's excerpt_separator
 
 
 def test_jekyll_custom_permalink_is_converted(tmp_path: Path) -> None:

@@ -143,6 +143,8 @@ def site_config(info: sites.SiteInfo, starter: str) -> str:
             lines.append(f"    slug_from: {entry.slug_from}")
         if entry.folder_category:
             lines.append("    folder_category: true")
+        if entry.excerpt_separator:
+            lines.append(f"    excerpt_separator: {json.dumps(entry.excerpt_separator)}")
     start = text.index("\n# Where articles come from")
     end = text.index("\nfeeds:")
     return text[: start + 1] + "\n".join(lines) + "\n" + text[end:]

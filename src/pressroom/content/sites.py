@@ -31,6 +31,7 @@ class FilesEntry:
     exclude: list[str] = field(default_factory=list)
     slug_from: str | None = None
     folder_category: bool = False
+    excerpt_separator: str | None = None
 
 
 @dataclass
@@ -160,6 +161,7 @@ def _jekyll(site: Path) -> SiteInfo:
     else:
         pattern = _convert(style, JEKYLL_TOKENS, f"{path.name} permalink", info)
     info.sources = [FilesEntry("_posts", pattern or "jekyll")]
+    info.sources[0].excerpt_separator = _str(conf.get("excerpt_separator"))
     if any(p.name == "_posts" for p in site.glob("*/_posts")):
         info.notes.append(
             "posts in category folders (*/_posts) are not read: point a source at the "
