@@ -12,7 +12,7 @@ import hmac
 import json
 import ssl
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,7 +27,6 @@ from cryptography.x509.oid import NameOID
 from requests.adapters import HTTPAdapter
 from werkzeug.test import Client
 
-from pressroom.audience import events
 from pressroom.audience.events import Applied, Event
 from pressroom.config import Config, load
 from pressroom.web.app import make_app
@@ -53,15 +52,16 @@ providers:
 
 
 class Recorder:
-    """The one event policy, with a record of every batch of events it was handed."""
+    """The receiver's own event policy, with a record of every batch it was handed."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, policy: Callable[[Sequence[Event]], Applied]) -> None:
         self.config = config
+        self.policy = policy
         self.calls: list[list[Event]] = []
 
     def __call__(self, found: Sequence[Event]) -> Applied:
         self.calls.append(list(found))
-        return events.apply(self.config, found, now=NOW)
+        return self.policy(found)
 
     @property
     def events(self) -> list[Event]:
@@ -131,8 +131,10 @@ def receiver(
         config = load(root / "config.yaml")
     else:
         config = make_config(root, sending="provider: mailgun\n", extra=PROVIDERS)
-    rec = Recorder(config)
-    return HookReceiver(config, lambda: NOW, env, session=session, apply=rec), rec
+    hooks = HookReceiver(config, lambda: NOW, env, session=session)
+    rec = Recorder(config, hooks.policy)
+    hooks.apply = rec
+    return hooks, rec
 
 
 # --- SNS: a test CA, an HTTPS host for sns.us-east-1.amazonaws.com, a signing cert -------

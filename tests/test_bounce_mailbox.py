@@ -346,3 +346,39 @@ def test_the_envelope_sender_is_the_configured_return_path(
         controller.stop()
     assert result.outcome.value == "sent", result.error
     assert handler.senders == [expected]
+
+
+def test_weekly_reads_the_mailbox_before_it_sends(demo: Path, imap: Imap) -> None:
+    """A bounce waiting in the mailbox keeps its address out of the next issue."""
+    from aiosmtpd.controller import Controller
+
+    from tests.send_helpers import write_subscribers
+
+    handler = _Envelopes()
+    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    try:
+        cfg = demo / "config.yaml"
+        text = cfg.read_text(encoding="utf-8").replace("provider: file", "provider: smtp")
+        cfg.write_text(
+            text + f"providers:\n  smtp:\n    host: 127.0.0.1\n    port: {controller.port}\n"
+            "    security: none\n    return_path: bounces@theduran.example\n"
+            "bounces:\n  imap:\n    host: 127.0.0.1\n"
+            f"    port: {imap.port}\n    user: {USER}\n    security: starttls\n"
+            f"    ca_file: {imap.ca_file}\n    password_env: TEST_IMAP_PASSWORD\n",
+            encoding="utf-8",
+        )
+        readers = ["a@example.org", "xxxxx@local.ie", "b@example.org"]
+        write_subscribers(demo, [f"{e},Reader,weekly,,active," for e in readers])
+        imap.append((SAMPLES / "postfix.eml").read_bytes())
+        result = CliRunner().invoke(
+            main,
+            ["--config", str(cfg), "weekly", "--yes", "--now", "2026-11-25T09:00"],
+            env={"TEST_IMAP_PASSWORD": PASSWORD, "PRESSROOM_SECRET": "s3cret"},
+        )
+    finally:
+        controller.stop()
+    assert result.exit_code == 0, result.output
+    assert "1 newly suppressed (1 bounced)" in result.output
+    assert handler.senders == ["bounces@theduran.example"] * 2  # a@ and b@, not the bounce
+    assert suppressed(demo)["xxxxx@local.ie"] == "bounced"

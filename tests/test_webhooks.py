@@ -17,6 +17,7 @@ from tests.hooks_helpers import (
     MAILGUN_KEY,
     NOW,
     POSTMARK_CREDS,
+    Recorder,
     client,
     ec_keys,
     mailgun_body,
@@ -415,6 +416,4 @@ def test_the_app_builds_its_own_receiver_from_config_and_env(tmp_path: Path) -> 
     assert response.status_code == 200, response.text
     assert response.headers["X-Content-Type-Options"] == "nosniff"  # the app's headers
     assert c.get("/hooks/postmark").status_code == 405
-    from tests.hooks_helpers import Recorder
-
-    assert Recorder(hooks.config).suppressed() == {"gone@example.org": "bounced"}
+    assert Recorder(hooks.config, hooks.policy).suppressed() == {"gone@example.org": "bounced"}

@@ -220,3 +220,30 @@ def test_redelivery_hands_the_same_keys(tmp_path: Path, host: SNSHost) -> None:
     assert post(c, signed).json["new"] == 1
     assert post(c, signed).json["new"] == 0
     assert [e.key for e in rec.calls[0]] == [e.key for e in rec.calls[1]]
+
+
+def test_an_event_without_issue_counts_for_the_last_issue_sent_to_it(
+    tmp_path: Path, host: SNSHost
+) -> None:
+    """SES notifications name no pressroom issue: the ledger says which one it was."""
+    from datetime import UTC, datetime
+
+    from pressroom.delivery import ledger as L
+    from pressroom.delivery.ledger import Ledger, Update
+    from tests.send_helpers import rendered_issue
+
+    session, _ = sns_session(host)
+    hooks, rec = receiver(tmp_path / "pub", {}, session=session)
+    assert rec.calls == []
+    sent_at = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    with Ledger(hooks.config.state_db) as ledger:
+        frozen = ledger.freeze(
+            rendered_issue(4), [("gone@example.org", "G", "all")], window_end=sent_at, now=sent_at
+        )
+        [row] = ledger.pending(frozen.number, 0, 10)
+        ledger.record([Update(row.id, L.SENT)], now=sent_at.timestamp())
+    untagged = {**BOUNCE, "mail": {**BOUNCE["mail"], "tags": {}}}
+    assert post(client(hooks), host.sign(notification(untagged))).status_code == 200
+    from pressroom.audience import events
+
+    assert events.counts_by_issue(hooks.config)[4]["hard_bounce"] == 1

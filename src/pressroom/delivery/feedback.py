@@ -145,7 +145,7 @@ def _sync_one(
         for page in adapter.pull_suppressions(list_, start, now):
             result.pages += 1
             applied = events.apply(
-                config, page, now=now, issue_of=_issue_of(config, page), dry_run=dry_run
+                config, page, now=now, issue_of=issue_attribution(config, page), dry_run=dry_run
             )
             result.applied.add(applied)
             if not dry_run:
@@ -160,7 +160,7 @@ def _sync_one(
                 events.set_cursor(config, adapter.name, list_, newest.isoformat(), now=now)
 
 
-def _issue_of(config: Config, page: Sequence[events.Event]) -> events.IssueOf | None:
+def issue_attribution(config: Config, page: Sequence[events.Event]) -> events.IssueOf | None:
     """Attribute an event to the last issue sent to its address before it (one ledger read
     per page)."""
     wanted = {subs.key(e.address.strip()) for e in page if e.issue is None}

@@ -36,6 +36,7 @@ from werkzeug.wrappers import Request, Response
 from pressroom.audience import events as events_mod
 from pressroom.audience.events import Applied, Event
 from pressroom.config import Config
+from pressroom.delivery import feedback
 from pressroom.delivery.providers.base import Provider
 from pressroom.delivery.webhooks import WebhookRequest
 from pressroom.errors import PressroomError, ProviderError, WebhookError, WebhookRejected
@@ -101,7 +102,7 @@ class HookReceiver:
         apply: Apply | None = None,
     ) -> None:
         self.config = config
-        self.apply = apply or self._apply
+        self.apply = apply or self.policy
         self.clock = clock
         self.env = env
         self.session = session  # for SES: SNS certificates and subscription confirmations
@@ -109,8 +110,12 @@ class HookReceiver:
         self._adapters: dict[str, Provider] = {}
         self._lock = threading.Lock()
 
-    def _apply(self, found: Sequence[Event]) -> Applied:
-        return events_mod.apply(self.config, found, now=self.clock())
+    def policy(self, found: Sequence[Event]) -> Applied:
+        """The one event policy, with issues attributed from the ledger where none is named."""
+        # an event that names no issue (SES, a Postmark record without metadata) counts for
+        # the last issue the ledger sent to that address, as pulled entries do
+        issue_of = feedback.issue_attribution(self.config, found)
+        return events_mod.apply(self.config, found, now=self.clock(), issue_of=issue_of)
 
     def names(self) -> list[str]:
         """Providers with a webhook here: the one sending uses and any configured ones."""
@@ -175,9 +180,12 @@ class HookReceiver:
                 return _answer(200, {"events": len(result.events), "new": 0, "duplicate": True})
         try:
             applied = self.apply(result.events) if result.events else Applied()
-        except PressroomError as e:
+        except Exception as e:
+            # nothing was applied: the provider's retry must not be taken for a duplicate
             if nonce is not None:
                 self.nonces.release(provider, nonce)
+            if not isinstance(e, PressroomError):
+                raise
             _log(provider, 503, e.message)
             return _answer(503, "events not applied; see the server log")
         body_out: dict[str, Any] = {
