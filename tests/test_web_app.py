@@ -19,7 +19,8 @@ from pressroom.audience import tokens
 from pressroom.config import Config
 from pressroom.web.app import MAX_URI, make_app
 from tests.subscribers_helpers import HEADER, make_publication, write
-from tests.web_helpers import running
+from tests.web_helpers import mails as sent
+from tests.web_helpers import running, signup_publication
 
 SECRET = b"web-app-test-secret-0123456789abcdef"
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
@@ -114,35 +115,31 @@ def test_an_unexpected_failure_is_a_500_page_and_one_log_line(
     assert "POST /unsubscribe 500" in caplog.text
 
 
-def test_trusted_proxy_only_is_believed(tmp_path: Path) -> None:
-    seen: list[str] = []
-    pub = make_publication(tmp_path / "p")
-    app = make_app(pub, secret=SECRET, clock=lambda: NOW)
-    original = app.respond
-
-    def spy(request):  # type: ignore[no-untyped-def]
-        seen.append(request.remote_addr)
-        return original(request)
-
-    app.respond = spy  # type: ignore[method-assign]
-    headers = {"X-Forwarded-For": "203.0.113.9"}
-    Client(app).get("/healthz", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.2"})
-    proxied = make_publication(tmp_path / "q", subscribers_yaml="")
-    text = proxied.path.read_text() + "serve:\n  trusted_proxy: 10.0.0.2\n"
-    proxied.path.write_text(text)
-    from pressroom import config as config_mod
-
-    app2 = make_app(config_mod.load(proxied.path), secret=SECRET, clock=lambda: NOW)
-    original2 = app2.respond
-
-    def spy2(request):  # type: ignore[no-untyped-def]
-        seen.append(request.remote_addr)
-        return original2(request)
-
-    app2.respond = spy2  # type: ignore[method-assign]
-    Client(app2).get("/healthz", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.2"})
-    Client(app2).get("/healthz", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.3"})
-    assert seen == ["10.0.0.2", "203.0.113.9", "10.0.0.3"]
+@pytest.mark.parametrize(
+    ("trusted", "peer", "mails"),
+    [
+        (None, "10.0.0.2", 1),  # no proxy configured: X-Forwarded-For is ignored
+        ("10.0.0.2", "10.0.0.2", 2),  # the proxy: its X-Forwarded-For names the reader
+        ("10.0.0.2", "10.0.0.3", 1),  # anyone else: ignored, so nobody can forge an address
+        ("*", "10.0.0.9", 2),
+    ],
+)
+def test_only_the_trusted_proxy_is_believed(
+    tmp_path: Path, trusted: str | None, peer: str, mails: int
+) -> None:
+    extra = "signup:\n  per_ip: 1\n" + (
+        f"serve:\n  trusted_proxy: '{trusted}'\n" if trusted else ""
+    )
+    pub = signup_publication(tmp_path / "p", extra=extra)
+    client = Client(make_app(pub, secret=SECRET, clock=lambda: NOW))
+    for i, reader in enumerate(("203.0.113.1", "203.0.113.2")):
+        client.post(
+            "/subscribe",
+            data={"email": f"r{i}@example.org", "list": "weekly"},
+            headers={"X-Forwarded-For": f"198.51.100.1, {reader}"},
+            environ_base={"REMOTE_ADDR": peer},
+        )
+    assert len(sent(pub)) == mails
 
 
 def _raw(base: str, data: bytes) -> bytes:

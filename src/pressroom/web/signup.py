@@ -97,6 +97,12 @@ def offered_lists(config: Config) -> dict[str, ListConfig]:
     return out
 
 
+def in_order(site: Site, lists: frozenset[str]) -> list[str]:
+    """``lists`` in the form's order (the digest's list first), unknown names last."""
+    offered = list(offered_lists(site.config))
+    return sorted(lists, key=lambda n: (offered.index(n) if n in offered else len(offered), n))
+
+
 def editor_address(config: Config) -> str:
     """Where readers write to the editor: ``sending.reply_to``, else the From address."""
     return email.utils.parseaddr(config.sending.reply_to or config.sending.from_)[1]
@@ -239,7 +245,9 @@ def _email_context(site: Site, lists: frozenset[str]) -> dict[str, Any]:
     return {
         "publication": site.config.publication,
         "subscriber": {"name": token("name"), "email": token("email")},
-        "lists": [offered[n] if n in offered else ListConfig(title=n) for n in sorted(lists)],
+        "lists": [
+            offered[n] if n in offered else ListConfig(title=n) for n in in_order(site, lists)
+        ],
         "editor": editor_address(site.config),
     }
 
@@ -285,7 +293,7 @@ def confirm(site: Site, request: Request) -> Response:
     except TokenError:
         return site.page(request, "confirm_bad", 400, expired=False)
     offered = offered_lists(site.config)
-    titles = [offered[n].title if n in offered else n for n in sorted(wanted.lists)]
+    titles = [offered[n].title if n in offered else n for n in in_order(site, wanted.lists)]
     if request.method != "POST":
         return site.page(
             request, "confirm", email=wanted.email, lists=titles, token=link_token.strip()
