@@ -217,7 +217,15 @@ def test_dry_run_changes_nothing(pub: config.Config) -> None:
     done = events.apply(pub, batch, now=NOW, dry_run=True)
     assert done.suppressed == [("gone@example.org", "bounced", "mailgun")]
     assert not pub.subscribers.suppressed.exists()
+    assert not pub.state_db.exists()  # no state yet: the dry run leaves none behind
     assert events.apply(pub, batch, now=NOW).new == 2  # nothing was remembered either
+    again = events.apply(
+        pub, [*batch, ev(events.COMPLAINT, "new@example.org")], now=NOW, dry_run=True
+    )
+    assert (again.duplicates, again.suppressed) == (
+        2,
+        [("new@example.org", "complained", "mailgun")],
+    )
 
 
 def test_a_failed_write_keeps_the_events_for_the_next_run(pub: config.Config) -> None:

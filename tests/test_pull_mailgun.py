@@ -172,7 +172,7 @@ def test_dry_run_writes_nothing(server: MailgunFake, tmp_path: Path) -> None:
     report = feedback.sync(config, now=NOW, env=ENV, dry_run=True)
     assert len(report.applied.suppressed) == 9
     assert not config.subscribers.suppressed.exists()
-    assert events.cursor(config, "mailgun", "bounces") is None
+    assert not config.state_db.exists()
 
 
 def test_the_command_syncs_and_says_what_it_suppressed(server: MailgunFake, tmp_path: Path) -> None:

@@ -191,7 +191,10 @@ def apply(
     """
     limit = soft_limit if soft_limit is not None else config.bounces.soft_limit
     result = Applied()
-    with _connect(config.state_db) as db:
+    # a dry run against a publication with no state yet reads an empty in-memory database:
+    # it must not leave a state.db behind
+    path = config.state_db if config.state_db.exists() or not dry_run else None
+    with _connect(path) as db:
         db.execute("BEGIN IMMEDIATE")
         try:
             fresh = _record(db, events, now, issue_of, result)
@@ -382,11 +385,13 @@ def _utc(moment: datetime) -> str:
 
 
 @contextlib.contextmanager
-def _connect(path: Path) -> Iterator[sqlite3.Connection]:
-    """The state database with the feedback tables (autocommit; callers BEGIN themselves)."""
+def _connect(path: Path | None) -> Iterator[sqlite3.Connection]:
+    """The state database with the feedback tables (autocommit; callers BEGIN themselves);
+    None: an empty one in memory."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path or ":memory:", isolation_level=None, timeout=30)
     except (sqlite3.Error, OSError) as e:
         raise LedgerError(
             f"{path}: cannot open the state file ({e}); check the path and permissions of "

@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-from pressroom.delivery.providers.base import Provider, classify_http
+from pressroom.delivery.providers.base import Outcome, Provider, classify_http
 from pressroom.errors import ProviderError
 
 ATTEMPTS = 5
@@ -57,7 +57,7 @@ def fetch_page(
             said = provider.redact(message(response)) if message else ""
             if said:
                 reason = f"HTTP {response.status_code}: {said}"
-            if outcome.value != "retry":
+            if outcome is not Outcome.RETRY:
                 raise ProviderError(f"{provider.name}: cannot read {what}: {reason}")
             if retry_after is not None:
                 if retry_after > MAX_WAIT:
