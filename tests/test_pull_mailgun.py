@@ -200,3 +200,18 @@ def test_the_command_syncs_and_says_what_it_suppressed(server: MailgunFake, tmp_
     down = CliRunner().invoke(main, run, env=ENV)
     assert down.exit_code == 1 and "warning: mailgun: cannot read bounces" in down.output
     assert "Traceback" not in down.output
+
+
+def test_a_list_that_fails_keeps_the_lists_read_before_it(
+    server: MailgunFake, tmp_path: Path
+) -> None:
+    fill(server)
+    config = publication(tmp_path / "pub", server)
+    server.fail_next(5, 503, retry_after=0, path=f"/v3/{DOMAIN}/complaints")
+    report = feedback.sync(config, now=NOW, env=ENV)
+    [warning] = report.warnings
+    assert "cannot read complaints" in warning
+    assert report.providers[0].lists == ["bounces"]  # read to the end; unsubscribes not reached
+    assert report.applied.by_reason() == {"bounced": 7}
+    assert events.cursor(config, "mailgun", "bounces") is not None
+    assert events.cursor(config, "mailgun", "complaints") is None
