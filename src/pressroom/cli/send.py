@@ -130,8 +130,9 @@ def _show(app: App, result: Delivery) -> int:
         app.problem(
             f"paused: {summary.paused}; rerun `pressroom digest send` to send the "
             f"{c['pending']} pending recipients, and add --resend-uncertain to send the "
-            f"{c['uncertain']} uncertain ones too (a possible duplicate) or --drop-uncertain "
-            "to settle them unsent"
+            f"{c['uncertain']} uncertain ones too (a possible duplicate), --reconcile to ask "
+            "the provider about them first where it can answer, or --drop-uncertain to settle "
+            "them unsent"
         )
     elif summary.paused:
         app.problem(f"paused: {summary.paused}; rerun `pressroom digest send` to resume")

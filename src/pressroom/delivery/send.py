@@ -1,10 +1,11 @@
 """The delivery loop: ledger → batches → rate limit → provider → retries → ledger.
 
-``run`` sends every pending row of a frozen issue. Worker threads (``sending.concurrency``)
-share one token bucket (``sending.rate``, recipients per second); each worker commits a
-batch's ``in_flight`` mark before calling the provider and the per-recipient outcome right
-after, which is what lets a rerun after a crash know exactly who got the issue
-(see ``pressroom.ledger``). The retry policy lives here, once:
+``run`` sends every pending row of a frozen issue, in batches of one audience variant each
+(so that a batch is one provider request). Worker threads (``sending.concurrency``) share
+one send rate (``sending.rate``, ``ratelimit.SendRate``); for every request an adapter makes,
+the worker commits exactly its readers' ``in_flight`` mark right before it goes out and its
+outcome as soon as it answers (``wire.BatchWire``), which is what lets a rerun after a crash
+know exactly who got the issue (see ``pressroom.ledger``). The retry policy lives here, once:
 
 - ``Outcome.RETRY``: the recipient goes back to ``pending`` and is retried after an
   exponential backoff with jitter (at least the provider's ``Retry-After``, which also holds
@@ -19,11 +20,14 @@ after, which is what lets a rerun after a crash know exactly who got the issue
 - ``Outcome.PERMANENT``: that recipient fails with the provider's reason; the run goes on
   (``SendResult.suppress`` adds it to the suppression list as bounced, once per batch);
 - ``ProviderAuthError`` (or any ``ProviderError`` an adapter raises, which promises that
-  nothing of that batch went out): the batch goes back to ``pending`` and the run stops;
+  nothing of the request that raised it went out): that request's readers go back to
+  ``pending``, those of earlier requests of the batch keep their recorded outcome, and the
+  run stops;
 - ``sending.max_consecutive_failures`` requests in a row with nothing accepted (retried,
   failed or uncertain alike) pause the run; what is left stays ``pending`` for the next run.
   ``sending.max_consecutive_uncertain`` (3) requests in a row that got no answer pause it much
-  sooner: a provider that stops answering must not turn the whole list uncertain.
+  sooner, counted per request as each answers (also within a batch): a provider that stops
+  answering must not turn the whole list uncertain.
 
 ``only`` narrows the run to a segment (``--list``/``--tag``): rows outside it stay
 ``pending`` and the issue stays open until a later run sends them.
@@ -57,9 +61,9 @@ from pressroom.delivery.providers.base import (
     Provider,
     Recipient,
     SendResult,
-    Wire,
 )
 from pressroom.delivery.ratelimit import SendRate
+from pressroom.delivery.wire import Answer, BatchWire, Done
 from pressroom.errors import LedgerError, ProviderError
 from pressroom.models import RenderedIssue
 
@@ -169,138 +173,6 @@ class Summary:
         return self.sent / self.elapsed if self.elapsed > 0 else 0.0
 
 
-@dataclass(slots=True)
-class _Answer:
-    """One provider request of a batch, as the consecutive-failure counters see it."""
-
-    sent: int
-    uncertain: bool
-    error: str | None  # the last reason given, for the pause message
-
-
-@dataclass(slots=True)
-class _Done:
-    """What a worker reports back for one batch."""
-
-    rows: list[Row]
-    results: list[SendResult]
-    retry: list[tuple[Row, float]]  # (row with its new attempt count, delay)
-    failed: list[tuple[str, str]]
-    sent: int
-    suppress: list[str]
-    waited: float
-    hold: float | None
-    uncertain: list[tuple[str, str]] = field(default_factory=list)
-    deferred: list[tuple[str, str]] = field(default_factory=list)
-    answers: list[_Answer] = field(default_factory=list)  # one per provider request, in order
-    provider_error: ProviderError | None = None  # the request that raised it sent nothing
-    crash: BaseException | None = None
-    cancelled: bool = False  # the run was stopping: nothing of the batch went out
-
-
-class _Wire(Wire):
-    """The send loop's side of ``Wire`` for one batch: rate limit and ledger, per request."""
-
-    def __init__(self, run: _Run, rows: list[Row], done: _Done) -> None:
-        self.run = run
-        self.rows = {row.email: row for row in rows}
-        self.done = done
-        self.on_wire: dict[str, tuple[Row, float]] = {}  # sent, no outcome yet: (row, started)
-        self.settled_emails: set[str] = set()
-
-    def _row(self, email: str) -> Row | None:
-        row = self.rows.get(email)
-        if row is None:  # an adapter that changed the case of an address
-            row = next((r for e, r in self.rows.items() if e.lower() == email.lower()), None)
-        return row
-
-    def sending(self, recipients: Sequence[Recipient]) -> None:
-        run = self.run
-        rows = [row for r in recipients if (row := self._row(r.email)) is not None]
-        if run.stopping.is_set():
-            raise Cancelled("the run is stopping")
-
-        def mark() -> None:
-            if run.stopping.is_set():  # stopped while this request waited for the rate limit
-                raise Cancelled("the run is stopping")
-            started = run.wall()
-            # committed (fsynced) after the request is built and right before it goes out:
-            # after a crash, exactly the readers of requests that were on the wire are uncertain
-            run.ledger.mark_in_flight(rows, started)
-            for row in rows:
-                self.on_wire[row.email] = (row, started)
-
-        self.done.waited += run.bucket.acquire(len(rows), mark)
-
-    def settled(self, results: Sequence[SendResult]) -> None:
-        rows: list[Row] = []
-        mine: list[SendResult] = []
-        started = None
-        for res in results:
-            row = self._row(res.email)
-            if row is None or row.email in self.settled_emails:
-                continue
-            entry = self.on_wire.pop(row.email, None)
-            if entry is not None:
-                started = entry[1] if started is None else min(started, entry[1])
-            rows.append(row)
-            mine.append(res)
-            self.settled_emails.add(row.email)
-        if not rows:
-            return
-        run = self.run
-        now = run.wall()
-        before = (self.done.sent, len(self.done.uncertain))
-        updates = run._classify(rows, mine, started if started is not None else now, now, self.done)
-        run.ledger.record(updates, now)
-        self.done.results.extend(mine)
-        errors = [r.error for r in mine if r.error]
-        answer = _Answer(
-            self.done.sent - before[0],
-            len(self.done.uncertain) > before[1],
-            errors[-1] if errors else None,
-        )
-        self.done.answers.append(answer)
-        run.count(answer)  # may stop the run before this batch's next request
-
-    def returned(self, recipients: Sequence[Recipient]) -> None:
-        rows = []
-        for r in recipients:
-            row = self._row(r.email)
-            if row is not None and self.on_wire.pop(row.email, None) is not None:
-                rows.append(row)
-        if rows:  # refused whole: nothing went out, the adapter sends them again
-            self.run.ledger.record([Update(r.id, L.PENDING) for r in rows], self.run.wall())
-
-    def finish(self, results: Sequence[SendResult]) -> None:
-        """After ``send`` returned: settle what the adapter returned but did not report."""
-        self.settled(results)
-        missing = [row for email, row in self.rows.items() if email not in self.settled_emails]
-        if missing:
-            # no result: on the wire it may have gone out; otherwise it certainly did not
-            self.settled(
-                [
-                    SendResult(
-                        row.email,
-                        Outcome.UNCERTAIN if row.email in self.on_wire else Outcome.RETRY,
-                        error="the provider adapter gave no result for this recipient",
-                    )
-                    for row in missing
-                ]
-            )
-
-    def abandon(self, state: str, reason: str) -> int:
-        """Requests on the wire without an outcome (the adapter raised): their rows go to
-        ``state``; rows never on the wire stay pending, untouched. Returns how many."""
-        rows = [row for row, _ in self.on_wire.values()]
-        self.on_wire.clear()
-        if rows:
-            self.run.ledger.record(
-                [Update(r.id, state, error=reason) for r in rows], self.run.wall()
-            )
-        return len(rows)
-
-
 # --- the loop ---------------------------------------------------------------------------
 
 
@@ -345,12 +217,12 @@ class _Run:
         self.stopping = threading.Event()
 
     # runs in a worker thread
-    def work(self, rows: list[Row]) -> _Done:
-        done = _Done(rows, [], [], [], 0, [], 0.0, None)
+    def work(self, rows: list[Row]) -> Done:
+        done = Done(rows, [], [], [], 0, [], 0.0, None)
         if self.stopping.is_set():
             done.cancelled = True
             return done
-        wire = _Wire(self, rows, done)
+        wire = BatchWire(self, rows, done)
         try:
             recipients = [self.factory.make(r.email, r.name, r.variant) for r in rows]
             try:
@@ -381,13 +253,13 @@ class _Run:
             self.stopping.set()
         return done
 
-    def _classify(
+    def classify(
         self,
         rows: list[Row],
         results: Sequence[SendResult],
         started: float,
         now: float,
-        done: _Done,
+        done: Done,
     ) -> list[Update]:
         o = self.o
         by_email: dict[str, SendResult] | None = None  # only when results are out of order
@@ -505,7 +377,7 @@ class _Run:
         start = self.clock()
         fresh = self.batches()
         fresh_left = True
-        outstanding: set[Future[_Done]] = set()
+        outstanding: set[Future[Done]] = set()
         stop = False
         with ThreadPoolExecutor(self.o.concurrency, thread_name_prefix="send") as pool:
             try:
@@ -550,7 +422,7 @@ class _Run:
         self._tick(start)
         return s
 
-    def _absorb(self, done: _Done) -> bool:
+    def _absorb(self, done: Done) -> bool:
         """Account for one finished batch; True when the run must stop dispatching."""
         s = self.summary
         if done.cancelled:
@@ -588,7 +460,7 @@ class _Run:
         return self.summary.paused is not None
 
     # any thread, as each request is answered
-    def count(self, answer: _Answer) -> None:
+    def count(self, answer: Answer) -> None:
         """Count requests in a row with nothing accepted; pause the run at a limit."""
         with self.counting:
             if self.summary.paused is not None:
