@@ -230,3 +230,18 @@ def test_a_retry_costs_the_rate_only_for_what_is_resent(tmp_path: Path) -> None:
     assert [len(b) for b in provider.batches] == [10, 1]
     # 10 then 1 at 10/s: the one resent reader waits one second, not another full batch's
     assert 1.0 <= clock.now < 1.5
+
+
+def test_a_stopping_run_does_not_wait_out_its_queued_slots() -> None:
+    clock = Clock()
+    limit = SendRate(10.0, 10, clock=clock, sleep=clock.sleep)
+    limit.acquire(10)
+
+    def stopping() -> None:
+        raise RuntimeError("stopping")
+
+    with pytest.raises(RuntimeError):
+        limit.acquire(10, first=stopping)
+    assert clock.now == 0.0  # refused at its turn, not after waiting a second for it
+    limit.acquire(10)  # and it took no share of the rate
+    assert clock.now == pytest.approx(1.0)

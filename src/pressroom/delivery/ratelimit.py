@@ -43,15 +43,24 @@ class SendRate:
         self.lock = threading.Lock()  # held while a request waits for its slot: one at a time
         self.holding = threading.Lock()
 
-    def acquire(self, n: int, then: Callable[[], None] | None = None) -> float:
+    def acquire(
+        self,
+        n: int,
+        then: Callable[[], None] | None = None,
+        first: Callable[[], None] | None = None,
+    ) -> float:
         """Wait until ``n`` recipients may go out, run ``then`` (the in-flight mark), and count
         them as gone out at that moment; returns the seconds waited.
 
         Callers go one at a time, so every request is counted when it really leaves (after
         the ``then`` that precedes it, an fsync whose time varies), not when it was allowed
         to: a slow mark cannot let two requests out closer together than the window allows.
+        ``first`` runs once this caller's turn has come, before it waits (a check that may
+        raise, so that a stopping run does not wait out every queued slot).
         """
         with self.lock:
+            if first is not None:
+                first()
             now = self.clock()
             at = max(now, self.hold_until)
             if self.rate > 0:

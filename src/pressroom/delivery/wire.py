@@ -73,12 +73,15 @@ class BatchWire(Wire):
     def sending(self, recipients: Sequence[Recipient]) -> None:
         run = self.run
         rows = [row for r in recipients if (row := self._row(r.email)) is not None]
-        if run.stopping.is_set():
-            raise Cancelled("the run is stopping")
+
+        def check() -> None:
+            if run.stopping.is_set():  # e.g. stopped while this request waited for its turn
+                raise Cancelled("the run is stopping")
+
+        check()
 
         def mark() -> None:
-            if run.stopping.is_set():  # stopped while this request waited for the rate limit
-                raise Cancelled("the run is stopping")
+            check()
             started = run.wall()
             # committed (fsynced) after the request is built and right before it goes out:
             # after a crash, exactly the readers of requests that were on the wire are uncertain
@@ -86,7 +89,7 @@ class BatchWire(Wire):
             for row in rows:
                 self.on_wire[row.email] = (row, started)
 
-        self.done.waited += run.bucket.acquire(len(rows), mark)
+        self.done.waited += run.bucket.acquire(len(rows), mark, check)
 
     def settled(self, results: Sequence[SendResult]) -> None:
         rows: list[Row] = []
