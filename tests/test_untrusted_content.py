@@ -796,3 +796,22 @@ def test_control_characters_never_reach_the_subject_or_the_text_part(demo: Path)
         bad = [c for c in text if (ord(c) < 32 and c not in "\t\n\r") or 0x7F <= ord(c) <= 0x9F]
         assert not bad, bad
     assert "Tab and CSI" in "".join(parts)  # the teaser
+
+
+def test_the_feeds_page_follows_its_template_and_its_feeds(tmp_path: Path) -> None:
+    from pressroom.feeds import builder as feeds
+    from tests.feeds_helpers import article, make_config
+
+    config = make_config(tmp_path)
+    page = config.feeds.out / "index.html"
+    feeds.build(config, [article(1)])
+    first = page.read_text(encoding="utf-8")
+    feeds.build(config, [article(1), article(2, categories=("New topic",))])
+    assert "New topic" in page.read_text(encoding="utf-8") and "New topic" not in first
+    config.digest.templates.mkdir(parents=True, exist_ok=True)
+    (config.digest.templates / "feeds.html.j2").write_text(
+        "{% for f in feeds %}{{ f.name }};{% endfor %}", encoding="utf-8"
+    )
+    again = feeds.build(config, [article(1), article(2, categories=("New topic",))])
+    assert page in again.written
+    assert page.read_text(encoding="utf-8").startswith("News &amp; Co;")  # autoescaped

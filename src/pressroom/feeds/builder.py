@@ -145,8 +145,13 @@ def build(config: Config, articles: Iterable[Article], *, out: Path | None = Non
     # a site generator's own index.html (feeds.out is its public/ folder) is never touched
     if page in manifest.owned or not page.exists():
         keep.add(page)
-        changed = write_if_changed(page, _index_page(config, specs, writer))
-        (written if changed else unchanged).append(page)
+        fingerprint = _index_fingerprint(config, specs)
+        if manifest.holds(page, fingerprint):  # a warm run renders no template
+            unchanged.append(page)
+        else:
+            changed = write_if_changed(page, _index_page(config, specs, writer))
+            (written if changed else unchanged).append(page)
+            manifest.record(page, fingerprint)
     removed = _prune(out, manifest.owned - keep)
     manifest.save(out, keep)
     return FeedReport(out, tuple(written), tuple(unchanged), tuple(removed), specs)
@@ -320,6 +325,22 @@ def _prune(out: Path, stale: set[Path]) -> list[Path]:
 
 INDEX_PAGE = "index.html"
 _LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
+
+
+def _index_fingerprint(config: Config, specs: Sequence[FeedSpec]) -> str:
+    """What the feeds page is made of: the feeds, the publication, the template files."""
+    h = hashlib.blake2b(digest_size=16)
+    for folder in (config.digest.templates, defaults.templates()):
+        try:
+            st = (folder / "feeds.html.j2").stat()
+            h.update(f"{folder}:{st.st_size}:{st.st_mtime_ns};".encode())
+        except OSError:
+            h.update(b"-;")
+    pub = config.publication
+    parts: list[Any] = [pub.name, pub.url, pub.language, feeds_url(config), config.feeds.formats]
+    parts.append([(s.kind, s.name, s.path) for s in specs])
+    h.update(json.dumps(parts).encode("utf-8"))
+    return h.hexdigest()
 
 
 def _index_page(config: Config, specs: Sequence[FeedSpec], writer: Renderer) -> bytes:
