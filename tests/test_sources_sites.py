@@ -370,3 +370,15 @@ def test_hugo_headless_bundle_is_not_an_article(folder: Folder) -> None:
     folder.write("posts/shown.md", "---\ntitle: Shown\ndate: 2024-01-01\n---\nB.\n")
     folder.write("gallery/index.md", "---\ntitle: Gallery\ndate: 2024-01-01\nheadless: true\n---\n")
     assert set(folder.by_title()) == {"Shown"}
+
+
+def test_jekyll_post_permalink_with_placeholders(folder: Folder) -> None:
+    folder.configure("permalink: jekyll")
+    folder.write(
+        "_posts/2024-03-09-hello.md",
+        "---\ntitle: Hello\ncategories: [News]\npermalink: /:categories/:year/:title/\n---\nB.\n",
+    )
+    folder.write("_posts/2024-03-10-fixed.md", "---\ntitle: Fixed\npermalink: /about/me/\n---\n")
+    got = folder.by_title()
+    assert got["Hello"].url == "https://news.example/news/2024/hello/"
+    assert got["Fixed"].url == "https://news.example/about/me/"

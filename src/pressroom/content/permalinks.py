@@ -45,6 +45,33 @@ JEKYLL_STYLES = {
     "weekdate": "{categories}/{year}/W{week}/{short_day}/{slug}.html",
     "none": "{categories}/{slug}.html",
 }
+# Jekyll's placeholders → ours (https://jekyllrb.com/docs/permalinks/#placeholders)
+JEKYLL_TOKENS = {
+    "year": "{year}",
+    "month": "{month}",
+    "day": "{day}",
+    "y_day": "{y_day}",
+    "hour": "{hour}",
+    "minute": "{minute}",
+    "week": "{week}",
+    "short_day": "{short_day}",
+    "title": "{slug}",  # Jekyll's :title is the file name's slug (or slug:)
+    "slug": "{slug}",
+    "categories": "{categories}",
+    "output_ext": ".html",
+}
+_JEKYLL_PLACEHOLDER = re.compile(r":([a-z_]+)")
+
+
+def from_jekyll(rule: str) -> str | None:
+    """A per-post Jekyll ``permalink: /:year/:title/`` as our pattern; None when it holds no
+    placeholder or one we cannot fill in."""
+    names = _JEKYLL_PLACEHOLDER.findall(rule)
+    if not names or any(n not in JEKYLL_TOKENS for n in names):
+        return None
+    return _JEKYLL_PLACEHOLDER.sub(lambda m: JEKYLL_TOKENS[m.group(1)], rule).lstrip("/")
+
+
 PRESETS: dict[str, Preset] = {
     "default": Preset("{slug}/"),
     # Hugo without [permalinks]: the page's folders below content/, then its slug or file

@@ -124,21 +124,6 @@ def _hugo(site: Path) -> SiteInfo:
 
 # --- Jekyll ----------------------------------------------------------------------------
 
-JEKYLL_TOKENS = {
-    "year": "{year}",
-    "month": "{month}",
-    "day": "{day}",
-    "y_day": "{y_day}",
-    "hour": "{hour}",
-    "minute": "{minute}",
-    "week": "{week}",
-    "short_day": "{short_day}",
-    "title": "{slug}",  # Jekyll's :title is the file name's slug (or slug:)
-    "slug": "{slug}",
-    "categories": "{categories}",
-    "output_ext": ".html",
-}
-
 
 def _jekyll(site: Path) -> SiteInfo:
     info = SiteInfo("jekyll")
@@ -159,7 +144,7 @@ def _jekyll(site: Path) -> SiteInfo:
     if style in permalinks.JEKYLL_STYLES:
         pattern: str | None = f"jekyll-{style}" if style != "date" else "jekyll"
     else:
-        pattern = _convert(style, JEKYLL_TOKENS, f"{path.name} permalink", info)
+        pattern = _convert(style, permalinks.JEKYLL_TOKENS, f"{path.name} permalink", info)
     info.sources = [FilesEntry("_posts", pattern or "jekyll")]
     info.sources[0].excerpt_separator = _str(conf.get("excerpt_separator"))
     if any(p.name == "_posts" for p in site.glob("*/_posts")):

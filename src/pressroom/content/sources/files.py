@@ -282,6 +282,9 @@ class FilesSource(Source):
         tags = _names(meta, "tags", jekyll=jekyll)
 
         url_value = self._own_url(meta, rel)
+        pattern = self._preset.pattern
+        if url_value is not None and jekyll and (own := permalinks.from_jekyll(url_value)):
+            pattern, url_value = own, None  # Jekyll: "permalink: /:year/:title/" in a post
         slug = self._slug(meta, url_value, stem, prefix, title)
         if url_value is not None:
             url = self._resolve(url_value, "url")
@@ -289,7 +292,7 @@ class FilesSource(Source):
             place = permalinks.Place(
                 slug, title, published, folders, stem, categories, "slug" in meta
             )
-            url = self._pub_url.rstrip("/") + "/" + permalinks.expand(self._preset.pattern, place)
+            url = self._pub_url.rstrip("/") + "/" + permalinks.expand(pattern, place)
 
         article_id = meta.get("id")
         if article_id is None and dated_by_mtime:
