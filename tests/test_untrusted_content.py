@@ -241,12 +241,14 @@ def test_an_author_name_of_only_controls_or_spaces_is_no_name(tmp_path: Path) ->
         {
             "2026-11-01-a.md": '---\ntitle: A\nauthors: ["\\x07\\x1b", "   ", Ann]\n---\nB.\n',
             "2026-11-02-b.md": '---\ntitle: B\nauthor: "\\x1b\\x07"\n---\nB.\n',
+            "2026-11-03-c.md": '---\ntitle: C\nauthors: [{name: "\\x07 "}, {name: Bo}]\n---\nC.\n',
         },
     )
     assert not result.errors
     by_title = {a.title: a for a in result.articles}
     assert [x.name for x in by_title["A"].authors] == ["Ann"]
     assert by_title["B"].authors == ()
+    assert [x.name for x in by_title["C"].authors] == ["Bo"]
 
 
 LESS_GREATER = "latency < 200 ms and error rate > 1%"
@@ -815,3 +817,19 @@ def test_the_feeds_page_follows_its_template_and_its_feeds(tmp_path: Path) -> No
     again = feeds.build(config, [article(1), article(2, categories=("New topic",))])
     assert page in again.written
     assert page.read_text(encoding="utf-8").startswith("News &amp; Co;")  # autoescaped
+
+
+def test_pressroom_feeds_with_an_author_of_only_control_characters(demo: Path) -> None:
+    # today: a traceback after half the feeds are written
+    (demo / "content" / "2026-11-24-x.md").write_text(
+        '---\ntitle: X\nauthors: ["\\e\\a", {name: " \\x85 ", email: x@example.org}]\n---\nX.\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(
+        main, ["--config", str(demo / "config.yaml"), "feeds", "--now", "2026-11-25T09:00"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    out = demo / "public" / "feeds"
+    assert {p.name for p in (out / "author").iterdir()} >= {"the-duran"}
+    assert all(p.name.strip("-") for p in (out / "author").iterdir())

@@ -258,9 +258,11 @@ def parse_authors(value: Any, base: str, warn: Warn) -> tuple[Author, ...]:
             if unknown:
                 raise ValueError(f'unknown key "{sorted(unknown)[0]}"; use name, email and url')
             name = item.get("name")
-            if not isinstance(name, str) or not one_line(name):
+            if not isinstance(name, (str, int, float)):
                 raise ValueError("each author needs a name")
             found = author(name, item.get("email"), item.get("url"), base=base, warn=warn)
+            if found is None:  # a name of only white space or control characters
+                warn("an author without a name (only blanks or control characters) left out")
         else:
             raise ValueError(
                 "expected a name, a list of names, or {name, email, url} mappings, "
