@@ -163,7 +163,7 @@ def test_a_reader_subscribes_confirms_changes_lists_and_leaves(browser: Any, dem
         assert subscribers.find(pub, "hedy@example.org") is None  # nothing before confirming
 
         # 2. the confirmation mail, its link, one button
-        (mail,) = mails(pub)
+        (mail,) = wait_for(lambda: mails(pub), "the confirmation mail")
         assert mail["To"] == "Hedy Lamarr <hedy@example.org>"
         browser.get(local(f"https://theduran.example/confirm?t={link(mail, 'confirm')}", base))
         heading(browser, "Confirm your subscription")

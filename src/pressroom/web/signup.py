@@ -2,7 +2,9 @@
 
 ``POST /subscribe`` answers the same "check your inbox" page whatever the address's standing
 (new, active, pending, unsubscribed, bounced, complained, over a limit, a bot in the
-honeypot), so the form reveals nothing about who is on the list. Only new, active, pending
+honeypot), so the form reveals nothing about who is on the list; and everything that
+depends on the address (limits, standing, the mail) runs on a worker thread after the
+answer, so neither does the time the answer takes. Only new, active, pending
 and unsubscribed addresses get a mail, and only within the limits (``signup.per_address``
 per ``signup.address_window``, ``signup.per_ip`` per ``signup.ip_window``). ``GET
 /confirm`` changes nothing (mail scanners fetch links); ``POST /confirm`` writes.
@@ -12,8 +14,12 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import queue
 import re
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
@@ -43,12 +49,38 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 @dataclass
 class SignupState:
-    """What the signup routes keep between requests: the limits, the mailer, and why
-    signups are closed (None: open)."""
+    """What the signup routes keep between requests: the limits, the mailer, why signups
+    are closed (None: open), and the worker that does everything that depends on who the
+    address is, after the answer went out."""
 
     limits: signups.Limits
     mailer: Mailer
     closed: str | None = None
+    jobs: queue.Queue[Callable[[], None]] = field(default_factory=queue.Queue)
+    _worker: threading.Thread | None = None
+    _start: threading.Lock = field(default_factory=threading.Lock)
+
+    def later(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on the worker thread (started on first use: after a server forks)."""
+        with self._start:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._work, name="signup-mail", daemon=True)
+                self._worker.start()
+        self.jobs.put(job)
+
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            try:
+                job()
+            except Exception as e:  # one signup's failure must not stop the worker
+                log.error("signup: %s: %s", type(e).__name__, getattr(e, "message", e))
+            finally:
+                self.jobs.task_done()
+
+    def wait(self) -> None:
+        """Block until every queued signup is handled (tests, a clean shutdown)."""
+        self.jobs.join()
 
 
 def setup(site: Site, mailer: Mailer | None = None) -> None:
@@ -173,7 +205,11 @@ def subscribe(site: Site, request: Request) -> Response:
     if request.form.get(HONEYPOT, ""):
         log.warning("signup: honeypot field filled; no mail sent (%s)", _masked(address))
     else:
-        _maybe_send(site, request, SignupRequest(address, name, frozenset(chosen)))
+        # the limits, the address's standing and the mail are looked at after the answer,
+        # so neither the page nor the time it takes says anything about the address
+        wanted = SignupRequest(address, name, frozenset(chosen))
+        client, now = request.remote_addr or "", site.clock()
+        _state(site).later(lambda: _maybe_send(site, client, wanted, now))
     return site.page(request, "check_inbox", email=address, editor=editor_address(site.config))
 
 
@@ -200,14 +236,13 @@ def _form(
     )
 
 
-def _maybe_send(site: Site, request: Request, wanted: SignupRequest) -> None:
+def _maybe_send(site: Site, client: str, wanted: SignupRequest, now: datetime) -> None:
     """Send the confirmation mail when the address may get one and no limit is hit."""
     config = site.config
     state = _state(site)
-    now = site.clock()
     who = _masked(wanted.email)
     s = config.signup
-    if not state.limits.take("ip", request.remote_addr or "", s.per_ip, s.ip_window, now):
+    if not state.limits.take("ip", client, s.per_ip, s.ip_window, now):
         log.warning("signup: limit of %d per client address reached; no mail (%s)", s.per_ip, who)
         return
     standing = signups.standing(config, wanted.email)
