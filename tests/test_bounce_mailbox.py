@@ -9,6 +9,7 @@ processed folder, leaving a reader's ordinary reply where it is.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import email
@@ -17,6 +18,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -382,3 +384,66 @@ def test_weekly_reads_the_mailbox_before_it_sends(demo: Path, imap: Imap) -> Non
     assert "1 newly suppressed (1 bounced)" in result.output
     assert handler.senders == ["bounces@theduran.example"] * 2  # a@ and b@, not the bounce
     assert suppressed(demo)["xxxxx@local.ie"] == "bounced"
+
+
+@contextlib.contextmanager
+def _implicit_tls(server: Imap, cert: Path, key: Path) -> Iterator[int]:
+    """A port that speaks implicit TLS (like 993) and relays to the IMAP server in the clear."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    done = threading.Event()
+    opened: list[socket.socket] = []
+
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                raw, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                tls = context.wrap_socket(raw, server_side=True)
+            except (OSError, ssl.SSLError):
+                raw.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", server.port))
+            opened.extend((tls, upstream))
+            for a, b in ((tls, upstream), (upstream, tls)):
+                threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        done.set()
+        thread.join(timeout=2)
+        listener.close()
+        for sock in opened:
+            sock.close()
+
+
+def test_implicit_tls_the_default(tmp_path: Path, imap: Imap) -> None:
+    """``security: tls`` (port 993 in production) wraps the connection in TLS from the start."""
+    root = tmp_path / "pub"
+    config = publication(root, imap)
+    imap.append((SAMPLES / "exim.eml").read_bytes())
+    key = imap.ca_file.with_name("imap-key.pem")
+    with _implicit_tls(imap, imap.ca_file, key) as port:
+        text = config.read_text(encoding="utf-8")
+        text = text.replace(f"port: {imap.port}", f"port: {port}")
+        config.write_text(text.replace("security: starttls", "security: tls"), encoding="utf-8")
+        result = sync(config, "--now", "2026-11-25T09:00")
+    assert result.exit_code == 0, result.output
+    assert suppressed(root) == {"delangen@its.tudelft.nl": "bounced"}
+    assert imap.subjects("INBOX") == []
