@@ -76,7 +76,8 @@ def corpus(count: int = 300, seed: int = 14) -> list[Post]:
                 offset=("", "", "+02:00", "Z")[n % 4] if not future else "",
                 category=CATEGORIES[n % len(CATEGORIES)],
                 tags=tuple(sorted({rng.choice(WORDS).strip(":'") for _ in range(2)})),
-                slug=f"custom-slug-{n}" if n % 13 == 5 else None,
+                # Hugo writes every path in lower case; Pelican keeps a written slug as it is
+                slug=(f"custom-slug-{n}", f"Custom-Slug-{n}")[n % 2] if n % 13 == 5 else None,
                 draft=n % 17 == 3,
                 future=future,
                 expired=n % 29 == 11,
@@ -138,7 +139,7 @@ def write_hugo(root: Path, posts: list[Post]) -> None:
             (path.parent / "cover.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a real JPEG")
             fields["images"] = ["cover.jpg"]
         elif post.nested:
-            path = root / "content" / "posts" / str(post.date.year) / f"{post.name}.md"
+            path = root / "content" / "posts" / f"Y{post.date.year}" / f"{post.name}.md"
             path.parent.mkdir(parents=True, exist_ok=True)
         else:
             path = root / "content" / "posts" / f"{post.name}.md"

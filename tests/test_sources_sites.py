@@ -382,3 +382,9 @@ def test_jekyll_post_permalink_with_placeholders(folder: Folder) -> None:
     got = folder.by_title()
     assert got["Hello"].url == "https://news.example/news/2024/hello/"
     assert got["Fixed"].url == "https://news.example/about/me/"
+
+
+def test_hugo_paths_are_lower_case(folder: Folder) -> None:
+    folder.configure("permalink: hugo")
+    folder.write("Posts/Sub/a.md", "---\ntitle: A\nslug: My-Slug\ndate: 2024-01-01\n---\nB.\n")
+    assert folder.one().url == "https://news.example/posts/sub/my-slug/"

@@ -28,12 +28,14 @@ class Preset:
     ``slug_from``: ``name`` is the file name without a ``YYYY-MM-DD-`` prefix (Jekyll, and
     pressroom's own default), ``stem`` the file name as it is (Hugo, Eleventy), ``title``
     the title (Pelican's ``SLUGIFY_SOURCE``). ``folder_category``: an article without a
-    category is in the one its folder names (Pelican).
+    category is in the one its folder names (Pelican). ``lower_case``: the whole path is
+    lower case, a written slug and the folders too (Hugo).
     """
 
     pattern: str
     slug_from: SlugFrom = "name"
     folder_category: bool = False  # Pelican's USE_FOLDER_AS_CATEGORY
+    lower_case: bool = False  # Hugo: every path in lower case (disablePathToLower is off)
 
 
 # Jekyll's styles: https://jekyllrb.com/docs/permalinks/#built-in-formats (":title" is the
@@ -77,7 +79,7 @@ PRESETS: dict[str, Preset] = {
     # Hugo without [permalinks]: the page's folders below content/, then its slug or file
     # name (a leaf bundle's folder name); {path} rather than {section} so that nested
     # folders (posts/2020/x.md → /posts/2020/x/) come out as Hugo builds them
-    "hugo": Preset("{path}/{slug}/", "stem"),
+    "hugo": Preset("{path}/{slug}/", "stem", lower_case=True),
     "jekyll": Preset(JEKYLL_STYLES["date"]),
     **{f"jekyll-{name}": Preset(pattern) for name, pattern in JEKYLL_STYLES.items()},
     "pelican": Preset("{slug}.html", "title", folder_category=True),  # ARTICLE_URL's default

@@ -292,7 +292,10 @@ class FilesSource(Source):
             place = permalinks.Place(
                 slug, title, published, folders, stem, categories, "slug" in meta
             )
-            url = self._pub_url.rstrip("/") + "/" + permalinks.expand(pattern, place)
+            path = permalinks.expand(pattern, place)
+            if self._preset.lower_case:
+                path = path.lower()
+            url = self._pub_url.rstrip("/") + "/" + path
 
         article_id = meta.get("id")
         if article_id is None and dated_by_mtime:
