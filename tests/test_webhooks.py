@@ -417,3 +417,41 @@ def test_the_app_builds_its_own_receiver_from_config_and_env(tmp_path: Path) -> 
     assert response.headers["X-Content-Type-Options"] == "nosniff"  # the app's headers
     assert c.get("/hooks/postmark").status_code == 405
     assert Recorder(hooks.config, hooks.policy).suppressed() == {"gone@example.org": "bounced"}
+
+
+def test_pressroom_serve_takes_credentials_in_the_url_and_logs_no_secret(tmp_path: Path) -> None:
+    """Through the real server (waitress), as Postmark calls it: user:password@host in the URL."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    import requests
+
+    hooks, rec = receiver(tmp_path, {})
+    env = {**os.environ, "PRESSROOM_SECRET": "s" * 32, **postmark_env()}
+    args = [sys.executable, "-c", "from pressroom.cli import main; main()"]
+    args += ["--config", str(hooks.config.path), "serve", "--port", "0", "--threads", "2"]
+    proc = subprocess.Popen(
+        args,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert m, line
+        user, password = POSTMARK_CREDS
+        url = f"http://{user}:{password}@127.0.0.1:{m.group(1)}/hooks/postmark"
+        bounce = {**PM_BOUNCE, "BouncedAt": "2026-11-25T08:58:10Z"}
+        assert requests.post(url, json=bounce, timeout=10).status_code == 200
+        wrong = url.replace(password, "guess")
+        assert requests.post(wrong, json=bounce, timeout=10).status_code == 401
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert rec.suppressed() == {"gone@example.org": "bounced"}
+    assert "POST /hooks/postmark 200" in err and "POST /hooks/postmark 401" in err
+    assert password not in err and "Traceback" not in err
