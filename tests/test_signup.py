@@ -548,3 +548,12 @@ def test_the_answer_never_waits_for_the_mail(pub: Config, clock: Clock) -> None:
     provider.release.set()
     settle(client)
     assert provider.sent == ["fresh@example.org"]  # the bounced address got nothing
+
+
+def test_finish_sends_what_is_still_queued(pub: Config, clock: Clock) -> None:
+    provider = HeldProvider({})
+    app = make_app(pub, secret=SECRET, clock=clock, mailer=Mailer(pub, provider=lambda: provider))
+    Client(app).post("/subscribe", data={"email": "late@example.org", "list": "weekly"})
+    threading.Timer(0.2, provider.release.set).start()
+    signup.finish(app.site)  # what `pressroom serve` does when stopped
+    assert provider.sent == ["late@example.org"]

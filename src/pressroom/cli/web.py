@@ -72,6 +72,7 @@ def _run(app: App, host: str | None, port: int | None, threads: int | None) -> N
         threads or settings.threads,
         ready,
     )
+    signup.finish(wsgi.site)  # Ctrl-C: signups already answered still get their mail
 
 
 @click.command("serve")

@@ -157,6 +157,11 @@ def embed_snippet(config: Config) -> str:
     )
 
 
+def finish(site: Site) -> None:
+    """Handle the signups still queued (the server is stopping)."""
+    _state(site).wait()
+
+
 def closed_because(site: Site) -> str | None:
     """Why signups are closed (a broken confirmation mail, a provider), or None."""
     return _state(site).closed
