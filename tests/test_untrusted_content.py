@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from pressroom.cli import main
 from pressroom.content import articles
 from pressroom.content.urls import BadURL, public_url, slug_path, slugify
+from pressroom.feeds.formats import Renderer
 from pressroom.models import Article
 from tests import test_sources_remote as remote
 from tests.test_sources_remote import Server, feed_source, load, wp_post, wp_site, wp_source
@@ -747,7 +748,7 @@ def test_the_feeds_page_lists_every_feed_and_how_to_subscribe(tmp_path: Path) ->
     text = page.read_text(encoding="utf-8")
     doc = lxml_html.fromstring(text)
     links = {str(h) for h in doc.xpath("//a/@href")}
-    renderer = feeds.Renderer(config)
+    renderer = Renderer(config)
     for spec in report.feeds:
         for fmt in config.feeds.formats:
             url = renderer.url(spec, fmt)

@@ -20,23 +20,26 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pressroom import defaults
 from pressroom.config import Config
 from pressroom.content.urls import name_key
 from pressroom.errors import FeedError
-from pressroom.feeds.formats import (
+from pressroom.feeds.spec import (
     FILES,
     MIME,
     STYLESHEET,
     FeedSpec,
-    Renderer,
+    Fingerprints,
     feeds_url,
     slug,
     uri,
 )
 from pressroom.models import Article
+
+if TYPE_CHECKING:
+    from pressroom.feeds.formats import Renderer
 
 __all__ = [
     "FILES",
@@ -120,7 +123,17 @@ def build(config: Config, articles: Iterable[Article], *, out: Path | None = Non
     specs = plan(config, articles)
     if not specs[0].articles:
         return FeedReport(out=out, feeds=specs)
-    writer = Renderer(config)
+    hashes = Fingerprints(config)
+    renderer: Renderer | None = None
+
+    def writer() -> Renderer:
+        nonlocal renderer
+        if renderer is None:
+            from pressroom.feeds.formats import Renderer  # feedgen, lxml: only to render
+
+            renderer = Renderer(config)
+        return renderer
+
     manifest = _Manifest.open(config, out)
     written: list[Path] = []
     unchanged: list[Path] = []
@@ -133,12 +146,12 @@ def build(config: Config, articles: Iterable[Article], *, out: Path | None = Non
         for fmt in config.feeds.formats:
             path = out / spec.path / FILES[fmt]
             keep.add(path)
-            fingerprint = writer.fingerprint(spec, fmt)
+            fingerprint = hashes.fingerprint(spec, fmt)
             # Same inputs as when this very file was written: skip rendering bodies and XML.
             if manifest.holds(path, fingerprint):
                 unchanged.append(path)
                 continue
-            changed = write_if_changed(path, writer.render(spec, fmt))
+            changed = write_if_changed(path, writer().render(spec, fmt))
             (written if changed else unchanged).append(path)
             manifest.record(path, fingerprint)
     page = out / INDEX_PAGE
@@ -149,7 +162,7 @@ def build(config: Config, articles: Iterable[Article], *, out: Path | None = Non
         if manifest.holds(page, fingerprint):  # a warm run renders no template
             unchanged.append(page)
         else:
-            changed = write_if_changed(page, _index_page(config, specs, writer))
+            changed = write_if_changed(page, _index_page(config, specs, writer()))
             (written if changed else unchanged).append(page)
             manifest.record(page, fingerprint)
     removed = _prune(out, manifest.owned - keep)

@@ -10,13 +10,11 @@ and ``id()`` each overwrite the other format's identifier. The text fix-ups
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import mimetypes
 import re
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -24,63 +22,27 @@ from urllib.parse import quote
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
-from feedgen.version import version_str as _feedgen_version
 from lxml import etree
 
 from pressroom import __version__
 from pressroom.config import Config
-from pressroom.content.urls import name_key, name_slug
+from pressroom.content.urls import name_key
+from pressroom.feeds.spec import (  # noqa: F401  (re-exported: the feed vocabulary)
+    FILES,
+    GENERATOR,
+    GENERATOR_URI,
+    JSON_FEED_VERSION,
+    MIME,
+    STYLESHEET,
+    URI_PATTERN,
+    FeedSpec,
+    feeds_url,
+    slug,
+    uri,
+)
 from pressroom.models import Article
 
-GENERATOR = "pressroom"
-GENERATOR_URI = "https://pypi.org/project/pressroom/"
-FILES = {"rss": "index.xml", "atom": "atom.xml", "json": "feed.json"}
-MIME = {
-    "rss": "application/rss+xml",
-    "atom": "application/atom+xml",
-    "json": "application/feed+json",
-}
-STYLESHEET = "feed.xsl"
-JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
-
 _DC_NS = "http://purl.org/dc/elements/1.1/"
-_URI_SAFE = ":/?#[]@!$&'()*+,;=%~"
-_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]+\Z")
-
-
-@dataclass(frozen=True)
-class FeedSpec:
-    """One logical feed (the whole site, a category or an author) and its items."""
-
-    kind: str  # "site" | "category" | "author"
-    name: str  # category or author name; the publication name for the site feed
-    path: str  # folder under the output dir: "", "category/<slug>/", "author/<slug>/"
-    articles: tuple[Article, ...]
-    slug: str = ""
-
-
-def uri(url: str) -> str:
-    """``url`` as a strict URI: spaces and non-ASCII percent-encoded, existing escapes kept.
-
-    Feeds are read by strict parsers (JSON Feed's ``uri`` format, the W3C validator), and a
-    source may hand over ``media/pic 1.png`` or an IRI.
-    """
-    return quote(url.strip(), safe=_URI_SAFE)
-
-
-def feeds_url(config: Config) -> str:
-    """The public URL of the feeds folder (``feeds.url`` or ``<publication.url>feeds/``)."""
-    url = config.feeds.url or config.publication.url + "feeds/"
-    return url if url.endswith("/") else url + "/"
-
-
-def slug(name: str) -> str:
-    """A folder name for a category or author: lower-case letters, digits and dashes.
-
-    The one rule lives in ``content.urls.name_slug``; ``builder.plan`` gives names whose
-    slugs collide (``C++`` and ``C#`` are both ``c``) distinct folders.
-    """
-    return name_slug(name)
 
 
 # --- rendering ---------------------------------------------------------------------------
@@ -152,40 +114,9 @@ class Renderer:
             )
 
             self.cta = feed_cta_html(config)
-        # Everything besides the articles that shapes the bytes; a change rebuilds every feed.
-        self._settings = (
-            __version__,
-            _feedgen_version,
-            config.publication,
-            config.feeds,
-            self.base,
-            self.cta,
-        )
-        self._hashes: dict[str, bytes] = {}
         self._entries: dict[str, FeedEntry] = {}
         self._items: dict[str, dict[str, Any]] = {}
         self._content: dict[str, str | None] = {}
-
-    def fingerprint(self, spec: FeedSpec, fmt: str) -> str:
-        """A hash of everything a feed file is made from (articles, settings, versions)."""
-        h = hashlib.blake2b(digest_size=16)
-        h.update(repr((self._settings, fmt, spec.kind, spec.name, spec.path)).encode())
-        for article in spec.articles:
-            h.update(self._article_hash(article))
-        return h.hexdigest()
-
-    def _article_hash(self, article: Article) -> bytes:
-        cached = self._hashes.get(article.id)
-        if cached is None:
-            fields = (
-                article.id, article.url, article.title, article.published.isoformat(),
-                article.modified.isoformat(), article.authors, article.categories, article.tags,
-                article.summary, article.image, article.body_format, article.base_url,
-            )  # fmt: skip
-            h = hashlib.blake2b(repr(fields).encode(), digest_size=16)
-            h.update(article.body.encode("utf-8", "surrogatepass"))
-            cached = self._hashes[article.id] = h.digest()
-        return cached
 
     def render(self, spec: FeedSpec, fmt: str) -> bytes:
         if fmt == "json":
@@ -213,7 +144,7 @@ class Renderer:
         return self._content[article.id]
 
     def atom_id(self, article: Article) -> str:
-        if _URI.match(article.id):
+        if URI_PATTERN.match(article.id):
             return article.id
         # Atom ids must be IRIs; a name-based UUID keeps the id a pure function of Article.id
         return "urn:uuid:" + str(
@@ -229,7 +160,8 @@ class Renderer:
         # guid() and id() each set both the RSS guid and the Atom id; the Atom id (an IRI,
         # which Article.id need not be) is put in place by _EntryExtension.
         fe.guid(
-            article.id, permalink=article.id == article.url and _URI.match(article.id) is not None
+            article.id,
+            permalink=article.id == article.url and URI_PATTERN.match(article.id) is not None,
         )
         fe.title(article.title)
         fe.link(href=uri(article.url))
