@@ -14,8 +14,9 @@ C = TypeVar("C", bound=type)
 class Registry(Generic[C]):
     """Classes registered by their ``name``; an unknown name lists the known ones.
 
-    Every module of ``package`` (except ``base``) is imported on first use, and registers
-    its class with ``@registry.register``: adding a backend is adding a module.
+    A module of ``package`` registers its class with ``@registry.register``: adding a backend
+    is adding a module. ``get`` imports the module named like the backend; listing the names
+    (or an unknown name) imports them all.
     """
 
     def __init__(self, kind: str, package: str) -> None:
@@ -38,7 +39,16 @@ class Registry(Generic[C]):
                 importlib.import_module(f"{self.package}.{info.name}")
 
     def get(self, name: str, where: str = "") -> C:
-        self._load()
+        if name not in self._classes and name.isidentifier() and name != "base":
+            # a backend's module is named after it: import just that one (a run that reads
+            # Markdown files need not load the feed parser or the AWS SDK)
+            try:
+                importlib.import_module(f"{self.package}.{name}")
+            except ModuleNotFoundError as e:
+                if e.name != f"{self.package}.{name}":
+                    raise
+        if name not in self._classes:
+            self._load()
         try:
             return self._classes[name]
         except KeyError:

@@ -20,11 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
-import urllib3
 from email_validator import EmailNotValidError, validate_email
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from pressroom import __version__
 from pressroom.content.sources.base import SourceContext
@@ -35,6 +31,8 @@ from pressroom.errors import ArticleError, SourceError
 from pressroom.models import Article, Author
 
 if TYPE_CHECKING:
+    import requests
+
     from pressroom.config import Config
 
 Warn = Callable[[str], None]
@@ -74,14 +72,20 @@ def load(
     """
     from pressroom.content import sources as source_registry
 
-    own_session = session is None
-    http = session if session is not None else make_session()
+    opened: list[requests.Session] = []
+
+    def http() -> requests.Session:
+        if session is not None:
+            return session
+        opened.append(make_session())
+        return opened[-1]
+
     say: Warn = warn if warn is not None else (lambda _msg: None)
     context = SourceContext(
         publication=config.publication,
         root=config.root,
         state=config.state,
-        session=http,
+        http=http,
         now=now,
         warn=say,
         write_cache=cache,
@@ -99,8 +103,8 @@ def load(
                 if item.published <= now and (since is None or item.published >= since):
                     found.append(item)
     finally:
-        if own_session:
-            http.close()
+        for own in opened:
+            own.close()
     return LoadResult(
         tuple(sort_articles(dedupe(found, say))), tuple(errors), tuple(context.caches)
     )
@@ -108,6 +112,10 @@ def load(
 
 def make_session(retries: int = HTTP_RETRIES) -> requests.Session:
     """A requests.Session with bounded retries (connection errors, 429, 5xx) and backoff."""
+    import requests  # loaded by the sources that go online, not by a run over local files
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
     retry = Retry(
         total=retries,
         connect=retries,
@@ -405,6 +413,8 @@ def http_get(
     ok: tuple[int, ...] = (200,),
 ) -> requests.Response:
     """GET ``url`` for a remote source; any failure is a SourceError naming URL and cause."""
+    import requests
+
     try:
         response = session.get(url, params=params, headers=headers, timeout=timeout)
     except requests.exceptions.RetryError as e:
@@ -426,6 +436,8 @@ def http_get(
 
 
 def _timed_out(error: BaseException) -> bool:
+    import urllib3
+
     seen: BaseException | None = error
     while seen is not None:
         # NewConnectionError subclasses ConnectTimeoutError in urllib3, yet is "refused"
