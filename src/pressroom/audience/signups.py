@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pressroom.audience import subscribers
+from pressroom.audience.imports import open_rows
 from pressroom.errors import SubscriberError
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ def row_of(config: Config, email: str) -> tuple[Path, dict[str, str]] | None:
     """The file and cells (by column name) of ``email``'s first row, or None."""
     k = subscribers.key(email)
     for path in subscribers.subscriber_files(config):
-        with _reader(path) as rows:
+        with open_rows(path, subscribers.shown_path(config, path)) as rows:
             header = next(rows, None)
             if not header:
                 continue
@@ -265,7 +266,11 @@ def rewrite_row(config: Config, path: Path, email: str, change: Change, add: boo
     """
     k = subscribers.key(email)
     shown = subscribers.shown_path(config, path)
-    with subscribers.locked(path), subscribers.atomic_writer(path) as out, _reader(path) as rows:
+    with (
+        subscribers.locked(path),
+        subscribers.atomic_writer(path) as out,
+        open_rows(path, shown) as rows,
+    ):
         header = list(next(rows, None) or subscribers.COLUMNS)
         names = [h.strip().lower() for h in header]
         if "email" not in names:
@@ -296,22 +301,6 @@ def rewrite_row(config: Config, path: Path, email: str, change: Change, add: boo
                 changed = True
         if not changed:
             raise subscribers.Unchanged
-
-
-@contextlib.contextmanager
-def _reader(path: Path) -> Iterator[Iterator[list[str]]]:
-    try:
-        f = path.open(newline="", encoding="utf-8-sig")
-    except FileNotFoundError:
-        yield iter(())
-        return
-    except OSError as e:
-        raise SubscriberError(f"{path}: cannot read: {e.strerror}") from e
-    with f:
-        try:
-            yield csv.reader(f)
-        except (UnicodeDecodeError, csv.Error) as e:
-            raise SubscriberError(f"{path}: cannot read: {e}; fix it before changing it") from e
 
 
 def unsuppress(config: Config, email: str) -> bool:
