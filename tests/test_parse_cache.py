@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -198,3 +199,66 @@ def test_every_permalink_placeholder_has_a_value() -> None:
     from pressroom.content import permalinks
 
     assert set(permalinks._VALUES) == set(permalinks.TOKENS)
+
+
+# --- parsing on every core --------------------------------------------------------------
+
+RUN_COUNTING_FORKS = """
+import sys
+forks = []
+sys.addaudithook(lambda event, args: forks.append(1) if event == "os.fork" else None)
+from pressroom.cli import main
+try:
+    main(sys.argv[1:])
+finally:
+    print(f"forks={len(forks)}", file=sys.stderr)
+"""
+
+
+def run_feeds(pub: Path, workers: int) -> tuple[str, int]:
+    env = {**os.environ, "PRESSROOM_WORKERS": str(workers)}
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_COUNTING_FORKS, "--config", str(pub / "config.yaml"),
+         "feeds", "--now", NOW],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr  # the broken files below make it exit 1
+    said, _, forks = done.stderr.rpartition("forks=")
+    return done.stdout + said, int(forks)
+
+
+def test_a_large_cold_folder_parses_on_every_core_with_the_same_output(tmp_path: Path) -> None:
+    from pressroom.content.cache import POOL_MIN_FILES
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    for pub in (one, two):
+        content = pub / "content"
+        content.mkdir(parents=True)
+        for i in range(POOL_MIN_FILES + 200):
+            extra = "colour: blue\n" if i % 97 == 0 else ""  # a warning now and then
+            date = "31/02/2026" if i % 331 == 0 else f"2026-0{1 + i % 9}-1{i % 10}T08:00:00Z"
+            (content / f"{i:05d}.md").write_text(
+                f"---\ntitle: Post {i} & <co>\ndate: {date}\n{extra}categories: [C{i % 7}]\n"
+                f"authors: [A{i % 5}]\n---\n\nBody of **post {i}** with a [link](../x/).\n",
+                encoding="utf-8",
+            )
+        (pub / "config.yaml").write_text(
+            "publication:\n  name: Pool Times\n  url: https://pool.example/\n"
+            "  timezone: Europe/London\n  postal_address: 1 Road, Town\n"
+            "sources:\n  - type: files\n    path: content\n"
+            "feeds:\n  out: public/feeds\n  items: 20\n  per_category: true\n"
+            "  per_author: true\n",
+            encoding="utf-8",
+        )
+    age(one)
+    age(two)
+    said_one, forks_one = run_feeds(one, 1)
+    said_two, forks_two = run_feeds(two, 2)
+    assert forks_one == 0 and forks_two >= 2  # one process, then a pool of two
+    assert said_two.replace(str(two), str(one)) == said_one  # same warnings, same errors
+    assert "colour" in said_one and "31/02/2026" in said_one
+    assert snapshot(two) == snapshot(one)
+    assert cached_rows(two) == cached_rows(one) > POOL_MIN_FILES
+    # and the warm run after a pooled cold one is the same again, with no pool
+    warm, forks = run_feeds(two, 2)
+    assert forks == 0 and "wrote 0 of" in warm and snapshot(two) == snapshot(one)

@@ -32,7 +32,7 @@ from urllib.parse import unquote, urlsplit
 
 from pressroom.content import articles as norm
 from pressroom.content import frontmatter, permalinks
-from pressroom.content.cache import Entry, ParseCache
+from pressroom.content.cache import Entry, ParseCache, parse_in_processes
 from pressroom.content.frontmatter import FrontMatter, FrontMatterError
 from pressroom.content.sources import register
 from pressroom.content.sources.base import Source, SourceContext
@@ -155,34 +155,45 @@ class FilesSource(Source):
             write=self.context.write_cache,
         )
         self.context.caches.append(cache)
+        found: list[tuple[_File, os.stat_result | None, Entry | None]] = []
         for file in _walk(str(folder), shown, (), self.settings.exclude):
             if file.problem is not None:
-                yield ArticleError(file.rel, "", file.problem)
+                found.append((file, None, Entry(ArticleError(file.rel, "", file.problem), ())))
                 continue
             try:
                 st = os.stat(file.path)
             except OSError as e:
-                yield ArticleError(file.rel, "", f"cannot read: {e.strerror or e}")
+                error = ArticleError(file.rel, "", f"cannot read: {e.strerror or e}")
+                found.append((file, None, Entry(error, ())))
                 continue
-            entry = cache.get(file.path, st)
-            keep = True
+            found.append((file, st, cache.get(file.path, st)))
+        parsed = parse_in_processes(
+            [f for f, info, e in found if e is None and info], self.read_recorded
+        )
+        for file, info, entry in found:
+            keep = info is not None
             if entry is None:
-                said: list[str] = []
-                self._warn, self._timed = said.append, False
-                try:
-                    entry = Entry(self.read(file), tuple(said))
-                finally:
-                    self._warn = self.context.warn
-                keep = not self._timed  # a publish or expiry date is judged again every run
-                if keep:
-                    cache.put(file.path, st, entry)
+                entry, timed = parsed.get(file.path) or self.read_recorded(file)
+                keep = not timed  # a publish or expiry date is judged again every run
+                if keep and info is not None:
+                    cache.put(file.path, info, entry)
             for message in entry.warnings:
                 self.context.warn(message)
             if entry.result is not None:
-                if keep:
-                    cache.served(file.path, st, entry)
+                if keep and info is not None:
+                    cache.served(file.path, info, entry)
                 yield entry.result
         cache.save()
+
+    def read_recorded(self, file: _File) -> tuple[Entry, bool]:
+        """``read`` with the warnings it gives kept in the entry (for the cache to say again),
+        and whether its answer depends on the clock (then it is not cached)."""
+        said: list[str] = []
+        self._warn, self._timed = said.append, False
+        try:
+            return Entry(self.read(file), tuple(said)), self._timed
+        finally:
+            self._warn = self.context.warn
 
     def read(self, file: _File) -> Article | ArticleError | None:
         """One file as an Article, an ArticleError when broken, or None when not published."""
