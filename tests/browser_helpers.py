@@ -36,8 +36,9 @@ def date_seed(root: Path) -> Path:
 
 
 @contextmanager
-def serving(config: Path, *, now_pinned: str | None = NOW, **kwargs: Any) -> Iterator[str]:
-    """``preview_server.serve`` on a free port in a thread; yields its URL, stops it after."""
+def in_thread(serve: Callable[..., None], name: str) -> Iterator[str]:
+    """Run ``serve(ready=, stop=)`` in a thread until it calls ``ready(url)``; yield the URL,
+    then set ``stop`` and require ``serve`` to return. An error in ``serve`` is raised here."""
     stop = threading.Event()
     url: list[str] = []
     failure: list[BaseException] = []
@@ -49,25 +50,34 @@ def serving(config: Path, *, now_pinned: str | None = NOW, **kwargs: Any) -> Ite
 
     def run() -> None:
         try:
-            preview_server.serve(
-                config, now_pinned=now_pinned, port=0, ready=ready, stop=stop, **kwargs
-            )
+            serve(ready=ready, stop=stop)
         except BaseException as e:  # handed to the test thread below
             failure.append(e)
             got_url.set()
 
-    thread = threading.Thread(target=run, name="preview-under-test", daemon=True)
+    thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
     got_url.wait(30)
     try:
         if failure:
             raise failure[0]
-        assert url, "the preview server did not call ready() within 30 s"
+        assert url, f"{name} did not call ready() within 30 s"
         yield url[0]
     finally:
         stop.set()
         thread.join(10)
         assert not thread.is_alive(), "serve() did not return after stop was set"
+
+
+@contextmanager
+def serving(config: Path, *, now_pinned: str | None = NOW, **kwargs: Any) -> Iterator[str]:
+    """``preview_server.serve`` on a free port in a thread; yields its URL, stops it after."""
+
+    def serve(**seams: Any) -> None:
+        preview_server.serve(config, now_pinned=now_pinned, port=0, **seams, **kwargs)
+
+    with in_thread(serve, "preview-under-test") as url:
+        yield url
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:

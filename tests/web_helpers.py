@@ -15,39 +15,18 @@ from typing import Any
 from pressroom import config
 from pressroom.config import Config
 from pressroom.web import serve
+from tests.browser_helpers import in_thread
 
 
 @contextmanager
 def running(app: Any, threads: int = 4) -> Iterator[str]:
     """``app`` under waitress (``pressroom serve``'s server) on a free port; yields its URL."""
-    stop = threading.Event()
-    url: list[str] = []
-    failure: list[BaseException] = []
-    got_url = threading.Event()
 
-    def ready(u: str) -> None:
-        url.append(u)
-        got_url.set()
+    def run(ready: Any, stop: threading.Event) -> None:
+        serve.serve(app, "127.0.0.1", 0, threads, ready, stop)
 
-    def run() -> None:
-        try:
-            serve.serve(app, "127.0.0.1", 0, threads, ready, stop)
-        except BaseException as e:  # handed to the test thread below
-            failure.append(e)
-            got_url.set()
-
-    thread = threading.Thread(target=run, name="web-under-test", daemon=True)
-    thread.start()
-    got_url.wait(30)
-    try:
-        if failure:
-            raise failure[0]
-        assert url, "the server did not call ready() within 30 s"
-        yield url[0]
-    finally:
-        stop.set()
-        thread.join(10)
-        assert not thread.is_alive(), "serve() did not return after stop was set"
+    with in_thread(run, "web-under-test") as url:
+        yield url
 
 
 SIGNUP_CONFIG = """\
