@@ -124,16 +124,9 @@ def test_a_non_ascii_address_fails_alone_when_smtputf8_is_not_offered(
     assert report["status"] == "complete"
 
 
-def test_a_password_echoed_back_in_base64_is_blanked(demo: Path) -> None:
-    password = "hunter2+/secret=="
-    user = "ed"
-    plain = base64.b64encode(f"\0{user}\0{password}".encode()).decode()  # AUTH PLAIN
-    alone = base64.b64encode(password.encode()).decode()  # AUTH LOGIN
-
-    def refuse(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        # a server that quotes what it got back to the client
-        return AuthResult(success=False, handled=False, message=f"535 5.7.8 no: {plain} {alone}")
-
+def check_login(demo: Path, refuse: Any, user: str, password: str) -> Any:
+    """`providers check smtp` with ``user``/``password`` against a server that answers its
+    AUTH with ``refuse``; the CLI result."""
     controller = Controller(
         Recorder(),
         hostname="127.0.0.1",
@@ -149,13 +142,26 @@ def test_a_password_echoed_back_in_base64_is_blanked(demo: Path) -> None:
             + "    username_env: T_USER\n    password_env: T_PASS\n",
             encoding="utf-8",
         )
-        result = CliRunner().invoke(
+        return CliRunner().invoke(
             main,
             ["--config", str(cfg), "providers", "check", "smtp"],
             env={"T_USER": user, "T_PASS": password},
         )
     finally:
         controller.stop()
+
+
+def test_a_password_echoed_back_in_base64_is_blanked(demo: Path) -> None:
+    password = "hunter2+/secret=="
+    user = "ed"
+    plain = base64.b64encode(f"\0{user}\0{password}".encode()).decode()  # AUTH PLAIN
+    alone = base64.b64encode(password.encode()).decode()  # AUTH LOGIN
+
+    def refuse(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        # a server that quotes what it got back to the client
+        return AuthResult(success=False, handled=False, message=f"535 5.7.8 no: {plain} {alone}")
+
+    result = check_login(demo, refuse, user, password)
     assert result.exit_code == 1, result.output
     assert "rejected the login (SMTP 535: 5.7.8 no: ***** *****)" in result.output
     for form in (password, plain, alone):
@@ -171,28 +177,7 @@ def test_the_smtp_user_name_is_blanked_like_the_password(demo: Path) -> None:
     def refuse(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
         return AuthResult(success=False, handled=False, message=f"535 5.7.8 {USER} ({alone}) no")
 
-    controller = Controller(
-        Recorder(),
-        hostname="127.0.0.1",
-        port=free_port(),
-        auth_require_tls=False,
-        authenticator=refuse,
-    )
-    controller.start()
-    try:
-        cfg = smtp_config(demo, controller.port)
-        cfg.write_text(
-            cfg.read_text(encoding="utf-8")
-            + "    username_env: T_USER\n    password_env: T_PASS\n",
-            encoding="utf-8",
-        )
-        result = CliRunner().invoke(
-            main,
-            ["--config", str(cfg), "providers", "check", "smtp"],
-            env={"T_USER": USER, "T_PASS": "pw-0123"},
-        )
-    finally:
-        controller.stop()
+    result = check_login(demo, refuse, USER, "pw-0123")
     assert result.exit_code == 1, result.output
     assert "rejected the login (SMTP 535: 5.7.8 ***** (*****) no)" in result.output
     assert USER not in result.output and alone not in result.output
