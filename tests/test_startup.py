@@ -8,8 +8,11 @@ an HTTP client, a web server, YAML or the AWS SDK. Checked in a fresh interprete
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +82,24 @@ def test_literal_choices_match_their_registries() -> None:
     assert cli_subscribers.REASONS == subscribers.REASONS
     assert tuple(sorted(imports.READERS)) == cli_subscribers.IMPORT_FORMATS
     assert tuple(sorted(sites.READERS)) == scaffold.GENERATORS
+
+
+def test_a_feeds_run_where_nothing_changed_loads_no_heavy_library(demo: Path) -> None:
+    """The run a git hook pays on every commit: a walk, no parser, no renderer, no client."""
+    hour_ago = time.time() - 3600
+    for path in (demo / "content").rglob("*"):
+        os.utime(path, (hour_ago, hour_ago))
+    time.sleep(1.05)  # nothing changing "right now": the first run leaves its record
+    args = ["--config", str(demo / "config.yaml"), "feeds", "--now", "2026-11-25T09:00"]
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert "wrote 0 of 39 feeds (39 unchanged)" in done.stdout, done.stderr
+    loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    # the config (YAML, its language tag) is all it reads
+    assert loaded == ["langcodes", "yaml"], loaded

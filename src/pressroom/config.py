@@ -485,10 +485,11 @@ def loads(text: str, path: Path) -> Config:
     _check_url(ctx, "sending.preferences_url", sending.preferences_url)
     serve = _build(ServeConfig, data.get("serve") or {}, "serve", ctx)
     _check_url(ctx, "serve.url", serve.url)
-    try:
-        provider_registry.get(sending.provider)
-    except Exception as e:
-        raise ctx.fail("sending.provider", str(e)) from None
+    if not provider_registry.known(sending.provider):
+        try:
+            provider_registry.get(sending.provider)
+        except Exception as e:
+            raise ctx.fail("sending.provider", str(e)) from None
 
     return Config(
         path=path,

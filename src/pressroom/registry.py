@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import importlib.util
 import pkgutil
 from typing import Any, Generic, TypeVar
 
@@ -55,6 +57,21 @@ class Registry(Generic[C]):
             known = ", ".join(sorted(self._classes))
             prefix = f"{where}: " if where else ""
             raise ConfigError(f'{prefix}unknown {self.kind} "{name}"; known: {known}') from None
+
+    def known(self, name: str) -> bool:
+        """Whether ``name`` is a backend; when its module is where ``get`` looks, answered
+        without importing it (config validation: the command that uses it imports it)."""
+        if name in self._classes:
+            return True
+        if name.isidentifier() and name != "base":
+            with contextlib.suppress(ImportError, ValueError):
+                if importlib.util.find_spec(f"{self.package}.{name}") is not None:
+                    return True
+        try:
+            self.get(name)
+        except ConfigError:
+            return False
+        return True
 
     def names(self) -> list[str]:
         self._load()

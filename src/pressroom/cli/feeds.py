@@ -44,19 +44,39 @@ def feeds(app: App, out: Path | None, now: str | None) -> None:
         pressroom feeds
         pressroom feeds --out public/feeds --now 2026-11-25T09:00
     """
-    from pressroom.content import articles
-    from pressroom.feeds import builder as feeds_mod
+    from pressroom.feeds import unchanged
 
     config = app.config
     moment = app.now(now)
-    loaded = articles.load(config, moment, warn=app.warn, cache=True)
+    target = out if out is not None else config.feeds.out
+    # Nothing changed since the last run (a walk and a stat per file tell): say what it
+    # said, touch nothing. Otherwise a full run, which leaves that record for the next.
+    record = unchanged.replay(config, moment, target)
+    if record is not None:
+        for kind, message in record.said:
+            (app.warn if kind == "warning" else app.problem)(message)
+        app.debug("nothing changed since the last run: no article read, no feed rendered")
+        app.out(f"wrote 0 of {record.feeds} feeds ({record.feeds} unchanged) to {shown(target)}")
+        app.finish()
+        return
+    unchanged.forget(config, target)
+    said: list[tuple[str, str]] = []
+
+    def warn(message: str) -> None:
+        said.append(("warning", message))
+        app.warn(message)
+
+    from pressroom.content import articles
+    from pressroom.feeds import builder as feeds_mod
+
+    loaded = articles.load(config, moment, warn=warn, cache=True)
     for error in loaded.errors:
+        said.append(("error", error.message))
         app.problem(error.message)
-    report = feeds_mod.build(config, loaded.articles, out=out)
+    report = feeds_mod.build(config, loaded.articles, out=target)
     loaded.save_rendered()
-    target = shown(report.out)
     if not report.total:
-        app.warn(f"no articles to publish: no feeds written to {target}")
+        app.warn(f"no articles to publish: no feeds written to {shown(report.out)}")
     else:
         for path in report.written:
             app.debug(f"wrote {shown(path)}")
@@ -64,10 +84,20 @@ def feeds(app: App, out: Path | None, now: str | None) -> None:
             app.info(f"removed stale {shown(path)}")
         # the stylesheet and the index page are not feeds
         written = [p for p in report.written if p.suffix in (".xml", ".json")]
-        unchanged = [p for p in report.unchanged if p.suffix in (".xml", ".json")]
+        unchanged_feeds = [p for p in report.unchanged if p.suffix in (".xml", ".json")]
+        total = len(written) + len(unchanged_feeds)
         app.out(
-            f"wrote {len(written)} of {len(written) + len(unchanged)} feeds "
-            f"({len(unchanged)} unchanged) to {target}"
+            f"wrote {len(written)} of {total} feeds "
+            f"({len(unchanged_feeds)} unchanged) to {shown(report.out)}"
+        )
+        unchanged.remember(
+            config,
+            target,
+            loaded,
+            said,
+            [*report.written, *report.unchanged],
+            feeds_mod.manifest_path(config, target),
+            total,
         )
     app.finish()
 

@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from email_validator import EmailNotValidError, validate_email
-
 from pressroom import __version__
 from pressroom.content.sources.base import SourceContext
 from pressroom.content.text import CONTROL_CHARS, one_line, strip_controls
@@ -47,6 +45,10 @@ class LoadResult:
     articles: tuple[Article, ...]
     errors: tuple[ArticleError, ...]
     caches: tuple[Any, ...] = ()
+    # what the sources read (``fingerprint``), None when one of them cannot vouch for it
+    inputs: str | None = None
+    # the same files give the same articles at any time in [window[0], window[1])
+    window: tuple[datetime | None, datetime | None] = (None, None)
 
     def save_rendered(self) -> None:
         """Keep the HTML rendered since loading in the parse cache (call after the feeds)."""
@@ -100,14 +102,47 @@ def load(
                     errors.append(item)
                     continue
                 item = clean(item)
+                context.clock.note(item.published)
                 if item.published <= now and (since is None or item.published >= since):
                     found.append(item)
     finally:
         for own in opened:
             own.close()
     return LoadResult(
-        tuple(sort_articles(dedupe(found, say))), tuple(errors), tuple(context.caches)
+        tuple(sort_articles(dedupe(found, say))),
+        tuple(errors),
+        tuple(context.caches),
+        _combined(context.inputs, len(config.sources)),
+        (context.clock.last, context.clock.next),
     )
+
+
+def fingerprint(config: Config, now: datetime) -> str | None:
+    """What ``load`` would read, as one digest, found without reading any article (a walk
+    and a ``stat`` per file); the same as the ``inputs`` of a ``load`` that read the same
+    files. None when a source cannot tell (remote sources) or a file is changing right now.
+    """
+    from pressroom.content import sources as source_registry
+
+    def no_http() -> requests.Session:
+        raise SourceError("fingerprint: sources are not fetched")  # never asked: no remote
+
+    context = SourceContext(
+        config.publication, config.root, config.state, no_http, now, lambda _message: None
+    )
+    parts: list[str | None] = []
+    for entry in config.sources:
+        part = source_registry.get(entry.type)(entry.settings, context).fingerprint()
+        if part is None:
+            return None
+        parts.append(part)
+    return _combined(parts, len(config.sources))
+
+
+def _combined(parts: list[str | None], sources: int) -> str | None:
+    if len(parts) != sources or None in parts:
+        return None
+    return hashlib.blake2b("\n".join(map(str, parts)).encode(), digest_size=20).hexdigest()
 
 
 def make_session(retries: int = HTTP_RETRIES) -> requests.Session:
@@ -294,6 +329,9 @@ def author(
         address = address or home[7:].split("?", 1)[0]
         home = ""
     if address:
+        # loaded for the first address: a run over cached articles never needs it
+        from email_validator import EmailNotValidError, validate_email
+
         try:
             address = validate_email(address, check_deliverability=False).normalized
         except EmailNotValidError as e:

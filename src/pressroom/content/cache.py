@@ -32,6 +32,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from pressroom import __version__
+from pressroom.content.sources.base import RACY_NS
 from pressroom.content.text import render_body
 from pressroom.errors import ArticleError
 from pressroom.models import Article, Author, Image
@@ -51,11 +52,6 @@ CREATE TABLE IF NOT EXISTS parse_cache_stamp (source TEXT PRIMARY KEY, stamp TEX
 """
 
 Warn = Callable[[str], None]
-
-# A file changed less than this before it was parsed may change again within the same
-# timestamp tick, keeping size, times and inode: such a parse is not stored (git's "racily
-# clean" problem). A second covers the coarse clocks of common filesystems.
-RACY_NS = 1_000_000_000
 
 
 class Entry(NamedTuple):
@@ -173,6 +169,7 @@ class ParseCache:
         self._new: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
         self._seen: set[str] = set()
         self._unrendered: list[tuple[str, os.stat_result, Entry]] = []
+        self.rebuilt = False  # the cache could not be read and was started again
         self._load()
 
     def _load(self) -> None:
@@ -199,6 +196,7 @@ class ParseCache:
             self._reset(f"{self.state_db}: the parse cache cannot be read ({e}); rebuilding it")
 
     def _reset(self, message: str) -> None:
+        self.rebuilt = True
         self.warn(message)
         if not self.write:
             return
@@ -298,7 +296,7 @@ class _Item(Protocol):
 
 
 Item = TypeVar("Item", bound=_Item)
-Read = Callable[[Any], tuple[Entry, bool]]
+Read = Callable[[Any], tuple[Entry, tuple[datetime, ...]]]
 _POOL_READ: Read | None = None  # what a forked worker parses with
 
 
@@ -310,7 +308,9 @@ def workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 
-def parse_in_processes(items: Sequence[Item], read: Read) -> dict[str, tuple[Entry, bool]]:
+def parse_in_processes(
+    items: Sequence[Item], read: Read
+) -> dict[str, tuple[Entry, tuple[datetime, ...]]]:
     """{path: read(item)} for ``items``, parsed by worker processes; {} when a pool is not
     worth it or not safe here (a process running other threads must not fork). An item whose
     parse cannot travel back as a cache row is left out, for the caller to read itself."""
@@ -333,18 +333,18 @@ def parse_in_processes(items: Sequence[Item], read: Read) -> dict[str, tuple[Ent
     finally:
         _POOL_READ = None
     return {
-        item.path: (decode(row), timed)
-        for item, (row, timed) in zip(items, rows, strict=True)
+        item.path: (decode(row), moments)
+        for item, (row, moments) in zip(items, rows, strict=True)
         if row is not None
     }
 
 
-def _read_chunk(items: list[Any]) -> list[tuple[bytes | None, bool]]:
-    """In a worker: each item's parse as a cache row, and whether it depends on the clock."""
+def _read_chunk(items: list[Any]) -> list[tuple[bytes | None, tuple[datetime, ...]]]:
+    """In a worker: each item's parse as a cache row, and the dates it depends on."""
     read = _POOL_READ
     assert read is not None  # set by the parent before it forked
-    out: list[tuple[bytes | None, bool]] = []
+    out: list[tuple[bytes | None, tuple[datetime, ...]]] = []
     for item in items:
-        entry, timed = read(item)
-        out.append((encode(entry), timed))
+        entry, moments = read(item)
+        out.append((encode(entry), moments))
     return out

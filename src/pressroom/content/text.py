@@ -14,19 +14,25 @@ import re
 from collections.abc import Iterator
 from functools import lru_cache
 
-import cmarkgfm
-import nh3
-from cmarkgfm.cmark import Options
-
 SUMMARY_LIMIT = 300
 
-# Tags and attributes kept by the sanitiser: nh3's safe defaults (which never include script,
-# style, iframe, form, object or any on* attribute) plus the table footer and titles.
-_TAGS = set(nh3.ALLOWED_TAGS) | {"tfoot"}
-_ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
-_ATTRIBUTES["*"] = {"lang", "title", "dir"}
-_ATTRIBUTES["a"] = _ATTRIBUTES.get("a", set()) | {"href", "hreflang"}
-_ATTRIBUTES["img"] = _ATTRIBUTES.get("img", set()) | {"src", "alt", "width", "height"}
+
+# cmark-gfm and nh3 load with the first body to render: a run that renders none (nothing
+# changed, see feeds.unchanged) never needs them.
+@lru_cache(maxsize=1)
+def _allowed() -> tuple[set[str], dict[str, set[str]]]:
+    """Tags and attributes kept by the sanitiser: nh3's safe defaults (which never include
+    script, style, iframe, form, object or any on* attribute) plus table footers and titles."""
+    import nh3
+
+    tags = set(nh3.ALLOWED_TAGS) | {"tfoot"}
+    attributes = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
+    attributes["*"] = {"lang", "title", "dir"}
+    attributes["a"] = attributes.get("a", set()) | {"href", "hreflang"}
+    attributes["img"] = attributes.get("img", set()) | {"src", "alt", "width", "height"}
+    return tags, attributes
+
+
 _URL_SCHEMES = {"http", "https", "mailto", "tel"}  # javascript:, data: and the rest are dropped
 
 # GitHub's cmark-gfm (C; what PyPI renders READMEs with): CommonMark plus the GFM tables,
@@ -34,12 +40,14 @@ _URL_SCHEMES = {"http", "https", "mailto", "tel"}  # javascript:, data: and the 
 # CMARK_OPT_UNSAFE lets raw HTML and any link scheme through *only because* every rendered
 # body goes through ``sanitise`` (nh3) next; never return cmark's output unsanitised.
 _GFM_EXTENSIONS = ("table", "strikethrough", "autolink")
-_GFM_OPTIONS = Options.CMARK_OPT_UNSAFE
 
 
 def _markdown(body: str) -> str:
+    import cmarkgfm
+    from cmarkgfm.cmark import Options
+
     html: str = cmarkgfm.markdown_to_html_with_extensions(
-        body, options=_GFM_OPTIONS, extensions=list(_GFM_EXTENSIONS)
+        body, options=Options.CMARK_OPT_UNSAFE, extensions=list(_GFM_EXTENSIONS)
     )
     return html
 
@@ -67,10 +75,13 @@ def _render(body: str, body_format: str, base_url: str) -> str:
 
 def sanitise(fragment: str, base_url: str) -> str:
     """Safe HTML (no script/style/iframe/form, on* or javascript:) with absolute URLs."""
+    import nh3
+
+    tags, attributes = _allowed()
     return nh3.clean(
         fragment,
-        tags=_TAGS,
-        attributes=_ATTRIBUTES,
+        tags=tags,
+        attributes=attributes,
         url_schemes=_URL_SCHEMES,
         link_rel=None,
         url_relative=("rewrite_with_base", base_url),

@@ -49,6 +49,7 @@ __all__ = [
     "FeedSpec",
     "build",
     "feeds_url",
+    "manifest_path",
     "plan",
     "slug",
     "uri",
@@ -170,6 +171,12 @@ def build(config: Config, articles: Iterable[Article], *, out: Path | None = Non
     return FeedReport(out, tuple(written), tuple(unchanged), tuple(removed), specs)
 
 
+def manifest_path(config: Config, out: Path) -> Path:
+    """Where the manifest of the feeds written to ``out`` lives, in the state folder."""
+    key = hashlib.blake2b(str(out.resolve()).encode(), digest_size=8).hexdigest()
+    return config.state / f"feeds-{key}.json"
+
+
 def write_if_changed(path: Path, data: bytes) -> bool:
     """Atomically replace ``path`` with ``data`` unless it already holds exactly those bytes."""
     try:
@@ -218,8 +225,7 @@ class _Manifest:
     @classmethod
     def open(cls, config: Config, out: Path) -> _Manifest:
         where = str(out.resolve())
-        key = hashlib.blake2b(where.encode(), digest_size=8).hexdigest()
-        path = config.state / f"feeds-{key}.json"
+        path = manifest_path(config, out)
         owned: set[Path] = set()
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

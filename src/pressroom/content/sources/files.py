@@ -21,21 +21,21 @@ from __future__ import annotations
 import difflib
 import errno
 import fnmatch
+import hashlib
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from pressroom.content import articles as norm
-from pressroom.content import frontmatter, permalinks
-from pressroom.content.cache import Entry, ParseCache, parse_in_processes
-from pressroom.content.frontmatter import FrontMatter, FrontMatterError
+from pressroom.content import permalinks
 from pressroom.content.sources import register
-from pressroom.content.sources.base import Source, SourceContext
+from pressroom.content.sources.base import RACY_NS, Source, SourceContext
 from pressroom.content.text import (
     one_line,
     plain_text,
@@ -46,6 +46,13 @@ from pressroom.content.text import (
 from pressroom.content.urls import BadURL, public_url, slug_path, slugify
 from pressroom.errors import ArticleError, SourceError
 from pressroom.models import Article, Author, Image
+
+if TYPE_CHECKING:
+    from pressroom.content.cache import Entry
+    from pressroom.content.frontmatter import FrontMatter
+
+# The parse cache and the front-matter parser load when a file must be read: a run that finds
+# nothing changed (``fingerprint``) only walks the folder.
 
 FORMATS = {
     ".md": "markdown",
@@ -138,15 +145,14 @@ class FilesSource(Source):
         )
         self._jekyll_root = Path(settings.path).name == JEKYLL_POSTS
         self._warn = context.warn  # read() warns here; articles() records it for the cache
-        self._timed = False  # set by read() when its answer depends on the clock
+        # set by read(): the publish and expiry dates its answer depends on
+        self._moments: tuple[datetime, ...] = ()
 
     def articles(self, since: datetime | None) -> Iterator[Article | ArticleError]:
+        from pressroom.content.cache import Entry, ParseCache, parse_in_processes
+
+        found = self._scan()
         folder = Path(self.settings.path)
-        shown = norm.relative_source(folder, self.context.root)
-        if not folder.is_dir():
-            raise SourceError(
-                f"{shown}: no such folder; create it or set sources[].path in config.yaml"
-            )
         cache = ParseCache(
             self.context.state / "state.db",
             f"files:{folder.resolve()}",
@@ -155,26 +161,20 @@ class FilesSource(Source):
             write=self.context.write_cache,
         )
         self.context.caches.append(cache)
-        found: list[tuple[_File, os.stat_result | None, Entry | None]] = []
-        for file in _walk(str(folder), shown, (), self.settings.exclude):
-            if file.problem is not None:
-                found.append((file, None, Entry(ArticleError(file.rel, "", file.problem), ())))
-                continue
-            try:
-                st = os.stat(file.path)
-            except OSError as e:
-                error = ArticleError(file.rel, "", f"cannot read: {e.strerror or e}")
-                found.append((file, None, Entry(error, ())))
-                continue
-            found.append((file, st, cache.get(file.path, st)))
+        entries = [cache.get(file.path, st) if st is not None else None for file, st, _ in found]
         parsed = parse_in_processes(
-            [f for f, info, e in found if e is None and info], self.read_recorded
+            [f for (f, st, _), e in zip(found, entries, strict=True) if e is None and st],
+            self.read_recorded,
         )
-        for file, info, entry in found:
+        for (file, info, broken), entry in zip(found, entries, strict=True):
             keep = info is not None
-            if entry is None:
-                entry, timed = parsed.get(file.path) or self.read_recorded(file)
-                keep = not timed  # a publish or expiry date is judged again every run
+            if broken is not None:
+                entry = Entry(broken, ())
+            elif entry is None:
+                entry, moments = parsed.get(file.path) or self.read_recorded(file)
+                keep = not moments  # a publish or expiry date is judged again every run
+                for moment in moments:
+                    self.context.clock.note(moment)
                 if keep and info is not None:
                     cache.put(file.path, info, entry)
             for message in entry.warnings:
@@ -184,14 +184,41 @@ class FilesSource(Source):
                     cache.served(file.path, info, entry)
                 yield entry.result
         cache.save()
+        # a rebuilt cache said so: a later run must not skip this run's work and its warning
+        self.context.inputs.append(None if cache.rebuilt else _digest(found))
 
-    def read_recorded(self, file: _File) -> tuple[Entry, bool]:
+    def fingerprint(self) -> str | None:
+        return _digest(self._scan())
+
+    def _scan(self) -> list[tuple[_File, os.stat_result | None, ArticleError | None]]:
+        """Every file of the folder with its ``stat``, or the error that stands for it."""
+        folder = Path(self.settings.path)
+        shown = norm.relative_source(folder, self.context.root)
+        if not folder.is_dir():
+            raise SourceError(
+                f"{shown}: no such folder; create it or set sources[].path in config.yaml"
+            )
+        found: list[tuple[_File, os.stat_result | None, ArticleError | None]] = []
+        for file in _walk(str(folder), shown, (), self.settings.exclude):
+            if file.problem is not None:
+                found.append((file, None, ArticleError(file.rel, "", file.problem)))
+                continue
+            try:
+                found.append((file, os.stat(file.path), None))
+            except OSError as e:
+                error = ArticleError(file.rel, "", f"cannot read: {e.strerror or e}")
+                found.append((file, None, error))
+        return found
+
+    def read_recorded(self, file: _File) -> tuple[Entry, tuple[datetime, ...]]:
         """``read`` with the warnings it gives kept in the entry (for the cache to say again),
-        and whether its answer depends on the clock (then it is not cached)."""
+        and the dates that make its answer depend on the clock (then it is not cached)."""
+        from pressroom.content.cache import Entry
+
         said: list[str] = []
-        self._warn, self._timed = said.append, False
+        self._warn, self._moments = said.append, ()
         try:
-            return Entry(self.read(file), tuple(said)), self._timed
+            return Entry(self.read(file), tuple(said)), self._moments
         finally:
             self._warn = self.context.warn
 
@@ -217,6 +244,9 @@ class FilesSource(Source):
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         text = text.removeprefix("\ufeff")
         body_format = FORMATS[os.path.splitext(file.path)[1].lower()]
+        from pressroom.content import frontmatter
+        from pressroom.content.frontmatter import FrontMatterError
+
         try:
             fm = frontmatter.split(text, headers=body_format == "markdown")
         except FrontMatterError as e:
@@ -232,6 +262,8 @@ class FilesSource(Source):
     # --- mapping -----------------------------------------------------------------------
 
     def _article(self, file: _File, fm: FrontMatter, body_format: str) -> Article | None:
+        from pressroom.content import frontmatter
+
         rel = file.rel
         meta, unknown = frontmatter.fields(fm)
         for key in unknown:
@@ -357,7 +389,7 @@ class FilesSource(Source):
             return False  # Pelican
         publish = self._date(meta, "publish_date")
         expiry = self._date(meta, "expiry_date")
-        self._timed = publish is not None or expiry is not None
+        self._moments = tuple(d for d in (publish, expiry) if d is not None)
         if publish is not None and publish > self.context.now:
             return False  # Hugo: not yet (buildFuture is off by default)
         return expiry is None or expiry > self.context.now  # Hugo: expired
@@ -531,6 +563,25 @@ def _walk(
         )
 
 
+def _digest(found: list[tuple[_File, os.stat_result | None, ArticleError | None]]) -> str | None:
+    """What ``_scan`` saw, as one hash: paths, sizes, times and inodes, and what failed.
+
+    None when a file changed within ``RACY_NS`` of now: it may change again within the same
+    clock tick and keep all of these, so nothing can be vouched for (see ``content.cache``).
+    """
+    h = hashlib.blake2b(digest_size=20)
+    racy = time.time_ns() - RACY_NS
+    for file, st, broken in found:
+        if st is None:
+            h.update(f"{file.path}\0{broken}\n".encode("utf-8", "surrogateescape"))
+            continue
+        if st.st_mtime_ns >= racy or st.st_ctime_ns >= racy:
+            return None
+        key = f"{file.path}\0{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}\n"
+        h.update(key.encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
 def _walk_problem(error: OSError) -> str:
     if error.errno == errno.ELOOP:
         return "a symbolic link loop (a link that points back to itself); remove or fix the link"
@@ -566,6 +617,8 @@ def _is_junk(line: str) -> bool:
 
 def _line(fm: FrontMatter, field: str) -> int:
     """The file line of ``field``, under pressroom's name or another generator's."""
+    from pressroom.content import frontmatter
+
     names = [field] + [alias for alias, key in frontmatter.ALIASES.items() if key == field]
     for name in names:
         line = fm.find(name)

@@ -5,12 +5,14 @@ Each module here defines one ``Provider`` subclass and registers it with ``@regi
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from pressroom import registry as _registries
-from pressroom.delivery.providers.base import Provider
 from pressroom.registry import Registry
 
-registry = cast(Registry[type[Provider]], _registries.providers)
+if TYPE_CHECKING:  # importing the package (config validation looks names up) loads no adapter
+    from pressroom.delivery.providers.base import Provider
+
+registry = cast("Registry[type[Provider]]", _registries.providers)
 register = registry.register
 get = registry.get

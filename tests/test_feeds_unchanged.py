@@ -1,0 +1,294 @@
+"""A `pressroom feeds` run where nothing changed (issue 15): it reads no article and opens no
+database, yet prints, exits and leaves exactly what a full run does; anything that could
+change the output makes it a full run again."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from pressroom.cli import main
+from tests.test_sources_remote import RSS, Server, server  # noqa: F401 (the fixture)
+
+NOW = "2026-11-25T09:00"
+LONG_AGO = time.time() - 3600
+
+
+def run(pub: Path, now: str = NOW, *args: str) -> Result:
+    return CliRunner().invoke(
+        main, ["--config", str(pub / "config.yaml"), "feeds", "--now", now, *args]
+    )
+
+
+def age(pub: Path) -> None:
+    """Every input an hour old, and a second gone by: nothing is "changing right now"."""
+    for path in [*(pub / "content").rglob("*"), pub / "config.yaml"]:
+        if path.is_file():
+            os.utime(path, (LONG_AGO, LONG_AGO))
+    time.sleep(1.05)
+
+
+def outputs(pub: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under public/ with its bytes and mtime (a rewrite shows in the mtime)."""
+    out = pub / "public"
+    return {
+        p.relative_to(out).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(out.rglob("*"))
+        if p.is_file()
+    }
+
+
+def records(pub: Path) -> list[Path]:
+    return sorted((pub / ".pressroom").glob("unchanged-*.json"))
+
+
+# Observed through CPython's audit hooks (PEP 578): which files and databases a run opens.
+WATCH: list[str] | None = None
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if WATCH is not None and event in ("open", "sqlite3.connect") and args:
+        WATCH.append(f"{event} {args[0]}")
+
+
+sys.addaudithook(_audit)
+
+
+def watched(pub: Path, now: str = NOW) -> tuple[Result, list[str]]:
+    """The run, and the article files and databases it opened."""
+    global WATCH
+    WATCH = []
+    try:
+        result = run(pub, now)
+        content = str(pub / "content")
+        touched = [w for w in WATCH if w.startswith("sqlite3") or content in w]
+        return result, touched
+    finally:
+        WATCH = None
+
+
+def full_run_of(pub: Path, where: Path, now: str = NOW) -> tuple[Result, dict[str, bytes]]:
+    """What a full run makes of the same publication and state: a copy without the record."""
+    shutil.copytree(pub, where, symlinks=True)
+    for record in records(where):
+        record.unlink()
+    result = run(where, now)
+    out = where / "public"
+    return result, {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+                    if p.is_file()}  # fmt: skip
+
+
+def same_run(pub: Path, tmp_path: Path, now: str = NOW) -> Result:
+    """Run ``pub`` and check it against a full run of a copy: output, messages, exit code."""
+    full, full_bytes = full_run_of(pub, tmp_path / f"full-{len(list(tmp_path.iterdir()))}", now)
+    result = run(pub, now)
+    assert result.exit_code == full.exit_code, (result.output, full.output)
+    where = str(tmp_path / f"full-{len(list(tmp_path.iterdir())) - 1}")
+    assert result.output == full.output.replace(where, str(pub))
+    assert {k: v[0] for k, v in outputs(pub).items()} == full_bytes
+    return result
+
+
+def test_nothing_changed_reads_nothing_and_prints_what_a_full_run_prints(
+    demo: Path, tmp_path: Path
+) -> None:
+    age(demo)
+    first, opened = watched(demo)
+    assert first.exit_code == 0, first.output
+    assert any(demo.name in w for w in opened)  # the observer sees a full run's reads
+    assert records(demo)
+    before = outputs(demo)
+
+    again, opened = watched(demo)
+    assert opened == []  # no article file read, no database opened
+    assert again.exit_code == 0
+    assert outputs(demo) == before  # nothing rewritten: same bytes, same mtimes
+    assert "wrote 0 of 39 feeds (39 unchanged)" in again.output
+    same_run(demo, tmp_path)
+
+
+def test_warnings_and_errors_are_said_again_with_the_same_exit_status(
+    demo: Path, tmp_path: Path
+) -> None:
+    content = demo / "content"
+    (content / "odd.md").write_text(
+        "---\ntitle: Odd\ndate: 2026-11-21T08:00:00Z\ncolour: blue\n---\n\nText.\n", "utf-8"
+    )
+    (content / "broken.md").write_text("---\ntitle: [unclosed\n---\n\nText.\n", "utf-8")
+    age(demo)
+    first = run(demo)
+    assert first.exit_code == 1
+    assert "colour" in first.output and "broken.md" in first.output
+
+    again, opened = watched(demo)
+    assert opened == []
+    assert again.exit_code == 1
+
+    def said(result: Result) -> list[str]:
+        return [ln for ln in result.output.splitlines() if ln.startswith(("warning", "error"))]
+
+    assert said(again) == said(first) and len(said(first)) >= 2
+    same_run(demo, tmp_path)
+
+
+def test_an_edited_added_or_deleted_article_makes_a_full_run(demo: Path, tmp_path: Path) -> None:
+    age(demo)
+    run(demo)
+    posts = sorted((demo / "content").glob("*.md"))
+
+    # same size, same mtime as before: only the inode and ctime tell (an editor's atomic save)
+    edited = posts[0]
+    text = edited.read_text(encoding="utf-8")
+    st = edited.stat()
+    swapped = text.replace("a", "b", 1) if "a" in text else text
+    tmp = edited.with_suffix(".swp")
+    tmp.write_text(swapped, encoding="utf-8")
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+    tmp.replace(edited)
+    time.sleep(1.05)
+    _, opened = watched(demo)
+    assert any(edited.name in w for w in opened)
+    same_run(demo, tmp_path)
+
+    (demo / "content" / "new.md").write_text(
+        "---\ntitle: Brand new\ndate: 2026-11-24T08:00:00Z\n---\n\nNews.\n", "utf-8"
+    )
+    age(demo)
+    same_run(demo, tmp_path)
+    assert "Brand new" in (demo / "public" / "feeds" / "index.xml").read_text("utf-8")
+
+    posts[-1].unlink()
+    age(demo)
+    _, opened = watched(demo)
+    assert opened  # a full run
+    same_run(demo, tmp_path)
+
+
+def test_the_clock_passing_an_article_date_makes_a_full_run(demo: Path, tmp_path: Path) -> None:
+    content = demo / "content"
+    (content / "later.md").write_text(
+        "---\ntitle: Written ahead\ndate: 2026-11-26T08:00:00Z\n---\n\nNot yet.\n", "utf-8"
+    )
+    (content / "timed.md").write_text(
+        "---\ntitle: Embargoed\ndate: 2026-11-20T08:00:00Z\npublishDate: 2026-11-27T00:00:00Z\n"
+        "---\n\nLater.\n",
+        "utf-8",
+    )
+    (content / "offer.md").write_text(
+        "---\ntitle: Short offer\ndate: 2026-11-20T08:00:00Z\nexpiryDate: 2026-11-28T00:00:00Z\n"
+        "---\n\nSoon gone.\n",
+        "utf-8",
+    )
+    age(demo)
+    site = demo / "public" / "feeds" / "index.xml"
+    run(demo, "2026-11-25T09:00")
+    assert "Written ahead" not in site.read_text("utf-8")
+
+    # a day on, before any date: nothing to do
+    _, opened = watched(demo, "2026-11-25T20:00")
+    assert opened == []
+    # past each date in turn: a full run, the same as one without the record
+    for now, shown, gone in (
+        ("2026-11-26T09:00", "Written ahead", None),
+        ("2026-11-27T09:00", "Embargoed", None),
+        ("2026-11-28T09:00", "Embargoed", "Short offer"),
+    ):
+        _, opened = watched(demo, now)
+        assert opened, now
+        assert shown in site.read_text("utf-8")
+        if gone:
+            assert gone not in site.read_text("utf-8")
+        same_run(demo, tmp_path, now)
+    # and back in time, before the newest article: a full run again
+    _, opened = watched(demo, "2026-11-24T09:00")
+    assert opened
+    assert "Written ahead" not in site.read_text("utf-8")
+    same_run(demo, tmp_path, "2026-11-24T09:00")
+
+
+def test_a_feed_changed_by_hand_is_written_again(demo: Path, tmp_path: Path) -> None:
+    age(demo)
+    run(demo)
+    feeds = demo / "public" / "feeds"
+    good = (feeds / "index.xml").read_bytes()
+    (feeds / "index.xml").write_bytes(b"<rss>tampered</rss>")
+    (feeds / "atom.xml").unlink()
+    result = run(demo)
+    assert result.exit_code == 0
+    assert (feeds / "index.xml").read_bytes() == good
+    assert (feeds / "atom.xml").exists()
+    assert "wrote 2 of 39 feeds" in result.output
+    same_run(demo, tmp_path)
+
+
+def test_config_and_template_changes_make_a_full_run(demo: Path, tmp_path: Path) -> None:
+    age(demo)
+    run(demo)
+    config = demo / "config.yaml"
+    config.write_text(config.read_text("utf-8").replace("items: 50", "items: 5"), "utf-8")
+    result, opened = watched(demo)
+    assert opened and "wrote" in result.output
+    assert "items: 5" in config.read_text("utf-8")
+    same_run(demo, tmp_path)
+
+    page = demo / "templates" / "feeds.html.j2"
+    source = page if page.exists() else None
+    if source is None:  # the demo uses the built-in page: override it
+        from pressroom import defaults
+
+        shutil.copyfile(defaults.templates() / "feeds.html.j2", page)
+    page.write_text(page.read_text("utf-8").replace("</body>", "<p>Hello</p></body>"), "utf-8")
+    result, opened = watched(demo)
+    assert "Hello" in (demo / "public" / "feeds" / "index.html").read_text("utf-8")
+    same_run(demo, tmp_path)
+
+
+def test_a_file_changing_right_now_leaves_no_record(demo: Path) -> None:
+    age(demo)
+    (demo / "content" / "fresh.md").write_text(
+        "---\ntitle: Just saved\ndate: 2026-11-24T08:00:00Z\n---\n\nNow.\n", "utf-8"
+    )
+    run(demo)
+    assert records(demo) == []  # it may change again within the same clock tick
+    _, opened = watched(demo)
+    assert opened
+
+
+def test_a_damaged_record_means_a_full_run(demo: Path, tmp_path: Path) -> None:
+    age(demo)
+    run(demo)
+    for damage in (b"", b"{not json", b'{"files": 3}', b"[]"):
+        for record in records(demo):
+            record.write_bytes(damage)
+        result, opened = watched(demo)
+        assert result.exit_code == 0, result.output
+        assert opened
+        same_run(demo, tmp_path)
+
+
+def test_a_remote_source_is_fetched_on_every_run(
+    server: Server,  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    server.on("/rss.xml", lambda _r: (200, {"Content-Type": "application/rss+xml"}, RSS))
+    pub = tmp_path / "pub"
+    pub.mkdir()
+    (pub / "config.yaml").write_text(
+        "publication:\n  name: Test\n  url: https://news.example/\n  timezone: Europe/London\n"
+        f"sources:\n  - type: feed\n    url: {server.url}/rss.xml\n",
+        encoding="utf-8",
+    )
+    (pub / "content").mkdir()
+    age(pub)
+    first = run(pub)
+    assert "wrote" in first.output  # (its undated item is reported: exit status 1)
+    assert run(pub).output == first.output.replace(
+        "wrote 12 of 12 feeds (0 ", "wrote 0 of 12 feeds (12 "
+    )
+    assert len(server.seen) == 2  # its conditional GET decides, not a walk of local files
+    assert records(pub) == []
