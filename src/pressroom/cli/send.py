@@ -373,8 +373,10 @@ def weekly(
         loaded = articles.load(config, moment, warn=app.warn, cache=True)
         for err in loaded.errors:
             app.problem(err.message)
-        built = feeds.build(config, loaded.articles)
-        loaded.save_rendered()
+        try:
+            built = feeds.build(config, loaded.articles)
+        finally:
+            loaded.save_cache()
         app.out(f"feeds: {len(built.written)} written, {len(built.unchanged)} unchanged")
         held = None if force else next_issue_held(config, moment)
         if held is not None:

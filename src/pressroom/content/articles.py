@@ -50,10 +50,11 @@ class LoadResult:
     # the same files give the same articles at any time in [window[0], window[1])
     window: tuple[datetime | None, datetime | None] = (None, None)
 
-    def save_rendered(self) -> None:
-        """Keep the HTML rendered since loading in the parse cache (call after the feeds)."""
+    def save_cache(self) -> None:
+        """Store what this run parsed in the parse cache, with the HTML rendered since loading
+        (call after the feeds; a ``load`` with ``cache=True`` writes nothing before)."""
         for cache in self.caches:
-            cache.save_rendered()
+            cache.save()
 
 
 def load(

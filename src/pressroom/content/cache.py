@@ -18,20 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import marshal
-import multiprocessing
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from pressroom import __version__
+from pressroom.content.pool import forked_map, workers
 from pressroom.content.sources.base import RACY_NS
 from pressroom.content.text import render_body
 from pressroom.errors import ArticleError
@@ -169,6 +166,7 @@ class ParseCache:
         self._new: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
         self._seen: set[str] = set()
         self._unrendered: list[tuple[str, os.stat_result, Entry]] = []
+        self._gone: list[str] = []
         self.rebuilt = False  # the cache could not be read and was started again
         self._load()
 
@@ -219,38 +217,40 @@ class ParseCache:
         except Exception:  # a damaged row is a miss; the fresh parse replaces it
             return None
 
-    def put(self, path: str, st: os.stat_result, entry: Entry) -> None:
-        """Remember a fresh parse of ``path`` (saved by ``save``)."""
+    def put(self, path: str, st: os.stat_result, entry: Entry, row: bytes | None = None) -> None:
+        """Remember a fresh parse of ``path`` (saved by ``save``); ``row`` is its encoding
+        when a worker made it already."""
         self._seen.add(path)
         if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
             return
-        value = encode(entry)
+        value = row if row is not None else encode(entry)
         if value is not None:
             self._new[path] = (_key(st), value)
 
     def served(self, path: str, st: os.stat_result, entry: Entry) -> None:
-        """Note an article handed out without its HTML, for ``save_rendered``."""
+        """Note an article handed out without its HTML: ``save`` stores it again if a feed
+        renders it meanwhile."""
         if "html" not in getattr(entry.result, "__dict__", {"html": None}):
             self._unrendered.append((path, st, entry))
 
-    def save_rendered(self) -> None:
-        """Store again the articles whose HTML was rendered after loading (by a feed), so the
-        next run does not render them again."""
-        self._new.clear()
-        for path, st, entry in self._unrendered:
-            if "html" in entry.result.__dict__:
-                self.put(path, st, entry)
-        self._unrendered.clear()
-        if self._new:
-            self._write([])
+    def walked(self) -> None:
+        """The walk is over: the files it did not see are forgotten when the cache is saved."""
+        self._gone = [p for p in self._old if p not in self._seen]
 
     def save(self) -> None:
-        """Store this run's fresh parses and forget the files it did not see."""
-        gone = [p for p in self._old if p not in self._seen]
+        """Store this run's fresh parses, with the HTML rendered since loading (by a feed: the
+        next run does not render it again), and forget the files the walk did not see; one
+        write per run, none when nothing changed."""
+        for path, st, entry in self._unrendered:
+            if "html" in getattr(entry.result, "__dict__", {}):
+                self.put(path, st, entry)
+        self._unrendered.clear()
+        gone, self._gone = self._gone, []
         if not self._new and not gone and self._old:
             return  # a warm run that changed nothing writes nothing
         self._write(gone)
         self._old.update(self._new)
+        self._new = {}
 
     def _write(self, gone: list[str]) -> None:
         if not self.write:
@@ -282,10 +282,9 @@ class ParseCache:
 
 # --- parsing on every core -------------------------------------------------------------
 
-# A cold run over a large folder parses in worker processes, forked so they share the
-# source's settings, and sends each parse back as a cache row: 10,000 files took 1.60 s on
-# one core and 0.65 s on two. Below this many files to parse the pool's start-up is not worth
-# it. PRESSROOM_WORKERS=N sets the number of processes (1: none).
+# A cold run over a large folder parses in forked worker processes (``content.pool``), which
+# send each parse back as a cache row: 10,000 files took 1.60 s on one core and 0.65 s on
+# two. Below this many files to parse the pool's start-up is not worth it.
 POOL_MIN_FILES = 1000
 _CHUNK = 250
 
@@ -297,54 +296,31 @@ class _Item(Protocol):
 
 Item = TypeVar("Item", bound=_Item)
 Read = Callable[[Any], tuple[Entry, tuple[datetime, ...]]]
-_POOL_READ: Read | None = None  # what a forked worker parses with
+Parsed = tuple[Entry, tuple[datetime, ...], bytes]
 
 
-def workers() -> int:
-    """How many processes may parse: ``PRESSROOM_WORKERS``, else the CPUs this may use."""
-    wanted = os.environ.get("PRESSROOM_WORKERS", "").strip()
-    if wanted.isdigit() and int(wanted) > 0:
-        return int(wanted)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-
-
-def parse_in_processes(
-    items: Sequence[Item], read: Read
-) -> dict[str, tuple[Entry, tuple[datetime, ...]]]:
-    """{path: read(item)} for ``items``, parsed by worker processes; {} when a pool is not
-    worth it or not safe here (a process running other threads must not fork). An item whose
-    parse cannot travel back as a cache row is left out, for the caller to read itself."""
-    global _POOL_READ
+def parse_in_processes(items: Sequence[Item], read: Read) -> dict[str, Parsed]:
+    """{path: (entry, moments, cache row)} of ``read(item)`` for ``items``, parsed by worker
+    processes; {} when a pool is not worth it or not possible here. An item whose parse
+    cannot travel back as a cache row is left out, for the caller to read itself."""
     n = min(workers(), (len(items) + _CHUNK - 1) // _CHUNK)
-    if (
-        len(items) < POOL_MIN_FILES
-        or n < 2
-        or threading.active_count() > 1
-        or "fork" not in multiprocessing.get_all_start_methods()
-    ):
+    if len(items) < POOL_MIN_FILES:
         return {}
     chunks = [list(items[i : i + _CHUNK]) for i in range(0, len(items), _CHUNK)]
-    _POOL_READ = read
-    try:
-        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
-            rows = [row for part in pool.map(_read_chunk, chunks) for row in part]
-    except (OSError, BrokenProcessPool):
+
+    def read_chunk(chunk: list[Any]) -> list[tuple[bytes | None, tuple[datetime, ...]]]:
+        out: list[tuple[bytes | None, tuple[datetime, ...]]] = []
+        for item in chunk:
+            entry, moments = read(item)
+            out.append((encode(entry), moments))
+        return out
+
+    parts = forked_map(read_chunk, chunks, n)
+    if parts is None:
         return {}  # no processes to be had: the caller parses, one by one
-    finally:
-        _POOL_READ = None
+    rows = [row for part in parts for row in part]
     return {
-        item.path: (decode(row), moments)
+        item.path: (decode(row), moments, row)
         for item, (row, moments) in zip(items, rows, strict=True)
         if row is not None
     }
-
-
-def _read_chunk(items: list[Any]) -> list[tuple[bytes | None, tuple[datetime, ...]]]:
-    """In a worker: each item's parse as a cache row, and the dates it depends on."""
-    read = _POOL_READ
-    assert read is not None  # set by the parent before it forked
-    out: list[tuple[bytes | None, tuple[datetime, ...]]] = []
-    for item in items:
-        entry, moments = read(item)
-        out.append((encode(entry), moments))
-    return out

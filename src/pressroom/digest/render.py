@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import premailer
 from markupsafe import Markup
 
 from pressroom import defaults
@@ -236,6 +235,8 @@ def tidy_text(text: str) -> str:
 
 def inline(html: str) -> str:
     """premailer with the options a real email needs; restores ``<!doctype html>``."""
+    import premailer  # (and cssutils, requests): only where CSS is inlined, not for feeds
+
     try:
         inliner = premailer.Premailer(
             html,

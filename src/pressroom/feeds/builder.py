@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pressroom import defaults
 from pressroom.config import Config
+from pressroom.content.pool import forked_map, workers
 from pressroom.content.urls import name_key
 from pressroom.errors import FeedError
 from pressroom.feeds.spec import (
@@ -143,6 +144,8 @@ def build(config: Config, articles: Iterable[Article], *, out: Path | None = Non
         keep.add(out / STYLESHEET)
         changed = write_if_changed(out / STYLESHEET, _stylesheet(config))
         (written if changed else unchanged).append(out / STYLESHEET)
+    jobs: list[_Job] = []
+    held: set[Path] = set()
     for spec in specs:
         for fmt in config.feeds.formats:
             path = out / spec.path / FILES[fmt]
@@ -150,11 +153,16 @@ def build(config: Config, articles: Iterable[Article], *, out: Path | None = Non
             fingerprint = hashes.fingerprint(spec, fmt)
             # Same inputs as when this very file was written: skip rendering bodies and XML.
             if manifest.holds(path, fingerprint):
-                unchanged.append(path)
-                continue
-            changed = write_if_changed(path, writer().render(spec, fmt))
-            (written if changed else unchanged).append(path)
-            manifest.record(path, fingerprint)
+                held.add(path)
+            else:
+                jobs.append(_Job(path, spec, fmt, fingerprint))
+    changes = _write_feeds(jobs, writer) if jobs else {}
+    for spec in specs:  # reported in feed order, however they were written
+        for fmt in config.feeds.formats:
+            path = out / spec.path / FILES[fmt]
+            (written if changes.get(path) else unchanged).append(path)
+    for job in jobs:
+        manifest.record(job.path, job.fingerprint)
     page = out / INDEX_PAGE
     # a site generator's own index.html (feeds.out is its public/ folder) is never touched
     if page in manifest.owned or not page.exists():
@@ -169,6 +177,59 @@ def build(config: Config, articles: Iterable[Article], *, out: Path | None = Non
     removed = _prune(out, manifest.owned - keep)
     manifest.save(out, keep)
     return FeedReport(out, tuple(written), tuple(unchanged), tuple(removed), specs)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One feed file to render and write."""
+
+    path: Path
+    spec: FeedSpec
+    fmt: str
+    fingerprint: str
+
+
+# A cold run renders a few hundred feeds; above this many per process, forked workers share
+# them out (``content.pool``).
+POOL_MIN_JOBS = 24
+
+
+def _write_feeds(jobs: Sequence[_Job], writer: Callable[[], Renderer]) -> dict[Path, bool]:
+    """Render and write each job's file: {path: whether its bytes changed}.
+
+    With enough jobs, forked workers take one feed (all its formats) at a time, so the work
+    evens out however long each feed takes. Bodies a worker rendered come back with its
+    answer and are set on the parent's articles, as if rendered here (the parse cache keeps
+    them for the next run).
+    """
+    renderer = writer()  # feedgen and lxml load here, before any fork: workers inherit them
+    by_feed: dict[int, list[int]] = {}
+    for i, job in enumerate(jobs):
+        by_feed.setdefault(id(job.spec), []).append(i)
+    n = min(workers(), len(jobs) // POOL_MIN_JOBS)
+
+    def write_feed(part: list[int]) -> tuple[dict[Path, bool], dict[str, str]]:
+        done = {jobs[i].path: _write_one(renderer, jobs[i]) for i in part}
+        return done, renderer.rendered_bodies()
+
+    answers = forked_map(write_feed, list(by_feed.values()), n) if n >= 2 else None
+    if answers is None:
+        return {job.path: _write_one(renderer, job) for job in jobs}
+    changes: dict[Path, bool] = {}
+    bodies: dict[str, str] = {}
+    for done, rendered in answers:
+        changes.update(done)
+        bodies.update(rendered)
+    for job in jobs:
+        for article in job.spec.articles:
+            html = bodies.get(article.id)
+            if html is not None and "html" not in article.__dict__:
+                article.__dict__["html"] = html  # the cached_property's slot: rendered
+    return changes
+
+
+def _write_one(renderer: Renderer, job: _Job) -> bool:
+    return write_if_changed(job.path, renderer.render(job.spec, job.fmt))
 
 
 def manifest_path(config: Config, out: Path) -> Path:

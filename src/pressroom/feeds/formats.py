@@ -117,6 +117,8 @@ class Renderer:
         self._entries: dict[str, FeedEntry] = {}
         self._items: dict[str, dict[str, Any]] = {}
         self._content: dict[str, str | None] = {}
+        self._json_texts: dict[str, str] = {}
+        self._bodies: dict[str, str] = {}
 
     def render(self, spec: FeedSpec, fmt: str) -> bytes:
         if fmt == "json":
@@ -134,6 +136,7 @@ class Renderer:
         if article.id not in self._content:
             if self.full:
                 body: str | None = article.html
+                self._bodies[article.id] = article.html
             elif self.cta:
                 body = f"<p>{html.escape(self.summary(article))}</p>"
             else:
@@ -214,6 +217,19 @@ class Renderer:
         self._items[article.id] = item
         return item
 
+    def rendered_bodies(self) -> dict[str, str]:
+        """{article id: HTML body} of the bodies this renderer used since the last call."""
+        bodies, self._bodies = self._bodies, {}
+        return bodies
+
+    def json_text(self, article: Article) -> str:
+        """``json_item`` as the JSON text of an element of a feed's ``items``, indented."""
+        cached = self._json_texts.get(article.id)
+        if cached is None:
+            text = json.dumps(self.json_item(article), ensure_ascii=False, indent=2)
+            cached = self._json_texts[article.id] = "    " + text.replace("\n", "\n    ")
+        return cached
+
     # whole feeds ----------------------------------------------------------------------
 
     def meta(self, spec: FeedSpec) -> tuple[str, str]:
@@ -279,8 +295,12 @@ class Renderer:
             feed["authors"] = [_json_author(author.name, author.url)]
         else:
             feed["authors"] = [_json_author(pub.name, pub.url)]
-        feed["items"] = [self.json_item(a) for a in spec.articles]
-        return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+        # An item reads the same in every feed that carries it: serialised once, indented
+        # into place (json.dumps with indent is pure Python; this is what it would write).
+        head = json.dumps(feed, ensure_ascii=False, indent=2)
+        items = ",\n".join(self.json_text(a) for a in spec.articles)
+        listed = f"[\n{items}\n  ]" if items else "[]"
+        return (f'{head[:-2]},\n  "items": {listed}\n}}\n').encode()
 
 
 _ATOM_TEXT = ("title", "subtitle", "rights")

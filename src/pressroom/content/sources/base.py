@@ -60,7 +60,7 @@ class SourceContext:
     http: Callable[[], requests.Session]  # opens the session on first use (see ``session``)
     now: datetime
     warn: Callable[[str], None]
-    # parse caches the sources opened (content.cache.ParseCache), kept for save_rendered();
+    # parse caches the sources opened (content.cache.ParseCache), saved by LoadResult.save_cache();
     # they are written only when this is true (a dry run or a preview leaves no state behind)
     caches: list[Any] = field(default_factory=list)
     write_cache: bool = False

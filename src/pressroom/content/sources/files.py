@@ -171,19 +171,20 @@ class FilesSource(Source):
             if broken is not None:
                 entry = Entry(broken, ())
             elif entry is None:
-                entry, moments = parsed.get(file.path) or self.read_recorded(file)
+                done = parsed.get(file.path)
+                entry, moments, row = done if done else (*self.read_recorded(file), None)
                 keep = not moments  # a publish or expiry date is judged again every run
                 for moment in moments:
                     self.context.clock.note(moment)
                 if keep and info is not None:
-                    cache.put(file.path, info, entry)
+                    cache.put(file.path, info, entry, row)
             for message in entry.warnings:
                 self.context.warn(message)
             if entry.result is not None:
                 if keep and info is not None:
                     cache.served(file.path, info, entry)
                 yield entry.result
-        cache.save()
+        cache.walked()
         # a rebuilt cache said so: a later run must not skip this run's work and its warning
         self.context.inputs.append(None if cache.rebuilt else _digest(found))
 
