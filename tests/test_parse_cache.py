@@ -268,3 +268,48 @@ def test_a_large_cold_folder_parses_on_every_core_with_the_same_output(tmp_path:
     # and the warm run after a pooled cold one is the same again, with no pool
     warm, forks = run_feeds(two, 2)
     assert forks == 0 and "wrote 0 of" in warm and snapshot(two) == snapshot(one)
+
+
+def rendered_rows(pub: Path) -> int:
+    """Cached articles that carry their rendered HTML (stored after the feeds rendered it)."""
+    from pressroom.content.cache import decode
+
+    with sqlite3.connect(pub / ".pressroom" / "state.db") as db:
+        rows = [decode(v).result for (v,) in db.execute("SELECT value FROM parse_cache_v2")]
+    return sum(1 for a in rows if a is not None and "html" in getattr(a, "__dict__", {}))
+
+
+def test_many_feeds_render_on_every_core_with_the_same_output(tmp_path: Path) -> None:
+    from pressroom.feeds.builder import POOL_MIN_JOBS
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    categories, authors = 24, 12  # 37 feeds x 3 formats: enough jobs for two workers
+    assert (1 + categories + authors) * 3 >= 2 * POOL_MIN_JOBS
+    for pub in (one, two):
+        content = pub / "content"
+        content.mkdir(parents=True)
+        for i in range(300):
+            (content / f"{i:05d}.md").write_text(
+                f"---\ntitle: Post {i}\ndate: 2026-0{1 + i % 9}-1{i % 10}T08:00:00Z\n"
+                f"categories: [C{i % categories}]\nauthors: [A{i % authors}]\n---\n\n"
+                f"Body of **post {i}** with a [link](../x/) and <script>x()</script>.\n",
+                encoding="utf-8",
+            )
+        (content / "broken.md").write_text("---\ntitle: [open\n---\n", encoding="utf-8")
+        (pub / "config.yaml").write_text(
+            "publication:\n  name: Pool Times\n  url: https://pool.example/\n"
+            "sources:\n  - type: files\n    path: content\n"
+            "feeds:\n  out: public/feeds\n  items: 10\n  per_category: true\n"
+            "  per_author: true\n",
+            encoding="utf-8",
+        )
+    age(one)
+    age(two)
+    said_one, forks_one = run_feeds(one, 1)
+    said_two, forks_two = run_feeds(two, 2)
+    assert forks_one == 0 and forks_two >= 2  # 301 files parse in one process; feeds in two
+    assert said_two.replace(str(two), str(one)) == said_one
+    assert snapshot(two) == snapshot(one)
+    assert "x()" not in (two / "public" / "feeds" / "index.xml").read_text("utf-8")
+    # the bodies the workers rendered came back and were cached, as one process caches them
+    assert rendered_rows(two) == rendered_rows(one) > 0
