@@ -2,12 +2,13 @@
 
 A git hook or a cron job runs ``pressroom feeds`` far more often than anything changes. After
 each full run this module keeps a record beside the feed manifest: a digest of every input
-(each article file's path, size, times and inode, from ``articles.fingerprint``), a stamp of
-everything else the bytes depend on (pressroom and feedgen versions, the whole resolved
-config, the output folder, every template file's size and times), the window of clock times
-in which the same files give the same articles (no article date, publish or expiry date in
-between), the warnings and errors the run reported, and the size, mtime and inode of every
-file it wrote or left as it was, of the feed manifest and of the state database.
+(each article file's path, size, times and inode, from ``articles.fingerprint``); a stamp of
+everything else the bytes depend on (pressroom's version and source files, the feedgen, lxml
+and Jinja installs, the whole resolved config, the output folder, every template file); the
+window of clock times in which the same files give the same articles (no article date,
+publish or expiry date in between); the warnings and errors the run reported; and the size,
+times and inode of every file it wrote or left as it was, of the feed manifest and of the
+state database.
 
 The next run compares all of that, cheapest first, and when every part holds, says the same
 warnings and errors and the same summary a full run would, and stops: a full run would
@@ -125,9 +126,10 @@ def _stamp(config: Config, out: Path) -> str:
         spec = find_spec(library)
         origin = spec.origin if spec is not None else None
         h.update(f"{library}\0{origin}\0{_stat(Path(origin)) if origin else None}\n".encode())
-    for folder in (config.digest.templates, defaults.templates()):
+    # the templates, and pressroom's own code (an upgrade or a local edit of the same version)
+    for folder in (config.digest.templates, defaults.templates(), Path(__file__).parents[1]):
         for base, dirs, names in os.walk(folder):
-            dirs.sort()
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
             for name in sorted(names):
                 h.update(f"{base}/{name}\0{_stat(Path(base, name))}\n".encode())
     return h.hexdigest()
