@@ -233,33 +233,43 @@ def run_feeds(pub: Path, workers: int) -> tuple[str, int]:
     return done.stdout + said, int(forks)
 
 
-def test_a_large_cold_folder_parses_on_every_core_with_the_same_output(tmp_path: Path) -> None:
-    from pressroom.content.cache import POOL_MIN_FILES
-
+def pool_pair(
+    tmp_path: Path, files: dict[str, str], feeds: str
+) -> tuple[Path, Path, str, str, int, int]:
+    """The same publication twice (``files`` under content/, ``feeds`` settings), run cold
+    with one process and with two: both folders, what each said and how often each forked."""
     one, two = tmp_path / "one", tmp_path / "two"
     for pub in (one, two):
         content = pub / "content"
         content.mkdir(parents=True)
-        for i in range(POOL_MIN_FILES + 200):
-            extra = "colour: blue\n" if i % 97 == 0 else ""  # a warning now and then
-            date = "31/02/2026" if i % 331 == 0 else f"2026-0{1 + i % 9}-1{i % 10}T08:00:00Z"
-            (content / f"{i:05d}.md").write_text(
-                f"---\ntitle: Post {i} & <co>\ndate: {date}\n{extra}categories: [C{i % 7}]\n"
-                f"authors: [A{i % 5}]\n---\n\nBody of **post {i}** with a [link](../x/).\n",
-                encoding="utf-8",
-            )
+        for name, text in files.items():
+            (content / name).write_text(text, encoding="utf-8")
         (pub / "config.yaml").write_text(
             "publication:\n  name: Pool Times\n  url: https://pool.example/\n"
             "  timezone: Europe/London\n  postal_address: 1 Road, Town\n"
-            "sources:\n  - type: files\n    path: content\n"
-            "feeds:\n  out: public/feeds\n  items: 20\n  per_category: true\n"
-            "  per_author: true\n",
+            f"sources:\n  - type: files\n    path: content\nfeeds:\n  out: public/feeds\n{feeds}",
             encoding="utf-8",
         )
-    age(one)
-    age(two)
+        age(pub)
     said_one, forks_one = run_feeds(one, 1)
     said_two, forks_two = run_feeds(two, 2)
+    return one, two, said_one, said_two, forks_one, forks_two
+
+
+def test_a_large_cold_folder_parses_on_every_core_with_the_same_output(tmp_path: Path) -> None:
+    from pressroom.content.cache import POOL_MIN_FILES
+
+    files = {}
+    for i in range(POOL_MIN_FILES + 200):
+        extra = "colour: blue\n" if i % 97 == 0 else ""  # a warning now and then
+        date = "31/02/2026" if i % 331 == 0 else f"2026-0{1 + i % 9}-1{i % 10}T08:00:00Z"
+        files[f"{i:05d}.md"] = (
+            f"---\ntitle: Post {i} & <co>\ndate: {date}\n{extra}categories: [C{i % 7}]\n"
+            f"authors: [A{i % 5}]\n---\n\nBody of **post {i}** with a [link](../x/).\n"
+        )
+    one, two, said_one, said_two, forks_one, forks_two = pool_pair(
+        tmp_path, files, "  items: 20\n  per_category: true\n  per_author: true\n"
+    )
     assert forks_one == 0 and forks_two >= 2  # one process, then a pool of two
     assert said_two.replace(str(two), str(one)) == said_one  # same warnings, same errors
     assert "colour" in said_one and "31/02/2026" in said_one
@@ -282,31 +292,18 @@ def rendered_rows(pub: Path) -> int:
 def test_many_feeds_render_on_every_core_with_the_same_output(tmp_path: Path) -> None:
     from pressroom.feeds.builder import POOL_MIN_JOBS
 
-    one, two = tmp_path / "one", tmp_path / "two"
     categories, authors = 24, 12  # 37 feeds x 3 formats: enough jobs for two workers
     assert (1 + categories + authors) * 3 >= 2 * POOL_MIN_JOBS
-    for pub in (one, two):
-        content = pub / "content"
-        content.mkdir(parents=True)
-        for i in range(300):
-            (content / f"{i:05d}.md").write_text(
-                f"---\ntitle: Post {i}\ndate: 2026-0{1 + i % 9}-1{i % 10}T08:00:00Z\n"
-                f"categories: [C{i % categories}]\nauthors: [A{i % authors}]\n---\n\n"
-                f"Body of **post {i}** with a [link](../x/) and <script>x()</script>.\n",
-                encoding="utf-8",
-            )
-        (content / "broken.md").write_text("---\ntitle: [open\n---\n", encoding="utf-8")
-        (pub / "config.yaml").write_text(
-            "publication:\n  name: Pool Times\n  url: https://pool.example/\n"
-            "sources:\n  - type: files\n    path: content\n"
-            "feeds:\n  out: public/feeds\n  items: 10\n  per_category: true\n"
-            "  per_author: true\n",
-            encoding="utf-8",
-        )
-    age(one)
-    age(two)
-    said_one, forks_one = run_feeds(one, 1)
-    said_two, forks_two = run_feeds(two, 2)
+    files = {
+        f"{i:05d}.md": f"---\ntitle: Post {i}\ndate: 2026-0{1 + i % 9}-1{i % 10}T08:00:00Z\n"
+        f"categories: [C{i % categories}]\nauthors: [A{i % authors}]\n---\n\n"
+        f"Body of **post {i}** with a [link](../x/) and <script>x()</script>.\n"
+        for i in range(300)
+    }
+    files["broken.md"] = "---\ntitle: [open\n---\n"
+    one, two, said_one, said_two, forks_one, forks_two = pool_pair(
+        tmp_path, files, "  items: 10\n  per_category: true\n  per_author: true\n"
+    )
     assert forks_one == 0 and forks_two >= 2  # 301 files parse in one process; feeds in two
     assert said_two.replace(str(two), str(one)) == said_one
     assert snapshot(two) == snapshot(one)
