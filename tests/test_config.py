@@ -127,6 +127,14 @@ def test_secret_in_config_is_refused(tmp_path: Path) -> None:
             "sending:\n  provider: carrier-pigeon\n",
             'config.yaml:5: sending.provider: unknown provider "carrier-pigeon"; known:',
         ),
+        (  # modules of the providers package that are not providers
+            "sending:\n  provider: base\n",
+            'config.yaml:5: sending.provider: unknown provider "base"; known:',
+        ),
+        (
+            "sending:\n  provider: _pull\n",
+            'config.yaml:5: sending.provider: unknown provider "_pull"; known:',
+        ),
         (
             "sources:\n  - type: gopher\n",
             'config.yaml:5: sources.0.type: unknown source type "gopher"; known:',
@@ -312,3 +320,23 @@ def test_variable_names_in_env_settings_are_accepted(tmp_path: Path, name: str) 
     )
     cfg = config.load(write(tmp_path, text))
     assert cfg.providers["mailgun"].api_key_env == name
+
+
+def test_every_backend_module_registers_the_backend_it_is_named_after() -> None:
+    """Config validation looks a provider up by its module's name without importing it
+    (``Registry.known``); that holds only while each module is named after its backend."""
+    import importlib
+    import pkgutil
+
+    from pressroom import registry
+
+    for reg in (registry.sources, registry.providers):
+        package = importlib.import_module(reg.package)
+        modules = [m.name for m in pkgutil.iter_modules(package.__path__)]
+        backends = [m for m in modules if m != "base" and not m.startswith("_")]
+        assert backends
+        for name in backends:
+            assert reg.known(name)
+            assert reg.get(name).name == name, f"{reg.package}.{name} registers another name"
+        assert sorted(backends) == reg.names()
+        assert not reg.known("base") and not reg.known("no-such-backend")

@@ -60,10 +60,13 @@ class Registry(Generic[C]):
 
     def known(self, name: str) -> bool:
         """Whether ``name`` is a backend; when its module is where ``get`` looks, answered
-        without importing it (config validation: the command that uses it imports it)."""
+        without importing it (config validation: the command that uses it imports it).
+
+        Every module of a plugin package but ``base`` and ``_``-prefixed helpers is named
+        after the one backend it registers (``tests/test_config.py`` checks it)."""
         if name in self._classes:
             return True
-        if name.isidentifier() and name != "base":
+        if name.isidentifier() and name != "base" and not name.startswith("_"):
             with contextlib.suppress(ImportError, ValueError):
                 if importlib.util.find_spec(f"{self.package}.{name}") is not None:
                     return True

@@ -26,8 +26,8 @@ import requests
 from pressroom.audience import events
 from pressroom.audience import subscribers as subs
 from pressroom.config import Config
+from pressroom.delivery.providers._pull import parse_time
 from pressroom.delivery.providers.base import Provider
-from pressroom.delivery.providers.pull import parse_time
 from pressroom.errors import ProviderError, UsageError
 
 OVERLAP = timedelta(days=1)

@@ -58,7 +58,8 @@ import requests
 
 from pressroom.audience.events import COMPLAINT, HARD_BOUNCE, UNSUBSCRIBE, Event
 from pressroom.config import PositiveFloat
-from pressroom.delivery.providers import pull, register
+from pressroom.delivery.providers import _pull as pull
+from pressroom.delivery.providers import register
 from pressroom.delivery.providers.base import (
     NO_WIRE,
     Content,

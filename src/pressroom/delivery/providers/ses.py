@@ -53,7 +53,8 @@ import requests
 from pressroom.audience import events as feedback
 from pressroom.audience.events import Event
 from pressroom.config import PositiveFloat
-from pressroom.delivery.providers import pull, register
+from pressroom.delivery.providers import _pull as pull
+from pressroom.delivery.providers import register
 from pressroom.delivery.providers.base import (
     NO_WIRE,
     Content,
