@@ -19,12 +19,8 @@ error to report.
 from __future__ import annotations
 
 import difflib
-import errno
-import fnmatch
-import hashlib
 import os
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,7 +31,8 @@ from urllib.parse import unquote, urlsplit
 from pressroom.content import articles as norm
 from pressroom.content import permalinks
 from pressroom.content.sources import register
-from pressroom.content.sources.base import RACY_NS, Source, SourceContext
+from pressroom.content.sources._walk import FORMATS, File, Scanned, digest, scan
+from pressroom.content.sources.base import Source, SourceContext
 from pressroom.content.text import (
     one_line,
     plain_text,
@@ -54,19 +51,6 @@ if TYPE_CHECKING:
 # The parse cache and the front-matter parser load when a file must be read: a run that finds
 # nothing changed (``fingerprint``) only walks the folder.
 
-FORMATS = {
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".html": "html",
-    ".htm": "html",
-    ".txt": "text",
-}
-# Folders no generator publishes from: Jekyll's drafts, layouts and build output, Eleventy's
-# includes and data, Hugo's build output. Hugo's section pages (_index.md) are lists too.
-SKIPPED_FOLDERS = frozenset(
-    {"_drafts", "_site", "_layouts", "_includes", "_data", "_sass", "node_modules"}
-)
-SKIPPED_FILES = frozenset({"_index.md", "_index.html", "_index.markdown"})
 JEKYLL_POSTS = "_posts"
 # the fields that can keep an article off the site
 _GATES = frozenset(
@@ -111,14 +95,6 @@ class _Broken(Exception):
         self.field = field
         self.problem = problem
         self.line = line
-
-
-@dataclass(frozen=True)
-class _File:
-    path: str  # on disk
-    rel: str  # as messages show it (relative to the config folder)
-    folders: tuple[str, ...]  # folders between the source path and the file
-    problem: str | None = None  # why it cannot be read at all (a symbolic link loop)
 
 
 @register
@@ -186,32 +162,21 @@ class FilesSource(Source):
                 yield entry.result
         cache.walked()
         # a rebuilt cache said so: a later run must not skip this run's work and its warning
-        self.context.inputs.append(None if cache.rebuilt else _digest(found))
+        self.context.inputs.append(None if cache.rebuilt else digest(found))
 
     def fingerprint(self) -> str | None:
-        return _digest(self._scan())
+        return digest(self._scan())
 
-    def _scan(self) -> list[tuple[_File, os.stat_result | None, ArticleError | None]]:
-        """Every file of the folder with its ``stat``, or the error that stands for it."""
+    def _scan(self) -> Scanned:
         folder = Path(self.settings.path)
         shown = norm.relative_source(folder, self.context.root)
         if not folder.is_dir():
             raise SourceError(
                 f"{shown}: no such folder; create it or set sources[].path in config.yaml"
             )
-        found: list[tuple[_File, os.stat_result | None, ArticleError | None]] = []
-        for file in _walk(str(folder), shown, (), self.settings.exclude):
-            if file.problem is not None:
-                found.append((file, None, ArticleError(file.rel, "", file.problem)))
-                continue
-            try:
-                found.append((file, os.stat(file.path), None))
-            except OSError as e:
-                error = ArticleError(file.rel, "", f"cannot read: {e.strerror or e}")
-                found.append((file, None, error))
-        return found
+        return scan(str(folder), shown, self.settings.exclude)
 
-    def read_recorded(self, file: _File) -> tuple[Entry, tuple[datetime, ...]]:
+    def read_recorded(self, file: File) -> tuple[Entry, tuple[datetime, ...]]:
         """``read`` with the warnings it gives kept in the entry (for the cache to say again),
         and the dates that make its answer depend on the clock (then it is not cached)."""
         from pressroom.content.cache import Entry
@@ -223,7 +188,7 @@ class FilesSource(Source):
         finally:
             self._warn = self.context.warn
 
-    def read(self, file: _File) -> Article | ArticleError | None:
+    def read(self, file: File) -> Article | ArticleError | None:
         """One file as an Article, an ArticleError when broken, or None when not published."""
         rel = file.rel
         try:
@@ -262,7 +227,7 @@ class FilesSource(Source):
 
     # --- mapping -----------------------------------------------------------------------
 
-    def _article(self, file: _File, fm: FrontMatter, body_format: str) -> Article | None:
+    def _article(self, file: File, fm: FrontMatter, body_format: str) -> Article | None:
         from pressroom.content import frontmatter
 
         rel = file.rel
@@ -510,87 +475,6 @@ class FilesSource(Source):
             self._warn(f"{rel}:{_line(fm, 'image')}: image: {e}; left out")
             return None
         return Image(url=found, alt=one_line(_text(alt, "image_alt")) if alt is not None else "")
-
-
-def _walk(
-    folder: str,
-    shown: str,
-    folders: tuple[str, ...],
-    exclude: tuple[str, ...],
-    seen: set[tuple[int, int]] | None = None,
-) -> Iterator[_File]:
-    """The article files below ``folder``, in a stable order.
-
-    Hidden files and folders (".git", ".DS_Store"), the generators' non-content folders
-    (``SKIPPED_FOLDERS``) and paths matching an ``exclude`` glob are skipped; symlinked
-    folders are followed, each real folder once (a link back up the tree must not loop).
-    What cannot be walked (a symbolic link loop, a folder that cannot be read) comes back
-    with its ``problem`` instead of stopping the walk.
-    """
-    seen = set() if seen is None else seen
-    dirs: list[str] = []
-    files: list[str] = []
-    broken: list[tuple[str, str]] = []
-    try:
-        info = os.stat(folder)
-        if (info.st_dev, info.st_ino) in seen:
-            return
-        seen.add((info.st_dev, info.st_ino))
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                name = entry.name
-                if name.startswith(".") or _excluded("/".join((*folders, name)), exclude):
-                    continue
-                try:
-                    is_dir = entry.is_dir()
-                except OSError as e:  # a symbolic link loop: ELOOP
-                    broken.append((name, _walk_problem(e)))
-                    continue
-                if is_dir:
-                    if name not in SKIPPED_FOLDERS:
-                        dirs.append(name)
-                elif os.path.splitext(name)[1].lower() in FORMATS and name not in SKIPPED_FILES:
-                    files.append(name)
-    except OSError as e:
-        yield _File(folder, shown, folders, _walk_problem(e))
-        return
-    for name, problem in sorted(broken):
-        yield _File(os.path.join(folder, name), f"{shown}/{name}", folders, problem)
-    for name in sorted(files):
-        yield _File(os.path.join(folder, name), f"{shown}/{name}", folders)
-    for name in sorted(dirs):
-        yield from _walk(
-            os.path.join(folder, name), f"{shown}/{name}", (*folders, name), exclude, seen
-        )
-
-
-def _digest(found: list[tuple[_File, os.stat_result | None, ArticleError | None]]) -> str | None:
-    """What ``_scan`` saw, as one hash: paths, sizes, times and inodes, and what failed.
-
-    None when a file changed within ``RACY_NS`` of now: it may change again within the same
-    clock tick and keep all of these, so nothing can be vouched for (see ``content.cache``).
-    """
-    h = hashlib.blake2b(digest_size=20)
-    racy = time.time_ns() - RACY_NS
-    for file, st, broken in found:
-        if st is None:
-            h.update(f"{file.path}\0{broken}\n".encode("utf-8", "surrogateescape"))
-            continue
-        if st.st_mtime_ns >= racy or st.st_ctime_ns >= racy:
-            return None
-        key = f"{file.path}\0{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}\n"
-        h.update(key.encode("utf-8", "surrogateescape"))
-    return h.hexdigest()
-
-
-def _walk_problem(error: OSError) -> str:
-    if error.errno == errno.ELOOP:
-        return "a symbolic link loop (a link that points back to itself); remove or fix the link"
-    return f"cannot read: {error.strerror or error}; check the permissions"
-
-
-def _excluded(rel: str, exclude: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(rel, pattern.strip("/")) for pattern in exclude)
 
 
 def _title_from_body(body: str, body_format: str) -> tuple[str, str]:
