@@ -10,9 +10,6 @@ happens go through ``Notes``; the outcome comes back as a ``Delivery`` the CLI p
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import email
-import email.policy
 import os
 import secrets
 import signal
@@ -32,7 +29,7 @@ from pressroom.config import Config
 from pressroom.delivery import ledger as L
 from pressroom.delivery import message, report
 from pressroom.delivery.ledger import FrozenIssue, Ledger
-from pressroom.delivery.providers.base import Content, Outcome, Provider
+from pressroom.delivery.providers.base import Content, Provider
 from pressroom.delivery.reconcile import Reconciled, reconcile
 from pressroom.delivery.send import (
     Progress,
@@ -43,7 +40,6 @@ from pressroom.delivery.send import (
     make_provider,
     run,
 )
-from pressroom.delivery.send import send_one as _send_one
 from pressroom.digest import archive, preflight
 from pressroom.errors import (
     DigestError,
@@ -132,7 +128,7 @@ class Delivery:
     reconciled: Reconciled | None = None  # what --reconcile settled, and how
 
 
-class _Counted:
+class Counted:
     """The caller's Notes, counting the problems said through them (each makes the exit 1)."""
 
     def __init__(self, notes: Notes) -> None:
@@ -197,7 +193,7 @@ def deliver(
     from pressroom.digest.prepare import prepare
 
     check(req)
-    notes = counted = _Counted(notes)
+    notes = counted = Counted(notes)
     counted.problems = problems
     env = os.environ if env is None else env
     provider = make_provider(config, req.provider, env)
@@ -259,11 +255,13 @@ def deliver(
             provider.manages_unsubscribe,
             list_=frozen.list if frozen is not None else config.sending.list,
         )
+        from pressroom.delivery import rehearsal  # (which imports this module's types)
+
         if req.test_to:
-            return _test_copy(provider, content, factory, req.test_to, notes)
+            return rehearsal.test_copy(provider, content, factory, req.test_to, notes)
         segment = _segment(config, req) if req.segment else None
         if req.dry_run or ledger is None:
-            return _dry_run(
+            return rehearsal.dry_run(
                 config, provider, content, factory, rendered, frozen, ledger, req, segment, counted
             )
         return _send(
@@ -302,7 +300,7 @@ def _send(
     config: Config,
     req: Request,
     moment: datetime,
-    notes: _Counted,
+    notes: Counted,
     ledger: Ledger,
     provider: Provider,
     content: Content,
@@ -561,113 +559,6 @@ def _terminate_gracefully() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _test_copy(
-    provider: Provider,
-    content: Content,
-    factory: message.RecipientFactory,
-    to: str,
-    notes: Notes,
-) -> Delivery:
-    try:
-        address = subs_mod.normalise_email(to)
-    except ValueError as e:
-        raise UsageError(f'--test-to: invalid email "{to}" ({e})') from None
-    variant = next(iter(content.variants))
-    recipient = factory.make(address, "", variant)
-    # marked as a test: kept apart from the issue's deliveries (file outbox, provider tags)
-    content = dataclasses.replace(content, test=True, tag=f"{content.tag}-test")
-    provider.open(content)
-    result = _send_one(provider, recipient)
-    if result.outcome is Outcome.SENT:
-        return Delivery(
-            0,
-            content.issue,
-            said=[
-                f"sent a test copy of issue {content.issue} to {address} via {provider.name} "
-                "(not recorded as a delivery)"
-            ],
-        )
-    if result.outcome is Outcome.UNCERTAIN:
-        notes.problem(
-            f"test copy to {address}: no answer from {provider.name}, it may or may not have "
-            f"been sent ({result.error})"
-        )
-        return Delivery(1, content.issue)
-    notes.problem(f"test copy to {address} not sent: {result.error or result.outcome.value}")
-    return Delivery(1, content.issue)
-
-
-def _dry_run(
-    config: Config,
-    provider: Provider,
-    content: Content,
-    factory: message.RecipientFactory,
-    rendered: RenderedIssue,
-    frozen: FrozenIssue | None,
-    ledger: Ledger | None,
-    req: Request,
-    segment: frozenset[str] | None,
-    notes: _Counted,
-) -> Delivery:
-    # every variant must build into a message that parses back
-    for variant in rendered.variants:
-        data = message.build(content, factory.make("preview@example.com", "Preview", variant.key))
-        parsed = email.message_from_bytes(data, policy=email.policy.default)
-        if parsed.get_body(("html",)) is None or parsed.get_body(("plain",)) is None:
-            raise PreflightError(
-                f"variant {variant.key}: the built message lacks a text or HTML part"
-            )
-    name = provider.name
-    where = f" ({req.segment_name()} in this run)" if segment is not None else ""
-    if frozen is not None and ledger is not None:
-        c = ledger.counts(frozen.number)
-        return Delivery(
-            1 if notes.problems else 0,
-            frozen.number,
-            frozen.total,
-            said=[
-                f'dry run: would resume issue {frozen.number} "{rendered.subject}" via {name}: '
-                f"{c['pending']} pending{where}, {c['uncertain'] + c['in_flight']} uncertain, "
-                f"{c['sent']} already sent; nothing was sent or recorded"
-            ],
-        )
-    per_variant: dict[str, int] = {}
-    chosen = config.sending.list
-    everyone = 0
-    # the real send reports bad rows when it freezes the issue, and exits 1: so does this
-    subs = subs_mod.iter_subscribers(
-        config, list_=chosen, on_problem=notes.bad_row, on_warning=notes.warn
-    )
-    for sub in subs:
-        everyone += 1
-        if segment is not None and sub.email not in segment:
-            continue
-        key = rendered.variant_for(sub.tags).key
-        per_variant[key] = per_variant.get(key, 0) + 1
-    total = sum(per_variant.values())
-    if req.limit:
-        total = min(total, req.limit)
-    split = ", ".join(f"{k}: {n}" for k, n in sorted(per_variant.items()))
-    rest = everyone - total
-    left = f"; {rest} would stay pending for a later run" if rest and total < everyone else ""
-    bad = notes.rows
-    skipped = f"; {bad} bad subscriber row{'' if bad == 1 else 's'} skipped" if bad else ""
-    return Delivery(
-        1 if notes.problems else 0,
-        rendered.number,
-        everyone,
-        said=[
-            f'dry run: would send issue {rendered.number} "{rendered.subject}" to {total} '
-            f"recipients on list {chosen!r}{where} via {name}"
-            + (f" ({split})" if split else "")
-            + left
-            + skipped
-            + "; nothing was sent or recorded"
-        ],
-        rows_skipped=bad,
-    )
 
 
 def next_issue_held(config: Config, moment: datetime) -> str | None:
