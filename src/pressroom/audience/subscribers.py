@@ -29,21 +29,24 @@ to a temporary copy under an exclusive lock and then rename it into place.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import email_validator
 
+# the writers every audience file shares, kept importable from here (``subs.locked``, …)
+from pressroom.audience.atomic import Unchanged as Unchanged
+from pressroom.audience.atomic import atomic_writer as atomic_writer
+from pressroom.audience.atomic import locked as locked
+from pressroom.audience.atomic import read_table as read_table
+from pressroom.audience.atomic import write_csv_atomic as write_csv_atomic
 from pressroom.errors import SubscriberError
 from pressroom.models import Subscriber
 
@@ -554,97 +557,6 @@ def suppress_entries(
         if added:
             write_csv_atomic(path, header, body)
     return added
-
-
-# --- writing ---------------------------------------------------------------------------
-
-
-def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
-    """The header and rows of a small CSV file (files we rewrite: main list, suppressions)."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise SubscriberError(f"{path}: cannot read: {e}") from e
-    if not rows:
-        return [], []
-    return rows[0], [r for r in rows[1:] if r]
-
-
-def write_csv_atomic(path: Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    """Write a CSV file so that a crash leaves either the old file or the new one, never half."""
-    with atomic_writer(path) as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
-class Unchanged(Exception):
-    """Raised inside an ``atomic_writer`` block: drop the new file and keep the old one."""
-
-
-@contextlib.contextmanager
-def atomic_writer(path: Path) -> Iterator[IO[str]]:
-    """A text file that replaces ``path`` only when the block ends without an exception."""
-    try:
-        _ensure_folder(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise SubscriberError(f"{path}: cannot write: {e.strerror}") from e
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, Unchanged):
-            return
-        if isinstance(e, OSError):  # disk full, permissions: one clear line, old file intact
-            raise SubscriberError(f"{path}: cannot write: {e.strerror}; it is unchanged") from e
-        raise
-    _fsync_dir(path.parent)
-
-
-def _ensure_folder(path: Path) -> None:
-    if path.parent.exists() and not path.parent.is_dir():
-        raise SubscriberError(f"{path}: cannot write: {path.parent} is a file, not a folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # the rename itself must reach the disk, or a power cut can bring the old file back
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Serialise read-modify-write of ``path`` across processes (CLI runs, server workers)."""
-    import fcntl
-
-    try:
-        _ensure_folder(path)
-        lock = open(path.parent / f".{path.name}.lock", "a")  # noqa: SIM115 - closed below
-    except OSError as e:
-        raise SubscriberError(f"{path}: cannot write: {e.strerror}") from e
-    with lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def shown_path(config: Config, path: Path) -> str:
