@@ -28,18 +28,11 @@ from pressroom.audience.tokens import Signer, load_secret
 from pressroom.config import Config
 from pressroom.delivery import ledger as L
 from pressroom.delivery import message, report
+from pressroom.delivery.freeze import RunLock, freeze
 from pressroom.delivery.ledger import FrozenIssue, Ledger
 from pressroom.delivery.providers.base import Content, Provider
 from pressroom.delivery.reconcile import Reconciled, reconcile
-from pressroom.delivery.send import (
-    Progress,
-    RunLock,
-    SendOptions,
-    Summary,
-    freeze,
-    make_provider,
-    run,
-)
+from pressroom.delivery.send import Progress, SendOptions, Summary, make_provider, run
 from pressroom.digest import archive, preflight
 from pressroom.errors import (
     DigestError,
