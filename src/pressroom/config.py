@@ -7,81 +7,45 @@ a setting that needs one names the environment variable that holds it (``api_key
 
 Sources and providers declare their own settings dataclasses (``Settings`` on the class
 registered in ``pressroom.sources`` / ``pressroom.providers``); this module validates those
-sections with the same rules, so a typo in ``providers.mailgun`` is caught at load time.
+sections with the same rules, so a typo in ``providers.mailgun`` is caught at load time. How
+any settings are read and checked (value types, YAML with line numbers, ``build``) is in
+``pressroom.settings``; this module is what config.yaml holds.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 import string
 import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import langcodes
-import yaml
 
 from pressroom import registry
 from pressroom.defaults import CONFIG_ENV
 from pressroom.errors import ConfigError
-
-T = TypeVar("T")
-
-SECRET_KEYS = frozenset(
-    {"api_key", "apikey", "password", "secret", "token", "server_token", "secret_access_key"}
+from pressroom.settings import (
+    Ctx,
+    build,
+    convert,
+    parse_yaml,
+    reject_unknown,
 )
 
+# the value types sections declare, importable from here as before
+from pressroom.settings import Duration as Duration
+from pressroom.settings import NonNegativeInt as NonNegativeInt
+from pressroom.settings import PositiveFloat as PositiveFloat
+from pressroom.settings import PositiveInt as PositiveInt
+from pressroom.settings import Rate as Rate
 
-# --- value types with their own syntax -------------------------------------------------
-
-
-class Duration(timedelta):
-    """A span written as ``7d``, ``12h``, ``30m`` or ``90s``."""
-
-    _UNITS: typing.ClassVar[dict[str, str]] = {
-        "d": "days",
-        "h": "hours",
-        "m": "minutes",
-        "s": "seconds",
-        "w": "weeks",
-    }
-
-    @classmethod
-    def parse(cls, text: str) -> Duration:
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([wdhms])\s*", str(text))
-        if not m:
-            raise ValueError(f'expected a duration like "7d", "12h" or "30m", got "{text}"')
-        td = timedelta(**{cls._UNITS[m.group(2)]: float(m.group(1))})
-        return cls(seconds=td.total_seconds())
-
-
-@dataclass(frozen=True, slots=True)
-class Rate:
-    """A send rate written as ``100/s``, ``6000/min`` or ``50000/h``; 0 means unlimited."""
-
-    per_second: float
-
-    @classmethod
-    def parse(cls, text: str) -> Rate:
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*", text)
-        if not m:
-            raise ValueError(f'expected a rate like "100/s" or "6000/min", got "{text}"')
-        per = {"s": 1, "m": 60, "h": 3600}[m.group(2)[0]]
-        return cls(float(m.group(1)) / per)
-
-
-PositiveInt = typing.NewType("PositiveInt", int)
-NonNegativeInt = typing.NewType("NonNegativeInt", int)
-PositiveFloat = typing.NewType("PositiveFloat", float)  # e.g. a timeout in seconds
-
+T = TypeVar("T")
 
 # --- sections --------------------------------------------------------------------------
 
@@ -372,7 +336,7 @@ class Config:
         if name in self.providers:
             return self.providers[name]
         cls = registry.providers.get(name, where=self.where("sending.provider"))
-        return _build(cls.Settings, {}, f"providers.{name}", _Ctx(self.path, {}, self.root))
+        return build(cls.Settings, {}, f"providers.{name}", Ctx(self.path, {}, self.root))
 
 
 _LINES: dict[tuple[Path, str], int] = {}
@@ -400,21 +364,6 @@ _TOP_KEYS = (
 # --- loading ---------------------------------------------------------------------------
 
 
-@dataclass
-class _Ctx:
-    path: Path
-    lines: dict[str, int]
-    root: Path
-
-    def fail(self, dotted: str, problem: str) -> ConfigError:
-        line, parent = self.lines.get(dotted), dotted
-        while line is None and "." in parent:  # a missing key: point at its section
-            parent = parent.rsplit(".", 1)[0]
-            line = self.lines.get(parent)
-        where = f"{self.path.name}:{line}" if line else self.path.name
-        return ConfigError(f"{where}: {dotted}: {problem}" if dotted else f"{where}: {problem}")
-
-
 def load(path: str | os.PathLike[str]) -> Config:
     """Read, validate and freeze ``path``."""
     path = Path(path).absolute()
@@ -432,19 +381,19 @@ def load(path: str | os.PathLike[str]) -> Config:
 
 def loads(text: str, path: Path) -> Config:
     """Validate config text as if read from ``path`` (paths resolve against its folder)."""
-    data, lines = _parse_yaml(text, path)
+    data, lines = parse_yaml(text, path)
     for key, line in lines.items():
         _LINES[(path, key)] = line
-    ctx = _Ctx(path, lines, path.parent)
+    ctx = Ctx(path, lines, path.parent)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ctx.fail("", "expected a mapping of sections (publication:, sources:, …)")
-    _reject_unknown(data, _TOP_KEYS, "", ctx)
+    reject_unknown(data, _TOP_KEYS, "", ctx)
     if "publication" not in data:
         raise ctx.fail("publication", "missing; add a publication: section with name and url")
 
-    publication = _build(PublicationConfig, data["publication"], "publication", ctx)
+    publication = build(PublicationConfig, data["publication"], "publication", ctx)
     try:
         ZoneInfo(publication.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -470,20 +419,20 @@ def loads(text: str, path: Path) -> Config:
             cls = provider_registry.get(str(name))
         except Exception as e:  # unknown provider: reuse the registry's message
             raise ctx.fail(f"providers.{name}", str(e)) from None
-        providers[str(name)] = _build(cls.Settings, raw or {}, f"providers.{name}", ctx)
+        providers[str(name)] = build(cls.Settings, raw or {}, f"providers.{name}", ctx)
 
-    feeds = _build(FeedsConfig, data.get("feeds") or {}, "feeds", ctx)
-    digest = _build(DigestConfig, data.get("digest") or {}, "digest", ctx)
+    feeds = build(FeedsConfig, data.get("feeds") or {}, "feeds", ctx)
+    digest = build(DigestConfig, data.get("digest") or {}, "digest", ctx)
     cta_raw = data.get("cta") or []
     if not isinstance(cta_raw, list):
         raise ctx.fail("cta", "expected a list of support blocks (- kind: patreon …)")
-    cta = tuple(_build(CtaConfig, c, f"cta.{i}", ctx) for i, c in enumerate(cta_raw))
-    sending = _build(SendingConfig, data.get("sending") or {}, "sending", ctx)
+    cta = tuple(build(CtaConfig, c, f"cta.{i}", ctx) for i, c in enumerate(cta_raw))
+    sending = build(SendingConfig, data.get("sending") or {}, "sending", ctx)
     _check_url(ctx, "feeds.url", feeds.url)
     _check_url(ctx, "digest.archive_url", digest.archive_url)
     _check_url(ctx, "sending.unsubscribe_url", sending.unsubscribe_url)
     _check_url(ctx, "sending.preferences_url", sending.preferences_url)
-    serve = _build(ServeConfig, data.get("serve") or {}, "serve", ctx)
+    serve = build(ServeConfig, data.get("serve") or {}, "serve", ctx)
     _check_url(ctx, "serve.url", serve.url)
     if not provider_registry.known(sending.provider):
         try:
@@ -500,19 +449,19 @@ def loads(text: str, path: Path) -> Config:
         cta=cta,
         sending=sending,
         providers=types.MappingProxyType(providers),
-        subscribers=_build(SubscribersConfig, data.get("subscribers") or {}, "subscribers", ctx),
-        state=_convert(Path, data.get("state", ".pressroom"), "state", ctx),
-        reports=_convert(Path, data.get("reports", "reports"), "reports", ctx),
-        outbox=_convert(Path, data.get("outbox", "outbox"), "outbox", ctx),
-        bounces=_build(BouncesConfig, data.get("bounces") or {}, "bounces", ctx),
+        subscribers=build(SubscribersConfig, data.get("subscribers") or {}, "subscribers", ctx),
+        state=convert(Path, data.get("state", ".pressroom"), "state", ctx),
+        reports=convert(Path, data.get("reports", "reports"), "reports", ctx),
+        outbox=convert(Path, data.get("outbox", "outbox"), "outbox", ctx),
+        bounces=build(BouncesConfig, data.get("bounces") or {}, "bounces", ctx),
         serve=serve,
-        signup=_build(SignupConfig, data.get("signup") or {}, "signup", ctx),
-        patreon=_build(PatreonConfig, data.get("patreon") or {}, "patreon", ctx),
+        signup=build(SignupConfig, data.get("signup") or {}, "signup", ctx),
+        patreon=build(PatreonConfig, data.get("patreon") or {}, "patreon", ctx),
         lists=_lists(data.get("lists") or {}, ctx),
     )
 
 
-def _lists(raw: Any, ctx: _Ctx) -> Mapping[str, ListConfig]:
+def _lists(raw: Any, ctx: Ctx) -> Mapping[str, ListConfig]:
     if not isinstance(raw, dict):
         raise ctx.fail("lists", "expected a mapping of list name to its title and description")
     out: dict[str, ListConfig] = {}
@@ -521,7 +470,7 @@ def _lists(raw: Any, ctx: _Ctx) -> Mapping[str, ListConfig]:
             raise ctx.fail(
                 f"lists.{name}", "a list name is letters, digits, '-', '_' or '.' (no spaces)"
             )
-        out[str(name)] = _build(ListConfig, item, f"lists.{name}", ctx)
+        out[str(name)] = build(ListConfig, item, f"lists.{name}", ctx)
     return types.MappingProxyType(out)
 
 
@@ -531,7 +480,7 @@ _WEB_URL = re.compile(
 _NOT_IN_URL = re.compile(r"[\x00-\x20\x7f-\x9f\u00a0\u2028\u2029\ufeff\\]")
 
 
-def _check_url(ctx: _Ctx, key: str, value: str | None, why: str = "") -> None:
+def _check_url(ctx: Ctx, key: str, value: str | None, why: str = "") -> None:
     """An absolute http(s) URL with a host name and nothing a URL cannot hold, or a one-line
     error naming the key and its line (a space here used to end in a traceback much later)."""
     if value is None:
@@ -555,7 +504,7 @@ def _host_ok(host: str) -> bool:
     return all(label and len(label) <= 63 for label in host.rstrip(".").split("."))
 
 
-def _sources(raw: Any, ctx: _Ctx) -> tuple[SourceConfig, ...]:
+def _sources(raw: Any, ctx: Ctx) -> tuple[SourceConfig, ...]:
     source_registry = registry.sources
 
     if not isinstance(raw, list):
@@ -570,221 +519,10 @@ def _sources(raw: Any, ctx: _Ctx) -> tuple[SourceConfig, ...]:
         except Exception as e:
             raise ctx.fail(f"{where}.type", str(e)) from None
         rest = {k: v for k, v in item.items() if k != "type"}
-        out.append(SourceConfig(str(item["type"]), _build(cls.Settings, rest, where, ctx), i))
+        out.append(SourceConfig(str(item["type"]), build(cls.Settings, rest, where, ctx), i))
     return tuple(out)
 
 
 def build_settings(cls: type[T], raw: Mapping[str, Any], where: str, root: Path) -> T:
     """Validate ``raw`` into dataclass ``cls`` outside config.yaml (tests, ``init``)."""
-    return _build(cls, dict(raw), where, _Ctx(root / "config.yaml", {}, root))
-
-
-# --- YAML with line numbers ------------------------------------------------------------
-
-
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """YAML 1.2 booleans: only true/false; ``no``, ``yes``, ``on``, ``off`` are text."""
-
-
-_BOOL = "tag:yaml.org,2002:bool"
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-# what YAML 1.1 read as booleans: still accepted where a setting is true/false
-_OLD_BOOLS = {"yes": True, "no": False, "on": True, "off": False}
-
-
-def _parse_yaml(text: str, path: Path) -> tuple[Any, dict[str, int]]:
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, {}
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{path.name}:{mark.line + 1}:{mark.column + 1}" if mark else path.name
-        raise ConfigError(f"{where}: invalid YAML: {e.problem or e.context}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path.name}: invalid YAML: {e}") from None
-    finally:
-        loader.dispose()
-    lines: dict[str, int] = {}
-    _collect_lines(node, "", lines, path)
-    return data, lines
-
-
-def _collect_lines(node: yaml.Node, prefix: str, lines: dict[str, int], path: Path) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            dotted = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
-            if dotted in lines:  # YAML keeps the last silently; a typo'd copy would win
-                raise ConfigError(
-                    f"{path.name}:{key_node.start_mark.line + 1}: {dotted}: duplicate key "
-                    f"(first at line {lines[dotted]}); keep one"
-                )
-            lines[dotted] = key_node.start_mark.line + 1
-            _collect_lines(value_node, dotted, lines, path)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            dotted = f"{prefix}.{i}" if prefix else str(i)
-            lines[dotted] = item.start_mark.line + 1
-            _collect_lines(item, dotted, lines, path)
-
-
-# --- dataclass construction ------------------------------------------------------------
-
-
-def _key(f: dataclasses.Field[Any]) -> str:
-    return f.name[:-1] if f.name.endswith("_") else f.name
-
-
-def _reject_unknown(
-    data: Mapping[str, Any], known: typing.Iterable[str], prefix: str, ctx: _Ctx
-) -> None:
-    known = list(known)
-    for key in data:
-        if key in known:
-            continue
-        dotted = f"{prefix}.{key}" if prefix else str(key)
-        if str(key).lower() in SECRET_KEYS or str(key).lower().endswith(
-            ("_key", "_password", "_token", "_secret")
-        ):
-            hint = f"{key}_env" if f"{key}_env" in known else "an *_env setting"
-            raise ctx.fail(
-                dotted,
-                f"secrets do not belong in config.yaml; put it in an environment variable "
-                f"and name that variable in {hint}",
-            )
-        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-        hint = f'; did you mean "{close[0]}"?' if close else f"; known keys: {', '.join(known)}"
-        raise ctx.fail(dotted, f"unknown key{hint}")
-
-
-def _build(cls: type[T], raw: Any, prefix: str, ctx: _Ctx) -> T:
-    if not isinstance(raw, dict):
-        raise ctx.fail(prefix, f"expected a mapping, got {_show(raw)}")
-    fields = {_key(f): f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    _reject_unknown(raw, fields, prefix, ctx)
-    hints = typing.get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    for key, f in fields.items():
-        dotted = f"{prefix}.{key}" if prefix else key
-        if key in raw:
-            kwargs[f.name] = _convert(hints[f.name], raw[key], dotted, ctx)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ctx.fail(dotted, "missing; this setting is required")
-        elif hints[f.name] is Path and isinstance(f.default, Path):
-            kwargs[f.name] = (ctx.root / f.default).resolve()
-    try:
-        return cls(**kwargs)
-    except ValueError as e:
-        # a dataclass's own check says "field: problem"; point at that field's line
-        key, sep, problem = str(e).partition(": ")
-        if sep and key in fields:
-            raise ctx.fail(f"{prefix}.{key}" if prefix else key, problem) from None
-        raise ctx.fail(prefix, str(e)) from None
-
-
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _check_env_name(value: str, dotted: str, ctx: _Ctx) -> None:
-    """Refuse a secret pasted where a variable name belongs, without ever echoing it."""
-    # a key, token or password: not a variable name at all (dashes, dots, base64), or a
-    # long run of letters and digits with no underscore (AKIA…, hex), which names never are
-    if not _ENV_NAME.fullmatch(value) or (
-        len(value) >= 16 and "_" not in value and any(c.isdigit() for c in value)
-    ):
-        raise ctx.fail(
-            dotted,
-            "holds what looks like an API key, not a variable name; put the secret in an "
-            "environment variable and write that variable's name here (letters, digits, _)",
-        )
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true" if value else "false"  # as YAML spells it
-    return f"{type(value).__name__} {value!r}" if isinstance(value, (list, dict)) else str(value)
-
-
-def _convert(tp: Any, value: Any, dotted: str, ctx: _Ctx) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(inner[0], value, dotted, ctx)
-    if origin is Literal:
-        if value not in args:
-            choices = ", ".join(f'"{a}"' for a in args)
-            raise ctx.fail(dotted, f"expected one of {choices}, got {_show(value)}")
-        return value
-    if origin in (tuple, list):
-        if isinstance(value, str) and args and args[0] is str:
-            value = [value]
-        if not isinstance(value, list):
-            raise ctx.fail(dotted, f"expected a list, got {_show(value)}")
-        return tuple(_convert(args[0], v, f"{dotted}.{i}", ctx) for i, v in enumerate(value))
-    if origin in (dict, Mapping):
-        if not isinstance(value, dict):
-            raise ctx.fail(dotted, f"expected a mapping, got {_show(value)}")
-        return types.MappingProxyType(
-            {str(k): _convert(args[1], v, f"{dotted}.{k}", ctx) for k, v in value.items()}
-        )
-    if tp is PositiveInt or tp is NonNegativeInt:
-        low = 1 if tp is PositiveInt else 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            kind = "a positive integer" if low else "a whole number ≥ 0"
-            raise ctx.fail(dotted, f"expected {kind}, got {_show(value)}")
-        return value
-    if tp is PositiveFloat:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ctx.fail(dotted, f"expected a number above 0, got {_show(value)}")
-        return float(value)
-    if tp is bool:
-        if isinstance(value, str) and value.lower() in _OLD_BOOLS:
-            return _OLD_BOOLS[value.lower()]
-        if not isinstance(value, bool):
-            raise ctx.fail(dotted, f"expected true or false, got {_show(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ctx.fail(dotted, f"expected a whole number, got {_show(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ctx.fail(dotted, f"expected a number, got {_show(value)}")
-        return float(value)
-    if tp is str:
-        if isinstance(value, (dict, list)) or value is None:
-            raise ctx.fail(dotted, f"expected text, got {_show(value)}")
-        if isinstance(value, bool):
-            raise ctx.fail(dotted, f"expected text, got {_show(value)}; put the value in quotes")
-        if dotted.endswith("_env"):
-            _check_env_name(str(value), dotted, ctx)
-        return str(value)
-    if tp is Path:
-        if not isinstance(value, str) or not value:
-            raise ctx.fail(dotted, f"expected a path, got {_show(value)}")
-        return (ctx.root / os.path.expanduser(value)).resolve()
-    if tp in (Duration, Rate):
-        try:
-            return tp.parse(str(value))
-        except ValueError as e:
-            raise ctx.fail(dotted, str(e)) from None
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, dotted, ctx)  # type: ignore[arg-type]
-    if tp is Any:
-        return value
-    raise TypeError(f"config.py cannot convert {tp!r} (at {dotted})")
+    return build(cls, dict(raw), where, Ctx(root / "config.yaml", {}, root))
