@@ -5,9 +5,12 @@ change the output makes it a full run again."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import sys
 import time
+import zoneinfo
 from pathlib import Path
 
 from click.testing import CliRunner, Result
@@ -74,9 +77,19 @@ def watched(pub: Path, now: str = NOW) -> tuple[Result, list[str]]:
 
 def full_run_of(pub: Path, where: Path, now: str = NOW) -> tuple[Result, dict[str, bytes]]:
     """What a full run makes of the same publication and state: a copy without the record."""
+    from pressroom import config as config_mod
+    from pressroom.feeds.builder import manifest_path
+
     shutil.copytree(pub, where, symlinks=True)
     for record in records(where):
         record.unlink()
+    # the feed manifest names its output folder: move it to the copy's, so the copy owns the
+    # files the original wrote (its feeds page included) as the original does
+    copy = config_mod.load(where / "config.yaml")
+    for manifest in (where / ".pressroom").glob("feeds-*.json"):
+        text = manifest.read_text("utf-8").replace(str(pub.resolve()), str(where.resolve()))
+        manifest.unlink()
+        manifest_path(copy, copy.feeds.out).write_text(text, "utf-8")
     result = run(where, now)
     out = where / "public"
     return result, {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
@@ -262,7 +275,10 @@ def test_a_file_changing_right_now_leaves_no_record(demo: Path) -> None:
 def test_a_damaged_record_means_a_full_run(demo: Path, tmp_path: Path) -> None:
     age(demo)
     run(demo)
-    for damage in (b"", b"{not json", b'{"files": 3}', b"[]"):
+    good = records(demo)[0].read_text("utf-8")
+    infinite = re.sub(r'"feeds": \d+', '"feeds": Infinity', good).encode()
+    assert b"Infinity" in infinite
+    for damage in (b"", b"{not json", b'{"files": 3}', b"[]", infinite, b"[" * 200_000):
         for record in records(demo):
             record.write_bytes(damage)
         result, opened = watched(demo)
@@ -292,3 +308,123 @@ def test_a_remote_source_is_fetched_on_every_run(
     )
     assert len(server.seen) == 2  # its conditional GET decides, not a walk of local files
     assert records(pub) == []
+
+
+def test_a_site_generators_feeds_page_removed_is_replaced(demo: Path, tmp_path: Path) -> None:
+    """feeds.out may be a generator's public folder: its own index.html is left alone while
+    it is there, and pressroom writes its page when it is gone, with or without a record."""
+    page = demo / "public" / "feeds" / "index.html"
+    page.parent.mkdir(parents=True)
+    page.write_text("<p>the generator's own page</p>", encoding="utf-8")
+    age(demo)
+    run(demo)
+    assert "generator's own" in page.read_text("utf-8")
+    page.unlink()
+    same_run(demo, tmp_path)
+    assert "generator's own" not in page.read_text("utf-8")
+
+
+# An observer that edits a template once, when the run writes its first feed: the stamp taken
+# before the run no longer holds when it ends, so no record may vouch for that run.
+EDIT_ON_WRITE: Path | None = None
+
+
+def _edit_template_mid_run(event: str, args: tuple[object, ...]) -> None:
+    global EDIT_ON_WRITE
+    target = EDIT_ON_WRITE
+    if target is not None and event == "open" and str(args[0]).endswith(".tmp"):
+        EDIT_ON_WRITE = None
+        with target.open("a", encoding="utf-8") as f:
+            f.write("<!-- edited while the feeds were being written -->\n")
+
+
+sys.addaudithook(_edit_template_mid_run)
+
+
+def test_a_template_edited_during_a_run_leaves_no_record(demo: Path, tmp_path: Path) -> None:
+    global EDIT_ON_WRITE
+    from pressroom import defaults
+
+    sheet = demo / "templates" / "feed.xsl"
+    if not sheet.exists():
+        shutil.copyfile(defaults.templates() / "feed.xsl", sheet)
+    age(demo)
+    EDIT_ON_WRITE = sheet
+    try:
+        run(demo)  # copies the stylesheet, then the edit lands mid-run
+    finally:
+        EDIT_ON_WRITE = None
+    assert records(demo) == []
+    out = demo / "public" / "feeds" / "feed.xsl"
+    assert out.read_bytes() != sheet.read_bytes()  # the run copied the older one
+    time.sleep(1.05)
+    _, opened = watched(demo)
+    assert opened  # a full run, which copies the edited stylesheet
+    assert out.read_bytes() == sheet.read_bytes()
+
+
+def test_the_clock_across_daylight_saving_changes(demo: Path, tmp_path: Path) -> None:
+    """Dates compare as instants on both paths: in the spring gap and the autumn's repeated
+    hour (Europe/London), the record and a full run agree at every step."""
+    content = demo / "content"
+    (content / "early.md").write_text(
+        "---\ntitle: Early in March\ndate: 2026-03-01T09:00\n---\n\nFirst.\n", "utf-8"
+    )
+    (content / "gap.md").write_text(
+        "---\ntitle: In the gap\ndate: 2026-03-29T01:30\n---\n\nNo such hour.\n", "utf-8"
+    )
+    (content / "twice.md").write_text(
+        "---\ntitle: Hour twice\ndate: 2026-10-25T01:30\n---\n\nWhich one?\n", "utf-8"
+    )
+    age(demo)
+    for now in (
+        "2026-03-29T00:50", "2026-03-29T02:10", "2026-03-29T02:40",
+        "2026-10-25T01:45+01:00", "2026-10-25T01:10+00:00", "2026-10-25T01:20+01:00",
+    ):  # fmt: skip
+        same_run(demo, tmp_path, now)
+
+
+def test_new_zone_rules_make_a_full_run(demo: Path, tmp_path: Path) -> None:
+    """A tzdata or system zoneinfo update changes what a date means: no record survives it."""
+    system = next(Path(d) for d in zoneinfo.TZPATH if Path(d, "Europe", "London").exists())
+    rules = tmp_path / "zoneinfo"
+    (rules / "Europe").mkdir(parents=True)
+    london = rules / "Europe" / "London"
+    shutil.copyfile(system / "Europe" / "London", london)
+    os.utime(london, (LONG_AGO, LONG_AGO))
+    zoneinfo.reset_tzpath([str(rules)])
+    zoneinfo.ZoneInfo.clear_cache()
+    try:
+        age(demo)
+        run(demo)
+        assert records(demo)
+        shutil.copyfile(system / "Asia" / "Tokyo", london)  # the same path, new rules
+        os.utime(london, (LONG_AGO, LONG_AGO))
+        zoneinfo.ZoneInfo.clear_cache()
+        time.sleep(1.05)
+        result, opened = watched(demo)
+        assert opened and result.exit_code == 0, result.output
+        assert "wrote 39 of 39" in result.output  # every date moved nine hours
+    finally:
+        zoneinfo.reset_tzpath()
+        zoneinfo.ZoneInfo.clear_cache()
+
+
+def test_a_run_waits_while_another_writes_feeds(demo: Path) -> None:
+    from pressroom import config as config_mod
+    from pressroom.feeds import unchanged
+
+    age(demo)
+    args = ["--config", str(demo / "config.yaml"), "feeds", "--now", NOW]
+    with unchanged.lock(config_mod.load(demo / "config.yaml")):
+        other = subprocess.Popen(
+            [sys.executable, "-c", "from pressroom.cli import main; main()", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.5)
+        assert other.poll() is None  # it waits: it would record another run's files
+    out, err = other.communicate(timeout=120)
+    assert other.returncode == 0, err
+    assert "waiting for another run writing feeds" in err and "wrote 39 of 39" in out

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import gc
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pressroom.cli.app import App, now_option, pass_app
+
+if TYPE_CHECKING:
+    from pressroom.config import Config
 
 
 def shown(path: Path) -> str:
@@ -53,6 +58,15 @@ def feeds(app: App, out: Path | None, now: str | None) -> None:
     config = app.config
     moment = app.now(now)
     target = out if out is not None else config.feeds.out
+    with unchanged.lock(config, wait=app.info):
+        _feeds(app, config, moment, target)
+    app.finish()
+
+
+def _feeds(app: App, config: Config, moment: datetime, target: Path) -> None:
+    """The run itself, under the feeds lock: the record's answer, or a full run."""
+    from pressroom.feeds import unchanged
+
     # Nothing changed since the last run (a walk and a stat per file tell): say what it
     # said, touch nothing. Otherwise a full run, which leaves that record for the next.
     record = unchanged.replay(config, moment, target)
@@ -61,9 +75,9 @@ def feeds(app: App, out: Path | None, now: str | None) -> None:
             (app.warn if kind == "warning" else app.problem)(message)
         app.debug("nothing changed since the last run: no article read, no feed rendered")
         app.out(f"wrote 0 of {record.feeds} feeds ({record.feeds} unchanged) to {shown(target)}")
-        app.finish()
         return
     unchanged.forget(config, target)
+    stamp = unchanged.begin(config, target)  # before anything is read
     said: list[tuple[str, str]] = []
 
     def warn(message: str) -> None:
@@ -83,29 +97,29 @@ def feeds(app: App, out: Path | None, now: str | None) -> None:
         loaded.save_cache()  # what was parsed is kept even when a feed cannot be written
     if not report.total:
         app.warn(f"no articles to publish: no feeds written to {shown(report.out)}")
-    else:
-        for path in report.written:
-            app.debug(f"wrote {shown(path)}")
-        for path in report.removed:
-            app.info(f"removed stale {shown(path)}")
-        # the stylesheet and the index page are not feeds
-        written = [p for p in report.written if p.suffix in (".xml", ".json")]
-        unchanged_feeds = [p for p in report.unchanged if p.suffix in (".xml", ".json")]
-        total = len(written) + len(unchanged_feeds)
-        app.out(
-            f"wrote {len(written)} of {total} feeds "
-            f"({len(unchanged_feeds)} unchanged) to {shown(report.out)}"
-        )
-        unchanged.remember(
-            config,
-            target,
-            loaded,
-            said,
-            [*report.written, *report.unchanged],
-            feeds_mod.manifest_path(config, target),
-            total,
-        )
-    app.finish()
+        return
+    for path in report.written:
+        app.debug(f"wrote {shown(path)}")
+    for path in report.removed:
+        app.info(f"removed stale {shown(path)}")
+    # the stylesheet and the index page are not feeds
+    written = [p for p in report.written if p.suffix in (".xml", ".json")]
+    unchanged_feeds = [p for p in report.unchanged if p.suffix in (".xml", ".json")]
+    total = len(written) + len(unchanged_feeds)
+    app.out(
+        f"wrote {len(written)} of {total} feeds "
+        f"({len(unchanged_feeds)} unchanged) to {shown(report.out)}"
+    )
+    unchanged.remember(
+        config,
+        target,
+        stamp,
+        loaded,
+        said,
+        [*report.written, *report.unchanged],
+        feeds_mod.manifest_path(config, target),
+        total,
+    )
 
 
 COMMANDS: list[click.Command] = [feeds]

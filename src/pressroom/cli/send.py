@@ -357,6 +357,7 @@ def weekly(
     from pressroom.delivery import send as send_mod
     from pressroom.delivery.job import Request, check, next_issue_held
     from pressroom.feeds import builder as feeds
+    from pressroom.feeds import unchanged
 
     req = Request(
         provider,
@@ -370,13 +371,14 @@ def weekly(
     config = app.config
     moment = app.now(now)
     with send_mod.RunLock(config.state):
-        loaded = articles.load(config, moment, warn=app.warn, cache=True)
-        for err in loaded.errors:
-            app.problem(err.message)
-        try:
-            built = feeds.build(config, loaded.articles)
-        finally:
-            loaded.save_cache()
+        with unchanged.lock(config, wait=app.info):  # no feeds run records mid-write
+            loaded = articles.load(config, moment, warn=app.warn, cache=True)
+            for err in loaded.errors:
+                app.problem(err.message)
+            try:
+                built = feeds.build(config, loaded.articles)
+            finally:
+                loaded.save_cache()
         app.out(f"feeds: {len(built.written)} written, {len(built.unchanged)} unchanged")
         held = None if force else next_issue_held(config, moment)
         if held is not None:

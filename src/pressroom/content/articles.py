@@ -47,8 +47,9 @@ class LoadResult:
     caches: tuple[Any, ...] = ()
     # what the sources read (``fingerprint``), None when one of them cannot vouch for it
     inputs: str | None = None
-    # the same files give the same articles at any time in [window[0], window[1])
-    window: tuple[datetime | None, datetime | None] = (None, None)
+    # the same files give the same articles at any time in [window[0], window[1]) (POSIX
+    # timestamps; ``sources.base.Clock``)
+    window: tuple[float | None, float | None] = (None, None)
 
     def save_cache(self) -> None:
         """Store what this run parsed in the parse cache, with the HTML rendered since loading
@@ -104,7 +105,8 @@ def load(
                     continue
                 item = clean(item)
                 context.clock.note(item.published)
-                if item.published <= now and (since is None or item.published >= since):
+                after = since is None or item.published.timestamp() >= since.timestamp()
+                if context.clock.passed(item.published) and after:
                     found.append(item)
     finally:
         for own in opened:

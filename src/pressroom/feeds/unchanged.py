@@ -16,6 +16,11 @@ render nothing (every feed's fingerprint holds) and write nothing. Any differenc
 that cannot be read, a source that cannot be fingerprinted (a remote feed) or a file changed
 within the last second makes a full run, which records afresh. ``tests/test_feeds_unchanged``
 checks that both paths print and leave exactly the same.
+
+The stamp is taken before the full run reads anything and again before the record is kept;
+a run that saw a stamped file change (or one changing within the last second) keeps none.
+Runs that write feeds hold ``lock`` from the check to the record, so a record never pairs one
+run's inputs with another's files.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+import time
+import zoneinfo
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.util import find_spec
@@ -34,10 +41,16 @@ from typing import Any
 from pressroom import __version__, defaults
 from pressroom.config import Config
 from pressroom.content import articles
+from pressroom.content.sources.base import RACY_NS
 from pressroom.errors import FeedError
 
 SAID = ("warning", "error")  # what a record replays, in the order the run said it
-_WRITERS = ("feedgen", "lxml", "jinja2")  # the libraries that make the bytes
+# the libraries whose output is in the feeds: writers, templates, Markdown, the sanitiser,
+# front matter, slugs, addresses
+_LIBRARIES = (
+    "feedgen", "lxml", "jinja2", "markupsafe", "cmarkgfm", "nh3", "yaml", "anyascii",
+    "email_validator", "tzdata",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,42 @@ class Record:
     feeds: int
 
 
+@dataclass(frozen=True)
+class Stamp:
+    """The stamp of everything besides the articles, taken before a full run reads any."""
+
+    digest: str
+    racy: bool  # a stamped file changed within RACY_NS: it may change again unseen
+
+
+@contextlib.contextmanager
+def lock(config: Config, wait: Any = None) -> Iterator[None]:
+    """Hold ``<state>/feeds.lock`` (blocking): one run at a time writes feeds and records.
+
+    ``wait`` is told when another run holds it. Without a state folder to lock in, the run
+    goes on unlocked; it then cannot keep a record either.
+    """
+    import fcntl
+
+    try:
+        config.state.mkdir(parents=True, exist_ok=True)
+        handle = open(config.state / "feeds.lock", "a")  # noqa: SIM115 - closed below
+    except OSError:
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if wait is not None:
+                wait(f"waiting for another run writing feeds ({config.state / 'feeds.lock'})")
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def replay(config: Config, now: datetime, out: Path) -> Record | None:
     """The record of the last full run when this run would do exactly the same, else None."""
     try:
@@ -55,14 +104,17 @@ def replay(config: Config, now: datetime, out: Path) -> Record | None:
         files: dict[str, Any] = data["files"]
         if any(_stat(Path(name)) != seen for name, seen in files.items()):
             return None  # a feed or the state changed since: the full run sees to it
-        if data["stamp"] != _stamp(config, out) or not _inside(now, data["window"]):
+        if data["stamp"] != begin(config, out).digest or not _inside(now, data["window"]):
             return None
         if data["inputs"] is None or data["inputs"] != articles.fingerprint(config, now):
             return None
         said = tuple((str(kind), str(text)) for kind, text in data["said"] if kind in SAID)
-        return Record(said, int(data["feeds"]))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None  # no record, or one this version cannot read: a full run
+        feeds = data["feeds"]
+        if not isinstance(feeds, int) or isinstance(feeds, bool) or feeds < 0:
+            return None
+        return Record(said, feeds)
+    except Exception:  # a record is only a shortcut: any doubt about it means a full run
+        return None
 
 
 def forget(config: Config, out: Path) -> None:
@@ -71,30 +123,67 @@ def forget(config: Config, out: Path) -> None:
         _path(config, out).unlink(missing_ok=True)
 
 
+def begin(config: Config, out: Path) -> Stamp:
+    """The stamp of everything besides the articles that the run's output depends on."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(repr((__version__, config, str(out.resolve()))).encode())
+    racy = time.time_ns() - RACY_NS
+    newest = 0
+
+    def add(name: str, path: Path | None) -> None:
+        nonlocal newest
+        seen = _stat(path) if path is not None else None
+        if seen is not None:
+            newest = max(newest, seen[1], seen[2])
+        h.update(f"{name}\0{path}\0{seen}\n".encode())
+
+    for library in _LIBRARIES:  # an upgrade replaces the files: their times change
+        spec = find_spec(library)
+        add(library, Path(spec.origin) if spec is not None and spec.origin else None)
+    # the zone rules the dates are read with: the system's zoneinfo, or the tzdata package
+    zone = config.publication.timezone
+    h.update(repr(zoneinfo.TZPATH).encode())
+    for zone_dir in zoneinfo.TZPATH:
+        add("tz", Path(zone_dir) / zone)
+    # the templates, and pressroom's own code (an upgrade or a local edit of the same version)
+    for folder in (config.digest.templates, defaults.templates(), Path(__file__).parents[1]):
+        for base, dirs, names in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(names):
+                add(name, Path(base, name))
+    return Stamp(h.hexdigest(), newest >= racy)
+
+
 def remember(
     config: Config,
     out: Path,
+    stamp: Stamp,
     loaded: articles.LoadResult,
     said: Sequence[tuple[str, str]],
     outputs: Sequence[Path],
     manifest: Path,
     feeds: int,
 ) -> None:
-    """Keep the record of a full run that just finished (when every source could vouch for
-    what it read); ``outputs`` are the files it wrote or found unchanged."""
-    if loaded.inputs is None or not outputs:
+    """Keep the record of a full run that just finished, whose ``stamp`` was taken before it
+    read anything (when every source could vouch for what it read and nothing stamped
+    changed meanwhile); ``outputs`` are the files it wrote or found unchanged."""
+    if loaded.inputs is None or not outputs or stamp.racy:
         return
-    watched = [*outputs, manifest, *_state_files(config)]
+    if begin(config, out).digest != stamp.digest:
+        return  # a template or an install changed while this run read it
+    from pressroom.feeds.builder import INDEX_PAGE, write_if_changed
+
+    # the feeds page is written when absent (a site generator's own one is left alone):
+    # watched either way, so its removal or arrival makes a full run
+    watched = [*outputs, out / INDEX_PAGE, manifest, *_state_files(config)]
     data = {
-        "stamp": _stamp(config, out),
+        "stamp": stamp.digest,
         "inputs": loaded.inputs,
-        "window": [None if t is None else t.isoformat() for t in loaded.window],
+        "window": list(loaded.window),
         "said": [list(item) for item in said],
         "feeds": feeds,
-        "files": {str(path): _stat(path) for path in watched},
+        "files": {str(path): _stat(path) for path in dict.fromkeys(watched)},
     }
-    from pressroom.feeds.builder import write_if_changed
-
     with contextlib.suppress(OSError, FeedError):  # only saves time: failing costs speed
         write_if_changed(_path(config, out), json.dumps(data, indent=0).encode())
 
@@ -118,24 +207,9 @@ def _stat(path: Path) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
-def _stamp(config: Config, out: Path) -> str:
-    """Everything besides the articles that the run's output depends on."""
-    h = hashlib.blake2b(digest_size=20)
-    h.update(repr((__version__, config, str(out.resolve()))).encode())
-    for library in _WRITERS:  # an upgrade replaces the files: their times change
-        spec = find_spec(library)
-        origin = spec.origin if spec is not None else None
-        h.update(f"{library}\0{origin}\0{_stat(Path(origin)) if origin else None}\n".encode())
-    # the templates, and pressroom's own code (an upgrade or a local edit of the same version)
-    for folder in (config.digest.templates, defaults.templates(), Path(__file__).parents[1]):
-        for base, dirs, names in os.walk(folder):
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            for name in sorted(names):
-                h.update(f"{base}/{name}\0{_stat(Path(base, name))}\n".encode())
-    return h.hexdigest()
-
-
-def _inside(now: datetime, window: list[str | None]) -> bool:
-    """Whether ``now`` lies where the recorded run's files give the same articles."""
-    last, following = (None if t is None else datetime.fromisoformat(t) for t in window)
-    return (last is None or last <= now) and (following is None or now < following)
+def _inside(now: datetime, window: list[float | None]) -> bool:
+    """Whether ``now`` lies where the recorded run's files give the same articles (the
+    window's ends are POSIX timestamps, compared as instants like ``sources.base.Clock``)."""
+    last, following = window
+    at = now.timestamp()
+    return (last is None or float(last) <= at) and (following is None or at < float(following))

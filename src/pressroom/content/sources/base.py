@@ -29,25 +29,35 @@ RACY_NS = 1_000_000_000
 
 
 class Clock:
-    """The moments at which what the sources publish changes with the time alone: every
-    article's date, and publish or expiry dates that keep one off the site until or after.
+    """The run's one clock reading, the one rule for "has this date come", and the moments at
+    which what the sources publish changes with the time alone: every article's date, and
+    publish or expiry dates that keep one off the site until or after.
 
-    A run notes them all; ``last`` (the latest at or before ``now``) and ``next`` (the first
-    after it) bound the times at which the same files give the same articles, so a later run
-    whose clock lies in ``[last, next)`` may reuse this run's output (``feeds.unchanged``).
+    Dates compare as instants: an article dated 01:30 on the night clocks go back comes
+    before 01:10 in the repeated hour, as it happened, whatever the wall clock says. A run
+    notes every such moment; ``last`` (the latest at or before ``now``) and ``next`` (the
+    first after it), POSIX timestamps, bound the times at which the same files give the same
+    articles, so a later run whose clock lies in ``[last, next)`` may reuse this run's output
+    (``feeds.unchanged``).
     """
 
     def __init__(self, now: datetime) -> None:
         self.now = now
-        self.last: datetime | None = None
-        self.next: datetime | None = None
+        self.at = now.timestamp()
+        self.last: float | None = None
+        self.next: float | None = None
+
+    def passed(self, moment: datetime) -> bool:
+        """Whether ``moment`` is at or before now."""
+        return moment.timestamp() <= self.at
 
     def note(self, moment: datetime) -> None:
-        if moment <= self.now:
-            if self.last is None or moment > self.last:
-                self.last = moment
-        elif self.next is None or moment < self.next:
-            self.next = moment
+        at = moment.timestamp()
+        if at <= self.at:
+            if self.last is None or at > self.last:
+                self.last = at
+        elif self.next is None or at < self.next:
+            self.next = at
 
 
 @dataclass(frozen=True)

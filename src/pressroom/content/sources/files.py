@@ -356,9 +356,10 @@ class FilesSource(Source):
         publish = self._date(meta, "publish_date")
         expiry = self._date(meta, "expiry_date")
         self._moments = tuple(d for d in (publish, expiry) if d is not None)
-        if publish is not None and publish > self.context.now:
+        clock = self.context.clock
+        if publish is not None and not clock.passed(publish):
             return False  # Hugo: not yet (buildFuture is off by default)
-        return expiry is None or expiry > self.context.now  # Hugo: expired
+        return expiry is None or not clock.passed(expiry)  # Hugo: expired
 
     def _own_url(self, meta: dict[str, Any], rel: str) -> str | None:
         """The article's own url/permalink/URL (else Pelican's Save_as), when usable."""
