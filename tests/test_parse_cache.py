@@ -310,3 +310,90 @@ def test_many_feeds_render_on_every_core_with_the_same_output(tmp_path: Path) ->
     assert "x()" not in (two / "public" / "feeds" / "index.xml").read_text("utf-8")
     # the bodies the workers rendered came back and were cached, as one process caches them
     assert rendered_rows(two) == rendered_rows(one) > 0
+
+
+# --- workers and clocks under stress -----------------------------------------------------
+
+ORPHAN_PROBE = """
+import os, sys, time
+from pressroom.content.pool import forked_map
+seen = sys.argv[1]
+
+def task(part):
+    open(os.path.join(seen, str(os.getpid())), "w").close()
+    time.sleep(60)  # a long feed; the parent is killed meanwhile
+    return part
+
+forked_map(task, [1, 2], 2)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
+def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
+    """Workers hold copies of the parent's locks (feeds.lock, send.lock): one left running
+    would block every later run."""
+    parent = subprocess.Popen([sys.executable, "-c", ORPHAN_PROBE, str(tmp_path)])
+    deadline = time.monotonic() + 30
+    while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = [int(p.name) for p in tmp_path.iterdir()]
+    assert len(pids) == 2 and all(alive(pid) for pid in pids)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in pids)
+
+
+def test_a_file_changed_just_before_the_scan_is_never_vouched_for(tmp_path: Path) -> None:
+    """The "changed within a second" rule counts from the scan, not from when the run gets
+    round to storing: on a filesystem with coarse timestamps a second edit in the same tick
+    would otherwise be served stale, however long the run lasted."""
+    from pressroom.content.cache import Entry, ParseCache
+    from pressroom.content.sources._walk import digest, scan
+
+    (tmp_path / "x.md").write_text("---\ntitle: Alpha\n---\n", encoding="utf-8")
+    scanned_at = time.time_ns()
+    found = scan(str(tmp_path), "content", ())
+    time.sleep(1.1)  # a long run: by now the edit is more than a second old
+    assert digest(found, scanned_at) is None
+    cache = ParseCache(tmp_path / "state.db", "files", (), print, write=True, scanned_at=scanned_at)
+    cache.put(str(tmp_path / "x.md"), found[0][1], Entry(None, ()))
+    cache.walked()
+    cache.save()
+    assert cache_rows_in(tmp_path / "state.db") == 0
+    assert digest(found, time.time_ns()) is not None  # scanned now, the same file is settled
+
+
+def cache_rows_in(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM parse_cache_v2").fetchone()[0])
+
+
+def test_odd_files_and_settings_are_one_line_problems(demo: Path) -> None:
+    content = demo / "content"
+    os.mkfifo(content / "pipe.md")  # would block the read for ever
+    deep = '{"a": ' + "[" * 5000 + "]" * 5000 + "}\n\nText.\n"
+    (content / "deep.md").write_text(deep, encoding="utf-8")
+    (content / "caf\udce9.md").write_bytes(b"---\ntitle: Latin-1 name\n---\n\nText.\n")
+    age(demo)
+    for workers in ("\u00b2", "0", "1"):
+        env = {**os.environ, "PRESSROOM_WORKERS": workers}
+        done = subprocess.run(
+            [sys.executable, "-c", "from pressroom.cli import main; main()", "--config",
+             str(demo / "config.yaml"), "feeds", "--now", NOW],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        assert "pipe.md: not a regular file" in done.stderr
+        assert "deep.md:1: front matter: nested too deeply" in done.stderr
+        assert "wrote" in done.stdout

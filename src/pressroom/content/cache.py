@@ -28,7 +28,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from pressroom import __version__
-from pressroom.content.pool import forked_map, workers
+from pressroom.content.pool import WorkersLost, forked_map, workers
 from pressroom.content.sources.base import RACY_NS
 from pressroom.content.text import render_body
 from pressroom.errors import ArticleError
@@ -155,9 +155,19 @@ class ParseCache:
     """Cached parses of one source's files, loaded in one query and saved in one transaction."""
 
     def __init__(
-        self, state_db: Path, source: str, settings: Any, warn: Warn, *, write: bool
+        self,
+        state_db: Path,
+        source: str,
+        settings: Any,
+        warn: Warn,
+        *,
+        write: bool,
+        scanned_at: int | None = None,
     ) -> None:
         self.state_db = state_db
+        # when the files were stat'ed (time.time_ns): a file changed within RACY_NS before
+        # that may change again unseen, however long after the run stores its parse
+        self.scanned_at = time.time_ns() if scanned_at is None else scanned_at
         self.write = write
         self.source = source
         self.stamp = f"{__version__}\0{settings!r}"
@@ -221,7 +231,7 @@ class ParseCache:
         """Remember a fresh parse of ``path`` (saved by ``save``); ``row`` is its encoding
         when a worker made it already."""
         self._seen.add(path)
-        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
+        if self.scanned_at - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
             return
         value = row if row is not None else encode(entry)
         if value is not None:
@@ -276,7 +286,7 @@ class ParseCache:
                         " VALUES (?, ?, ?, ?, ?, ?, ?)",
                         ((self.source, p, *key, value) for p, (key, value) in self._new.items()),
                     )
-        except (sqlite3.Error, OSError):
+        except (sqlite3.Error, OSError, UnicodeError):  # UnicodeError: a non-UTF-8 file name
             pass  # the cache only saves time; the run's output does not depend on it
 
 
@@ -315,7 +325,10 @@ def parse_in_processes(items: Sequence[Item], read: Read) -> dict[str, Parsed]:
             out.append((encode(entry), moments))
         return out
 
-    parts = forked_map(read_chunk, chunks, n)
+    try:
+        parts = forked_map(read_chunk, chunks, n)
+    except WorkersLost:
+        parts = None  # parsing only reads: the caller parses again, one by one
     if parts is None:
         return {}  # no processes to be had: the caller parses, one by one
     rows = [row for part in parts for row in part]

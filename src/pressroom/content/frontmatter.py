@@ -139,6 +139,13 @@ def split(text: str, *, headers: bool) -> FrontMatter:
     scraped text file's first line may well contain a colon). A file without metadata
     comes back with style ``""``; the caller decides whether that is allowed.
     """
+    try:
+        return _split(text, headers=headers)
+    except RecursionError:  # thousands of nested [ or { (the parsers recurse)
+        raise FrontMatterError("nested too deeply to read; flatten the metadata", 1) from None
+
+
+def _split(text: str, *, headers: bool) -> FrontMatter:
     first_nl = text.find("\n")
     first = (text[:first_nl] if first_nl >= 0 else text).rstrip()
     if first == "---":

@@ -9,8 +9,10 @@ of processes (1: none).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -23,11 +25,16 @@ R = TypeVar("R")
 _TASK: Callable[[Any], Any] | None = None  # what a forked worker runs: set before the fork
 
 
+class WorkersLost(Exception):
+    """A worker process died (killed, out of memory) before its part was done."""
+
+
 def workers() -> int:
-    """How many processes may work: ``PRESSROOM_WORKERS``, else the CPUs this may use."""
+    """How many processes may work: ``PRESSROOM_WORKERS`` (0 or 1: none besides this one),
+    else the CPUs this may use."""
     wanted = os.environ.get("PRESSROOM_WORKERS", "").strip()
-    if wanted.isdigit() and int(wanted) > 0:
-        return int(wanted)
+    if wanted.isascii() and wanted.isdecimal():
+        return max(1, int(wanted))
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 
@@ -37,7 +44,10 @@ def forked_map(task: Callable[[T], R], parts: Sequence[T], processes: int) -> li
     None when that is not possible or not safe here: fewer than two processes, no ``fork``
     (Windows, macOS spawn), a process running other threads (a fork copies their locks
     mid-use), or no processes to be had; the caller then does the work itself. An exception
-    raised by ``task`` in a worker is raised here.
+    raised by ``task`` in a worker is raised here; a worker that dies raises ``WorkersLost``
+    (its part may be half done: the caller decides whether doing it again is safe).
+    Workers die with the parent: they hold copies of its file locks (``feeds.lock``,
+    ``send.lock``), which a worker left running would keep held.
     """
     global _TASK
     if (
@@ -50,12 +60,35 @@ def forked_map(task: Callable[[T], R], parts: Sequence[T], processes: int) -> li
     _TASK = task
     try:
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(min(processes, len(parts)), mp_context=context) as pool:
-            return list(pool.map(_run, parts))
-    except (OSError, BrokenProcessPool):
-        return None
+        pool = ProcessPoolExecutor(
+            min(processes, len(parts)),
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(os.getpid(),),
+        )
+        with pool:
+            try:
+                futures = [pool.submit(_run, part) for part in parts]
+            except OSError:  # no processes to be had (fork refused)
+                return None
+            return [future.result() for future in futures]
+    except BrokenProcessPool as e:
+        raise WorkersLost(str(e) or "a worker process died") from None
     finally:
         _TASK = None
+
+
+def _start_worker(parent: int) -> None:
+    """In a new worker: be killed with the parent, and stop now if it is already gone."""
+    with contextlib.suppress(Exception):  # Linux; elsewhere the parent check below only
+        import ctypes
+
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _run(part: Any) -> Any:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pressroom import defaults
 from pressroom.config import Config
-from pressroom.content.pool import forked_map, workers
+from pressroom.content.pool import WorkersLost, forked_map, workers
 from pressroom.content.urls import name_key
 from pressroom.errors import FeedError
 from pressroom.feeds.spec import (
@@ -212,7 +212,12 @@ def _write_feeds(jobs: Sequence[_Job], writer: Callable[[], Renderer]) -> dict[P
         done = {jobs[i].path: _write_one(renderer, jobs[i]) for i in part}
         return done, renderer.rendered_bodies()
 
-    answers = forked_map(write_feed, list(by_feed.values()), n) if n >= 2 else None
+    try:
+        answers = forked_map(write_feed, list(by_feed.values()), n) if n >= 2 else None
+    except WorkersLost as e:  # some feeds may be written: doing them again would miscount
+        raise FeedError(
+            f"a process writing feeds was stopped ({e}); nothing is lost: run pressroom feeds again"
+        ) from None
     if answers is None:
         return {job.path: _write_one(renderer, job) for job in jobs}
     changes: dict[Path, bool] = {}

@@ -12,7 +12,7 @@ import errno
 import fnmatch
 import hashlib
 import os
-import time
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -56,7 +56,12 @@ def scan(folder: str, shown: str, exclude: tuple[str, ...]) -> Scanned:
             found.append((file, None, ArticleError(file.rel, "", file.problem)))
             continue
         try:
-            found.append((file, os.stat(file.path), None))
+            st = os.stat(file.path)
+            if not stat.S_ISREG(st.st_mode):  # a named pipe would block the read for ever
+                problem = "not a regular file (a pipe, socket or device); remove it"
+                found.append((file, None, ArticleError(file.rel, "", problem)))
+                continue
+            found.append((file, st, None))
         except OSError as e:
             error = ArticleError(file.rel, "", f"cannot read: {e.strerror or e}")
             found.append((file, None, error))
@@ -115,14 +120,15 @@ def walk(
         )
 
 
-def digest(found: Scanned) -> str | None:
-    """What ``_scan`` saw, as one hash: paths, sizes, times and inodes, and what failed.
+def digest(found: Scanned, scanned_at: int) -> str | None:
+    """What ``scan`` saw, as one hash: paths, sizes, times and inodes, and what failed.
 
-    None when a file changed within ``RACY_NS`` of now: it may change again within the same
-    clock tick and keep all of these, so nothing can be vouched for (see ``content.cache``).
+    None when a file changed within ``RACY_NS`` before ``scanned_at`` (``time.time_ns()``
+    taken before the scan): it may change again within the same clock tick and keep all of
+    these, so nothing can be vouched for (see ``content.cache``).
     """
     h = hashlib.blake2b(digest_size=20)
-    racy = time.time_ns() - RACY_NS
+    racy = scanned_at - RACY_NS
     for file, st, broken in found:
         if st is None:
             h.update(f"{file.path}\0{broken}\n".encode("utf-8", "surrogateescape"))

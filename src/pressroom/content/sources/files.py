@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -127,6 +128,7 @@ class FilesSource(Source):
     def articles(self, since: datetime | None) -> Iterator[Article | ArticleError]:
         from pressroom.content.cache import Entry, ParseCache, parse_in_processes
 
+        scanned_at = time.time_ns()
         found = self._scan()
         folder = Path(self.settings.path)
         cache = ParseCache(
@@ -135,6 +137,7 @@ class FilesSource(Source):
             (self.settings, self.context.publication),
             self.context.warn,
             write=self.context.write_cache,
+            scanned_at=scanned_at,
         )
         self.context.caches.append(cache)
         entries = [cache.get(file.path, st) if st is not None else None for file, st, _ in found]
@@ -162,10 +165,11 @@ class FilesSource(Source):
                 yield entry.result
         cache.walked()
         # a rebuilt cache said so: a later run must not skip this run's work and its warning
-        self.context.inputs.append(None if cache.rebuilt else digest(found))
+        self.context.inputs.append(None if cache.rebuilt else digest(found, scanned_at))
 
     def fingerprint(self) -> str | None:
-        return digest(self._scan())
+        scanned_at = time.time_ns()
+        return digest(self._scan(), scanned_at)
 
     def _scan(self) -> Scanned:
         folder = Path(self.settings.path)
