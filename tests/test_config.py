@@ -340,3 +340,16 @@ def test_every_backend_module_registers_the_backend_it_is_named_after() -> None:
             assert reg.get(name).name == name, f"{reg.package}.{name} registers another name"
         assert sorted(backends) == reg.names()
         assert not reg.known("base") and not reg.known("no-such-backend")
+
+
+@pytest.mark.parametrize("field", ["name", "description", "copyright"])
+def test_control_characters_in_the_publication_are_refused_at_load(
+    tmp_path: Path, field: str
+) -> None:
+    """Every feed carries these, and XML cannot hold control characters."""
+    text = MINIMAL.replace("  name: Test Weekly\n", "") + f'  {field}: "T\\x01"\n'
+    if field != "name":
+        text += "  name: Test Weekly\n"
+    message = load_error(tmp_path, text)
+    assert f"publication.{field}: contains a control character" in message
+    assert "\n" not in message

@@ -47,6 +47,8 @@ from pressroom.settings import Rate as Rate
 
 T = TypeVar("T")
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
 # --- sections --------------------------------------------------------------------------
 
 
@@ -62,6 +64,11 @@ class PublicationConfig:
     copyright: str | None = None
 
     def __post_init__(self) -> None:
+        # every feed, page and email carries these: XML cannot hold control characters
+        for name in ("name", "description", "postal_address", "copyright"):
+            value = getattr(self, name)
+            if value and _CONTROL.search(value):
+                raise ValueError(f"{name}: contains a control character; remove it")
         # feeds, <html lang> and Content-Language all want a BCP 47 tag (RFC 5646)
         if "_" in self.language or not langcodes.tag_is_valid(self.language):
             hint = self.language.replace("_", "-")
