@@ -353,6 +353,45 @@ def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
     assert not any(alive(pid) for pid in pids)
 
 
+LOST_WORKER_PROBE = """
+import os, sys, threading
+from types import SimpleNamespace
+from pressroom.content.cache import Entry, parse_in_processes
+parent = os.getpid()
+items = [SimpleNamespace(path=f"f{i:04d}") for i in range(1200)]
+
+def read(item):
+    if item.path == "f0700" and os.getpid() != parent:
+        os._exit(3)  # a worker killed (out of memory, say) 200 files into its third part
+    return Entry(None, (item.path,)), ()
+
+parses = parse_in_processes(items, read)
+answers = [parses.get(item.path) for item in items]
+parses.close()
+given = [a is not None for a in answers]
+first_missing = given.index(False)
+assert not any(given[first_missing:]), "answers after a lost worker"
+assert all(a[0].warnings == (i.path,) for i, a in zip(items, answers[:first_missing]))
+print(first_missing, threading.active_count())
+"""
+
+
+def test_a_worker_lost_while_parsing_leaves_the_rest_to_the_caller() -> None:
+    """Parts are handed out in order as they are done; when a worker dies, what came before
+    stays and everything after is read by the caller itself (never a gap, never a hang), and
+    the pool is gone before the feeds may fork again."""
+    env = {**os.environ, "PRESSROOM_WORKERS": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", LOST_WORKER_PROBE],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    first_missing, threads = map(int, done.stdout.split())
+    # parts of 250: the first part was done before the lost worker started its third
+    assert 250 <= first_missing <= 700
+    assert threads == 1
+
+
 def test_a_file_changed_just_before_the_scan_is_never_vouched_for(tmp_path: Path) -> None:
     """The "changed within a second" rule counts from the scan, not from when the run gets
     round to storing: on a filesystem with coarse timestamps a second edit in the same tick

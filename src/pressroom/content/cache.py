@@ -28,7 +28,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from pressroom import __version__
-from pressroom.content.pool import WorkersLost, forked_map, workers
+from pressroom.content.pool import Results, WorkersLost, forked_results, workers
 from pressroom.content.sources.base import RACY_NS
 from pressroom.content.text import render_body
 from pressroom.errors import ArticleError
@@ -309,13 +309,12 @@ Read = Callable[[Any], tuple[Entry, tuple[datetime, ...]]]
 Parsed = tuple[Entry, tuple[datetime, ...], bytes]
 
 
-def parse_in_processes(items: Sequence[Item], read: Read) -> dict[str, Parsed]:
-    """{path: (entry, moments, cache row)} of ``read(item)`` for ``items``, parsed by worker
-    processes; {} when a pool is not worth it or not possible here. An item whose parse
-    cannot travel back as a cache row is left out, for the caller to read itself."""
+def parse_in_processes(items: Sequence[Item], read: Read) -> Parses:
+    """``read(item)`` for ``items`` by worker processes, as ``Parses`` to ask for each path in
+    turn; one that answers nothing when a pool is not worth it or not possible here."""
     n = min(workers(), (len(items) + _CHUNK - 1) // _CHUNK)
     if len(items) < POOL_MIN_FILES:
-        return {}
+        return Parses([], None)
     chunks = [list(items[i : i + _CHUNK]) for i in range(0, len(items), _CHUNK)]
 
     def read_chunk(chunk: list[Any]) -> list[tuple[bytes | None, tuple[datetime, ...]]]:
@@ -326,14 +325,41 @@ def parse_in_processes(items: Sequence[Item], read: Read) -> dict[str, Parsed]:
         return out
 
     try:
-        parts = forked_map(read_chunk, chunks, n)
+        results = forked_results(read_chunk, chunks, n)
     except WorkersLost:
-        parts = None  # parsing only reads: the caller parses again, one by one
-    if parts is None:
-        return {}  # no processes to be had: the caller parses, one by one
-    rows = [row for part in parts for row in part]
-    return {
-        item.path: (decode(row), moments, row)
-        for item, (row, moments) in zip(items, rows, strict=True)
-        if row is not None
-    }
+        results = None  # parsing only reads: the caller parses, one by one
+    return Parses(chunks if results is not None else [], results)
+
+
+class Parses:
+    """The workers' parses, {path: (entry, moments, cache row)}, taken in the order of the
+    items: ``get`` waits for the part that holds its path, so the caller turns the first parts
+    into articles while the workers parse the next. A path it cannot answer (not given, a
+    parse that cannot travel as a cache row, a worker lost) is None: the caller reads that
+    file itself. ``close`` stops the workers; the last answer stops them too."""
+
+    def __init__(self, chunks: Sequence[Sequence[Item]], results: Results[Any] | None) -> None:
+        self._part = {item.path: k for k, chunk in enumerate(chunks) for item in chunk}
+        self._chunks = chunks
+        self._results = results
+        self._taken = 0  # parts received so far
+        self._ready: dict[str, Parsed] = {}
+
+    def get(self, path: str) -> Parsed | None:
+        part = self._part.get(path)
+        while part is not None and self._results is not None and self._taken <= part:
+            try:
+                rows = next(self._results)
+            except (WorkersLost, StopIteration):
+                self.close()  # parsing only reads: the caller parses the rest, one by one
+                break
+            for item, (row, moments) in zip(self._chunks[self._taken], rows, strict=True):
+                if row is not None:
+                    self._ready[item.path] = (decode(row), moments, row)
+            self._taken += 1
+        return self._ready.pop(path, None)
+
+    def close(self) -> None:
+        results, self._results = self._results, None
+        if results is not None:
+            results.close()

@@ -14,8 +14,8 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
@@ -41,13 +41,27 @@ def workers() -> int:
 def forked_map(task: Callable[[T], R], parts: Sequence[T], processes: int) -> list[R] | None:
     """``[task(part) for part in parts]`` computed by ``processes`` forked workers, in order.
 
+    None when that is not possible or not safe here (see ``forked_results``); the caller then
+    does the work itself. An exception raised by ``task`` in a worker is raised here; a
+    worker that dies raises ``WorkersLost`` (its part may be half done: the caller decides
+    whether doing it again is safe).
+    """
+    results = forked_results(task, parts, processes)
+    if results is None:
+        return None
+    with results:
+        return list(results)
+
+
+def forked_results(task: Callable[[T], R], parts: Sequence[T], processes: int) -> Results[R] | None:
+    """Each part's ``task(part)``, computed by ``processes`` forked workers and handed out in
+    order as soon as it is done, so the caller works on the first parts while the workers
+    compute the next ones.
+
     None when that is not possible or not safe here: fewer than two processes, no ``fork``
     (Windows, macOS spawn), a process running other threads (a fork copies their locks
-    mid-use), or no processes to be had; the caller then does the work itself. An exception
-    raised by ``task`` in a worker is raised here; a worker that dies raises ``WorkersLost``
-    (its part may be half done: the caller decides whether doing it again is safe).
-    Workers die with the parent: they hold copies of its file locks (``feeds.lock``,
-    ``send.lock``), which a worker left running would keep held.
+    mid-use), or no processes to be had. Workers die with the parent: they hold copies of its
+    file locks (``feeds.lock``, ``send.lock``), which a worker left running would keep held.
     """
     global _TASK
     if (
@@ -59,23 +73,61 @@ def forked_map(task: Callable[[T], R], parts: Sequence[T], processes: int) -> li
         return None
     _TASK = task
     try:
-        context = multiprocessing.get_context("fork")
         pool = ProcessPoolExecutor(
             min(processes, len(parts)),
-            mp_context=context,
+            mp_context=multiprocessing.get_context("fork"),
             initializer=_start_worker,
             initargs=(os.getpid(),),
         )
-        with pool:
-            try:
-                futures = [pool.submit(_run, part) for part in parts]
-            except OSError:  # no processes to be had (fork refused)
-                return None
-            return [future.result() for future in futures]
-    except BrokenProcessPool as e:
-        raise WorkersLost(str(e) or "a worker process died") from None
+        # With fork every worker starts at the first submit, with its own copy of _TASK.
+        try:
+            futures = [pool.submit(_run, part) for part in parts]
+        except OSError:  # no processes to be had (fork refused)
+            pool.shutdown(wait=True, cancel_futures=True)
+            return None
+        except BrokenProcessPool as e:  # a worker died already: some parts may have run
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise WorkersLost(str(e) or "a worker process died") from None
     finally:
         _TASK = None
+    return Results(pool, futures)
+
+
+class Results(Iterator[R]):
+    """The workers' answers in order (``forked_results``). The pool stops at the last one, at
+    ``close()`` or at the end of a ``with`` block, whichever comes first; a part not yet
+    started then never runs."""
+
+    def __init__(self, pool: ProcessPoolExecutor, futures: list[Future[R]]) -> None:
+        self._pool: ProcessPoolExecutor | None = pool
+        self._futures = futures
+        self._next = 0
+
+    def __next__(self) -> R:
+        if self._next >= len(self._futures):
+            self.close()
+            raise StopIteration
+        future = self._futures[self._next]
+        self._next += 1
+        try:
+            return future.result()
+        except BrokenProcessPool as e:
+            self.close()
+            raise WorkersLost(str(e) or "a worker process died") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Results[R]:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def _start_worker(parent: int) -> None:

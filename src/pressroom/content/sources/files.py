@@ -18,6 +18,7 @@ error to report.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
@@ -145,24 +146,25 @@ class FilesSource(Source):
             [f for (f, st, _), e in zip(found, entries, strict=True) if e is None and st],
             self.read_recorded,
         )
-        for (file, info, broken), entry in zip(found, entries, strict=True):
-            keep = info is not None
-            if broken is not None:
-                entry = Entry(broken, ())
-            elif entry is None:
-                done = parsed.get(file.path)
-                entry, moments, row = done if done else (*self.read_recorded(file), None)
-                keep = not moments  # a publish or expiry date is judged again every run
-                for moment in moments:
-                    self.context.clock.note(moment)
-                if keep and info is not None:
-                    cache.put(file.path, info, entry, row)
-            for message in entry.warnings:
-                self.context.warn(message)
-            if entry.result is not None:
-                if keep and info is not None:
-                    cache.served(file.path, info, entry)
-                yield entry.result
+        with contextlib.closing(parsed):  # workers still parsing stop with this loop
+            for (file, info, broken), entry in zip(found, entries, strict=True):
+                keep = info is not None
+                if broken is not None:
+                    entry = Entry(broken, ())
+                elif entry is None:
+                    done = parsed.get(file.path)
+                    entry, moments, row = done if done else (*self.read_recorded(file), None)
+                    keep = not moments  # a publish or expiry date is judged again every run
+                    for moment in moments:
+                        self.context.clock.note(moment)
+                    if keep and info is not None:
+                        cache.put(file.path, info, entry, row)
+                for message in entry.warnings:
+                    self.context.warn(message)
+                if entry.result is not None:
+                    if keep and info is not None:
+                        cache.served(file.path, info, entry)
+                    yield entry.result
         cache.walked()
         # a rebuilt cache said so: a later run must not skip this run's work and its warning
         self.context.inputs.append(None if cache.rebuilt else digest(found, scanned_at))
@@ -196,8 +198,7 @@ class FilesSource(Source):
         """One file as an Article, an ArticleError when broken, or None when not published."""
         rel = file.rel
         try:
-            with open(file.path, "rb") as f:
-                data = f.read()
+            data = _read_bytes(file.path)
         except OSError as e:
             return ArticleError(rel, "", f"cannot read: {e.strerror or e}")
         try:
@@ -480,6 +481,22 @@ class FilesSource(Source):
             self._warn(f"{rel}:{_line(fm, 'image')}: image: {e}; left out")
             return None
         return Image(url=found, alt=one_line(_text(alt, "image_alt")) if alt is not None else "")
+
+
+def _read_bytes(path: str) -> bytes:
+    """The whole file, in four system calls where ``open().read()`` makes nine (a cold run
+    reads 10,000 files: a tenth of a second)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        parts = [os.read(fd, _READ_SIZE)]
+        while parts[-1]:
+            parts.append(os.read(fd, _READ_SIZE))
+        return parts[0] if len(parts) == 2 else b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+_READ_SIZE = 1 << 16
 
 
 def _title_from_body(body: str, body_format: str) -> tuple[str, str]:
