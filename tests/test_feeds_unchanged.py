@@ -428,3 +428,87 @@ def test_a_run_waits_while_another_writes_feeds(demo: Path) -> None:
     out, err = other.communicate(timeout=120)
     assert other.returncode == 0, err
     assert "waiting for another run writing feeds" in err and "wrote 39 of 39" in out
+
+
+def cold_run_of(pub: Path, where: Path, now: str = NOW) -> tuple[Result, dict[str, bytes]]:
+    """A cold run of the same inputs: a copy without the state folder and the output."""
+    shutil.copytree(pub, where, symlinks=True)
+    shutil.rmtree(where / ".pressroom", ignore_errors=True)
+    shutil.rmtree(where / "public", ignore_errors=True)
+    result = run(where, now)
+    out = where / "public"
+    return result, {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+                    if p.is_file()}  # fmt: skip
+
+
+def swap_keeping_size_and_mtime(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` (same length) and give it back its modification time."""
+    st = path.stat()
+    assert len(data) == st.st_size
+    tmp = path.with_name(path.name + ".swp")
+    tmp.write_bytes(data)
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+    tmp.replace(path)
+
+
+def test_a_feed_swapped_keeping_size_and_mtime_is_written_again(demo: Path, tmp_path: Path) -> None:
+    """A restore (cp -p, rsync -t) of another version of a feed of the same length keeps its
+    size and mtime; only its inode and ctime tell, so the feed manifest must look at them."""
+    age(demo)
+    run(demo)
+    feed = demo / "public" / "feeds" / "atom.xml"
+    good = feed.read_bytes()
+    swap_keeping_size_and_mtime(feed, good.replace(b"<title>", b"<TITLE>", 1))
+    time.sleep(1.05)
+    result = run(demo)
+    assert result.exit_code == 0, result.output
+    assert feed.read_bytes() == good
+    assert "wrote 1 of 39 feeds" in result.output
+    same_run(demo, tmp_path)
+
+
+def test_every_template_of_the_feeds_page_is_watched(demo: Path, tmp_path: Path) -> None:
+    """The feeds page is rebuilt when a template it includes changes, when feeds.html.j2 is
+    swapped for one of the same size and mtime, and when a publication field it shows
+    changes: as a cold run would make it."""
+    from pressroom import defaults
+
+    page = demo / "templates" / "feeds.html.j2"
+    part = demo / "templates" / "_feeds_note.html.j2"
+    text = (defaults.templates() / "feeds.html.j2").read_text("utf-8")
+    page.write_text(
+        text.replace(
+            "</body>",
+            "{% include '_feeds_note.html.j2' %}<p>{{ publication.description }}</p></body>",
+        ),
+        "utf-8",
+    )
+    part.write_text("<p>Note one</p>\n", "utf-8")
+    for path in (page, part):
+        os.utime(path, (LONG_AGO, LONG_AGO))
+    age(demo)
+    run(demo)
+    shown = demo / "public" / "feeds" / "index.html"
+    assert "Note one" in shown.read_text("utf-8")
+
+    part.write_text("<p>Note two</p>\n", "utf-8")  # an included template edited
+    os.utime(part, (LONG_AGO, LONG_AGO))
+    time.sleep(1.05)
+    run(demo)
+    assert "Note two" in shown.read_text("utf-8")
+
+    swap_keeping_size_and_mtime(page, page.read_bytes().replace(b"<h1>", b"<H1>", 1))
+    time.sleep(1.05)
+    run(demo)
+    assert "<H1>" in shown.read_text("utf-8")
+
+    config = demo / "config.yaml"
+    config.write_text(
+        config.read_text("utf-8").replace("supported by our readers", "paid for by readers"),
+        "utf-8",
+    )
+    age(demo)
+    run(demo)
+    assert "paid for by readers" in shown.read_text("utf-8")
+    _, cold = cold_run_of(demo, tmp_path / "cold")
+    assert shown.read_bytes() == cold["feeds/index.html"]

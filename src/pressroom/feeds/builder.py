@@ -273,10 +273,10 @@ class _Manifest:
 
     A run where nothing changed then costs a hash per article and a ``stat`` per file, instead
     of rendering every included body and serialising every feed only to find the same bytes.
-    The file's size and mtime must still match what was written, so a feed edited or deleted
-    by hand is rebuilt. It also lists every file the run wrote (``owned``, relative to the
-    output folder): only those may later be removed as stale, so a hand-made feed or a
-    static site generator's own ``index.xml`` beside ours is never touched.
+    The file's size, times and inode must still match what was written, so a feed edited,
+    restored or deleted by hand is rebuilt. It also lists every file the run wrote (``owned``,
+    relative to the output folder): only those may later be removed as stale, so a hand-made
+    feed or a static site generator's own ``index.xml`` beside ours is never touched.
     """
 
     def __init__(
@@ -311,14 +311,13 @@ class _Manifest:
             st = path.stat()
         except OSError:
             return False
-        if [st.st_size, st.st_mtime_ns] != old[1:]:
+        if _file_key(st) != old[1:]:
             return False
         self.new[str(path)] = old
         return True
 
     def record(self, path: Path, fingerprint: str) -> None:
-        st = path.stat()
-        self.new[str(path)] = [fingerprint, st.st_size, st.st_mtime_ns]
+        self.new[str(path)] = [fingerprint, *_file_key(path.stat())]
 
     def save(self, out: Path, keep: set[Path]) -> None:
         files = {k: v for k, v in sorted(self.new.items()) if Path(k) in keep}
@@ -327,6 +326,12 @@ class _Manifest:
         with contextlib.suppress(OSError, FeedError):  # a cache: failing to save costs speed only
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_if_changed(self.path, json.dumps(data, indent=0, sort_keys=True).encode())
+
+
+def _file_key(st: os.stat_result) -> list[int]:
+    """What tells a file was replaced: a copy restored with ``cp -p`` or ``rsync -t`` keeps
+    the size and mtime, never the inode and ctime."""
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 # --- planning --------------------------------------------------------------------------
@@ -413,18 +418,25 @@ _LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
 
 
 def _index_fingerprint(config: Config, specs: Sequence[FeedSpec]) -> str:
-    """What the feeds page is made of: the feeds, the publication, the template files."""
+    """What the feeds page is made of: the feeds, the publication, the template files.
+
+    Every file of both template folders counts (``feeds.html.j2`` may include or extend
+    others), each by its size, times and inode, and the whole publication (the page is
+    handed all of it)."""
     h = hashlib.blake2b(digest_size=16)
-    for folder in (config.digest.templates, defaults.templates()):
-        try:
-            st = (folder / "feeds.html.j2").stat()
-            h.update(f"{folder}:{st.st_size}:{st.st_mtime_ns};".encode())
-        except OSError:
-            h.update(b"-;")
-    pub = config.publication
-    parts: list[Any] = [pub.name, pub.url, pub.language, feeds_url(config), config.feeds.formats]
+    for folder in dict.fromkeys((config.digest.templates, defaults.templates())):
+        for base, dirs, names in os.walk(folder):
+            dirs.sort()
+            for name in sorted(names):
+                try:
+                    key = _file_key(os.stat(os.path.join(base, name)))
+                except OSError:
+                    key = []
+                h.update(f"{base}/{name}:{key};".encode("utf-8", "surrogateescape"))
+        h.update(b"|")
+    parts: list[Any] = [config.publication, feeds_url(config), config.feeds.formats]
     parts.append([(s.kind, s.name, s.path) for s in specs])
-    h.update(json.dumps(parts).encode("utf-8"))
+    h.update(repr(parts).encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 
