@@ -512,3 +512,51 @@ def test_every_template_of_the_feeds_page_is_watched(demo: Path, tmp_path: Path)
     assert "paid for by readers" in shown.read_text("utf-8")
     _, cold = cold_run_of(demo, tmp_path / "cold")
     assert shown.read_bytes() == cold["feeds/index.html"]
+
+
+def test_two_configs_sharing_a_state_folder_name_their_own_files(
+    demo: Path, tmp_path: Path
+) -> None:
+    """Articles are named relative to their own config's folder: a second config over the
+    same content and state, in another folder, must not say (or hash) the first one's names."""
+    (demo / "content" / "odd.md").write_text(
+        "---\ntitle: Odd\ndate: 2026-11-21T08:00:00Z\ncolour: blue\n---\n\nText.\n", "utf-8"
+    )
+    (demo / "content" / "twin.md").write_text(
+        "---\ntitle: Twin\ndate: 2026-11-21T08:00:00Z\nurl: /odd/\n---\n\nText.\n", "utf-8"
+    )
+    (demo / "content" / "odd2.md").write_text(
+        "---\ntitle: Odd two\ndate: 2026-11-21T08:00:00Z\nurl: /odd/\n---\n\nText.\n", "utf-8"
+    )
+    sub = demo / "sub"
+    sub.mkdir()
+    config = (demo / "config.yaml").read_text("utf-8")
+    for key, value in (("path", "content"), ("templates", "templates"), ("path", "subscribers"),
+                       ("suppressed", "subscribers/"), ("state", ".pressroom"),
+                       ("out", "public/")):  # fmt: skip
+        config = config.replace(f"{key}: {value}", f"{key}: ../{value}")
+    (sub / "config.yaml").write_text(config, "utf-8")
+    age(demo)
+    os.utime(sub / "config.yaml", (LONG_AGO, LONG_AGO))
+    first = run(demo)
+    assert "content/odd.md:4" in first.output
+
+    def run_sub() -> Result:
+        return CliRunner().invoke(
+            main, ["--config", str(sub / "config.yaml"), "feeds", "--now", NOW]
+        )
+
+    warm = run_sub()
+    feeds = demo / "public" / "feeds"
+    warm_bytes = {p: p.read_bytes() for p in sorted(feeds.rglob("*")) if p.is_file()}
+    shutil.rmtree(demo / ".pressroom")
+    shutil.rmtree(feeds)
+    cold = run_sub()
+    assert str(demo / "content" / "odd.md") + ":4" in cold.output
+    assert warm.exit_code == cold.exit_code
+
+    def said(result: Result) -> list[str]:
+        return [ln for ln in result.output.splitlines() if ln.startswith(("warning", "error"))]
+
+    assert said(warm) == said(cold) and len(said(cold)) == 3
+    assert warm_bytes == {p: p.read_bytes() for p in sorted(feeds.rglob("*")) if p.is_file()}

@@ -134,7 +134,9 @@ class FilesSource(Source):
         folder = Path(self.settings.path)
         cache = ParseCache(
             self.context.state / "state.db",
-            f"files:{folder.resolve()}",
+            # messages and article sources name files relative to the config's folder: two
+            # configs sharing a state folder and a content folder keep a cache each
+            f"files:{folder.resolve()}\0{self.context.root}",
             (self.settings, self.context.publication),
             self.context.warn,
             write=self.context.write_cache,
