@@ -560,3 +560,47 @@ def test_two_configs_sharing_a_state_folder_name_their_own_files(
 
     assert said(warm) == said(cold) and len(said(cold)) == 3
     assert warm_bytes == {p: p.read_bytes() for p in sorted(feeds.rglob("*")) if p.is_file()}
+
+
+def test_an_upgraded_library_gives_the_cold_output(demo: Path, tmp_path: Path) -> None:
+    """A sanitiser upgrade (here a copy of nh3 whose output differs, first on the path) must
+    not be hidden by parses, rendered bodies and feeds kept from before it."""
+    import nh3
+
+    upgraded = tmp_path / "upgraded"
+    shutil.copytree(
+        Path(nh3.__file__).parent, upgraded / "nh3", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    with (upgraded / "nh3" / "__init__.py").open("a", encoding="utf-8") as f:
+        f.write(
+            "\n_clean = clean\n\n\ndef clean(*args, **kwargs):\n"
+            "    return _clean(*args, **kwargs).replace('<p>', '<p class=\"upgraded\">')\n"
+        )
+
+    def cli(pub: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        args = ["--config", str(pub / "config.yaml"), "feeds", "--now", NOW]
+        return subprocess.run(
+            [sys.executable, "-c", "from pressroom.cli import main; main()", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            check=False,
+        )
+
+    age(demo)
+    assert cli(demo, {}).returncode == 0
+    shown = {"PYTHONPATH": str(upgraded)}
+    warm = cli(demo, shown)
+    assert warm.returncode == 0, warm.stderr
+    feed = demo / "public" / "feeds" / "index.xml"
+    assert 'class="upgraded"' in feed.read_text("utf-8")
+    cold = tmp_path / "cold"
+    shutil.copytree(demo, cold, symlinks=True, ignore=shutil.ignore_patterns(".pressroom"))
+    shutil.rmtree(cold / "public")
+    assert cli(cold, shown).returncode == 0
+    out = demo / "public"
+    assert {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == {
+        p.relative_to(cold / "public"): p.read_bytes()
+        for p in sorted((cold / "public").rglob("*"))
+        if p.is_file()
+    }

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from pressroom import __version__
+from pressroom.content import installed
 from pressroom.content.pool import Results, WorkersLost, forked_results, workers
 from pressroom.content.sources.base import RACY_NS
 from pressroom.content.text import render_body
@@ -163,6 +164,7 @@ class ParseCache:
         *,
         write: bool,
         scanned_at: int | None = None,
+        zone: str | None = None,
     ) -> None:
         self.state_db = state_db
         # when the files were stat'ed (time.time_ns): a file changed within RACY_NS before
@@ -170,7 +172,9 @@ class ParseCache:
         self.scanned_at = time.time_ns() if scanned_at is None else scanned_at
         self.write = write
         self.source = source
-        self.stamp = f"{__version__}\0{settings!r}"
+        # the code that parses and renders (an upgraded sanitiser or Markdown library, new
+        # zone rules) parses everything again, as a cold run would
+        self.stamp = f"{__version__}\0{installed.stamp(zone)}\0{settings!r}"
         self.warn = warn
         self._old: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
         self._new: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pressroom import defaults
 from pressroom.config import Config
+from pressroom.content import installed
 from pressroom.content.pool import WorkersLost, forked_map, workers
 from pressroom.content.urls import name_key
 from pressroom.errors import FeedError
@@ -434,7 +435,8 @@ def _index_fingerprint(config: Config, specs: Sequence[FeedSpec]) -> str:
                     key = []
                 h.update(f"{base}/{name}:{key};".encode("utf-8", "surrogateescape"))
         h.update(b"|")
-    parts: list[Any] = [config.publication, feeds_url(config), config.feeds.formats]
+    parts: list[Any] = [installed.stamp(), config.publication, feeds_url(config)]
+    parts.append(config.feeds.formats)
     parts.append([(s.kind, s.name, s.path) for s in specs])
     h.update(repr(parts).encode("utf-8", "surrogateescape"))
     return h.hexdigest()

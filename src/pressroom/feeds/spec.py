@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from importlib.metadata import version
 from urllib.parse import quote
 
 from pressroom import __version__
 from pressroom.config import Config
+from pressroom.content import installed
 from pressroom.content.urls import name_slug
 from pressroom.models import Article
 
@@ -77,7 +77,7 @@ class Fingerprints:
         cta = (config.cta[:1], config.digest.utm) if config.feeds.cta else None
         self._settings = (
             __version__,
-            version("feedgen"),
+            installed.stamp(),  # pressroom and the libraries that render (an upgrade)
             config.publication,
             config.feeds,
             feeds_url(config),

@@ -40,17 +40,11 @@ from typing import Any
 
 from pressroom import __version__, defaults
 from pressroom.config import Config
-from pressroom.content import articles
+from pressroom.content import articles, installed
 from pressroom.content.sources.base import RACY_NS
 from pressroom.errors import FeedError
 
 SAID = ("warning", "error")  # what a record replays, in the order the run said it
-# the libraries whose output is in the feeds: writers, templates, Markdown, the sanitiser,
-# front matter, slugs, addresses
-_LIBRARIES = (
-    "feedgen", "lxml", "jinja2", "markupsafe", "cmarkgfm", "nh3", "yaml", "anyascii",
-    "email_validator", "tzdata",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -137,7 +131,7 @@ def begin(config: Config, out: Path) -> Stamp:
             newest = max(newest, seen[1], seen[2])
         h.update(f"{name}\0{path}\0{seen}\n".encode())
 
-    for library in _LIBRARIES:  # an upgrade replaces the files: their times change
+    for library in installed.LIBRARIES:  # an upgrade replaces the files: their times change
         spec = find_spec(library)
         add(library, Path(spec.origin) if spec is not None and spec.origin else None)
     # the zone rules the dates are read with: the system's zoneinfo, or the tzdata package

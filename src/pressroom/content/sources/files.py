@@ -141,6 +141,7 @@ class FilesSource(Source):
             self.context.warn,
             write=self.context.write_cache,
             scanned_at=scanned_at,
+            zone=self.context.publication.timezone,
         )
         self.context.caches.append(cache)
         entries = [cache.get(file.path, st) if st is not None else None for file, st, _ in found]
