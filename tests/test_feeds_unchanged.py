@@ -604,3 +604,25 @@ def test_an_upgraded_library_gives_the_cold_output(demo: Path, tmp_path: Path) -
         for p in sorted((cold / "public").rglob("*"))
         if p.is_file()
     }
+
+
+def test_feeds_of_articles_all_taken_down_are_removed(demo: Path, tmp_path: Path) -> None:
+    """When the last article is taken down (a draft, expired, deleted), a cold run leaves no
+    feed; the feeds an earlier run wrote must not go on serving what was taken down."""
+    age(demo)
+    assert run(demo).exit_code == 0
+    for path in (demo / "content").iterdir():
+        if path.is_file():
+            path.unlink()
+    (demo / "content" / "only.md").write_text(
+        "---\ntitle: Taken down\ndate: 2026-11-01\ndraft: true\n---\n\nGone.\n", "utf-8"
+    )
+    (demo / "public" / "feeds" / "mine.xml").write_text("<rss/>", "utf-8")  # not ours
+    age(demo)
+    result = run(demo)
+    cold, cold_bytes = cold_run_of(demo, tmp_path / "cold")
+    assert result.exit_code == cold.exit_code == 0
+    assert "no articles to publish" in result.output
+    assert re.search(r"removed stale \S*/feeds/index\.xml\n", result.output)
+    assert {k: v[0] for k, v in outputs(demo).items()} == {"feeds/mine.xml": b"<rss/>"}
+    assert cold_bytes == {}

@@ -96,6 +96,8 @@ def _feeds(app: App, config: Config, moment: datetime, target: Path) -> None:
     finally:
         loaded.save_cache()  # what was parsed is kept even when a feed cannot be written
     if not report.total:
+        for path in report.removed:  # the last article was taken down: so are its feeds
+            app.info(f"removed stale {shown(path)}")
         app.warn(f"no articles to publish: no feeds written to {shown(report.out)}")
         return
     for path in report.written:

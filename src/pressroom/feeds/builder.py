@@ -125,7 +125,13 @@ def build(config: Config, articles: Iterable[Article], *, out: Path | None = Non
     out = Path(out) if out is not None else config.feeds.out
     specs = plan(config, articles)
     if not specs[0].articles:
-        return FeedReport(out=out, feeds=specs)
+        # nothing left to publish (the last article taken down): the feeds an earlier run
+        # wrote go, as a cold run would leave none, or they would serve what was taken down
+        manifest = _Manifest.open(config, out)
+        removed = _prune(out, manifest.owned)
+        if manifest.owned:
+            manifest.save(out, set())
+        return FeedReport(out=out, removed=tuple(removed), feeds=specs)
     hashes = Fingerprints(config)
     renderer: Renderer | None = None
 
