@@ -626,3 +626,34 @@ def test_feeds_of_articles_all_taken_down_are_removed(demo: Path, tmp_path: Path
     assert re.search(r"removed stale \S*/feeds/index\.xml\n", result.output)
     assert {k: v[0] for k, v in outputs(demo).items()} == {"feeds/mine.xml": b"<rss/>"}
     assert cold_bytes == {}
+
+
+def test_feeds_written_by_a_run_that_failed_are_removed_when_stale(
+    demo: Path, tmp_path: Path
+) -> None:
+    """A run that writes a new category's feeds and then fails (a broken feeds page) still
+    owns them: once the category is gone they are removed, as a cold run never has them."""
+    from pressroom import defaults
+
+    age(demo)
+    run(demo)
+    (demo / "content" / "solo.md").write_text(
+        "---\ntitle: Solo\ndate: 2026-11-21\ncategories: [Solo Cat]\n---\n\nText.\n", "utf-8"
+    )
+    page = demo / "templates" / "feeds.html.j2"
+    text = (defaults.templates() / "feeds.html.j2").read_text("utf-8")
+    page.write_text(text.replace("</body>", "{{ no_such.thing }}</body>"), "utf-8")
+    age(demo)
+    failed = run(demo)
+    assert failed.exit_code != 0
+    solo = demo / "public" / "feeds" / "category" / "solo-cat"
+    assert (solo / "index.xml").exists()  # written before the page failed
+
+    (demo / "content" / "solo.md").unlink()
+    page.unlink()
+    age(demo)
+    result = run(demo)
+    assert result.exit_code == 0, result.output
+    assert not solo.exists()
+    _, cold = cold_run_of(demo, tmp_path / "cold")
+    assert {k: v[0] for k, v in outputs(demo).items()} == cold

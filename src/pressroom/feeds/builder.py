@@ -147,41 +147,47 @@ def build(config: Config, articles: Iterable[Article], *, out: Path | None = Non
     written: list[Path] = []
     unchanged: list[Path] = []
     keep: set[Path] = set()
-    if config.feeds.stylesheet:
-        keep.add(out / STYLESHEET)
-        changed = write_if_changed(out / STYLESHEET, _stylesheet(config))
-        (written if changed else unchanged).append(out / STYLESHEET)
-    jobs: list[_Job] = []
-    held: set[Path] = set()
-    for spec in specs:
-        for fmt in config.feeds.formats:
-            path = out / spec.path / FILES[fmt]
-            keep.add(path)
-            fingerprint = hashes.fingerprint(spec, fmt)
-            # Same inputs as when this very file was written: skip rendering bodies and XML.
-            if manifest.holds(path, fingerprint):
-                held.add(path)
+    try:
+        if config.feeds.stylesheet:
+            keep.add(out / STYLESHEET)
+            changed = write_if_changed(out / STYLESHEET, _stylesheet(config))
+            (written if changed else unchanged).append(out / STYLESHEET)
+        jobs: list[_Job] = []
+        held: set[Path] = set()
+        for spec in specs:
+            for fmt in config.feeds.formats:
+                path = out / spec.path / FILES[fmt]
+                keep.add(path)
+                fingerprint = hashes.fingerprint(spec, fmt)
+                # Same inputs as when this very file was written: skip rendering bodies and XML.
+                if manifest.holds(path, fingerprint):
+                    held.add(path)
+                else:
+                    jobs.append(_Job(path, spec, fmt, fingerprint))
+        changes = _write_feeds(jobs, writer) if jobs else {}
+        for spec in specs:  # reported in feed order, however they were written
+            for fmt in config.feeds.formats:
+                path = out / spec.path / FILES[fmt]
+                (written if changes.get(path) else unchanged).append(path)
+        for job in jobs:
+            manifest.record(job.path, job.fingerprint)
+        page = out / INDEX_PAGE
+        # a site generator's own index.html (feeds.out is its public/ folder) is never touched
+        if page in manifest.owned or not page.exists():
+            keep.add(page)
+            fingerprint = _index_fingerprint(config, specs)
+            if manifest.holds(page, fingerprint):  # a warm run renders no template
+                unchanged.append(page)
             else:
-                jobs.append(_Job(path, spec, fmt, fingerprint))
-    changes = _write_feeds(jobs, writer) if jobs else {}
-    for spec in specs:  # reported in feed order, however they were written
-        for fmt in config.feeds.formats:
-            path = out / spec.path / FILES[fmt]
-            (written if changes.get(path) else unchanged).append(path)
-    for job in jobs:
-        manifest.record(job.path, job.fingerprint)
-    page = out / INDEX_PAGE
-    # a site generator's own index.html (feeds.out is its public/ folder) is never touched
-    if page in manifest.owned or not page.exists():
-        keep.add(page)
-        fingerprint = _index_fingerprint(config, specs)
-        if manifest.holds(page, fingerprint):  # a warm run renders no template
-            unchanged.append(page)
-        else:
-            changed = write_if_changed(page, _index_page(config, specs, writer()))
-            (written if changed else unchanged).append(page)
-            manifest.record(page, fingerprint)
-    removed = _prune(out, manifest.owned - keep)
+                changed = write_if_changed(page, _index_page(config, specs, writer()))
+                (written if changed else unchanged).append(page)
+                manifest.record(page, fingerprint)
+        removed = _prune(out, manifest.owned - keep)
+    except BaseException:
+        # what this run wrote before it failed is ours too: a later run removes it when
+        # stale (its category gone), as it would never be in a cold run's output
+        manifest.save(out, keep | manifest.owned)
+        raise
     manifest.save(out, keep)
     return FeedReport(out, tuple(written), tuple(unchanged), tuple(removed), specs)
 
