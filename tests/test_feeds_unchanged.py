@@ -657,3 +657,26 @@ def test_feeds_written_by_a_run_that_failed_are_removed_when_stale(
     assert not solo.exists()
     _, cold = cold_run_of(demo, tmp_path / "cold")
     assert {k: v[0] for k, v in outputs(demo).items()} == cold
+
+
+def test_feeds_written_inside_the_content_folder_are_not_read_back(
+    demo: Path, tmp_path: Path
+) -> None:
+    """feeds.out (or --out) inside the content folder: the next run must not read the feeds
+    page it wrote there as a broken article, which a cold run (no output yet) never sees."""
+    config = demo / "config.yaml"
+    config.write_text(
+        config.read_text("utf-8").replace("out: public/feeds", "out: content/feeds"), "utf-8"
+    )
+    age(demo)
+    first = run(demo)
+    assert first.exit_code == 0, first.output
+    assert (demo / "content" / "feeds" / "index.html").exists()
+    time.sleep(1.05)
+    for args in ((), ("--out", str(demo / "content" / "elsewhere"))):
+        warm = run(demo, NOW, *args)
+        assert warm.exit_code == 0, warm.output
+        assert "error" not in warm.output
+        again = run(demo, NOW, *args)  # the elsewhere folder is read neither
+        assert again.exit_code == 0, again.output
+        assert "error" not in again.output

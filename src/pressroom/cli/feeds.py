@@ -87,7 +87,7 @@ def _feeds(app: App, config: Config, moment: datetime, target: Path) -> None:
     from pressroom.content import articles
     from pressroom.feeds import builder as feeds_mod
 
-    loaded = articles.load(config, moment, warn=warn, cache=True)
+    loaded = articles.load(config, moment, warn=warn, cache=True, out=target)
     for error in loaded.errors:
         said.append(("error", error.message))
         app.problem(error.message)

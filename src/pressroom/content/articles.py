@@ -66,6 +66,7 @@ def load(
     session: requests.Session | None = None,
     warn: Warn | None = None,
     cache: bool = False,
+    out: Path | None = None,
 ) -> LoadResult:
     """Every published article of every source in ``config`` (newest first, one per URL).
 
@@ -73,6 +74,7 @@ def load(
     is given. A broken article becomes an ``ArticleError`` in ``errors``; a source that
     fails as a whole raises ``SourceError``. Unchanged files come from the parse cache in the
     state database when there is one; ``cache`` lets this run create or update it.
+    The feeds' output folders (``feeds.out`` and ``out``) are never read as articles.
     """
     from pressroom.content import sources as source_registry
 
@@ -93,6 +95,7 @@ def load(
         now=now,
         warn=say,
         write_cache=cache,
+        outputs=_outputs(config, out),
     )
     found: list[Article] = []
     errors: list[ArticleError] = []
@@ -120,7 +123,7 @@ def load(
     )
 
 
-def fingerprint(config: Config, now: datetime) -> str | None:
+def fingerprint(config: Config, now: datetime, out: Path | None = None) -> str | None:
     """What ``load`` would read, as one digest, found without reading any article (a walk
     and a ``stat`` per file); the same as the ``inputs`` of a ``load`` that read the same
     files. None when a source cannot tell (remote sources) or a file is changing right now.
@@ -131,7 +134,13 @@ def fingerprint(config: Config, now: datetime) -> str | None:
         raise SourceError("fingerprint: sources are not fetched")  # never asked: no remote
 
     context = SourceContext(
-        config.publication, config.root, config.state, no_http, now, lambda _message: None
+        config.publication,
+        config.root,
+        config.state,
+        no_http,
+        now,
+        lambda _message: None,
+        outputs=_outputs(config, out),
     )
     parts: list[str | None] = []
     for entry in config.sources:
@@ -140,6 +149,10 @@ def fingerprint(config: Config, now: datetime) -> str | None:
             return None
         parts.append(part)
     return _combined(parts, len(config.sources))
+
+
+def _outputs(config: Config, out: Path | None) -> tuple[Path, ...]:
+    return (config.feeds.out,) if out is None else (config.feeds.out, out)
 
 
 def _combined(parts: list[str | None], sources: int) -> str | None:

@@ -100,7 +100,7 @@ def replay(config: Config, now: datetime, out: Path) -> Record | None:
             return None  # a feed or the state changed since: the full run sees to it
         if data["stamp"] != begin(config, out).digest or not _inside(now, data["window"]):
             return None
-        if data["inputs"] is None or data["inputs"] != articles.fingerprint(config, now):
+        if data["inputs"] is None or data["inputs"] != articles.fingerprint(config, now, out):
             return None
         said = tuple((str(kind), str(text)) for kind, text in data["said"] if kind in SAID)
         feeds = data["feeds"]

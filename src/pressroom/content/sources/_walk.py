@@ -8,6 +8,7 @@ what a run where nothing changed compares instead of reading any article.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fnmatch
 import hashlib
@@ -47,11 +48,20 @@ class File:
 Scanned = list[tuple["File", os.stat_result | None, ArticleError | None]]
 
 
-def scan(folder: str, shown: str, exclude: tuple[str, ...]) -> Scanned:
+def scan(
+    folder: str, shown: str, exclude: tuple[str, ...], outputs: tuple[str, ...] = ()
+) -> Scanned:
     """Every article file below ``folder`` with its ``stat``, or the error that stands for it
-    (``shown`` is how messages name the folder)."""
+    (``shown`` is how messages name the folder). The ``outputs`` folders, where pressroom
+    writes (its feeds page is HTML), are left out like folders already walked."""
     found: Scanned = []
-    for file in walk(folder, shown, (), exclude):
+    seen: set[tuple[int, int]] = set()
+    for output in outputs:
+        with contextlib.suppress(OSError):
+            info = os.stat(output)
+            if not os.path.samestat(info, os.stat(folder)):  # never the whole folder
+                seen.add((info.st_dev, info.st_ino))
+    for file in walk(folder, shown, (), exclude, seen):
         if file.problem is not None:
             found.append((file, None, ArticleError(file.rel, "", file.problem)))
             continue

@@ -77,6 +77,8 @@ class SourceContext:
     # what the sources read, for a later run to compare (``Source.fingerprint``), and when
     # their answer changes with the clock
     inputs: list[str | None] = field(default_factory=list)
+    # folders pressroom writes to (the feeds' output): never read back as articles
+    outputs: tuple[Path, ...] = ()
     clock: Clock = field(init=False)
 
     def __post_init__(self) -> None:

@@ -183,7 +183,8 @@ class FilesSource(Source):
             raise SourceError(
                 f"{shown}: no such folder; create it or set sources[].path in config.yaml"
             )
-        return scan(str(folder), shown, self.settings.exclude)
+        outputs = tuple(map(str, self.context.outputs))
+        return scan(str(folder), shown, self.settings.exclude, outputs)
 
     def read_recorded(self, file: File) -> tuple[Entry, tuple[datetime, ...]]:
         """``read`` with the warnings it gives kept in the entry (for the cache to say again),
