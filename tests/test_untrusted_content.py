@@ -834,3 +834,64 @@ def test_pressroom_feeds_with_an_author_of_only_control_characters(demo: Path) -
     out = demo / "public" / "feeds"
     assert {p.name for p in (out / "author").iterdir()} >= {"the-duran"}
     assert all(p.name.strip("-") for p in (out / "author").iterdir())
+
+
+# Hosts Python's urlsplit takes but a browser's URL rules (which the sanitiser follows when it
+# resolves a body's links against the article's URL) refuse: every render of such an article
+# failed, a traceback ending the whole `pressroom feeds` run.
+UNRENDERABLE = (
+    "https://1.2.3.256/x/",
+    "https://xn--a.example/x/",
+    "https://a^b.example/x/",
+    "https://a%20b.example/x/",
+)
+
+
+@pytest.mark.parametrize("value", UNRENDERABLE)
+def test_a_url_a_browser_cannot_parse_is_refused(value: str) -> None:
+    with pytest.raises(BadURL):
+        public_url(value, "https://news.example/a/")
+
+
+def test_a_path_with_two_leading_slashes_and_dot_segments_is_no_host() -> None:
+    # urljoin read "//.[x/" as a host: a ValueError that was not a BadURL (a traceback)
+    assert public_url("https://a.example//.[x/") == "https://a.example/.[x/"
+    assert public_url("https://a.example//b.example/../x") == "https://a.example/x"
+
+
+def test_an_article_url_a_browser_cannot_parse_is_one_line_error(tmp_path: Path) -> None:
+    from tests.test_sources_remote import NOW
+
+    (tmp_path / "config.yaml").write_text(FILES_CONFIG, encoding="utf-8")
+    content = tmp_path / "content"
+    content.mkdir()
+    (content / "2026-11-01-good.md").write_text("---\ntitle: Good\n---\nA [link](../x/).\n")
+    for i, value in enumerate(UNRENDERABLE):
+        (content / f"2026-11-02-bad{i}.md").write_text(
+            f"---\ntitle: Bad\nurl: {json.dumps(value)}\n---\nA [link](../x/).\n"
+        )
+    (content / "2026-11-03-odd.md").write_text(
+        '---\ntitle: Odd\nurl: "https://news.example//.[x/"\n---\nA [link](../x/).\n'
+    )
+    result = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.yaml"), "feeds", "--now", NOW.isoformat()]
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code == 1, result.output
+    for i in range(len(UNRENDERABLE)):
+        assert f"content/2026-11-02-bad{i}.md:3: url: " in result.output
+    assert "Traceback" not in result.output
+    assert "wrote 3 of 3 feeds" in result.output
+
+
+def test_a_publication_url_a_browser_cannot_parse_is_refused_at_load(tmp_path: Path) -> None:
+    from pressroom import config
+    from pressroom.errors import ConfigError
+
+    (tmp_path / "content").mkdir()
+    for value in UNRENDERABLE:
+        (tmp_path / "config.yaml").write_text(
+            FILES_CONFIG.replace("https://news.example/", value), encoding="utf-8"
+        )
+        with pytest.raises(ConfigError, match=r"publication\.url"):
+            config.load(tmp_path / "config.yaml")

@@ -36,6 +36,7 @@ from pressroom.settings import (
     convert,
     parse_yaml,
     reject_unknown,
+    web_host,
 )
 
 # the value types sections declare, importable from here as before
@@ -503,12 +504,13 @@ def _check_url(ctx: Ctx, key: str, value: str | None, why: str = "") -> None:
 
 def _host_ok(host: str) -> bool:
     if host.startswith("["):
-        return True
+        return web_host(host)
     try:
-        host.encode("idna")
+        ascii_host = host.encode("idna").decode("ascii")
     except UnicodeError:
         return False
-    return all(label and len(label) <= 63 for label in host.rstrip(".").split("."))
+    labels = host.rstrip(".").split(".")
+    return all(label and len(label) <= 63 for label in labels) and web_host(ascii_host)
 
 
 def _sources(raw: Any, ctx: Ctx) -> tuple[SourceConfig, ...]:

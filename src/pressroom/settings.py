@@ -18,6 +18,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -305,3 +306,35 @@ def convert(tp: Any, value: Any, dotted: str, ctx: Ctx) -> Any:
     if tp is Any:
         return value
     raise TypeError(f"settings.py cannot convert {tp!r} (at {dotted})")
+
+
+# --- host names ---------------------------------------------------------------------
+
+
+def web_host(host: str) -> bool:
+    """Whether a browser takes ``host`` (an IPv6 address in brackets) as a host name.
+
+    Python's ``urlsplit`` takes ``1.2.3.256``, ``xn--a.example`` or ``a^b.example``; the URL
+    rules browsers follow (WHATWG), which the sanitiser applies when it resolves a body's
+    links against the article's URL, refuse them, and every render of that article failed.
+    """
+    host = host.lower()
+    if _PLAIN_HOST.fullmatch(host) and "xn--" not in host:
+        return True  # nearly every host: no need to ask (or load) the sanitiser
+    return _web_host(host)
+
+
+# letters, digits, "-" and "_" in dot-separated labels, the last one starting with a letter
+# (one that looks like a number makes the whole host an IPv4 address, which must be valid)
+_PLAIN_HOST = re.compile(r"(?:[a-z0-9_-]+\.)*[a-z][a-z0-9_-]*\.?")
+
+
+@lru_cache(maxsize=1024)
+def _web_host(host: str) -> bool:
+    import nh3  # the sanitiser's own URL parser is the judge
+
+    try:
+        nh3.clean("", url_relative=("rewrite_with_base", f"http://{host}/"))
+    except ValueError:
+        return False
+    return True

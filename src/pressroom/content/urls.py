@@ -21,6 +21,8 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from anyascii import anyascii
 
+from pressroom.settings import web_host
+
 WEB_SCHEMES = frozenset({"http", "https"})
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
@@ -90,9 +92,13 @@ def public_url(value: object, *bases: str, email: bool = False) -> str:
             raise BadURL(f'"{_shown(text)}" has an invalid host name') from None
         netloc = netloc.rpartition("@")[0] + "@" if "@" in netloc else ""
         netloc += ascii_host + (f":{port}" if port else "")
+        host = ascii_host
+    if not web_host(f"[{host}]" if ":" in host else host):
+        raise BadURL(f'"{_shown(text)}" has an invalid host name')
     path = parts.path
     if "/." in path:  # "/a/../../etc/" → "/etc/": no dot segments in a URL we publish
-        path = urlsplit(urljoin("http://h/", path)).path
+        # one leading slash: urljoin would read "//x/../" as a host name
+        path = urlsplit(urljoin("http://h/", "/" + path.lstrip("/"))).path
     return _requote(parts._replace(scheme=name, netloc=netloc, path=path).geturl())
 
 
