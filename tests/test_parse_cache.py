@@ -436,3 +436,55 @@ def test_odd_files_and_settings_are_one_line_problems(demo: Path) -> None:
         assert "pipe.md: not a regular file" in done.stderr
         assert "deep.md:1: front matter: nested too deeply" in done.stderr
         assert "wrote" in done.stdout
+
+
+CTRL_C_PROBE = """
+import os, signal, sys
+forks = [0]
+def hook(event, args):
+    if event == "os.fork":
+        forks[0] += 1
+        if forks[0] == int(sys.argv[1]):  # Ctrl-C: the whole process group, mid-start
+            os.killpg(os.getpgid(0), signal.SIGINT)
+sys.addaudithook(hook)
+from pressroom.cli import main
+main(sys.argv[2:], prog_name="pressroom")
+"""
+
+
+def test_ctrl_c_while_workers_start_stops_the_run(tmp_path: Path) -> None:
+    """Ctrl-C between two of a pool's forks left the workers without the thread that stops
+    them: the interrupted run waited for them for ever, holding feeds.lock."""
+    files = {
+        f"{i:05d}.md": f"---\ntitle: Post {i}\ndate: 2026-0{1 + i % 9}-1{i % 10}T08:00:00Z\n"
+        f"categories: [C{i % 24}]\nauthors: [A{i % 12}]\n---\n\nBody {i}.\n"
+        for i in range(1010)
+    }
+    files["broken.md"] = "---\ntitle: [open\n---\n"  # pool_pair's runs exit 1
+    _, pub, _, _, _, forks = pool_pair(
+        tmp_path, files, "  items: 10\n  per_category: true\n  per_author: true\n"
+    )
+    assert forks == 4  # two parse workers, then two feed workers
+    env = {**os.environ, "PRESSROOM_WORKERS": "2"}
+    for at in (2, 4):  # between the parse workers' forks, then the feed workers'
+        for made in ("public", ".pressroom"):  # a cold run each time
+            shutil.rmtree(pub / made, ignore_errors=True)
+        run = subprocess.Popen(
+            [sys.executable, "-c", CTRL_C_PROBE, str(at), "--config", str(pub / "config.yaml"),
+             "feeds", "--now", NOW],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            _, said = run.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, 9)
+            run.communicate()
+            raise AssertionError(f"Ctrl-C at fork {at}: the run never ended") from None
+        assert run.returncode == 130 and said.endswith("interrupted\n"), said
+        assert "Traceback" not in said
+        left = subprocess.run(
+            ["ps", "-o", "pid=", "-g", str(run.pid)], capture_output=True, text=True, check=False
+        )
+        assert not left.stdout.strip()  # no worker left behind
+        assert not list(pub.rglob(".*.tmp"))

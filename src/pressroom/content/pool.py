@@ -72,6 +72,10 @@ def forked_results(task: Callable[[T], R], parts: Sequence[T], processes: int) -
     ):
         return None
     _TASK = task
+    # Ctrl-C waits until the pool has started: one between two forks left the workers
+    # without the thread that stops them, and the run waited for them for ever. Workers
+    # ignore it (they inherit the blocked signal): the parent stops them.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         pool = ProcessPoolExecutor(
             min(processes, len(parts)),
@@ -90,6 +94,12 @@ def forked_results(task: Callable[[T], R], parts: Sequence[T], processes: int) -
             raise WorkersLost(str(e) or "a worker process died") from None
     finally:
         _TASK = None
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a Ctrl-C meanwhile: raised here
+        except BaseException:
+            with contextlib.suppress(NameError):
+                pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return Results(pool, futures)
 
 
@@ -131,7 +141,10 @@ class Results(Iterator[R]):
 
 
 def _start_worker(parent: int) -> None:
-    """In a new worker: be killed with the parent, and stop now if it is already gone."""
+    """In a new worker: be killed with the parent, and stop now if it is already gone;
+    ignore Ctrl-C (the parent stops the workers when it is interrupted)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     with contextlib.suppress(Exception):  # Linux; elsewhere the parent check below only
         import ctypes
 
