@@ -116,6 +116,25 @@ def test_broken_article_is_reported_and_exits_1(demo: Path) -> None:
     assert "18 articles, 1 skipped" in result.stderr
 
 
+def test_dates_at_the_edge_of_time_are_one_line_errors(demo: Path) -> None:
+    """Year 1 an hour east of UTC cannot be compared with the clock (OverflowError, once a
+    traceback), and feeds write four-digit years: such a date is a broken article."""
+    for name, value in (("year-one", "0001-01-01T00:00:00+01:00"), ("last", "9999-12-31")):
+        (demo / "content" / f"{name}.md").write_text(
+            f"---\ntitle: Edge\ndate: {value}\n---\nBody.\n", encoding="utf-8"
+        )
+    (demo / "content" / "yaml-date.md").write_text(
+        "---\ntitle: Edge\ndate: 0001-01-02\n---\nBody.\n", encoding="utf-8"
+    )
+    result = run(demo, "--json", "--now", NOW)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    assert 'content/year-one.md:3: date: cannot parse "0001-01-01T00:00:00+01:00"' in result.stderr
+    assert 'content/last.md:3: date: cannot parse "9999-12-31"' in result.stderr
+    assert "content/yaml-date.md:3: date: cannot parse" in result.stderr
+    assert "Edge" not in result.stdout
+
+
 def test_bad_options_exit_2(demo: Path) -> None:
     result = run(demo, "--json", "--nl")
     assert result.exit_code == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -488,3 +489,21 @@ def test_ctrl_c_while_workers_start_stops_the_run(tmp_path: Path) -> None:
         )
         assert not left.stdout.strip()  # no worker left behind
         assert not list(pub.rglob(".*.tmp"))
+
+
+def test_a_run_that_only_reads_creates_no_cache_tables(demo: Path) -> None:
+    """`articles`, previews and dry runs read the parse cache but never write it, not even
+    its empty tables in a state database made by something else (the ledger, say)."""
+    state = demo / ".pressroom"
+    state.mkdir(exist_ok=True)
+    with contextlib.closing(sqlite3.connect(state / "state.db")) as db:
+        db.execute("CREATE TABLE other (x)")
+        db.commit()
+    result = CliRunner().invoke(
+        main, ["--config", str(demo / "config.yaml"), "articles", "--now", NOW]
+    )
+    assert result.exit_code == 0, result.output
+    assert "cannot be read" not in result.output
+    with contextlib.closing(sqlite3.connect(state / "state.db")) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    assert tables == {"other"}

@@ -253,17 +253,26 @@ def parse_date(value: Any, tz: tzinfo) -> datetime:
     (``Fri, 20 Nov 2026 09:00:00 GMT``) and ``20 November 2026``. Raises ValueError.
     """
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=tz)
-    if isinstance(value, date):
-        return datetime.combine(value, time(0, 0), tzinfo=tz)
-    if not isinstance(value, str) or not value.strip():
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime.combine(value, time(0, 0))
+    elif not isinstance(value, str) or not value.strip():
         raise ValueError(value)
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        parsed = _parse_other(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+    else:
+        text = value.strip()
+        try:
+            parsed = datetime.fromisoformat(text.replace("z", "Z"))
+        except ValueError:
+            parsed = _parse_other(text)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+    # Feeds write four-digit years (RFC 822, RFC 3339), and a date within a day of year 1 or
+    # 9999 cannot be compared with the clock or turned to UTC: neither is an article's date.
+    if not _YEARS[0] <= parsed.year <= _YEARS[1]:
+        raise ValueError(value)
+    return parsed
+
+
+_YEARS = (1000, 9998)
 
 
 def _parse_other(text: str) -> datetime:

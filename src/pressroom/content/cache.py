@@ -148,6 +148,14 @@ def decode(row: bytes) -> Entry:
     return Entry(article, warnings)
 
 
+def _has_tables(db: sqlite3.Connection) -> bool:
+    names = {"parse_cache_v2", "parse_cache_stamp"}
+    found = db.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN (?, ?)", tuple(names)
+    ).fetchone()
+    return bool(found and found[0] == len(names))
+
+
 def _key(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
@@ -189,7 +197,10 @@ class ParseCache:
             return
         try:
             with contextlib.closing(sqlite3.connect(self.state_db, timeout=5)) as db:
-                db.executescript(_SCHEMA)
+                if self.write:
+                    db.executescript(_SCHEMA)
+                elif not _has_tables(db):
+                    return  # a dry run or a preview before any cache: it creates nothing
                 row = db.execute(
                     "SELECT stamp FROM parse_cache_stamp WHERE source=?", (self.source,)
                 ).fetchone()
