@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html as html_lib
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -240,3 +241,35 @@ class Personaliser:
 def unfilled(part: str) -> list[str]:
     """Tokens (or token-like leftovers) still present in a final part."""
     return sorted(set(re.findall(r"%%PR_[A-Z_]+%%|\{\{.*?\}\}|\{\{%20.*?%20\}\}", part)))
+
+
+def rendered_to_json(rendered: RenderedIssue) -> str:
+    """Serialise a rendered issue losslessly."""
+    return json.dumps(
+        {
+            "number": rendered.number,
+            "subject": rendered.subject,
+            "preheader": rendered.preheader,
+            "variants": [
+                {"key": v.key, "html": v.html, "text": v.text, "hidden": sorted(v.hidden_ctas)}
+                for v in rendered.variants
+            ],
+            "cta_hide_rules": [[n, sorted(tags)] for n, tags in rendered.cta_hide_rules],
+        },
+        ensure_ascii=False,
+    )
+
+
+def rendered_from_json(text: str) -> RenderedIssue:
+    """The inverse of ``rendered_to_json``."""
+    d = json.loads(text)
+    return RenderedIssue(
+        number=d["number"],
+        subject=d["subject"],
+        preheader=d["preheader"],
+        variants=tuple(
+            RenderedVariant(v["key"], v["html"], v["text"], frozenset(v["hidden"]))
+            for v in d["variants"]
+        ),
+        cta_hide_rules=tuple((n, frozenset(t)) for n, t in d["cta_hide_rules"]),
+    )

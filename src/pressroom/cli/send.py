@@ -355,7 +355,8 @@ def weekly(
     """
     from pressroom.content import articles
     from pressroom.delivery import send as send_mod
-    from pressroom.delivery.job import Request, check, next_issue_held
+    from pressroom.delivery.job import Request, check
+    from pressroom.delivery.schedule import next_issue_held
     from pressroom.feeds import builder as feeds
     from pressroom.feeds import unchanged
 

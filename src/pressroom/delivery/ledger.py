@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pressroom.errors import LedgerError, write_fix
-from pressroom.models import RenderedIssue, RenderedVariant, SentIssue
+from pressroom.models import RenderedIssue, SentIssue, rendered_from_json, rendered_to_json
 
 PENDING, IN_FLIGHT, SENT, FAILED, UNCERTAIN, SKIPPED, DROPPED = (
     "pending",
@@ -113,38 +113,6 @@ class Update:
     state: str
     message_id: str | None = None
     error: str | None = None
-
-
-def rendered_to_json(rendered: RenderedIssue) -> str:
-    """Serialise a rendered issue losslessly."""
-    return json.dumps(
-        {
-            "number": rendered.number,
-            "subject": rendered.subject,
-            "preheader": rendered.preheader,
-            "variants": [
-                {"key": v.key, "html": v.html, "text": v.text, "hidden": sorted(v.hidden_ctas)}
-                for v in rendered.variants
-            ],
-            "cta_hide_rules": [[n, sorted(tags)] for n, tags in rendered.cta_hide_rules],
-        },
-        ensure_ascii=False,
-    )
-
-
-def rendered_from_json(text: str) -> RenderedIssue:
-    """The inverse of ``rendered_to_json``."""
-    d = json.loads(text)
-    return RenderedIssue(
-        number=d["number"],
-        subject=d["subject"],
-        preheader=d["preheader"],
-        variants=tuple(
-            RenderedVariant(v["key"], v["html"], v["text"], frozenset(v["hidden"]))
-            for v in d["variants"]
-        ),
-        cta_hide_rules=tuple((n, frozenset(t)) for n, t in d["cta_hide_rules"]),
-    )
 
 
 class Ledger:

@@ -55,6 +55,7 @@ from pressroom.audience.events import Event
 from pressroom.config import PositiveFloat
 from pressroom.delivery.providers import _pull as pull
 from pressroom.delivery.providers import register
+from pressroom.delivery.providers._ses_events import notification_events
 from pressroom.delivery.providers.base import (
     NO_WIRE,
     Content,
@@ -75,8 +76,6 @@ from pressroom.delivery.sns import SNSVerifier
 from pressroom.delivery.webhooks import (
     WebhookRequest,
     WebhookResult,
-    iso_time,
-    issue_number,
 )
 from pressroom.errors import ProviderAuthError, ProviderError, WebhookMalformed, WebhookRejected
 from pressroom.models import FIELDS, Personaliser
@@ -458,7 +457,7 @@ class SES(Provider):
             notification = None
         if not isinstance(notification, dict):
             raise WebhookMalformed("ses webhook: the SNS Message is not an SES notification")
-        events = _ses_events(notification, str(message.get("MessageId", "")))
+        events = notification_events(notification, str(message.get("MessageId", "")))
         kind = str(notification.get("notificationType") or notification.get("eventType"))
         return WebhookResult(events, ignored=[] if events else [kind])
 
@@ -510,63 +509,6 @@ class SES(Provider):
             token = data.get("NextToken") or None
             if token is None:
                 return
-
-
-def _ses_events(n: dict[str, Any], sns_id: str) -> list[Event]:
-    """The events of one SES notification: one per recipient it names."""
-    kind_name = n.get("notificationType") or n.get("eventType")
-    mail = _obj(n.get("mail"))
-    tags = _obj(mail.get("tags"))
-    issue_tag = tags.get("pressroom_issue") or [None]
-    issue = issue_number(issue_tag[0] if isinstance(issue_tag, list) and issue_tag else None)
-    mid = mail.get("messageId")
-    found: list[tuple[str, Any, Any, str, str]] = []  # kind, address, time, reason, key part
-    if kind_name == "Bounce":
-        b = _obj(n.get("bounce"))
-        kind = "hard_bounce" if b.get("bounceType") == "Permanent" else "soft_bounce"
-        for r in b.get("bouncedRecipients") or []:
-            if isinstance(r, dict):
-                reason = str(r.get("diagnosticCode") or b.get("bounceSubType") or "")
-                found.append((kind, r.get("emailAddress"), b.get("timestamp"), reason, "b"))
-        key = str(b.get("feedbackId") or sns_id)
-    elif kind_name == "Complaint":
-        c = _obj(n.get("complaint"))
-        if c.get("complaintFeedbackType") == "not-spam":
-            return []
-        for r in c.get("complainedRecipients") or []:
-            if isinstance(r, dict):
-                reason = str(c.get("complaintFeedbackType") or "complaint")
-                found.append(("complaint", r.get("emailAddress"), c.get("timestamp"), reason, "c"))
-        key = str(c.get("feedbackId") or sns_id)
-    elif kind_name == "Delivery":
-        d = _obj(n.get("delivery"))
-        for address in d.get("recipients") or []:
-            found.append(("delivered", address, d.get("timestamp"), "", "d"))
-        key = str(mid or sns_id)
-    else:
-        return []
-    events = []
-    for kind, address, when, reason, part in found:
-        if not isinstance(address, str) or not address:
-            raise WebhookMalformed(f"ses webhook: a {kind_name} names a recipient without address")
-        events.append(
-            Event(
-                "ses",
-                kind,
-                address,
-                iso_time(when, f"ses webhook: {kind_name} timestamp"),
-                id=f"{part}:{key}:{address.lower()}",
-                reason=reason[:500],
-                issue=issue,
-                message_id=str(mid) if mid else None,
-            )
-        )
-    return events
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    """``value`` when it is a JSON object, else an empty one."""
-    return value if isinstance(value, dict) else {}
 
 
 def _literal(part: str) -> str:
