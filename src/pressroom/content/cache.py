@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from pressroom import __version__
 from pressroom.content import installed
 from pressroom.content.pool import Results, WorkersLost, forked_results, workers
 from pressroom.content.sources.base import RACY_NS
@@ -182,7 +181,7 @@ class ParseCache:
         self.source = source
         # the code that parses and renders (an upgraded sanitiser or Markdown library, new
         # zone rules) parses everything again, as a cold run would
-        self.stamp = f"{__version__}\0{installed.stamp(zone)}\0{settings!r}"
+        self.stamp = f"{installed.stamp(zone)}\0{settings!r}"  # the version included
         self.warn = warn
         self._old: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
         self._new: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}

@@ -33,9 +33,16 @@ def files(zone: str | None = None) -> list[tuple[str, Path | None]]:
         found.append((library, Path(spec.origin) if spec is not None and spec.origin else None))
     if zone is not None:
         found += [("tz", Path(folder) / zone) for folder in zoneinfo.TZPATH]
-    for base, dirs, names in os.walk(Path(__file__).parents[1]):  # the pressroom package
+    found += [(path.name, path) for path in tree(Path(__file__).parents[1])]  # pressroom
+    return found
+
+
+def tree(folder: Path) -> list[Path]:
+    """Every file below ``folder`` in a stable order, bytecode caches left out."""
+    found: list[Path] = []
+    for base, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        found += [(name, Path(base, name)) for name in sorted(names)]
+        found += [Path(base, name) for name in sorted(names)]
     return found
 
 

@@ -76,6 +76,7 @@ def forked_results(task: Callable[[T], R], parts: Sequence[T], processes: int) -
     # without the thread that stops them, and the run waited for them for ever. Workers
     # ignore it (they inherit the blocked signal): the parent stops them.
     held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    pool: ProcessPoolExecutor | None = None
     try:
         pool = ProcessPoolExecutor(
             min(processes, len(parts)),
@@ -97,7 +98,7 @@ def forked_results(task: Callable[[T], R], parts: Sequence[T], processes: int) -
         try:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a Ctrl-C meanwhile: raised here
         except BaseException:
-            with contextlib.suppress(NameError):
+            if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             raise
     return Results(pool, futures)

@@ -438,14 +438,12 @@ def _index_fingerprint(config: Config, specs: Sequence[FeedSpec]) -> str:
     handed all of it)."""
     h = hashlib.blake2b(digest_size=16)
     for folder in dict.fromkeys((config.digest.templates, defaults.templates())):
-        for base, dirs, names in os.walk(folder):
-            dirs.sort()
-            for name in sorted(names):
-                try:
-                    key = _file_key(os.stat(os.path.join(base, name)))
-                except OSError:
-                    key = []
-                h.update(f"{base}/{name}:{key};".encode("utf-8", "surrogateescape"))
+        for path in installed.tree(folder):
+            try:
+                key = _file_key(os.stat(path))
+            except OSError:
+                key = []
+            h.update(f"{path}:{key};".encode("utf-8", "surrogateescape"))
         h.update(b"|")
     parts: list[Any] = [installed.stamp(), config.publication, feeds_url(config)]
     parts.append(config.feeds.formats)

@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from pressroom import __version__
 from pressroom.config import Config
 from pressroom.content import installed
 from pressroom.content.urls import name_slug
@@ -76,8 +75,7 @@ class Fingerprints:
         # The support block is named by its settings (what feed_cta_html renders it from).
         cta = (config.cta[:1], config.digest.utm) if config.feeds.cta else None
         self._settings = (
-            __version__,
-            installed.stamp(),  # pressroom and the libraries that render (an upgrade)
+            installed.stamp(),  # pressroom (its version too) and the libraries that render
             config.publication,
             config.feeds,
             feeds_url(config),

@@ -34,7 +34,6 @@ import zoneinfo
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -131,20 +130,13 @@ def begin(config: Config, out: Path) -> Stamp:
             newest = max(newest, seen[1], seen[2])
         h.update(f"{name}\0{path}\0{seen}\n".encode())
 
-    for library in installed.LIBRARIES:  # an upgrade replaces the files: their times change
-        spec = find_spec(library)
-        add(library, Path(spec.origin) if spec is not None and spec.origin else None)
-    # the zone rules the dates are read with: the system's zoneinfo, or the tzdata package
-    zone = config.publication.timezone
+    # pressroom's own code, the libraries whose output is in the feeds and the zone rules
     h.update(repr(zoneinfo.TZPATH).encode())
-    for zone_dir in zoneinfo.TZPATH:
-        add("tz", Path(zone_dir) / zone)
-    # the templates, and pressroom's own code (an upgrade or a local edit of the same version)
-    for folder in (config.digest.templates, defaults.templates(), Path(__file__).parents[1]):
-        for base, dirs, names in os.walk(folder):
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            for name in sorted(names):
-                add(name, Path(base, name))
+    for name, path in installed.files(config.publication.timezone):
+        add(name, path)
+    for folder in (config.digest.templates, defaults.templates()):  # every template file
+        for path in installed.tree(folder):
+            add(path.name, path)
     return Stamp(h.hexdigest(), newest >= racy)
 
 
