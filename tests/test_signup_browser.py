@@ -117,20 +117,30 @@ def focus_order(driver: Any, steps: int) -> list[str]:
 
 
 def _text(driver: Any, tag: str) -> str | None:
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-    from selenium.webdriver.common.by import By
+    """The text of the page's first ``tag``, or None while a navigation is under way.
+
+    One script call, so the element cannot go stale between finding it and reading it; and
+    any WebDriver error counts as "not loaded yet", since Chromium reports a page torn down
+    mid-read in several ways (a stale element, "Node with given id does not belong to the
+    document", "no such execution context") and ``wait_for`` asks again.
+    """
+    from selenium.common.exceptions import WebDriverException
 
     try:
-        return str(driver.find_element(By.TAG_NAME, tag).text)
-    except (NoSuchElementException, StaleElementReferenceException):
-        return None  # the next page is still loading
+        text = driver.execute_script(
+            "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", tag
+        )
+    except WebDriverException:
+        return None
+    return None if text is None else str(text)
 
 
 def heading(driver: Any, text: str) -> None:
     """Wait until the page's h1 reads ``text`` (a click starts a navigation, it does not wait)."""
-    wait_for(
-        lambda: _text(driver, "h1") == text, f"the page {text!r} (now {_text(driver, 'h1')!r})"
-    )
+    try:
+        wait_for(lambda: _text(driver, "h1") == text, f"the page {text!r}")
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out} (now {_text(driver, 'h1')!r})") from None
 
 
 def local(url: str, base: str) -> str:
