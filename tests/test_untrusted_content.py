@@ -236,6 +236,39 @@ def test_control_characters_are_removed_from_every_field_of_a_file(tmp_path: Pat
     assert_clean(result)
 
 
+# Character references that decode to what XML cannot carry: nh3 and cmark decode them after
+# the text policy ran on the raw body, so each one ended `pressroom feeds` in a traceback
+# (lxml refuses the character; cmark even writes U+FFFE as a lone, invalid UTF-8 byte).
+CONTROL_REFS = "&#1;&#x0B;&#x80;&#x9f;&#xFFFE;&#65535;&#xfffe;"
+
+
+@pytest.mark.parametrize("name", ["2026-11-20-a.md", "2026-11-20-a.html"])
+def test_character_references_to_control_characters_never_reach_a_feed(
+    tmp_path: Path, name: str
+) -> None:
+    from tests.feeds_helpers import check_feeds
+
+    (tmp_path / "config.yaml").write_text(FILES_CONFIG, encoding="utf-8")
+    (tmp_path / "content").mkdir()
+    body = (
+        f"<p>Bell{CONTROL_REFS}ring</p>\n\nBell{CONTROL_REFS}ring "
+        f'[link](https://a.example/{CONTROL_REFS} "t{CONTROL_REFS}")\n\n'
+        f'<a href="https://b.example/" title="t{CONTROL_REFS}">b</a>\n'
+    )
+    (tmp_path / "content" / name).write_text(f"---\ntitle: A\n---\n{body}", encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.yaml"), "feeds", "--now", "2026-11-25T09:00"]
+    )
+    assert result.exception is None, result.output
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "public" / "feeds"
+    assert check_feeds(out, "https://news.example/feeds/") == []
+    written = (out / "index.xml").read_text(encoding="utf-8")
+    assert "Bellring" in written or "Bell€Ÿring" in written  # HTML maps &#x80; to €
+    assert not any((ord(c) < 32 and c not in "\t\n") or 0x7F <= ord(c) <= 0x9F for c in written)
+    assert "\ufffe" not in written and "\uffff" not in written
+
+
 def test_an_author_name_of_only_controls_or_spaces_is_no_name(tmp_path: Path) -> None:
     result, _ = files_site(
         tmp_path,

@@ -42,10 +42,17 @@ _URL_SCHEMES = {"http", "https", "mailto", "tel"}  # javascript:, data: and the 
 _GFM_EXTENSIONS = ("table", "strikethrough", "autolink")
 
 
+# cmark writes U+FFFE and U+FFFF, decoded from a character reference, as one invalid UTF-8 byte
+# that its Python binding then fails to decode; XML cannot carry them anyway.
+_NONCHARACTER_REF = re.compile(r"&#(?:[xX]0*[fF]{3}[eEfF]|0*6553[45]);")
+
+
 def _markdown(body: str) -> str:
     import cmarkgfm
     from cmarkgfm.cmark import Options
 
+    if "&#" in body:
+        body = _NONCHARACTER_REF.sub("", body)
     html: str = cmarkgfm.markdown_to_html_with_extensions(
         body, options=Options.CMARK_OPT_UNSAFE, extensions=list(_GFM_EXTENSIONS)
     )
@@ -70,7 +77,8 @@ def _render(body: str, body_format: str, base_url: str) -> str:
         raw = text_to_html(body)
     else:
         raise ValueError(f'unknown body format "{body_format}" (markdown, html or text)')
-    return sanitise(raw, base_url)
+    # cmark and nh3 decode character references (&#1;, &#x80;) only now: the policy again
+    return strip_controls(sanitise(raw, base_url))
 
 
 def sanitise(fragment: str, base_url: str) -> str:
