@@ -8,6 +8,7 @@ content and Dublin Core modules, and Atom 1.0 (RFC 4287); plus the failures a so
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import socket
 import threading
@@ -219,7 +220,9 @@ def wp_site(server: Server, posts: list[dict[str, Any]], per_page: int) -> None:
         if page > len(pages):
             return json_answer({"code": "rest_post_invalid_page_number"}, 400)
         return json_answer(
-            pages[page - 1], **{"X-WP-Total": str(len(posts)), "X-WP-TotalPages": str(len(pages))}
+            pages[page - 1],
+            200,
+            **{"X-WP-Total": str(len(posts)), "X-WP-TotalPages": str(len(pages))},
         )
 
     server.on("/blog/wp-json/wp/v2/posts", answer)
@@ -389,6 +392,69 @@ def test_wordpress_timeout(server: Server, tmp_path: Path) -> None:
     source = f"  - type: wordpress\n    url: {server.url}\n    timeout: 0.2\n"
     with pytest.raises(SourceError, match=r"wp-json/wp/v2/posts: timed out after 0\.2 s$"):
         load(tmp_path, source)
+
+
+@contextlib.contextmanager
+def dripping_server(size: int, pause: float) -> Iterator[str]:
+    """A server that announces ``size`` bytes, then sends one every ``pause`` seconds."""
+    stop = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                for _ in range(size):
+                    if stop.wait(pause):
+                        return
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        stop.set()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_server_that_drips_its_answer_times_out(tmp_path: Path) -> None:
+    # each byte came well within the timeout, so the run waited for all of them (here 20 s;
+    # a hostile server: for ever)
+    with dripping_server(400, 0.05) as url:
+        source = f"  - type: wordpress\n    url: {url}\n    timeout: 0.5\n"
+        started = time.monotonic()
+        with pytest.raises(SourceError, match=r"wp-json/wp/v2/posts: timed out after 0\.5 s$"):
+            load(tmp_path, source)
+    assert time.monotonic() - started < 5
+
+
+def test_a_huge_or_compressed_huge_answer_is_refused(server: Server, tmp_path: Path) -> None:
+    # a 40 KB gzip answer that unpacks to 40 MB: it was unpacked into memory in full
+    bomb = gzip.compress(b" " * (40 * 1024 * 1024), compresslevel=9)
+    assert len(bomb) < 100_000
+    gzipped = {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"}
+    server.on("/bomb.xml", lambda _r: (200, gzipped, bomb))
+    with pytest.raises(
+        SourceError, match=r"/bomb\.xml: the answer is more than 32 MB \(uncompressed\); is this"
+    ):
+        load(tmp_path, feed_source(server, "/bomb.xml"))
+    server.on("/wp-json/wp/v2/posts", lambda _r: json_answer([" " * (33 * 1024 * 1024)]))
+    with pytest.raises(
+        SourceError, match=r"posts\?_embed=1\S*: the answer is more than 32 MB; is this"
+    ):
+        load(tmp_path, f"  - type: wordpress\n    url: {server.url}\n")
 
 
 def test_wordpress_settings_are_validated(tmp_path: Path) -> None:

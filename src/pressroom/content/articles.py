@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, tzinfo
 from functools import lru_cache
 from pathlib import Path
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 Warn = Callable[[str], None]
 
 HTTP_RETRIES = 3  # per request, on connection errors, 429 and 5xx, with backoff
+# The most a remote source may answer, after decompression: a WordPress page of 100 posts
+# with _embed is a few MB; a gzip bomb or an endless response is stopped here.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -475,11 +479,15 @@ def http_get(
     headers: dict[str, str] | None = None,
     ok: tuple[int, ...] = (200,),
 ) -> requests.Response:
-    """GET ``url`` for a remote source; any failure is a SourceError naming URL and cause."""
+    """GET ``url`` for a remote source; any failure is a SourceError naming URL and cause.
+
+    The body is read in full here, at most ``MAX_RESPONSE_BYTES`` of it, and within
+    ``timeout`` seconds of the headers: a server that drips bytes never holds a run."""
     import requests
 
     try:
-        response = session.get(url, params=params, headers=headers, timeout=timeout)
+        response = session.get(url, params=params, headers=headers, timeout=timeout, stream=True)
+        response._content = _read_body(response, timeout, what, url)
     except requests.exceptions.RetryError as e:
         raise SourceError(f"{what} {url}: gave up after {HTTP_RETRIES} retries: {_cause(e)}") from e
     except requests.exceptions.Timeout as e:
@@ -496,6 +504,37 @@ def http_get(
             f"{what} {shown}: HTTP {response.status_code} {response.reason or ''}".rstrip()
         )
     return response
+
+
+def _read_body(response: requests.Response, timeout: float, what: str, url: str) -> bytes:
+    import requests
+    import urllib3
+
+    deadline = monotonic() + timeout
+    limit = f"more than {MAX_RESPONSE_BYTES // (1024 * 1024)} MB"
+    shown = response.url or url
+    with response:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+            raise SourceError(f"{what} {shown}: the answer is {limit}; is this the right address?")
+        body = bytearray()
+        try:
+            # read1: whatever has arrived (decompressed a bounded step at a time), so the
+            # deadline and the size limit are checked as the bytes come, not after
+            while chunk := response.raw.read1(64 * 1024, decode_content=True):
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise SourceError(
+                        f"{what} {shown}: the answer is {limit} (uncompressed); "
+                        "is this the right address?"
+                    )
+                if monotonic() > deadline:
+                    raise requests.exceptions.ReadTimeout(f"no full answer in {timeout:g} s")
+        except urllib3.exceptions.ReadTimeoutError as e:
+            raise requests.exceptions.ReadTimeout(str(e)) from e
+        except urllib3.exceptions.HTTPError as e:  # a dropped connection, a broken gzip stream
+            raise requests.exceptions.ConnectionError(e) from e
+    return bytes(body)
 
 
 def _timed_out(error: BaseException) -> bool:
