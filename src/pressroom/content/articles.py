@@ -530,9 +530,14 @@ def _read_body(response: requests.Response, timeout: float, what: str, url: str)
                     )
                 if monotonic() > deadline:
                     raise requests.exceptions.ReadTimeout(f"no full answer in {timeout:g} s")
+        # as requests' own iter_content names them
         except urllib3.exceptions.ReadTimeoutError as e:
             raise requests.exceptions.ReadTimeout(str(e)) from e
-        except urllib3.exceptions.HTTPError as e:  # a dropped connection, a broken gzip stream
+        except urllib3.exceptions.DecodeError as e:
+            raise requests.exceptions.ContentDecodingError(e) from e
+        except urllib3.exceptions.ProtocolError as e:
+            raise requests.exceptions.ChunkedEncodingError(e) from e
+        except urllib3.exceptions.HTTPError as e:
             raise requests.exceptions.ConnectionError(e) from e
     return bytes(body)
 
