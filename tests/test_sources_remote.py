@@ -595,6 +595,34 @@ def test_atom_entries_are_mapped(server: Server, tmp_path: Path) -> None:
     assert plain.published == datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 
 
+def test_feed_entries_dated_outside_the_years_a_feed_can_carry_are_broken(
+    server: Server, tmp_path: Path
+) -> None:
+    # a remote "year 1" reached the RSS as "Tue, 20 Nov 1 11:00:00 +0000", no RFC 822 date;
+    # files and WordPress refuse such a date (articles.parse_date), the feed source did not
+    def item(n: int, date: str) -> str:
+        link = f"https://elsewhere.example/{n}/"
+        return f"<item><title>T{n}</title><link>{link}</link><pubDate>{date}</pubDate></item>"
+
+    rss = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>E</title>'
+        "<link>https://elsewhere.example/</link><description>d</description>"
+        + item(1, "Fri, 20 Nov 0001 11:00:00 GMT")
+        + item(2, "Fri, 20 Nov 0999 11:00:00 GMT")
+        + item(3, "Fri, 20 Nov 2026 11:00:00 GMT")
+        + "</channel></rss>"
+    ).encode()
+    server.on("/rss.xml", lambda _r: (200, {"Content-Type": "application/rss+xml"}, rss))
+
+    result = load(tmp_path, feed_source(server, "/rss.xml"))
+
+    assert [a.title for a in result.articles] == ["T3"]
+    assert [e.message for e in result.errors] == [
+        'https://elsewhere.example/1/: date: cannot parse "Fri, 20 Nov 0001 11:00:00 GMT"',
+        'https://elsewhere.example/2/: date: cannot parse "Fri, 20 Nov 0999 11:00:00 GMT"',
+    ]
+
+
 def test_feed_conditional_get_reuses_the_cached_copy(server: Server, tmp_path: Path) -> None:
     def answer(request: Seen) -> Answer:
         if request.headers.get("if-none-match") == '"v1"':

@@ -279,7 +279,10 @@ def _when(entry: Any, key: str) -> datetime | None:
     if not parsed:
         return None
     year, month, day, hour, minute, second = parsed[:6]
-    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    try:  # the one rule for every source: a year a feed can write (four digits)
+        return norm.parse_date(datetime(year, month, day, hour, minute, second, tzinfo=UTC), UTC)
+    except ValueError:
+        return None
 
 
 def _authors(items: list[Any], base: str, warn: Callable[[str], None]) -> tuple[Author, ...]:
