@@ -539,6 +539,31 @@ def test_categories_and_authors_whose_slugs_collide_get_distinct_feeds(tmp_path:
             assert data["authors"][0]["name"] in {a.name for a in spec.articles[0].authors}
 
 
+def test_a_category_or_author_name_too_long_for_a_folder_name_gets_a_feed(tmp_path: Path) -> None:
+    # a 300-character category (a remote feed's sentence-long term, a pasted paragraph) made
+    # a folder name longer than the file system allows: `pressroom feeds` stopped with
+    # "File name too long" and wrote no category or author feed at all
+    from tests.feeds_helpers import check_feeds
+
+    long_latin, long_cjk = "x" * 300, "東京" * 60  # 360 bytes in UTF-8
+    (tmp_path / "config.yaml").write_text(FILES_CONFIG, encoding="utf-8")
+    (tmp_path / "content").mkdir()
+    for n, (name, other) in enumerate(((long_latin, long_cjk), (long_cjk, long_latin + "y"))):
+        (tmp_path / "content" / f"2026-11-2{n}-a{n}.md").write_text(
+            f"---\ntitle: A{n}\ncategories: [{name}, {other}]\nauthor: {name}\n---\nBody.\n",
+            encoding="utf-8",
+        )
+    result = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.yaml"), "feeds", "--now", "2026-11-25T09:00"]
+    )
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "public" / "feeds"
+    folders = [p for kind in ("category", "author") for p in (out / kind).iterdir()]
+    assert len(folders) == 3 + 2  # x…, x…y and 東京… categories; two authors
+    assert all(len(p.name.encode()) <= 100 for p in folders)
+    assert check_feeds(out, "https://news.example/feeds/") == []
+
+
 def test_channel_descriptions_are_escaped_like_item_descriptions(tmp_path: Path) -> None:
     import feedparser
     from lxml import etree

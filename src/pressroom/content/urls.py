@@ -149,10 +149,19 @@ def slugify(text: str) -> str:
     return slug or "article"
 
 
+# File systems allow 255 bytes a name; a long name is cut well below, with its hash kept
+_NAME_SLUG_BYTES = 80
+
+
 def name_slug(name: str) -> str:
     """The folder of a category or author feed: punctuation separates words (``Arts &
-    Culture`` → ``arts-culture``); a name with nothing left (``+++``) gets a stable hash."""
+    Culture`` → ``arts-culture``); a name with nothing left (``+++``) gets a stable hash,
+    and one too long for a folder name is cut and given one."""
     text = _NAME_DASH.sub("-", ascii_fold(name).lower()).strip("-")
+    if len(text.encode()) > _NAME_SLUG_BYTES:
+        cut = text.encode()[: _NAME_SLUG_BYTES - 9].decode(errors="ignore").rstrip("-")
+        # of the key: the same folder whichever spelling of the name comes first
+        return f"{cut}-{uuid.uuid5(uuid.NAMESPACE_URL, name_key(name)).hex[:8]}"
     return text or "x" + uuid.uuid5(uuid.NAMESPACE_URL, name).hex[:8]
 
 
