@@ -245,6 +245,37 @@ def test_a_broken_post_is_reported_and_the_rest_load(server: Server, tmp_path: P
     assert any(m.endswith("url: missing") for m in messages)
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"tags": 3},
+        {"tags": "news"},
+        {"authors": 3, "primary_author": 3},
+        {"authors": "Ann", "primary_author": "Ann"},
+        {"authors": [None, 3, {"name": "Ann", "url": 5}]},
+        {"primary_tag": "news", "tags": [None, 3, {"name": 5}]},
+    ],
+)
+def test_odd_shapes_where_lists_and_objects_belong(
+    server: Server, tmp_path: Path, changes: dict[str, Any]
+) -> None:
+    # a TypeError traceback ended `pressroom feeds` for the first three
+    Ghost(server, [ghost_post(1, **changes), ghost_post(2)])
+    result = load(tmp_path, source(server, per_page=10))
+    assert not result.errors
+    assert sorted(a.slug for a in result.articles) == ["post-1", "post-2"]
+
+
+@pytest.mark.parametrize("meta", ["x", 3, {"pagination": "x"}, {"pagination": [1]}])
+def test_odd_pagination_is_the_last_page(server: Server, tmp_path: Path, meta: Any) -> None:
+    def answer(_request: Seen) -> Answer:
+        return json_answer({"posts": [ghost_post(1)], "meta": meta})
+
+    server.on(PATH, answer)
+    result = load(tmp_path, source(server, per_page=10))
+    assert [a.slug for a in result.articles] == ["post-1"]
+
+
 def test_settings_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="per_page: Ghost allows at most 100"):
         load(tmp_path, "  - type: ghost\n    url: https://g.example\n    per_page: 500\n")

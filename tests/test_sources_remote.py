@@ -322,6 +322,36 @@ def test_wordpress_missing_embeds_and_broken_posts(server: Server, tmp_path: Pat
     ]
 
 
+# What a plugin, a proxy or a broken theme can put where the REST API documents a list or an
+# object: each ended `pressroom feeds` in a TypeError or AttributeError traceback.
+ODD_EMBEDS: list[Any] = [
+    "x",
+    3,
+    [None, 3, "x", {"name": ["Ann"], "link": 5}],
+    {"author": 3, "wp:term": 3, "wp:featuredmedia": 3},
+    {"author": {"name": "Ann"}, "wp:term": "category", "wp:featuredmedia": "x"},
+    {"wp:term": [[None, 3, {"taxonomy": "category", "name": 5}], 3, "x"]},
+    {"wp:featuredmedia": [{"source_url": "/pic.jpg", "mime_type": 5, "media_details": 3}]},
+    {"wp:featuredmedia": [{"source_url": "/pic.jpg", "media_details": {"width": "wide"}}]},
+]
+
+
+@pytest.mark.parametrize("embedded", ODD_EMBEDS)
+def test_wordpress_odd_shapes_where_lists_and_objects_belong(
+    server: Server, tmp_path: Path, embedded: Any
+) -> None:
+    wp_site(server, [wp_post(2, _embedded=embedded), wp_post(1)], per_page=10)
+
+    result = load(tmp_path, wp_source(server, per_page=10))
+
+    assert not result.errors
+    odd, plain = result.articles
+    assert odd.slug == "post-2" and plain.slug == "post-1"
+    assert all(isinstance(c, str) for c in odd.categories + odd.tags)
+    if odd.image is not None:
+        assert odd.image.mime_type is None or isinstance(odd.image.mime_type, str)
+
+
 def test_wordpress_retries_a_server_error_then_succeeds(server: Server, tmp_path: Path) -> None:
     wp_site(server, [wp_post(1)], per_page=10)
     good = server.routes["/blog/wp-json/wp/v2/posts"]

@@ -119,8 +119,7 @@ class GhostSource(Source):
             for post in data.get("posts") or []:
                 if isinstance(post, dict) and isinstance(post.get("id"), str):
                     posts[post["id"]] = post
-            pagination = (data.get("meta") or {}).get("pagination") or {}
-            following = pagination.get("next")
+            following = _dict(_dict(data.get("meta")).get("pagination")).get("next")
             if not isinstance(following, int) or following <= page:
                 break
             page = following
@@ -128,7 +127,7 @@ class GhostSource(Source):
 
     def _total(self, key: str) -> int | None:
         data = self._get({"key": key, "limit": 1, "fields": "id"})
-        total = ((data.get("meta") or {}).get("pagination") or {}).get("total")
+        total = _dict(_dict(data.get("meta")).get("pagination")).get("total")
         return total if isinstance(total, int) else None
 
     def _get(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -194,7 +193,7 @@ class GhostSource(Source):
         excerpt = post.get("custom_excerpt") or post.get("excerpt") or ""
         summary = truncate(one_line(str(excerpt)))  # Ghost's excerpts are plain text
         authors = _authors(post, link, warn)
-        public = [t for t in post.get("tags") or [] if _public(t)]
+        public = [t for t in _list(post.get("tags")) if _public(t)]
         primary = post.get("primary_tag")
         categories = (
             (str(primary["name"]),) if isinstance(primary, dict) and _public(primary) else ()
@@ -243,13 +242,23 @@ def _public(tag: Any) -> bool:
 
 
 def _authors(post: dict[str, Any], link: str, warn: Callable[[str], None]) -> tuple[Author, ...]:
-    people = post.get("authors") or [post.get("primary_author")]
+    people = _list(post.get("authors")) or [post.get("primary_author")]
     found = (
         norm.author(p["name"], None, p.get("url"), base=link, warn=warn)
         for p in people
         if isinstance(p, dict) and isinstance(p.get("name"), str)
     )
     return tuple(dict.fromkeys(a for a in found if a is not None))
+
+
+# A plugin or a proxy can put anything where the API documents a list or an object: what is
+# not one counts as none.
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _date(post: dict[str, Any], key: str) -> datetime | None:

@@ -123,20 +123,20 @@ class WordPressSource(Source):
         if published is None:
             raise _Broken("date_gmt", "missing")
         updated = _date(post, "modified_gmt", "modified", tz)
-        embedded = post.get("_embedded") or {}
+        embedded = _dict(post.get("_embedded"))
 
         def warn(problem: str) -> None:
             self.context.warn(f"wordpress source {where}: {problem}")
 
         found = (
             norm.author(html.unescape(a["name"]), None, a.get("link"), base=link, warn=warn)
-            for a in embedded.get("author") or []
+            for a in _list(embedded.get("author"))
             if isinstance(a, dict) and isinstance(a.get("name"), str)
         )
         authors = tuple(dict.fromkeys(a for a in found if a is not None))
         categories: list[str] = []
         tags: list[str] = []
-        for group in embedded.get("wp:term") or []:
+        for group in _list(embedded.get("wp:term")):
             for term in group if isinstance(group, list) else []:
                 if not isinstance(term, dict) or not term.get("name"):
                     continue
@@ -199,7 +199,7 @@ def _date(post: dict[str, Any], gmt_key: str, local_key: str, tz: Any) -> dateti
 
 
 def _featured(embedded: dict[str, Any], base: str, warn: Callable[[str], None]) -> Image | None:
-    for media in embedded.get("wp:featuredmedia") or []:
+    for media in _list(embedded.get("wp:featuredmedia")):
         if not isinstance(media, dict) or not media.get("source_url"):
             continue  # a media item the API could not embed ({"code": "rest_forbidden"…})
         try:
@@ -207,16 +207,27 @@ def _featured(embedded: dict[str, Any], base: str, warn: Callable[[str], None]) 
         except BadURL as e:
             warn(f"featured media: {e}; left out")
             continue
-        details = media.get("media_details") or {}
+        details = _dict(media.get("media_details"))
+        mime_type = media.get("mime_type")
         return Image(
             url=url,
             alt=" ".join(str(media.get("alt_text") or "").split()),
-            mime_type=media.get("mime_type") or None,
+            mime_type=mime_type if isinstance(mime_type, str) and mime_type else None,
             length=_int(details.get("filesize")),
             width=_int(details.get("width")),
             height=_int(details.get("height")),
         )
     return None
+
+
+# A plugin or a proxy can put anything where the API documents a list or an object: what is
+# not one counts as none.
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _int(value: Any) -> int | None:
