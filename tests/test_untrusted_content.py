@@ -269,6 +269,48 @@ def test_character_references_to_control_characters_never_reach_a_feed(
     assert "\ufffe" not in written and "\uffff" not in written
 
 
+def test_a_blank_id_in_front_matter_is_one_line_naming_the_line(tmp_path: Path) -> None:
+    # `id: ""` (or spaces, or only control characters) made an entry with no GUID: feedgen
+    # refused it and `pressroom feeds` ended in "ValueError: Required fields not set"
+    (tmp_path / "config.yaml").write_text(FILES_CONFIG, encoding="utf-8")
+    (tmp_path / "content").mkdir()
+    for n, value in enumerate(('""', '"   "', '"\\x07\\x1b"')):
+        (tmp_path / "content" / f"2026-11-2{n}-a{n}.md").write_text(
+            f"---\ntitle: A{n}\nid: {value}\n---\nBody.\n", encoding="utf-8"
+        )
+    (tmp_path / "content" / "2026-11-23-ok.md").write_text("---\ntitle: OK\n---\nB.\n")
+    result = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.yaml"), "feeds", "--now", "2026-11-25T09:00"]
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code == 1, result.output
+    for n in range(3):
+        assert (
+            f"error: content/2026-11-2{n}-a{n}.md:3: id: empty; remove the line, or give the "
+            "article's permanent id" in result.output
+        )
+    assert "Traceback" not in result.output
+    assert "<title>OK</title>" in (tmp_path / "public/feeds/index.xml").read_text("utf-8")
+
+
+def test_a_blank_guid_from_a_feed_falls_back_to_the_link(server: Server, tmp_path: Path) -> None:
+    rss = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>E</title>'
+        b"<link>https://elsewhere.example/</link><description>d</description>"
+        b"<item><title>Blank</title><link>https://elsewhere.example/1/</link><guid>   </guid>"
+        b"<pubDate>Fri, 20 Nov 2026 11:00:00 GMT</pubDate></item>"
+        b"<item><title>Bell</title><link>https://elsewhere.example/2/</link><guid>&#x7;</guid>"
+        b"<pubDate>Fri, 20 Nov 2026 12:00:00 GMT</pubDate></item></channel></rss>"
+    )
+    server.on("/rss.xml", lambda _r: (200, {"Content-Type": "application/rss+xml"}, rss))
+    result = remote.load(tmp_path, feed_source(server, "/rss.xml"))
+    assert not result.errors
+    assert [a.id for a in result.articles] == [
+        "https://elsewhere.example/2/",
+        "https://elsewhere.example/1/",
+    ]
+
+
 def test_an_author_name_of_only_controls_or_spaces_is_no_name(tmp_path: Path) -> None:
     result, _ = files_site(
         tmp_path,

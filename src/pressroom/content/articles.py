@@ -396,7 +396,7 @@ def _tidy(article: Article) -> bool:
     if not all(a.name for a in article.authors):
         return False
     rest = (article.id, article.url, article.slug, article.base_url)
-    return not any(CONTROL_CHARS.search(text) for text in rest)
+    return article.id.strip() != "" and not any(CONTROL_CHARS.search(text) for text in rest)
 
 
 def clean(article: Article) -> Article:
@@ -410,6 +410,8 @@ def clean(article: Article) -> Article:
         value = getattr(article, name)
         if (new := strip_controls(value)) != value:
             changes[name] = new
+    if not changes.get("id", article.id).strip():
+        changes["id"] = changes.get("url", article.url)  # a feed's blank guid: the link, as none
     for name in ("title", "summary"):
         value = getattr(article, name)
         if (new := one_line(value)) != value:

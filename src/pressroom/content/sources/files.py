@@ -39,6 +39,7 @@ from pressroom.content.text import (
     one_line,
     plain_text,
     render_body,
+    strip_controls,
     summary_from_body,
     truncate,
 )
@@ -324,7 +325,9 @@ class FilesSource(Source):
         elif article_id is None:
             article_id = norm.tag_id(self._pub_url, published, slug)
         else:
-            article_id = _text(article_id, "id").strip()
+            article_id = strip_controls(_text(article_id, "id")).strip()
+            if not article_id:
+                raise _Broken("id", "empty; remove the line, or give the article's permanent id")
 
         return Article(
             id=article_id,
