@@ -717,3 +717,21 @@ def test_a_front_matter_key_written_twice_is_refused(tmp_path: Path) -> None:
         'content/dup.md:4: front matter: invalid YAML: duplicate key "title" (first at line 2); '
         "keep one"
     ]
+
+
+def test_a_front_matter_key_that_is_a_list_or_mapping_is_one_line(site: Site) -> None:
+    # YAML's "? [a, b]" complex keys: the duplicate-key check hashed the list and a TypeError
+    # traceback ended the whole run
+    site.write("list-key.md", "---\n? [a, b]\n: c\ntitle: L\n---\nBody.\n")
+    site.write("map-key.md", "---\ntitle: M\n? {a: 1}\n: c\n---\nBody.\n")
+    site.write("good.md", md("title: Good\ndate: 2026-11-01"))
+
+    result = site.load()
+
+    assert [a.title for a in result.articles] == ["Good"]
+    assert sorted(e.message for e in result.errors) == [
+        "content/list-key.md:2: front matter: invalid YAML: found unhashable key while "
+        "constructing a mapping",
+        "content/map-key.md:2: front matter: invalid YAML: found unhashable key while "
+        "constructing a mapping",
+    ]

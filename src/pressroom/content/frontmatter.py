@@ -310,6 +310,8 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # "? [a, b]": PyYAML refuses the unhashable key itself, with its line
             key = key_node.value
             if key in seen:
                 raise yaml.constructor.ConstructorError(
