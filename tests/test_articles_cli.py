@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from pressroom.cli import main
@@ -133,6 +134,27 @@ def test_dates_at_the_edge_of_time_are_one_line_errors(demo: Path) -> None:
     assert 'content/last.md:3: date: cannot parse "9999-12-31"' in result.stderr
     assert "content/yaml-date.md:3: date: cannot parse" in result.stderr
     assert "Edge" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", "100000000d"], 'error: --since: "100000000d" is longer than 100 years'),
+        (["--since", "99999999999d"], 'error: --since: "99999999999d" is longer than 100 years'),
+        (
+            ["--since", "7d", "--now", "0001-01-01"],
+            'error: --now: "0001-01-01" is outside the years 1000-9998',
+        ),
+    ],
+)
+def test_spans_and_clocks_beyond_the_calendar_are_usage_errors(
+    demo: Path, args: list[str], message: str
+) -> None:
+    # each was an OverflowError traceback (a span or a clock past what datetime holds)
+    result = run(demo, *args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == message
 
 
 def test_bad_options_exit_2(demo: Path) -> None:

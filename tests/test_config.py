@@ -107,6 +107,14 @@ def test_secret_in_config_is_refused(tmp_path: Path) -> None:
             "config.yaml:5: digest.window: expected a duration like "
             '"7d", "12h" or "30m", got "week"',
         ),
+        (  # an OverflowError traceback in the first `digest build`, or at load
+            "digest:\n  window: 100000000d\n",
+            'config.yaml:5: digest.window: "100000000d" is longer than 100 years',
+        ),
+        (
+            "signup:\n  confirm_expiry: 99999999999999d\n",
+            'config.yaml:5: signup.confirm_expiry: "99999999999999d" is longer than 100 years',
+        ),
         (
             "feeds:\n  content: everything\n",
             'config.yaml:5: feeds.content: expected one of "full", "summary", got "everything"',

@@ -46,14 +46,18 @@ class Duration(timedelta):
         "s": "seconds",
         "w": "weeks",
     }
+    _LONGEST: typing.ClassVar[timedelta] = timedelta(days=36525)
 
     @classmethod
     def parse(cls, text: str) -> Duration:
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([wdhms])\s*", str(text))
         if not m:
             raise ValueError(f'expected a duration like "7d", "12h" or "30m", got "{text}"')
-        td = timedelta(**{cls._UNITS[m.group(2)]: float(m.group(1))})
-        return cls(seconds=td.total_seconds())
+        number, unit = float(m.group(1)), cls._UNITS[m.group(2)]
+        # a span past what a date can be moved by ends in an OverflowError where it is used
+        if number > cls._LONGEST.total_seconds() / timedelta(**{unit: 1}).total_seconds():
+            raise ValueError(f'"{text.strip()}" is longer than 100 years')
+        return cls(seconds=timedelta(**{unit: number}).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,12 @@ class App:
             raise UsageError(
                 f'--now: expected an ISO date like "2026-11-25T09:00", got "{pinned}"'
             ) from None
-        return value if value.tzinfo else value.replace(tzinfo=tz)
+        from pressroom.content.articles import parse_date
+
+        try:  # the years an article may be dated in: the clock is compared with them
+            return parse_date(value, tz)
+        except ValueError:
+            raise UsageError(f'--now: "{pinned}" is outside the years 1000-9998') from None
 
     # output: results on stdout; progress, warnings and errors on stderr
     def out(self, message: str = "") -> None:
