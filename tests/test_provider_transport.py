@@ -113,3 +113,27 @@ def test_refused_connection_is_retried(case: Setup) -> None:
     assert {r.outcome for r in results} == {Outcome.RETRY}  # nothing can have gone out
     assert "Connection refused" in (results[0].error or "")
     assert server.requests == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Retry-After": "\u00b2"},  # a Latin-1 digit that str.isdigit() takes and float() refuses
+        {"Retry-After": "\u00b9\u00b2"},
+        {"X-RateLimit-Reset": "nan"},
+        {"X-RateLimit-Reset": "inf"},
+        {"X-RateLimit-Reset": "-5"},
+    ],
+)
+def test_a_429_with_a_garbled_wait_is_retried_not_uncertain(
+    case: Setup, headers: dict[str, str]
+) -> None:
+    # a refused request is a refused request, whatever it says about when to come back: its
+    # readers must not become uncertain (held from every later run) over a header's spelling
+    server, make, batch = case
+    server.fail_next(1, 429, headers=headers)
+    results = make().send(batch)
+    assert {r.outcome for r in results} == {Outcome.RETRY}
+    for r in results:
+        assert r.retry_after is None or 0 <= r.retry_after < float("inf")
+    assert server.total_accepted == 0

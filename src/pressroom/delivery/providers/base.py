@@ -41,6 +41,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import enum
+import math
 import socket
 import ssl
 import time
@@ -398,11 +399,13 @@ def check_settings(settings: Any, maximum: int, unit: str) -> None:
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from ``Retry-After`` (delta or HTTP date) or a rate-limit reset header."""
+    """Seconds to wait from ``Retry-After`` (delta or HTTP date) or a rate-limit reset header;
+    None when neither says something usable (a finite, non-negative number of seconds)."""
     value = headers.get("Retry-After") or headers.get("retry-after")
     if value:
         value = value.strip()
-        if value.isdigit():
+        # ASCII digits only: "²" passes str.isdigit() and then fails float()
+        if value.isascii() and value.isdigit():
             return float(value)
         try:
             when = email.utils.parsedate_to_datetime(value)
@@ -415,6 +418,8 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
         try:
             r = float(reset)
         except ValueError:
+            return None
+        if not math.isfinite(r) or r < 0:
             return None
         current = now if now is not None else time.time()
         # providers send either an epoch timestamp or seconds from now
