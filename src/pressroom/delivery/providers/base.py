@@ -212,6 +212,10 @@ class Provider(ABC):
         self.settings = settings
         self.secrets = dict(secrets or {})
         self.session = session or requests.Session()
+        # an API call is never redirected: following one would hand the request (a key in a
+        # header of its own, the subscribers) to another host, and turn a POST into a GET
+        # whose 200 reads as "accepted". Every caller sees the 3xx itself (``classify_http``).
+        self.session.get_redirect_target = _no_redirect  # type: ignore[method-assign,assignment]
         self.setup()
 
     def setup(self) -> None:  # noqa: B027 - optional hook
@@ -371,6 +375,11 @@ class Provider(ABC):
         return secret_forms(values)
 
 
+def _no_redirect(response: requests.Response) -> None:
+    """``Session.get_redirect_target`` that never finds one: no redirect is followed."""
+    return None
+
+
 def secret_forms(values: Sequence[str]) -> list[str]:
     """``values`` raw, base64 (standard and URL-safe, padded or not) and URL-encoded."""
     forms: set[str] = set()
@@ -435,6 +444,17 @@ def classify_http(
     # redacted before it is cut short, so that no secret is left cut in two
     body = provider.redact(response.text[:2000]).strip().replace("\n", " ")[:300]
     reason = f"HTTP {status}: {body}" if body else f"HTTP {status}"
+    if 200 <= status < 300:
+        # a success the adapter does not know for this call: the provider may have the request
+        return Outcome.UNCERTAIN, f"{reason} (not the documented answer)", None
+    if 300 <= status < 400:
+        # nothing was accepted; every request would be redirected alike: stop, readers pending
+        where = provider.redact(response.headers.get("Location", "?"))[:200]
+        raise ProviderConfigError(
+            f"{provider.name}: the API answered HTTP {status}, a redirect to {where}, which "
+            f"pressroom does not follow; set providers.{provider.name}.base_url to the API's "
+            "address (or remove it for the default)"
+        )
     if status in (401, 403):
         names = ", ".join(provider.env_names(provider.settings).values())
         raise ProviderAuthError(
