@@ -367,3 +367,13 @@ def test_paths_are_the_botocore_models() -> None:
         http = model.operation_model(operation).http
         assert (http["method"], http["requestUri"]) == (method, path)
     assert model.metadata["signingName"] == "ses"
+
+
+@pytest.mark.parametrize("entry", ["SUCCESS", None, 7, ["SUCCESS"]])
+def test_a_bulk_entry_result_that_is_not_an_object_is_uncertain_not_a_crash(
+    server: SESFake, entry: object
+) -> None:
+    body = {"BulkEmailEntryResults": [{"Status": "SUCCESS", "MessageId": "m-1"}, entry]}
+    server.fail_next(1, 200, body=body)
+    results = make(server).send(recipients(2))
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.UNCERTAIN]

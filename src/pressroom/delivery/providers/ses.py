@@ -357,7 +357,12 @@ class SES(Provider):
         results = []
         stop: str | None = None
         for r, entry in zip(group, entries, strict=True):
-            status = str(entry.get("Status") or "FAILED")
+            if not isinstance(entry, dict) or not entry.get("Status"):
+                # the call was accepted; an entry without a status says nothing of this one
+                why = "SES answered 200 without a status for this entry"
+                results.append(SendResult(r.email, Outcome.UNCERTAIN, error=why))
+                continue
+            status = str(entry["Status"])
             reason = self.redact(f"{status}: {entry.get('Error') or ''}".strip().rstrip(":"))
             if status == "SUCCESS":
                 results.append(SendResult(r.email, Outcome.SENT, entry.get("MessageId")))
