@@ -45,6 +45,7 @@ import math
 import socket
 import ssl
 import time
+import unicodedata
 import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -239,8 +240,24 @@ class Provider(ABC):
                     f"{cls.name}: environment variable {var} is not set; export it with your "
                     f"{cls.name} credentials (or set providers.{cls.name}.{setting})"
                 )
-            secrets[setting] = value
+            secrets[setting] = cls.checked_secret(var, value)
         return cls(settings, secrets=secrets, session=session)
+
+    @classmethod
+    def checked_secret(cls, var: str, value: str) -> str:
+        """``value`` of ``var``, refused (without showing it) when it carries a line break,
+        a control character or a space at either end: no key has one, and an HTTP library
+        that refuses such a header quotes it, key and all, into its error message."""
+        odd = value != value.strip() or any(
+            unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value
+        )
+        if odd:
+            raise ProviderConfigError(
+                f"{cls.name}: environment variable {var} has a line break, control character "
+                "or space around the credential (copied with its newline?); set it to the "
+                "credential alone"
+            )
+        return value
 
     @classmethod
     def for_webhooks(
@@ -256,7 +273,7 @@ class Provider(ABC):
                     f"{cls.name}: environment variable {var} is not set; export the webhook "
                     f"secret from your {cls.name} account (or set providers.{cls.name}.{setting})"
                 )
-            secrets[setting] = value
+            secrets[setting] = value  # a PEM public key spans lines: only checked, never sent
         return cls(settings, secrets=secrets, session=session)
 
     def receive_webhook(self, request: WebhookRequest, now: datetime) -> WebhookResult:

@@ -180,6 +180,7 @@ class SES(Provider):
         token = env.get(settings.session_token_env)
         if not token:
             return provider
+        token = cls.checked_secret(settings.session_token_env, token)
         return cls(
             settings, secrets={**provider.secrets, "session_token_env": token}, session=session
         )
