@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -309,6 +310,22 @@ def test_display_names_with_commas_and_non_ascii_stay_one_address_each(
     assert server.contract_violations == []
     assert set(server.accepted) == {f"reader{i}@example.com" for i in (1, 2, 3)}
     assert "Hello Zoë Ångström," in server.deliveries("reader2@example.com")[0].text
+
+
+def test_an_international_address_with_a_quoted_or_encoded_name_goes_out(
+    server: MailgunFake,
+) -> None:
+    # formataddr refuses a non-ASCII address: one such reader stopped every run of the issue
+    batch = [
+        dataclasses.replace(recipient(1, name="José Ó"), email="josé@example.com"),
+        dataclasses.replace(recipient(2, name="Doe, Jane"), email="jane@bücher.example"),
+        recipient(3),
+    ]
+    results = make(server).send(batch)
+    assert {r.outcome for r in results} == {Outcome.SENT}
+    assert server.contract_violations == []
+    everyone = {"josé@example.com", "jane@bücher.example", "reader3@example.com"}
+    assert set(server.accepted) == everyone
 
 
 class EchoingMailgun(MailgunFake):

@@ -256,3 +256,22 @@ def test_batch_over_50_mb_is_split_before_sending(server: PostmarkFake) -> None:
     assert server.requests == 4  # halved twice: four calls of 75 messages, 30 MB each
     assert server.contract_violations == []
     assert max(server.payload_bytes) <= 50_000_000
+
+
+@pytest.mark.parametrize(
+    "element", [1, None, {}, {"MessageID": "x"}, {"ErrorCode": "abc"}, {"ErrorCode": [0]}]
+)
+def test_a_result_without_a_readable_error_code_is_uncertain(
+    server: PostmarkFake, element: object
+) -> None:
+    # ErrorCode 0 is Postmark's "accepted": an element without one is no proof either way
+    server.fail_next(1, 200, body=[{"ErrorCode": 0, "MessageID": "m-1"}, element])
+    results = make(server).send(recipients(2))
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.UNCERTAIN]
+    assert "ErrorCode" in (results[1].error or "")
+
+
+def test_a_422_with_a_garbled_error_code_is_a_refusal_not_a_crash(server: PostmarkFake) -> None:
+    server.fail_next(1, 422, body={"ErrorCode": "abc", "Message": "Invalid"})
+    results = make(server).send(recipients(2))
+    assert {r.outcome for r in results} == {Outcome.PERMANENT}

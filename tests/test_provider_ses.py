@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +85,35 @@ def test_send_email_per_recipient_when_bulk_is_off(server: SESFake) -> None:
     assert server.requests_by_path == {"/v2/email/outbound-emails": 3}
     for i in range(3):
         check_recipient(server, i)
+
+
+@pytest.mark.parametrize("use_bulk", [True, False])
+def test_international_addresses_go_out_as_ses_documents_or_fail_alone(
+    server: SESFake, use_bulk: bool
+) -> None:
+    # SES takes 7-bit ASCII only: an IDN domain goes out in Punycode; a non-ASCII local part
+    # (SMTPUTF8) cannot be sent through SES at all, and fails alone instead of stopping the run
+    batch = [
+        recipient(0),
+        dataclasses.replace(recipient(1, name="Jürgen «J» Müller"), email="user@bücher.example"),
+        dataclasses.replace(recipient(2, name="José"), email="josé@example.com"),
+        recipient(3, name='Tom "T" Ó'),
+    ]
+    results = make(server, use_bulk=use_bulk).send(batch)
+    assert [r.outcome for r in results] == [
+        Outcome.SENT,
+        Outcome.SENT,
+        Outcome.PERMANENT,
+        Outcome.SENT,
+    ]
+    assert "ASCII" in (results[2].error or "")
+    assert server.contract_violations == []
+    assert server.internal_errors == []
+    assert [d.to for d in server.deliveries("user@xn--bcher-kva.example")] == [
+        "user@xn--bcher-kva.example"
+    ]
+    assert server.deliveries("josé@example.com") == []
+    assert server.total_accepted == 3
 
 
 def test_names_are_escaped_once_in_html_and_raw_in_text(server: SESFake) -> None:
@@ -337,3 +367,13 @@ def test_paths_are_the_botocore_models() -> None:
         http = model.operation_model(operation).http
         assert (http["method"], http["requestUri"]) == (method, path)
     assert model.metadata["signingName"] == "ses"
+
+
+@pytest.mark.parametrize("entry", ["SUCCESS", None, 7, ["SUCCESS"]])
+def test_a_bulk_entry_result_that_is_not_an_object_is_uncertain_not_a_crash(
+    server: SESFake, entry: object
+) -> None:
+    body = {"BulkEmailEntryResults": [{"Status": "SUCCESS", "MessageId": "m-1"}, entry]}
+    server.fail_next(1, 200, body=body)
+    results = make(server).send(recipients(2))
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.UNCERTAIN]

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pressroom.delivery.providers.base import Outcome, Provider
+from pressroom.errors import ProviderConfigError
 from tests import test_provider_mailgun as mailgun
 from tests import test_provider_postmark as postmark
 from tests import test_provider_sendgrid as sendgrid
@@ -55,6 +56,13 @@ CASES = {
     ),
 }
 
+
+CASES_BY_SERVER = {
+    MailgunFake: CASES["mailgun"],
+    SendGridFake: CASES["sendgrid"],
+    PostmarkFake: CASES["postmark"],
+    SESFake: CASES["ses-bulk"],
+}
 
 Setup = tuple[FakeProviderServer, Callable[..., Provider], list[Any]]
 
@@ -113,3 +121,54 @@ def test_refused_connection_is_retried(case: Setup) -> None:
     assert {r.outcome for r in results} == {Outcome.RETRY}  # nothing can have gone out
     assert "Connection refused" in (results[0].error or "")
     assert server.requests == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Retry-After": "\u00b2"},  # a Latin-1 digit that str.isdigit() takes and float() refuses
+        {"Retry-After": "\u00b9\u00b2"},
+        {"X-RateLimit-Reset": "nan"},
+        {"X-RateLimit-Reset": "inf"},
+        {"X-RateLimit-Reset": "-5"},
+    ],
+)
+def test_a_429_with_a_garbled_wait_is_retried_not_uncertain(
+    case: Setup, headers: dict[str, str]
+) -> None:
+    # a refused request is a refused request, whatever it says about when to come back: its
+    # readers must not become uncertain (held from every later run) over a header's spelling
+    server, make, batch = case
+    server.fail_next(1, 429, headers=headers)
+    results = make().send(batch)
+    assert {r.outcome for r in results} == {Outcome.RETRY}
+    for r in results:
+        assert r.retry_after is None or 0 <= r.retry_after < float("inf")
+    assert server.total_accepted == 0
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_never_followed_and_stops_the_run_naming_base_url(
+    case: Setup, status: int
+) -> None:
+    # following it would hand the batch (and a key sent in a header of its own, Postmark's)
+    # to another host, or turn the POST into a GET whose 200 reads as "accepted"
+    server, make, batch = case
+    with CASES_BY_SERVER[type(server)].fake() as elsewhere:
+        server.fail_next(1, status, headers={"Location": f"{elsewhere.url}/v3/mail/send"})
+        with pytest.raises(ProviderConfigError, match="base_url") as raised:
+            make().send(batch)
+        assert elsewhere.requests == 0
+    assert str(status) in raised.value.message
+    assert server.total_accepted == 0
+
+
+@pytest.mark.parametrize("status", [201, 204, 206])
+def test_an_undocumented_success_status_is_uncertain(case: Setup, status: int) -> None:
+    # a 2xx the provider does not document for a send may still mean "accepted": neither a
+    # failure (a --resend-failed would mail them twice) nor a success (nobody checks it)
+    server, make, batch = case
+    server.fail_next(1, status, body=b"")
+    results = make().send(batch)
+    assert {r.outcome for r in results} == {Outcome.UNCERTAIN}
+    assert str(status) in (results[0].error or "")

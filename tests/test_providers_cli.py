@@ -271,3 +271,33 @@ def test_no_secret_in_output_or_reports(demo: Path, fakes: dict[str, FakeProvide
     assert "tim@example.org" in written and "MESSAGE_REJECTED" in written
     for secret in SECRETS.values():
         assert secret not in written
+
+
+@pytest.mark.parametrize(
+    ("name", "var"),
+    [
+        ("mailgun", "MAILGUN_API_KEY"),
+        ("sendgrid", "SENDGRID_API_KEY"),
+        ("postmark", "POSTMARK_SERVER_TOKEN"),
+        ("ses", "AWS_SECRET_ACCESS_KEY"),
+    ],
+)
+@pytest.mark.parametrize("odd", ["Key4Leak99\r", "Key4Leak99\n", " Key4Leak99", "Key\u20284Leak99"])
+def test_a_key_with_a_line_break_or_stray_space_is_named_never_shown(
+    demo: Path, fakes: dict[str, FakeProviderServer], name: str, var: str, odd: str
+) -> None:
+    # copied from a Windows file or a secret store with its newline: requests refused the
+    # header and quoted it, key and all, into the error, the ledger and the report
+    config = configure(demo, fakes)
+    env: dict[str, str | None] = {**SECRETS, var: odd, "PRESSROOM_SECRET": "e2e-test-secret-0123"}
+    for args in (
+        ["providers", "check", name],
+        ["digest", "send", "--provider", name, "--yes", "--now", NOW],
+    ):
+        result = run(config, *args, env=env)
+        assert result.exit_code == 2, result.output
+        assert var in result.output and "Leak99" not in result.output
+        assert "Traceback" not in result.output
+    assert fakes[name].requests == 0
+    for path in [*demo.rglob("*.json"), *demo.rglob("*.db")]:
+        assert b"Leak99" not in path.read_bytes()

@@ -442,6 +442,28 @@ def test_throttling_with_retry_after_costs_time_not_attempts(tmp_path: Path) -> 
     assert len(provider.batches) == 5  # four 429s did not use up max_attempts=2
 
 
+@pytest.mark.parametrize("wait", [86_400.0, 1e29])
+def test_a_retry_after_beyond_the_retry_window_defers_at_once(tmp_path: Path, wait: float) -> None:
+    # a provider that says "come back tomorrow" (or in 10^29 s) must not keep the run asleep
+    # far past sending.max_retry_time: the reader is deferred to the next run now
+    _, ledger, frozen, factory, options, _ = setup(tmp_path, 2, max_retry_time=60.0)
+    throttled = SendResult("", Outcome.RETRY, error="HTTP 429", retry_after=wait)
+    provider = ScriptedProvider({"r000@example.org": [throttled, SendResult("", Outcome.SENT)]})
+    clock = [0.0]
+
+    def sleep(s: float) -> None:
+        clock[0] += s
+        assert clock[0] < 3600, "the run slept past the retry window"
+
+    summary = send_mod.run(
+        ledger, frozen, provider, factory, options, clock=lambda: clock[0], sleep=sleep
+    )
+    assert summary.sent == 1 and summary.failed == 0
+    assert summary.deferred == [("r000@example.org", "HTTP 429")]
+    assert ledger.row_states(3)["r000@example.org"] == L.PENDING
+    assert clock[0] < 60.0
+
+
 # --- requests that got no answer: uncertain, never silently sent twice ---------------------
 
 

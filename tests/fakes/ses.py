@@ -180,6 +180,15 @@ class SESFake(FakeProviderServer):
         problems = shape_problems(operation, params)
         if problems or not isinstance(params, dict):
             return problems[:6]
+        # SES Destination: "the local part ... may only contain 7-bit ASCII characters. If the
+        # domain part ... contains non-ASCII characters, they must be encoded using Punycode"
+        dests = [params.get("Destination") or {}] + [
+            e.get("Destination") or {} for e in params.get("BulkEmailEntries") or []
+        ]
+        for dest in dests:
+            for address in addresses(dest.get("ToAddresses") or []):
+                if not address.isascii():
+                    problems.append(f"ToAddresses: {address!r} is not 7-bit ASCII (Punycode)")
         if operation == "SendBulkEmail":
             entries = params["BulkEmailEntries"]
             if len(entries) > MAX_BULK_ENTRIES:

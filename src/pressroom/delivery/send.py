@@ -292,9 +292,10 @@ class _Run:
                 # a provider that said when to come back (429 + Retry-After) is throttling, not
                 # failing: that costs time (max_retry_time), not attempts
                 throttled = res.retry_after is not None
-                if now - first >= o.max_retry_time or (
-                    attempts >= o.max_attempts and not throttled
-                ):
+                # a Retry-After that ends past the retry window (a day, 10^29 s) would keep the
+                # run asleep for nothing: the next run is when this reader is tried again
+                waited = now + (res.retry_after or 0.0) - first
+                if waited >= o.max_retry_time or (attempts >= o.max_attempts and not throttled):
                     # a temporary failure stays temporary: the row stays pending for a later
                     # run (never settled as failed: nothing could resend it then)
                     why = f"deferred after {attempts} attempts: {reason}"

@@ -41,9 +41,11 @@ from __future__ import annotations
 import base64
 import email.utils
 import enum
+import math
 import socket
 import ssl
 import time
+import unicodedata
 import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -211,6 +213,10 @@ class Provider(ABC):
         self.settings = settings
         self.secrets = dict(secrets or {})
         self.session = session or requests.Session()
+        # an API call is never redirected: following one would hand the request (a key in a
+        # header of its own, the subscribers) to another host, and turn a POST into a GET
+        # whose 200 reads as "accepted". Every caller sees the 3xx itself (``classify_http``).
+        self.session.get_redirect_target = _no_redirect  # type: ignore[method-assign,assignment]
         self.setup()
 
     def setup(self) -> None:  # noqa: B027 - optional hook
@@ -234,8 +240,24 @@ class Provider(ABC):
                     f"{cls.name}: environment variable {var} is not set; export it with your "
                     f"{cls.name} credentials (or set providers.{cls.name}.{setting})"
                 )
-            secrets[setting] = value
+            secrets[setting] = cls.checked_secret(var, value)
         return cls(settings, secrets=secrets, session=session)
+
+    @classmethod
+    def checked_secret(cls, var: str, value: str) -> str:
+        """``value`` of ``var``, refused (without showing it) when it carries a line break,
+        a control character or a space at either end: no key has one, and an HTTP library
+        that refuses such a header quotes it, key and all, into its error message."""
+        odd = value != value.strip() or any(
+            unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value
+        )
+        if odd:
+            raise ProviderConfigError(
+                f"{cls.name}: environment variable {var} has a line break, control character "
+                "or space around the credential (copied with its newline?); set it to the "
+                "credential alone"
+            )
+        return value
 
     @classmethod
     def for_webhooks(
@@ -251,7 +273,7 @@ class Provider(ABC):
                     f"{cls.name}: environment variable {var} is not set; export the webhook "
                     f"secret from your {cls.name} account (or set providers.{cls.name}.{setting})"
                 )
-            secrets[setting] = value
+            secrets[setting] = value  # a PEM public key spans lines: only checked, never sent
         return cls(settings, secrets=secrets, session=session)
 
     def receive_webhook(self, request: WebhookRequest, now: datetime) -> WebhookResult:
@@ -370,6 +392,11 @@ class Provider(ABC):
         return secret_forms(values)
 
 
+def _no_redirect(response: requests.Response) -> None:
+    """``Session.get_redirect_target`` that never finds one: no redirect is followed."""
+    return None
+
+
 def secret_forms(values: Sequence[str]) -> list[str]:
     """``values`` raw, base64 (standard and URL-safe, padded or not) and URL-encoded."""
     forms: set[str] = set()
@@ -398,11 +425,13 @@ def check_settings(settings: Any, maximum: int, unit: str) -> None:
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from ``Retry-After`` (delta or HTTP date) or a rate-limit reset header."""
+    """Seconds to wait from ``Retry-After`` (delta or HTTP date) or a rate-limit reset header;
+    None when neither says something usable (a finite, non-negative number of seconds)."""
     value = headers.get("Retry-After") or headers.get("retry-after")
     if value:
         value = value.strip()
-        if value.isdigit():
+        # ASCII digits only: "²" passes str.isdigit() and then fails float()
+        if value.isascii() and value.isdigit():
             return float(value)
         try:
             when = email.utils.parsedate_to_datetime(value)
@@ -415,6 +444,8 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
         try:
             r = float(reset)
         except ValueError:
+            return None
+        if not math.isfinite(r) or r < 0:
             return None
         current = now if now is not None else time.time()
         # providers send either an epoch timestamp or seconds from now
@@ -430,6 +461,17 @@ def classify_http(
     # redacted before it is cut short, so that no secret is left cut in two
     body = provider.redact(response.text[:2000]).strip().replace("\n", " ")[:300]
     reason = f"HTTP {status}: {body}" if body else f"HTTP {status}"
+    if 200 <= status < 300:
+        # a success the adapter does not know for this call: the provider may have the request
+        return Outcome.UNCERTAIN, f"{reason} (not the documented answer)", None
+    if 300 <= status < 400:
+        # nothing was accepted; every request would be redirected alike: stop, readers pending
+        where = provider.redact(response.headers.get("Location", "?"))[:200]
+        raise ProviderConfigError(
+            f"{provider.name}: the API answered HTTP {status}, a redirect to {where}, which "
+            f"pressroom does not follow; set providers.{provider.name}.base_url to the API's "
+            "address (or remove it for the default)"
+        )
     if status in (401, 403):
         names = ", ".join(provider.env_names(provider.settings).values())
         raise ProviderAuthError(

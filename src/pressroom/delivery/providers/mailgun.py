@@ -496,7 +496,9 @@ def _mailbox(name: str, address: str) -> str:
         return address
     if name.isascii() and not _SPECIALS.search(name):
         return f"{name} <{address}>"
-    return email.utils.formataddr((name, address))
+    # formataddr quotes or encodes the name, but refuses a non-ASCII address (SMTPUTF8),
+    # which Mailgun takes as it is: the name is formatted beside a stand-in address
+    return email.utils.formataddr((name, "a@b")).removesuffix("<a@b>") + f"<{address}>"
 
 
 def _boundary(values: list[str]) -> str:

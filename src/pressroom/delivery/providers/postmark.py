@@ -257,8 +257,8 @@ class Postmark(Provider):
                 ),
             )
         answer = _json(response)
-        if response.status_code == 422 and isinstance(answer, dict) and "ErrorCode" in answer:
-            code = int(answer.get("ErrorCode") or 0)
+        code = answer.get("ErrorCode") if isinstance(answer, dict) else None
+        if response.status_code == 422 and type(code) is int:
             reason = self.redact(f"ErrorCode {code}: {answer.get('Message', '')}")
             if code == 410 and len(batch) > 1:  # too many messages: halve and go on
                 wire.returned(batch)
@@ -280,7 +280,12 @@ class Postmark(Provider):
         stopped: tuple[int, str] | None = None
         for r, element in zip(batch, elements, strict=True):
             element = element if isinstance(element, dict) else {}
-            code = int(element.get("ErrorCode") or 0)
+            code = element.get("ErrorCode")
+            if type(code) is not int:
+                # 0 is Postmark's "accepted": a result without a number is no proof either way
+                why = "Postmark's result for this message has no ErrorCode"
+                results.append(SendResult(r.email, Outcome.UNCERTAIN, error=why))
+                continue
             reason = self.redact(f"ErrorCode {code}: {element.get('Message', '')}".strip())
             if code == 0:
                 results.append(SendResult(r.email, Outcome.SENT, element.get("MessageID")))

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import email_validator
 import requests
 
 from pressroom.audience import events as feedback
@@ -179,6 +180,7 @@ class SES(Provider):
         token = env.get(settings.session_token_env)
         if not token:
             return provider
+        token = cls.checked_secret(settings.session_token_env, token)
         return cls(
             settings, secrets={**provider.secrets, "session_token_env": token}, session=session
         )
@@ -320,6 +322,16 @@ class SES(Provider):
         Per-message mode makes one request per recipient and reports each to ``wire`` as it
         completes: a stop error on the tenth request keeps the nine accepted before it.
         """
+        refused = {r.email for r in batch if _ascii_address(r.email) is None}
+        if refused:  # never sent: the rest of the batch goes out without them
+            sent = iter(self.send([r for r in batch if r.email not in refused], wire))
+            why = "SES takes only 7-bit ASCII before the @ (no SMTPUTF8): send it another way"
+            return [
+                SendResult(r.email, Outcome.PERMANENT, error=why)
+                if r.email in refused
+                else next(sent)
+                for r in batch
+            ]
         if not self.settings.use_bulk:
             return [self._send_single(r, wire) for r in batch]
         return send_by_variant(batch, lambda group: self._send_bulk(group, wire))
@@ -346,7 +358,12 @@ class SES(Provider):
         results = []
         stop: str | None = None
         for r, entry in zip(group, entries, strict=True):
-            status = str(entry.get("Status") or "FAILED")
+            if not isinstance(entry, dict) or not entry.get("Status"):
+                # the call was accepted; an entry without a status says nothing of this one
+                why = "SES answered 200 without a status for this entry"
+                results.append(SendResult(r.email, Outcome.UNCERTAIN, error=why))
+                continue
+            status = str(entry["Status"])
             reason = self.redact(f"{status}: {entry.get('Error') or ''}".strip().rstrip(":"))
             if status == "SUCCESS":
                 results.append(SendResult(r.email, Outcome.SENT, entry.get("MessageId")))
@@ -517,10 +534,25 @@ def _literal(part: str) -> str:
 
 
 def _encoded_address(value: str, name: str | None = None) -> str:
-    """An address SES accepts: a non-ASCII display name becomes an RFC 2047 encoded-word."""
+    """An address SES accepts: a non-ASCII display name becomes an RFC 2047 encoded-word,
+    an IDN domain Punycode (``_ascii_address``; the caller leaves out what it refuses)."""
     if name is None:
         name, value = email.utils.parseaddr(value)
+    value = _ascii_address(value) or value
     return email.utils.formataddr((name, value)) if name else value
+
+
+def _ascii_address(address: str) -> str | None:
+    """``address`` in the 7-bit ASCII SES documents for a destination (the domain in Punycode,
+    IDNA 2008 as the subscriber check reads it); None for a non-ASCII local part (SMTPUTF8),
+    which SES cannot send to."""
+    if address.isascii():
+        return address
+    try:
+        info = email_validator.validate_email(address, check_deliverability=False)
+    except email_validator.EmailNotValidError:
+        return None
+    return info.ascii_email
 
 
 def _error_type(response: requests.Response) -> str:
