@@ -291,3 +291,19 @@ def test_an_empty_export_file_is_a_warning_not_a_traceback(pub: Config, tmp_path
     r = import_(pub, src, "--format", "mailchimp")
     assert r.exit_code == 0, r.output
     assert f"warning: {src}: empty file; nothing imported from it" in r.stderr
+
+
+def test_an_unterminated_quote_in_an_export_is_an_error_not_a_swallowed_reader(
+    pub: Config, tmp_path: Path
+) -> None:
+    # the stray quote runs to the end of the file: carl's row became part of bob's name
+    src = write(
+        tmp_path / "in.csv",
+        'email,name\nbob@example.com,"Bob\ncarl@example.com,Carl\ndee@example.com,Dee\n',
+    )
+    before = (pub.root / "subscribers/subscribers.csv").read_bytes()
+    r = import_(pub, src, "--format", "csv")
+    assert r.exit_code != 0, r.output
+    assert "Traceback" not in r.output
+    assert f"{src}:2: unterminated quote" in r.output, r.output
+    assert (pub.root / "subscribers/subscribers.csv").read_bytes() == before

@@ -82,7 +82,8 @@ class Summary:
 
 
 def _dict_rows(f: IO[str], where: str, *required: str) -> Iterator[tuple[int, dict[str, str]]]:
-    reader = csv.DictReader(f)
+    # strict: a quote left open would otherwise swallow every row after it into one value
+    reader = csv.DictReader(f, strict=True)
     try:
         if reader.fieldnames is None:
             return  # an empty file (open_export has said so)
@@ -95,6 +96,7 @@ def _dict_rows(f: IO[str], where: str, *required: str) -> Iterator[tuple[int, di
             f'{where}:1: no "{missing[0]}" column; is this the right --format? '
             f"(columns: {', '.join(fields[:8]) or 'none'})"
         )
+    start = reader.line_num + 1  # where the next row begins
     try:
         for row in reader:
             clean = {
@@ -102,8 +104,16 @@ def _dict_rows(f: IO[str], where: str, *required: str) -> Iterator[tuple[int, di
                 for k, v in row.items()
             }
             yield reader.line_num, clean
+            start = reader.line_num + 1
     except csv.Error as e:
-        raise SubscriberError(f"{where}:{reader.line_num}: malformed CSV ({e})") from None
+        if "unexpected end of data" in str(e):
+            raise SubscriberError(
+                f"{where}:{start}: unterminated quote (the row runs on to the end of the "
+                "file); close the quote and import again (nothing was imported)"
+            ) from None
+        raise SubscriberError(
+            f"{where}:{start}: malformed CSV ({e}); fix the quoting and import again"
+        ) from None
 
 
 # --- files, zips and encodings ---------------------------------------------------------
