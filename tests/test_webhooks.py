@@ -387,6 +387,20 @@ def test_postmark_malformed_and_duplicate(tmp_path: Path) -> None:
     assert c.post("/hooks/postmark", json=PM_BOUNCE, headers=auth).json["new"] == 0
 
 
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00Z"]
+)
+def test_postmark_time_at_the_edge_of_the_calendar_is_400(tmp_path: Path, when: str) -> None:
+    # in UTC these are before year 1 or after 9999: the event's key could not be made
+    hooks, _rec = receiver(tmp_path, postmark_env())
+    c = client(hooks)
+    response = c.post(
+        "/hooks/postmark", json={**PM_BOUNCE, "BouncedAt": when}, headers=basic(*POSTMARK_CREDS)
+    )
+    assert response.status_code in (200, 400), response.text
+    assert "Traceback" not in response.text
+
+
 def test_a_large_sendgrid_batch_passes_the_apps_body_limit(tmp_path: Path) -> None:
     """Reader pages take 16 KB bodies (serve.max_body); a provider's batch is larger."""
     private, public = ec_keys()
