@@ -8,6 +8,8 @@ certificate host, is in test_webhooks_ses.py.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 from pathlib import Path
 
@@ -108,6 +110,24 @@ def test_mailgun_stale_timestamp_is_refused(tmp_path: Path) -> None:
     old = mailgun_body(FAILED, ts=int(NOW.timestamp()) - 3600)
     response = client(hooks).post("/hooks/mailgun", data=old)
     assert response.status_code == 403
+    assert rec.calls == []
+
+
+@pytest.mark.parametrize("timestamp", ["nan", "NaN", "inf", "-inf", "1e400"])
+def test_mailgun_timestamp_that_is_no_time_is_refused(tmp_path: Path, timestamp: str) -> None:
+    # signed with the real key, so only the freshness check stands between it and a replay
+    hooks, rec = receiver(tmp_path, mailgun_env())
+    token = "n" * 50
+    signature = hmac.new(
+        MAILGUN_KEY.encode(), (timestamp + token).encode(), hashlib.sha256
+    ).hexdigest()
+    body = json.dumps(
+        {
+            "signature": {"timestamp": timestamp, "token": token, "signature": signature},
+            "event-data": FAILED,
+        }
+    )
+    assert client(hooks).post("/hooks/mailgun", data=body).status_code == 403
     assert rec.calls == []
 
 
