@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from pressroom.cli import main
-from pressroom.delivery.mailbox import read_report
+from pressroom.delivery.mailbox import Unreadable, read_report
 from tests.send_helpers import make_config
 
 SAMPLES = Path(__file__).parent / "bounces"
@@ -447,3 +447,40 @@ def test_implicit_tls_the_default(tmp_path: Path, imap: Imap) -> None:
     assert result.exit_code == 0, result.output
     assert suppressed(root) == {"delangen@its.tudelft.nl": "bounced"}
     assert imap.subjects("INBOX") == []
+
+
+# a message with no From header (flufl.bounce's Yale detector fails on it), and an ARF report
+# whose Original-Rcpt-To is an SMTPUTF8 address in raw UTF-8 (the email package hands back a
+# Header object for it)
+NO_FROM = b"To: bounces@theduran.example\r\nSubject: no sender\r\nMessage-ID: <nofrom-1@example.org>\r\n\r\nhello\r\n"  # noqa: E501
+ARF_8BIT = (
+    (SAMPLES / "arf.eml")
+    .read_bytes()
+    .replace(
+        b"Original-Rcpt-To: <user@example.com>",
+        b"Original-Rcpt-To: <\xc3\xa9l\xc3\xa9@example.com>",
+    )
+    .replace(b"Message-ID: <arf-1@example.com>", b"Message-ID: <arf-8bit@example.com>")
+)
+
+
+@pytest.mark.parametrize("raw", [NO_FROM, ARF_8BIT, b"", b"\xff\xfe\x00garbage"])
+def test_a_message_nobody_can_read_never_crashes_the_reader(raw: bytes) -> None:
+    try:
+        found = read_report(raw, NOW)
+    except Unreadable:
+        return  # left in the folder for a person
+    assert all(isinstance(e.address, str) for e in found)
+
+
+def test_an_unreadable_message_does_not_stop_the_sync(tmp_path: Path, imap: Imap) -> None:
+    root = tmp_path / "pub"
+    config = publication(root, imap)
+    imap.append(NO_FROM, ARF_8BIT, (SAMPLES / "postfix.eml").read_bytes())
+    result = sync(config, "--now", "2026-11-25T09:00")
+    assert result.exit_code == 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert suppressed(root) == {"xxxxx@local.ie": "bounced", "élé@example.com": "complained"}
+    assert imap.subjects("INBOX") == ["no sender"]  # left for a person to read
+    again = sync(config, "--now", "2026-11-25T10:00")
+    assert again.exit_code == 0, again.output

@@ -83,6 +83,17 @@ def test_post_saves_lists_and_name_keeping_what_the_form_does_not_offer(
     ]
 
 
+def test_a_post_without_a_name_field_keeps_the_name(pub: Config, client: Client) -> None:
+    # a one-click client, an old form or a script that sends lists only must not blank the
+    # name; an empty field that is there does clear it
+    r = client.post(f"/preferences?t={prefs('ada@example.com')}", data={"list": ["breaking"]})
+    assert r.status_code == 200
+    assert rows(pub)["ada@example.com"]["name"] == "Ada"
+    assert rows(pub)["ada@example.com"]["lists"] == "breaking;members-only"
+    client.post(f"/preferences?t={prefs('ada@example.com')}", data={"list": "weekly", "name": ""})
+    assert rows(pub)["ada@example.com"]["name"] == ""
+
+
 def test_choosing_no_list_asks_again_and_changes_nothing(pub: Config, client: Client) -> None:
     before = (pub.subscribers.path / "subscribers.csv").read_bytes()
     r = client.post(f"/preferences?t={prefs('ada@example.com')}", data={"action": "save"})

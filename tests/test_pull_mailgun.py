@@ -215,3 +215,14 @@ def test_a_list_that_fails_keeps_the_lists_read_before_it(
     assert report.applied.by_reason() == {"bounced": 7}
     assert events.cursor(config, "mailgun", "bounces") is not None
     assert events.cursor(config, "mailgun", "complaints") is None
+
+
+@pytest.mark.parametrize("when", [1e20, "1e400", "0001-01-01T00:00:00+14:00", float("nan")])
+def test_an_entry_dated_outside_the_calendar_is_skipped_not_a_traceback(
+    server: MailgunFake, when: object
+) -> None:
+    server.add_suppression("bounces", "odd@example.org", "Thu, 12 Nov 2026 01:49:40 UTC")
+    server.add_suppression("bounces", "good@example.org", "Thu, 12 Nov 2026 01:49:40 UTC")
+    server.suppression_lists["bounces"]["odd@example.org"]["created_at"] = when
+    got = [e.address for p in adapter(server).pull_suppressions("bounces", None, NOW) for e in p]
+    assert got == ["good@example.org"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from werkzeug.test import Client
 
-from pressroom.audience import subscribers, tokens
+from pressroom.audience import events, subscribers, tokens
 from pressroom.config import Config
 from pressroom.delivery.providers.base import Outcome, Provider, Recipient, SendResult
 from pressroom.delivery.transactional import Mailer
@@ -357,6 +357,45 @@ def test_a_bounced_or_complained_address_is_not_re_added(pub: Config, client: Cl
     r = client.post("/confirm", data={"t": forged_for_bo})
     assert "Please write to us" in r.get_data(as_text=True)
     assert rows(pub)["bo@example.com"]["status"] == "bounced"
+
+
+@pytest.mark.parametrize("kind", [events.COMPLAINT, events.HARD_BOUNCE])
+def test_a_complaint_after_an_unsubscribe_is_not_undone_by_the_form(
+    pub: Config, client: Client, clock: Clock, kind: str
+) -> None:
+    # the reader leaves, then marks an older issue as spam (or the mailbox dies): the
+    # suppressed file keeps its "unsubscribed" row, but the form must treat the address as
+    # it would had the complaint come first
+    subscribers.suppress(pub, "late@example.org", reason="unsubscribed", when=T0)
+    token = tokens.ReaderTokens(SECRET, lambda: T0).confirm("late@example.org", "", ["weekly"])
+    report = events.Event("mailgun", kind, "Late@example.org", T0 + timedelta(hours=1), id="e1")
+    events.apply(pub, [report], now=T0 + timedelta(hours=1))
+    clock.now = T0 + timedelta(hours=2)
+    subscribe(client, "late@example.org")
+    assert mails(pub) == []  # no confirmation mail to a complainer
+    before = snapshot(pub)
+    r = client.post("/confirm", data={"t": token})
+    assert "Please write to us" in r.get_data(as_text=True)
+    assert snapshot(pub) == before
+    assert subscribers.is_suppressed(pub, "late@example.org")
+
+
+def test_an_unsubscribe_after_an_old_bounce_the_editor_cleared_can_come_back(
+    pub: Config, client: Client, clock: Clock
+) -> None:
+    # the bounce was recorded, the editor removed it; a later unsubscribe and re-signup work
+    events.apply(
+        pub, [events.Event("mailgun", events.HARD_BOUNCE, "back@example.org", T0, id="b1")], now=T0
+    )
+    pub.subscribers.suppressed.write_text("email,reason,date,list\n", encoding="utf-8")
+    later = T0 + timedelta(days=30)
+    subscribers.suppress(pub, "back@example.org", reason="unsubscribed", when=later)
+    clock.now = later + timedelta(hours=1)
+    token = tokens.ReaderTokens(SECRET, lambda: clock.now).confirm(
+        "back@example.org", "", ["weekly"]
+    )
+    client.post("/confirm", data={"t": token})
+    assert not subscribers.is_suppressed(pub, "back@example.org")
 
 
 def test_an_expired_link_gets_a_clear_page_and_changes_nothing(

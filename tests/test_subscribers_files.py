@@ -286,8 +286,44 @@ def test_a_broken_or_empty_zip_is_one_line(
     assert len(lines) == 1 and message in lines[0], r.output
 
 
+def test_a_zip_bomb_is_refused_before_it_is_unpacked(pub: Config, tmp_path: Path) -> None:
+    # 40 MB of one repeated row packs to about 100 KB (a real export packs 5-15 times)
+    src = tmp_path / "audience_export.zip"
+    row = b"mallory@example.com,Mallory,weekly\n"
+    with (
+        zipfile.ZipFile(src, "w", zipfile.ZIP_DEFLATED) as z,
+        z.open("subscribed_members_export.csv", "w") as member,
+    ):
+        member.write(b"email,name,lists\n")
+        for _ in range(40):
+            member.write(row * ((1 << 20) // len(row)))
+    before = (pub.root / "subscribers" / "subscribers.csv").read_bytes()
+    r = import_(pub, src, "--format", "mailchimp")
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and "no real export does" in lines[0], r.output
+    assert f"{src}:subscribed_members_export.csv: unpacks to" in lines[0]
+    assert (pub.root / "subscribers" / "subscribers.csv").read_bytes() == before
+
+
 def test_an_empty_export_file_is_a_warning_not_a_traceback(pub: Config, tmp_path: Path) -> None:
     src = write(tmp_path / "empty.csv", "")
     r = import_(pub, src, "--format", "mailchimp")
     assert r.exit_code == 0, r.output
     assert f"warning: {src}: empty file; nothing imported from it" in r.stderr
+
+
+def test_an_unterminated_quote_in_an_export_is_an_error_not_a_swallowed_reader(
+    pub: Config, tmp_path: Path
+) -> None:
+    # the stray quote runs to the end of the file: carl's row became part of bob's name
+    src = write(
+        tmp_path / "in.csv",
+        'email,name\nbob@example.com,"Bob\ncarl@example.com,Carl\ndee@example.com,Dee\n',
+    )
+    before = (pub.root / "subscribers/subscribers.csv").read_bytes()
+    r = import_(pub, src, "--format", "csv")
+    assert r.exit_code != 0, r.output
+    assert "Traceback" not in r.output
+    assert f"{src}:2: unterminated quote" in r.output, r.output
+    assert (pub.root / "subscribers/subscribers.csv").read_bytes() == before

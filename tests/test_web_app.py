@@ -85,6 +85,19 @@ def test_error_pages_are_pages_not_tracebacks(client: Client) -> None:
     assert "Traceback" not in r.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("path", ["/subscribe//", "/unsubscribe//", "/preferences///x"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_doubled_slashes_get_a_page_never_a_redirect(
+    pub: Config, client: Client, path: str, method: str
+) -> None:
+    # a redirect would be an error page with status 308 and no Location (or, built from the
+    # Host header, one that points anywhere)
+    r = client.open(f"{path}?t={unsub_token()}", method=method, headers={"Host": "evil.example"})
+    assert r.status_code in (200, 400, 404), r.status_code
+    assert "Location" not in r.headers
+    assert not pub.subscribers.suppressed.exists()
+
+
 def test_a_body_over_the_limit_gets_413_and_changes_nothing(pub: Config, client: Client) -> None:
     r = client.post(
         f"/unsubscribe?t={unsub_token()}",

@@ -8,6 +8,8 @@ certificate host, is in test_webhooks_ses.py.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 from pathlib import Path
 
@@ -108,6 +110,24 @@ def test_mailgun_stale_timestamp_is_refused(tmp_path: Path) -> None:
     old = mailgun_body(FAILED, ts=int(NOW.timestamp()) - 3600)
     response = client(hooks).post("/hooks/mailgun", data=old)
     assert response.status_code == 403
+    assert rec.calls == []
+
+
+@pytest.mark.parametrize("timestamp", ["nan", "NaN", "inf", "-inf", "1e400"])
+def test_mailgun_timestamp_that_is_no_time_is_refused(tmp_path: Path, timestamp: str) -> None:
+    # signed with the real key, so only the freshness check stands between it and a replay
+    hooks, rec = receiver(tmp_path, mailgun_env())
+    token = "n" * 50
+    signature = hmac.new(
+        MAILGUN_KEY.encode(), (timestamp + token).encode(), hashlib.sha256
+    ).hexdigest()
+    body = json.dumps(
+        {
+            "signature": {"timestamp": timestamp, "token": token, "signature": signature},
+            "event-data": FAILED,
+        }
+    )
+    assert client(hooks).post("/hooks/mailgun", data=body).status_code == 403
     assert rec.calls == []
 
 
@@ -385,6 +405,20 @@ def test_postmark_malformed_and_duplicate(tmp_path: Path) -> None:
     assert rec.calls == []
     assert c.post("/hooks/postmark", json=PM_BOUNCE, headers=auth).json["new"] == 1
     assert c.post("/hooks/postmark", json=PM_BOUNCE, headers=auth).json["new"] == 0
+
+
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00Z"]
+)
+def test_postmark_time_at_the_edge_of_the_calendar_is_400(tmp_path: Path, when: str) -> None:
+    # in UTC these are before year 1 or after 9999: the event's key could not be made
+    hooks, _rec = receiver(tmp_path, postmark_env())
+    c = client(hooks)
+    response = c.post(
+        "/hooks/postmark", json={**PM_BOUNCE, "BouncedAt": when}, headers=basic(*POSTMARK_CREDS)
+    )
+    assert response.status_code in (200, 400), response.text
+    assert "Traceback" not in response.text
 
 
 def test_a_large_sendgrid_batch_passes_the_apps_body_limit(tmp_path: Path) -> None:

@@ -349,6 +349,36 @@ def addresses_by_issue(config: Config) -> dict[int, dict[str, set[str]]]:
     return out
 
 
+def reported_since(config: Config, address: str, since: datetime | None) -> str | None:
+    """``complained`` or ``bounced`` when a complaint or hard bounce for ``address`` was
+    applied at or after ``since`` (ever, when None), else None.
+
+    Such an event writes nothing when the address is already suppressed as ``unsubscribed``;
+    the signup form asks this before it lifts that row, so the order in which a reader left
+    and complained does not decide whether the form may bring them back.
+    """
+    path = config.state_db
+    if not path.exists():
+        return None
+    try:
+        k = subs.key(subs.normalise_email(address))
+    except ValueError:
+        return None  # never recorded: events with such an address are refused as invalid
+    with _connect(path) as db:
+        kinds = {
+            str(kind)
+            for (kind,) in db.execute(
+                "SELECT DISTINCT kind FROM feedback_events WHERE address = ? AND kind IN (?, ?) "
+                "AND applied_at >= ?",
+                (k, COMPLAINT, HARD_BOUNCE, "" if since is None else _utc(since)),
+            )
+        }
+    for kind in (COMPLAINT, HARD_BOUNCE):
+        if kind in kinds:
+            return REASON_OF[kind]
+    return None
+
+
 # --- pull-sync cursors -----------------------------------------------------------------
 
 

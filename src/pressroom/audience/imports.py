@@ -82,7 +82,8 @@ class Summary:
 
 
 def _dict_rows(f: IO[str], where: str, *required: str) -> Iterator[tuple[int, dict[str, str]]]:
-    reader = csv.DictReader(f)
+    # strict: a quote left open would otherwise swallow every row after it into one value
+    reader = csv.DictReader(f, strict=True)
     try:
         if reader.fieldnames is None:
             return  # an empty file (open_export has said so)
@@ -95,6 +96,7 @@ def _dict_rows(f: IO[str], where: str, *required: str) -> Iterator[tuple[int, di
             f'{where}:1: no "{missing[0]}" column; is this the right --format? '
             f"(columns: {', '.join(fields[:8]) or 'none'})"
         )
+    start = reader.line_num + 1  # where the next row begins
     try:
         for row in reader:
             clean = {
@@ -102,8 +104,16 @@ def _dict_rows(f: IO[str], where: str, *required: str) -> Iterator[tuple[int, di
                 for k, v in row.items()
             }
             yield reader.line_num, clean
+            start = reader.line_num + 1
     except csv.Error as e:
-        raise SubscriberError(f"{where}:{reader.line_num}: malformed CSV ({e})") from None
+        if "unexpected end of data" in str(e):
+            raise SubscriberError(
+                f"{where}:{start}: unterminated quote (the row runs on to the end of the "
+                "file); close the quote and import again (nothing was imported)"
+            ) from None
+        raise SubscriberError(
+            f"{where}:{start}: malformed CSV ({e}); fix the quoting and import again"
+        ) from None
 
 
 # --- files, zips and encodings ---------------------------------------------------------
@@ -148,12 +158,33 @@ def open_export(
                     f"{shown}: the .zip holds no .csv file; unpack it and import the CSV inside"
                 )
             for info in members:
+                _refuse_a_bomb(info, shown)
+            for info in members:
                 where = f"{shown}:{info.filename}"
                 yield where, _text(archive.read(info), where, encoding, warn)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as e:
         raise UsageError(
             f"{shown}: cannot read the .zip ({e}); download the export again"
         ) from None
+
+
+# A CSV of addresses packs 5-15 times smaller; a member packed far tighter than any real
+# export (and big) is a bomb: refused before a byte of it is unpacked. zipfile never unpacks
+# more than the size the archive declares, so the declared sizes are the ones to check.
+_MAX_RATIO = 200
+_MAX_MEMBER = 4 << 30  # 4 GiB: well past a ten-million-reader export
+
+
+def _refuse_a_bomb(info: zipfile.ZipInfo, shown: str) -> None:
+    big = info.file_size > 16 << 20
+    if info.file_size > _MAX_MEMBER or (
+        big and info.file_size > _MAX_RATIO * max(info.compress_size, 1)
+    ):
+        raise UsageError(
+            f"{shown}:{info.filename}: unpacks to {info.file_size:,} bytes from "
+            f"{info.compress_size:,}, which no real export does; unpack it yourself and import "
+            "the CSV if it is genuine (nothing was imported)"
+        )
 
 
 def _text(data: bytes, where: str, encoding: str | None, warn: Problem) -> IO[str]:

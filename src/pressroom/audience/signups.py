@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pressroom.audience import subscribers
+from pressroom.audience import events, subscribers
 from pressroom.audience.imports import open_rows
 from pressroom.errors import SubscriberError
 
@@ -113,16 +113,24 @@ def standing(config: Config, email: str) -> str | None:
 
 
 def suppression_of(config: Config, email: str) -> str | None:
-    """Why ``email`` is in the suppressed file (``unsubscribed`` when no reason), or None."""
+    """Why ``email`` is in the suppressed file (``unsubscribed`` when no reason), or None.
+
+    An ``unsubscribed`` row answers ``complained`` or ``bounced`` when such a report came in
+    after it (the suppressed file keeps its first row; the event history has the report).
+    """
     k = subscribers.key(email)
     path = config.subscribers.suppressed
     if path.exists():
         header, rows = subscribers.read_table(path)
         index = {h.strip().lower(): i for i, h in enumerate(header)}
-        ie, ir = index.get("email"), index.get("reason")
+        ie, ir, idate = index.get("email"), index.get("reason"), index.get("date")
         for cells in rows:
             if ie is not None and ie < len(cells) and _same(cells[ie], k):
                 reason = cells[ir].strip() if ir is not None and ir < len(cells) else ""
+                if reason in ("", "unsubscribed"):
+                    date = cells[idate] if idate is not None and idate < len(cells) else ""
+                    since = subscribers.parse_time(date)
+                    reason = events.reported_since(config, email, since) or reason
                 return reason or "unsubscribed"
     return None
 

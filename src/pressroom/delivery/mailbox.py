@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import email
+import email.header
 import email.message
 import email.policy
 import email.utils
 import hashlib
 import imaplib
+import logging
 import ssl
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -35,6 +37,12 @@ from pressroom.errors import ProviderAuthError, ProviderError
 
 PAGE = 50  # messages read, applied and filed away at a time
 NOT_COMPLAINTS = frozenset({"not-spam", "auth-failure"})
+# flufl.bounce logs a traceback for every detector that fails on a message; we say it once
+logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
+
+
+class Unreadable(Exception):
+    """A message the bounce detectors fail on: left in the folder for a person to read."""
 
 
 def read_report(raw: bytes, now: datetime) -> list[Event]:
@@ -51,7 +59,10 @@ def read_report(raw: bytes, now: datetime) -> list[Event]:
             Event("imap", COMPLAINT, a, when, reason=f"feedback report: {kind}", id=f"{key}:{a}")
             for a in addresses
         ]
-    temporary, permanent = all_failures(msg)
+    try:
+        temporary, permanent = all_failures(msg)
+    except Exception as e:  # a detector trips over a message it did not expect (no From…)
+        raise Unreadable(f"{type(e).__name__}: {e}") from None
     reason = str(msg.get("Subject") or "delivery status notification")[:200]
     out = []
     for kind, found in ((HARD_BOUNCE, permanent), (SOFT_BOUNCE, temporary - permanent)):
@@ -85,10 +96,22 @@ def _feedback(msg: email.message.Message) -> tuple[str, list[str]] | None:
     kind = str(report.get("Feedback-Type", "")).strip().lower()
     if kind in NOT_COMPLAINTS:
         return kind, []
-    found = [a for a in report.get_all("Original-Rcpt-To") or [] if a.strip()]
+    rcpts = [_header(a) for a in report.get_all("Original-Rcpt-To") or []]
+    found = [a for a in rcpts if a.strip()]
     if not found and original is not None:
         found = [a for _, a in email.utils.getaddresses(original.get_all("To") or []) if a]
     return kind or "abuse", [email.utils.parseaddr(a)[1] or a.strip() for a in found]
+
+
+def _header(value: object) -> str:
+    """A header's text: raw 8-bit bytes (an SMTPUTF8 address, RFC 6532) come back from the
+    parser as a Header object; they are read as UTF-8."""
+    if isinstance(value, email.header.Header):
+        return "".join(
+            part.decode("utf-8", "replace") if isinstance(part, bytes) else part
+            for part, _ in email.header.decode_header(value)
+        )
+    return str(value)
 
 
 def _date(msg: email.message.Message, now: datetime) -> datetime:
@@ -160,7 +183,11 @@ class BounceMailbox:
             found: list[Event] = []
             recognised: list[bytes] = []
             for uid, raw in self._fetch(chunk):
-                events = read_report(raw, now)
+                try:
+                    events = read_report(raw, now)
+                except Unreadable:
+                    self.unrecognised += 1  # not filed away: it may be a bounce nobody read
+                    continue
                 if events or _is_report(raw):
                     found.extend(events)
                     recognised.append(uid)

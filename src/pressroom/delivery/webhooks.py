@@ -61,9 +61,11 @@ def iso_time(value: object, where: str) -> datetime:
         text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
     try:
         when = datetime.fromisoformat(text)
-    except ValueError:
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        when.astimezone(UTC)  # year 1 at +14:00 is no time in UTC (events are keyed in UTC)
+    except (ValueError, OverflowError):
         raise WebhookMalformed(f"{where}: expected an ISO 8601 time, got {value!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when
 
 
 def issue_number(value: object) -> int | None:

@@ -131,7 +131,9 @@ class WebApp:
 
     def __init__(self, site: Site, rules: Iterable[Rule]) -> None:
         self.site = site
-        self.url_map = Map(list(rules), strict_slashes=False)
+        # no redirects at all: Werkzeug's "merge slashes" answer is a 308 whose Location it
+        # builds from the Host header; a doubled slash is just a path that is not there
+        self.url_map = Map(list(rules), strict_slashes=False, merge_slashes=False)
         self.max_body = site.config.serve.max_body
         proxy = site.config.serve.trusted_proxy
         self._proxy = proxy

@@ -61,7 +61,7 @@ def preferences(site: Site, request: Request) -> Response:
         log.info("preferences: unsubscribed from everything (%s)", _masked(address))
         return site.page(request, "unsubscribed", email=address)
     chosen = frozenset(v for v in request.form.getlist("list") if v in offered)
-    new_name = _clean_name(request.form.get("name", ""))
+    new_name = _clean_name(request.form["name"]) if "name" in request.form else name
     if not chosen:
         return site.page(
             request,

@@ -78,21 +78,23 @@ def parse_time(value: Any) -> datetime | None:
     """A provider's timestamp (epoch seconds, ISO 8601 or RFC 2822) as an aware datetime."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, UTC)
-    text = str(value).strip()
-    if not text:
-        return None
-    if text.replace(".", "", 1).isdigit():
-        return datetime.fromtimestamp(float(text), UTC)
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            moment = email.utils.parsedate_to_datetime(text.replace(" UTC", " +0000"))
-        except (TypeError, ValueError):
+        if isinstance(value, (int, float)):
+            return datetime.fromtimestamp(value, UTC)
+        text = str(value).strip()
+        if not text:
             return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        if text.replace(".", "", 1).isdigit():
+            return datetime.fromtimestamp(float(text), UTC)
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            moment = email.utils.parsedate_to_datetime(text.replace(" UTC", " +0000"))
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        moment.astimezone(UTC)  # year 1 at +14:00 is no time in UTC (events are keyed in UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None  # out of range (1e20, NaN) or not a time at all
+    return moment
 
 
 def json_message(response: requests.Response, *keys: str) -> str:

@@ -377,7 +377,7 @@ class Mailgun(Provider):
             age = now.timestamp() - float(timestamp)
         except ValueError:
             raise WebhookRejected("mailgun webhook: signature timestamp is not a number") from None
-        if abs(age) > WEBHOOK_MAX_AGE:
+        if not abs(age) <= WEBHOOK_MAX_AGE:  # NaN compares false both ways: refused too
             raise WebhookRejected(
                 f"mailgun webhook: signature is {age:.0f} s old (limit {WEBHOOK_MAX_AGE:.0f} s)"
             )
