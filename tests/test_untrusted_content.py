@@ -95,6 +95,59 @@ def test_the_url_policy_resolves_against_the_first_web_base() -> None:
             public_url(broken)
 
 
+def test_the_url_policy_gives_the_host_a_browser_would_visit() -> None:
+    # IDNA 2008 as browsers apply it (UTS #46): straße.de is its own site, not strasse.de
+    assert public_url("https://straße.de/") == "https://xn--strae-oqa.de/"
+    assert public_url("https://faß.de/x") == "https://xn--fa-hia.de/x"
+    # host names are case-blind: one spelling, so duplicates are seen as duplicates
+    assert public_url("https://News.EXAMPLE:8443/A") == "https://news.example:8443/A"
+    assert public_url("http://[2001:DB8::1]:8080/") == "http://[2001:db8::1]:8080/"
+    assert public_url("https://ÖBB.at/") == "https://xn--bb-eka.at/"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("https://paypal.com@evil.example/login", "user name or password"),
+        ("https://ann:secret@news.example/", "user name or password"),
+        ("//support.example@evil.example/", "user name or password"),
+        ("https://news.example:0/", "port 0"),
+    ],
+)
+def test_the_url_policy_refuses_what_deceives_or_cannot_connect(value: str, reason: str) -> None:
+    with pytest.raises(BadURL, match=reason):
+        public_url(value, "https://news.example/a/")
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://paypal.com@evil.example/login",
+        "//patreon.com@evil.example/",
+        "HTTPS:\\\\paypal.com@evil.example/",
+        "https://paypal.com&#64;evil.example/",
+        "https://ann:secret@news.example/",
+        " http:evil@x.example",
+    ],
+)
+@pytest.mark.parametrize("body_format", ["markdown", "html"])
+def test_a_body_link_with_a_user_name_before_the_host_loses_its_url(
+    link: str, body_format: str
+) -> None:
+    from pressroom.content.text import render_body
+
+    body = (
+        f'<p><a href="{link}">Support us on PayPal</a> '
+        '<a href="mailto:desk@news.example">desk@news.example</a> '
+        '<a href="/users/@ann">Ann</a></p>'
+    )
+    out = render_body(body, body_format, "https://news.example/a/")
+    assert "evil" not in out and "secret" not in out
+    assert "Support us on PayPal" in out  # the text stays, only the link goes
+    assert 'href="mailto:desk@news.example"' in out  # an address is no user name
+    assert 'href="https://news.example/users/@ann"' in out  # nor an "@" in a path
+
+
 def test_slugs_are_ascii_where_the_name_allows_and_never_climb() -> None:
     assert slugify("søren-kierkegaard") == "soren-kierkegaard"
     assert slugify("Łódź Straße") == "lodz-strasse"
@@ -581,6 +634,31 @@ def test_categories_and_authors_whose_slugs_collide_get_distinct_feeds(tmp_path:
             assert data["authors"][0]["name"] in {a.name for a in spec.articles[0].authors}
 
 
+def test_an_article_file_over_the_size_limit_is_one_line_and_the_rest_publish(
+    tmp_path: Path,
+) -> None:
+    # a 40 MB "article" (a database dump saved as .md) took most of a gigabyte to build; it
+    # is now refused like a remote answer over the same limit, and only it
+    (tmp_path / "config.yaml").write_text(FILES_CONFIG, encoding="utf-8")
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "2026-11-20-fine.md").write_text(
+        "---\ntitle: Fine\n---\nBody.\n", encoding="utf-8"
+    )
+    with (tmp_path / "content" / "2026-11-21-dump.md").open("w", encoding="utf-8") as f:
+        f.write("---\ntitle: Dump\n---\n")
+        for _ in range(40):
+            f.write("INSERT INTO t VALUES (1);\n" * 40_000)
+    result = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.yaml"), "feeds", "--now", "2026-11-25T09:00"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    (line,) = [x for x in result.stderr.splitlines() if "dump.md" in x]
+    assert line.startswith("error: content/2026-11-21-dump.md") and "32 MB" in line, line
+    feed = (tmp_path / "public" / "feeds" / "index.xml").read_text(encoding="utf-8")
+    assert "<title>Fine</title>" in feed and "Dump" not in feed
+
+
 def test_a_category_or_author_name_too_long_for_a_folder_name_gets_a_feed(tmp_path: Path) -> None:
     # a 300-character category (a remote feed's sentence-long term, a pasted paragraph) made
     # a folder name longer than the file system allows: `pressroom feeds` stopped with
@@ -759,6 +837,8 @@ def test_a_template_that_includes_itself(demo: Path) -> None:
         ('"https://theduran.example/a\\\\b/"', "holds the character U+005C"),
         ('"https://theduran.example/\\x07/"', "holds the character U+0007"),
         ("https://../x/", "expected an absolute http(s) URL"),
+        ("https://editor:hunter2@theduran.example/", "user name or password"),
+        ("https://theduran.example:0/", "expected an absolute http(s) URL"),
     ],
 )
 def test_a_publication_url_a_url_cannot_be_is_one_line_naming_the_key(

@@ -32,6 +32,7 @@ from pressroom.defaults import CONFIG_ENV
 from pressroom.errors import ConfigError
 from pressroom.settings import (
     Ctx,
+    ascii_host,
     build,
     convert,
     parse_yaml,
@@ -498,7 +499,10 @@ def _check_url(ctx: Ctx, key: str, value: str | None, why: str = "") -> None:
         what = "a space" if bad.group().isspace() else f"the character U+{ord(bad.group()):04X}"
         raise ctx.fail(key, f'"{value.strip()}" holds {what}; a URL cannot (write a space as %20)')
     host = _WEB_URL.match(value)
-    if host is None or not _host_ok(host.group(2)):
+    if host is not None and host.group(1):
+        raise ctx.fail(key, "holds a user name or password before the host (…@); remove it")
+    port = host.group(3) if host is not None else None
+    if host is None or not _host_ok(host.group(2)) or (port and not 0 < int(port[1:]) < 65536):
         raise ctx.fail(key, f'expected an absolute http(s) URL{why}, got "{value}"')
 
 
@@ -506,11 +510,11 @@ def _host_ok(host: str) -> bool:
     if host.startswith("["):
         return web_host(host)
     try:
-        ascii_host = host.encode("idna").decode("ascii")
+        ascii_name = ascii_host(host)
     except UnicodeError:
         return False
-    labels = host.rstrip(".").split(".")
-    return all(label and len(label) <= 63 for label in labels) and web_host(ascii_host)
+    labels = ascii_name.rstrip(".").split(".")
+    return all(label and len(label) <= 63 for label in labels) and web_host(ascii_name)
 
 
 def _sources(raw: Any, ctx: Ctx) -> tuple[SourceConfig, ...]:

@@ -315,6 +315,18 @@ def convert(tp: Any, value: Any, dotted: str, ctx: Ctx) -> Any:
 # --- host names ---------------------------------------------------------------------
 
 
+def ascii_host(host: str) -> str:
+    """``host`` as a browser sends it: lower-case, an international name in Punycode by
+    UTS #46 (IDNA 2008, non-transitional), so ``straße.de`` is ``xn--strae-oqa.de`` and never
+    ``strasse.de``, another site that Python's own ``idna`` codec (IDNA 2003) would give.
+    Raises ``UnicodeError`` for a name no browser takes."""
+    if host.isascii():
+        return host.lower()
+    import idna  # loaded only for an international name
+
+    return str(idna.encode(host, uts46=True, transitional=False).decode("ascii"))
+
+
 def web_host(host: str) -> bool:
     """Whether a browser takes ``host`` (an IPv6 address in brackets) as a host name.
 

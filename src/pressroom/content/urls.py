@@ -21,7 +21,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from anyascii import anyascii
 
-from pressroom.settings import web_host
+from pressroom.settings import ascii_host, web_host
 
 WEB_SCHEMES = frozenset({"http", "https"})
 
@@ -84,17 +84,20 @@ def public_url(value: object, *bases: str, email: bool = False) -> str:
         raise BadURL(f'"{_shown(text)}": {e}') from None
     if not host:
         raise BadURL(f'"{_shown(text)}" has no host name')
-    netloc = parts.netloc
-    if not host.isascii():  # an IDN: the host in punycode, as every client sends it
-        try:
-            ascii_host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise BadURL(f'"{_shown(text)}" has an invalid host name') from None
-        netloc = netloc.rpartition("@")[0] + "@" if "@" in netloc else ""
-        netloc += ascii_host + (f":{port}" if port else "")
-        host = ascii_host
+    if "@" in parts.netloc:  # https://paypal.com@evil.example/ reads as PayPal and is not
+        raise BadURL(
+            f'"{_shown(text)}" holds a user name or password before the host (…@); '
+            "link to the page itself"
+        )
+    if port == 0:
+        raise BadURL(f'"{_shown(text)}": port 0 is no port a browser connects to')
+    try:  # the host as every client sends it: lower-case, an IDN in Punycode
+        host = ascii_host(host)
+    except UnicodeError:
+        raise BadURL(f'"{_shown(text)}" has an invalid host name') from None
     if not web_host(f"[{host}]" if ":" in host else host):
         raise BadURL(f'"{_shown(text)}" has an invalid host name')
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port is not None else "")
     path = parts.path
     if "/." in path:  # "/a/../../etc/" → "/etc/": no dot segments in a URL we publish
         # one leading slash: urljoin would read "//x/../" as a host name

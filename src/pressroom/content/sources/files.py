@@ -206,6 +206,13 @@ class FilesSource(Source):
             data = _read_bytes(file.path)
         except OSError as e:
             return ArticleError(rel, "", f"cannot read: {e.strerror or e}")
+        except _TooBig:
+            return ArticleError(
+                rel,
+                "",
+                f"more than {norm.MAX_RESPONSE_BYTES >> 20} MB, the most an article may be "
+                "(is it an article? move data, media and dumps out of the content folder)",
+            )
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -496,14 +503,22 @@ def _read_bytes(path: str) -> bytes:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
     try:
         parts = [os.read(fd, _READ_SIZE)]
+        size = len(parts[0])
         while parts[-1]:
+            if size > norm.MAX_RESPONSE_BYTES:  # the limit remote answers have, read no further
+                raise _TooBig
             parts.append(os.read(fd, _READ_SIZE))
+            size += len(parts[-1])
         return parts[0] if len(parts) == 2 else b"".join(parts)
     finally:
         os.close(fd)
 
 
 _READ_SIZE = 1 << 16
+
+
+class _TooBig(Exception):
+    """An article file over the size limit (``_read_bytes`` stops reading it)."""
 
 
 def _title_from_body(body: str, body_format: str) -> tuple[str, str]:
