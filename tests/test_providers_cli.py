@@ -25,6 +25,13 @@ SECRETS = {
     "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 }
+# each provider and the variable that holds its secret key
+KEY_VARIABLES = [
+    ("mailgun", "MAILGUN_API_KEY"),
+    ("sendgrid", "SENDGRID_API_KEY"),
+    ("postmark", "POSTMARK_SERVER_TOKEN"),
+    ("ses", "AWS_SECRET_ACCESS_KEY"),
+]
 
 
 @pytest.fixture
@@ -88,15 +95,7 @@ def test_check_accepts_good_credentials(
     assert fakes[name].total_accepted == 0  # nothing was sent
 
 
-@pytest.mark.parametrize(
-    ("name", "var"),
-    [
-        ("mailgun", "MAILGUN_API_KEY"),
-        ("sendgrid", "SENDGRID_API_KEY"),
-        ("postmark", "POSTMARK_SERVER_TOKEN"),
-        ("ses", "AWS_SECRET_ACCESS_KEY"),
-    ],
-)
+@pytest.mark.parametrize(("name", "var"), KEY_VARIABLES)
 def test_check_rejected_credentials_exit_1_naming_the_variable(
     demo: Path, fakes: dict[str, FakeProviderServer], name: str, var: str
 ) -> None:
@@ -273,15 +272,7 @@ def test_no_secret_in_output_or_reports(demo: Path, fakes: dict[str, FakeProvide
         assert secret not in written
 
 
-@pytest.mark.parametrize(
-    ("name", "var"),
-    [
-        ("mailgun", "MAILGUN_API_KEY"),
-        ("sendgrid", "SENDGRID_API_KEY"),
-        ("postmark", "POSTMARK_SERVER_TOKEN"),
-        ("ses", "AWS_SECRET_ACCESS_KEY"),
-    ],
-)
+@pytest.mark.parametrize(("name", "var"), KEY_VARIABLES)
 @pytest.mark.parametrize("odd", ["Key4Leak99\r", "Key4Leak99\n", " Key4Leak99", "Key\u20284Leak99"])
 def test_a_key_with_a_line_break_or_stray_space_is_named_never_shown(
     demo: Path, fakes: dict[str, FakeProviderServer], name: str, var: str, odd: str
