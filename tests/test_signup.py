@@ -132,6 +132,20 @@ def test_a_signup_sends_one_confirmation_and_writes_nothing(pub: Config, client:
     assert wanted.name == "New Reader"
 
 
+def test_a_name_from_the_form_goes_through_the_text_policy(pub: Config, client: Client) -> None:
+    # the name is the To: display name and the greeting: an override (U+202E) turned the
+    # address beside it around, an open isolate whatever followed the name
+    subscribe(client, "rlo@example.org", name="Eve \u202egro.elpmaxe\x07 \u2067Lev" + "x" * 200)
+    (msg,) = mails(pub)
+    assert "\u202e" not in str(msg["To"]) and "\x07" not in str(msg["To"])
+    name = msg["To"].addresses[0].display_name
+    assert name.startswith("Eve gro.elpmaxe \u2067Lev") and name.endswith("\u2069")
+    # cut at MAX_NAME, and the isolate the cut left open closed again (spaces aside: a long
+    # display name comes back folded)
+    cut = ("Eve gro.elpmaxe \u2067Lev" + "x" * 200)[:100] + "\u2069"
+    assert name.replace(" ", "") == cut.replace(" ", "")
+
+
 def test_the_confirmation_mail_passes_the_preflight_rules_that_apply(
     pub: Config, client: Client
 ) -> None:

@@ -77,6 +77,67 @@ def test_status_words_of_other_tools_map_to_ours(pub: Config, tmp_path: Path) ->
     assert run(pub, "subscribers", "validate").exit_code == 0
 
 
+def test_names_from_an_import_go_through_the_text_policy(pub: Config, tmp_path: Path) -> None:
+    # a terminal escape in a name reached `subscribers list` and the To: header as it was; an
+    # override (U+202E) or an open isolate turned the rest of the line around
+    src = write(
+        tmp_path / "in.csv",
+        "email,name,city\n"
+        'esc@example.com,"Eve\x1b[2J\x07 Smith","\u2067Tel Aviv"\n'
+        'rlo@example.com,"Bob \u202efdp.exe",Oslo\n',
+    )
+    r = import_(pub, src, "--format", "csv")
+    assert r.exit_code == 0, r.output
+    rows = table(pub)
+    assert rows["esc@example.com"]["name"] == "Eve[2J Smith"
+    assert rows["esc@example.com"]["city"] == "\u2067Tel Aviv\u2069"
+    assert rows["rlo@example.com"]["name"] == "Bob fdp.exe"
+    listed = run(pub, "subscribers", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "\x1b" not in listed.output and "\u202e" not in listed.output
+
+
+def test_a_column_an_export_gives_twice_is_read_where_its_copies_agree(
+    pub: Config, tmp_path: Path
+) -> None:
+    # the last copy won: a second, empty "Email Address" column skipped every reader
+    src = write(
+        tmp_path / "members.csv",
+        "Email Address,First Name,Email Address\n"
+        "ann@example.com,Ann,\n"
+        "bo@example.com,Bo,bo@example.com\n"
+        ",Cy,cy@example.com\n",
+    )
+    r = import_(pub, src, "--format", "mailchimp")
+    assert r.exit_code == 0, r.output
+    assert {"ann@example.com", "bo@example.com", "cy@example.com"} <= set(table(pub))
+    before = (pub.root / "subscribers" / "subscribers.csv").read_bytes()
+    clash = write(
+        tmp_path / "clash.csv",
+        "email,name,Email\ndi@example.com,Di,\neve@example.com,Eve,mallory@example.com\n",
+    )
+    r = import_(pub, clash, "--format", "csv")
+    assert r.exit_code != 0 and isinstance(r.exception, SystemExit), r.output  # no traceback
+    assert r.output.count("\n") == 1, r.output
+    assert 'clash.csv:3: the column "email" is in the header twice' in r.output
+    assert (pub.root / "subscribers" / "subscribers.csv").read_bytes() == before  # nothing
+
+
+def test_our_own_file_with_a_column_twice_is_one_line_naming_it(pub: Config) -> None:
+    # the reader took the first "status", an import rewrote the last: a change was lost
+    path = pub.root / "subscribers" / "subscribers.csv"
+    write(path, "email,name,status,status\nann@example.com,Ann,active,unsubscribed\n")
+    r = run(pub, "subscribers", "validate")
+    assert r.exit_code != 0, r.output
+    assert 'subscribers.csv:1: the column "status" is in the header twice (columns 3 and 4)' in (
+        r.output
+    )
+    src = write(path.parent.parent / "in.csv", "email\nbo@example.com\n")
+    r = import_(pub, src, "--format", "csv")
+    assert r.exit_code != 0 and 'the column "status" is in the header twice' in r.output
+    assert path.read_text(encoding="utf-8").count("\n") == 2  # untouched
+
+
 def test_a_name_with_line_breaks_is_flattened_so_our_reader_accepts_the_row(
     pub: Config, tmp_path: Path
 ) -> None:

@@ -322,6 +322,58 @@ def test_character_references_to_control_characters_never_reach_a_feed(
     assert "\ufffe" not in written and "\uffff" not in written
 
 
+RLO, PDF, RLE, RLI, PDI = "\u202e", "\u202c", "\u202b", "\u2067", "\u2069"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"Invoice {RLO}fdp.exe", "Invoice fdp.exe"),  # an override: shown in another order
+        (f"a {RLO}b{PDF} c", "a b c"),  # its PDF goes with it
+        (f"x {RLE}שלום{PDF} y", f"x {RLE}שלום{PDF} y"),  # a closed embedding stays
+        (f"x {RLI}עברית", f"x {RLI}עברית{PDI}"),  # an open isolate is closed at the end
+        (f"x {RLE}{RLI}a", f"x {RLE}{RLI}a{PDI}{PDF}"),  # innermost first
+        (f"{RLI}a{RLE}b{PDI}c", f"{RLI}a{RLE}b{PDI}c"),  # a PDI closes the embedding inside
+        (f"{RLI}a{PDF}b{PDI}", f"{RLI}ab{PDI}"),  # a PDF never closes an isolate
+        (f"y{PDF}{PDI} z", "y z"),  # closers with nothing to close
+        ("mark\u200f stays", "mark\u200f stays"),  # RLM opens nothing
+    ],
+)
+def test_bidi_controls_cannot_reach_past_a_line(text: str, expected: str) -> None:
+    from pressroom.textpolicy import one_line
+
+    assert one_line(text) == expected
+
+
+def test_bidi_controls_in_titles_and_names_stay_inside_them(demo: Path) -> None:
+    # an article (or a remote feed) titled with an override or an open isolate turned the rest
+    # of the Subject line, and the next title in a reader's list, around
+    (demo / "content" / "2026-11-24-spoof.md").write_text(
+        f'---\ntitle: "Your receipt {RLO}fdp.exe"\ndate: 2026-11-25T08:00:00Z\nauthor: "{RLI}Ann"\n'
+        f'categories: ["{RLE}News"]\n---\nBody.\n',
+        encoding="utf-8",
+    )
+    config = ["--config", str(demo / "config.yaml")]
+    result = CliRunner().invoke(main, [*config, "feeds", "--now", "2026-11-25T09:00"])
+    assert result.exit_code == 0, result.output
+    written = "".join(
+        p.read_text(encoding="utf-8") for p in (demo / "public" / "feeds").rglob("*.*ml")
+    )
+    assert RLO not in written and "Your receipt fdp.exe" in written
+    assert f"{RLI}Ann{PDI}" in written and f"{RLE}News{PDF}" in written
+    out = demo / "out"
+    result = CliRunner().invoke(
+        main,
+        [*config, "digest", "preview", "--now", "2026-11-25T09:00", "--out", str(out)],
+        env={"PRESSROOM_SECRET": "test-secret-not-for-production"},
+    )
+    assert result.exit_code == 0, result.output
+    (eml,) = out.glob("*.eml")
+    msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert str(msg["Subject"]).endswith(": Your receipt fdp.exe"), msg["Subject"]
+    assert RLO not in eml.read_text(encoding="utf-8", errors="replace")
+
+
 def test_a_blank_id_in_front_matter_is_one_line_naming_the_line(tmp_path: Path) -> None:
     # `id: ""` (or spaces, or only control characters) made an entry with no GUID: feedgen
     # refused it and `pressroom feeds` ended in "ValueError: Required fields not set"

@@ -82,27 +82,46 @@ class Summary:
 
 
 def _dict_rows(f: IO[str], where: str, *required: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line, {column name in lower case: stripped value}) for each row of an export."""
     # strict: a quote left open would otherwise swallow every row after it into one value
-    reader = csv.DictReader(f, strict=True)
+    reader = csv.reader(f, strict=True)
     try:
-        if reader.fieldnames is None:
-            return  # an empty file (open_export has said so)
-        fields = [n.strip() for n in reader.fieldnames]
+        header = next(reader, None)
     except csv.Error as e:
         raise SubscriberError(f"{where}:1: malformed CSV ({e})") from None
+    if header is None:
+        return  # an empty file (open_export has said so)
+    fields = [n.strip() for n in header]
     missing = [c for c in required if c.lower() not in [n.lower() for n in fields]]
     if missing:
         raise UsageError(
             f'{where}:1: no "{missing[0]}" column; is this the right --format? '
             f"(columns: {', '.join(fields[:8]) or 'none'})"
         )
+    keys = [n.lower() for n in fields]
+    # a column an export gives twice (two "Email Address" columns): a row is read where its
+    # copies agree or all but one are empty, and refused where they differ
+    twice = {k for k in keys if k and keys.count(k) > 1}
     start = reader.line_num + 1  # where the next row begins
     try:
-        for row in reader:
-            clean = {
-                (k or "").strip().lower(): (v if isinstance(v, str) else "").strip()
-                for k, v in row.items()
-            }
+        for cells in reader:
+            if not cells:
+                start = reader.line_num + 1
+                continue  # a blank line, as DictReader skips it
+            clean: dict[str, str] = {}
+            for k, v in zip(keys, cells, strict=False):
+                v = v.strip()
+                if k in twice and clean.get(k):
+                    if v and v != clean[k]:
+                        raise SubscriberError(
+                            f'{where}:{start}: the column "{k}" is in the header twice and '
+                            f'this row gives it two values ("{clean[k][:40]}", "{v[:40]}"); '
+                            "remove or rename one column and import again (nothing was imported)"
+                        )
+                    continue
+                clean[k] = v
+            for k in keys[len(cells) :]:
+                clean.setdefault(k, "")  # a short row: the missing cells are empty
             yield reader.line_num, clean
             start = reader.line_num + 1
     except csv.Error as e:
@@ -432,6 +451,8 @@ def _rewrite(
         col = {h.strip().lower(): i for i, h in enumerate(header)}
         if "email" not in col:
             raise SubscriberError(f"{shown}:1: no email column; fix the header first")
+        if twice := subscribers.repeated_column(header):
+            raise SubscriberError(subscribers.twice_message(shown, twice, header))
         for name in subscribers.COLUMNS:
             if name not in col:
                 col[name] = len(header)

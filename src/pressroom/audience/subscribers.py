@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 import email_validator
 
 # the writers every audience file shares, kept importable from here (``subs.locked``, …)
+from pressroom import textpolicy
 from pressroom.audience.atomic import Unchanged as Unchanged
 from pressroom.audience.atomic import atomic_writer as atomic_writer
 from pressroom.audience.atomic import locked as locked
@@ -102,8 +103,10 @@ def normalise_email(raw: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """``text`` with every run of whitespace, line breaks included, made one space."""
-    return " ".join(text.split())
+    """``text`` as one line under the text policy (``pressroom.textpolicy``): control
+    characters out, every run of whitespace, line breaks included, made one space, and no
+    bidi control left open to run past the cell."""
+    return textpolicy.one_line(text)
 
 
 def key(email: str) -> str:
@@ -261,6 +264,9 @@ def _cells(
                     f"{','.join(columns)}"
                 )
                 return
+            if twice := repeated_column(names):
+                problem(twice_message(where, twice, names))
+                return
             width = len(names)
             # a column the file lacks reads the extra "" cell after the last real one
             pos = {c: names.index(c) if c in names else width for c in columns}
@@ -292,6 +298,25 @@ def _cells(
             problem(f"{where}:{first_bad_line(path)}: not UTF-8; save the file as UTF-8 CSV")
         except csv.Error as e:
             problem(f"{where}:{reader.line_num}: malformed CSV ({e})")
+
+
+def repeated_column(names: Sequence[str]) -> str | None:
+    """The first column name (stripped, any case) that a header gives twice, if any."""
+    seen: set[str] = set()
+    for name in (n.strip().lower() for n in names):
+        if name in seen:
+            return name
+        if name:
+            seen.add(name)
+    return None
+
+
+def twice_message(where: str, name: str, names: Sequence[str]) -> str:
+    at = [str(i + 1) for i, n in enumerate(names) if n.strip().lower() == name]
+    return (
+        f'{where}:1: the column "{name}" is in the header twice (columns {" and ".join(at)}); '
+        "which one counts cannot be told: remove or rename one"
+    )
 
 
 def _runs_on(where: str, line: int, end: int) -> str:

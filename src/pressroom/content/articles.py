@@ -23,11 +23,11 @@ from urllib.parse import urlsplit
 
 from pressroom import __version__
 from pressroom.content.sources.base import SourceContext
-from pressroom.content.text import CONTROL_CHARS, one_line, strip_controls
 from pressroom.content.urls import BadURL, public_url
 from pressroom.content.urls import slugify as slugify  # the sources' one slug rule
 from pressroom.errors import ArticleError, SourceError
 from pressroom.models import Article, Author
+from pressroom.textpolicy import CONTROL_CHARS, one_line, strip_controls
 
 if TYPE_CHECKING:
     import requests
@@ -379,8 +379,10 @@ def author(
 
 
 # What one_line or strip_controls would change: a control character (tab, newline and CR
-# included), other white space than a plain space, two spaces in a row.
-_UNTIDY = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]|[^\\S ]|  ")
+# included), other white space than a plain space, two spaces in a row, a bidi control.
+_UNTIDY = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u202a-\u202e\u2066-\u2069]|[^\\S ]|  "
+)
 
 
 def _tidy(article: Article) -> bool:

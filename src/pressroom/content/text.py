@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterator
 from functools import lru_cache
 
+from pressroom.textpolicy import strip_controls
+
 SUMMARY_LIMIT = 300
 
 
@@ -119,25 +121,6 @@ def text_to_html(text: str) -> str:
     """Plain text as HTML paragraphs: blank lines separate paragraphs."""
     paragraphs = (p.strip() for p in _BLANK_LINES.split(text.strip()))
     return "\n".join(f"<p>{html_mod.escape(p, quote=False)}</p>" for p in paragraphs if p)
-
-
-# --- the text policy -------------------------------------------------------------------
-
-# C0 controls other than tab and newline, DEL, C1 controls, and what XML 1.0 cannot carry
-# (lone surrogates, U+FFFE/U+FFFF): never wanted in a title, a Subject header or a feed.
-CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-
-
-def strip_controls(text: str) -> str:
-    """``text`` without control characters; line breaks of any style become ``\\n``."""
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return CONTROL_CHARS.sub("", text) if CONTROL_CHARS.search(text) else text
-
-
-def one_line(text: str) -> str:
-    """``text`` as one clean line: control characters removed, white space collapsed."""
-    return " ".join(strip_controls(text).split())
 
 
 # --- summaries -------------------------------------------------------------------------

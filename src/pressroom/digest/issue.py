@@ -18,6 +18,7 @@ import jinja2
 from pressroom.config import Config, CtaConfig, UtmConfig
 from pressroom.errors import ConfigError, DigestError, NothingToSend, UsageError
 from pressroom.models import Article, CallToAction, Issue, SentIssue
+from pressroom.textpolicy import one_line
 
 # Brand colour and a text glyph per kind; a glyph needs no hosted image (images would need
 # absolute URLs that every publication would have to serve) and survives image blocking.
@@ -262,4 +263,4 @@ def _expression(config: Config, key: str, source: str, issue: Issue) -> str:
         ) from None
     except Exception as e:  # a filter or attribute that raises: still a config problem
         raise DigestError(f"{where}: {key}: cannot render: {e}") from e
-    return " ".join(text.split())
+    return one_line(text)  # the text policy: a header line, nothing left open to run past it

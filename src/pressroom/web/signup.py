@@ -33,6 +33,7 @@ from pressroom.digest import preflight
 from pressroom.digest.render import render_template, tidy_text
 from pressroom.errors import PreflightError, PressroomError, TokenError, TokenExpired
 from pressroom.models import RenderedIssue, RenderedVariant, token
+from pressroom.textpolicy import one_line
 
 if TYPE_CHECKING:
     from pressroom.config import Config
@@ -173,7 +174,9 @@ def _state(site: Site) -> SignupState:
 
 
 def _clean_name(raw: str) -> str:
-    return " ".join(_CONTROL.sub(" ", raw).split())[:MAX_NAME]
+    """A name from a form under the text policy, cut to ``MAX_NAME`` (what the cut leaves
+    open is closed again)."""
+    return one_line(one_line(_CONTROL.sub(" ", raw))[:MAX_NAME])
 
 
 def _masked(address: str) -> str:

@@ -28,7 +28,6 @@ from pressroom.content.seen import STATE_DB, FirstSeen
 from pressroom.content.sources import register
 from pressroom.content.sources.base import Source
 from pressroom.content.text import (
-    one_line,
     plain_text,
     render_body,
     summary_from_body,
@@ -37,6 +36,7 @@ from pressroom.content.text import (
 from pressroom.content.urls import BadURL, public_url, slugify
 from pressroom.errors import ArticleError, SourceError
 from pressroom.models import Article, Author, Image
+from pressroom.textpolicy import one_line
 
 CACHE_DIR = "feeds-cache"
 DEFAULT_TYPE = "application/xml"  # what a server that names no type is taken to send

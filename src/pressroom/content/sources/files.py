@@ -36,16 +36,15 @@ from pressroom.content.sources import register
 from pressroom.content.sources._walk import FORMATS, File, Scanned, digest, scan
 from pressroom.content.sources.base import Source, SourceContext
 from pressroom.content.text import (
-    one_line,
     plain_text,
     render_body,
-    strip_controls,
     summary_from_body,
     truncate,
 )
 from pressroom.content.urls import BadURL, public_url, slug_path, slugify
 from pressroom.errors import ArticleError, SourceError
 from pressroom.models import Article, Author, Image
+from pressroom.textpolicy import one_line, strip_controls
 
 if TYPE_CHECKING:
     from pressroom.content.cache import Entry

@@ -28,10 +28,11 @@ from pressroom.config import PositiveFloat, PositiveInt
 from pressroom.content import articles as norm
 from pressroom.content.sources import register
 from pressroom.content.sources.base import Source
-from pressroom.content.text import one_line, render_body, summary_from_body, truncate
+from pressroom.content.text import render_body, summary_from_body, truncate
 from pressroom.content.urls import BadURL, public_url, slugify
 from pressroom.errors import ArticleError, SourceError
 from pressroom.models import Article, Author, Image
+from pressroom.textpolicy import one_line
 
 GHOST_MAX_LIMIT = 100  # Ghost 6 caps limit at 100 per page
 API_VERSION = "v5.0"  # Accept-Version: the oldest Ghost whose answers this code reads
