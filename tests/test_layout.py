@@ -18,7 +18,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "pressroom"
 CORE = "core"  # config, defaults, errors, models, registry (and the package __init__)
 # settings: how config.yaml and every source's and provider's settings are read and checked
 # (split out of config.py, which had grown past 750 lines; still the core, imports only core);
-# textpolicy: the one text policy for all outside text (articles, imports, forms)
+# textpolicy: the one text policy for all outside text (articles, imports, forms); answers:
+# how any HTTP answer from outside is read (a size limit and a deadline)
 CORE_MODULES = {
     "config",
     "defaults",
@@ -27,6 +28,7 @@ CORE_MODULES = {
     "registry",
     "settings",
     "textpolicy",
+    "answers",
     "__init__",
 }
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -238,6 +240,19 @@ def test_a_network_failure_midway_leaves_every_tag_as_it_was(
     assert config.patreon.campaign == CAMPAIGN
     after = {p.name: p.read_bytes() for p in (tmp_path / "subscribers").iterdir()}
     assert after == before
+
+
+def test_a_page_trickled_a_byte_at_a_time_ends_within_the_timeout(
+    tmp_path: Path, fake: PatreonFake
+) -> None:
+    # each byte came within the read timeout, so the sync waited as long as the server dripped
+    settings = config_mod.load(publication(tmp_path, fake)).patreon
+    settings = dataclasses.replace(settings, timeout=0.3, retries=1)
+    fake.drip_next(2, 0.02)  # a page is several KB: minutes at this pace
+    started = time.monotonic()
+    with pytest.raises(PatreonError, match=r"cannot reach .* \(ReadTimeout\) after 2 tries"):
+        patreon.fetch_members(settings, TOKEN, sleep=lambda _s: None)
+    assert time.monotonic() - started < 5
 
 
 def test_without_links_the_pagination_cursor_is_followed(tmp_path: Path, fake: PatreonFake) -> None:

@@ -8,6 +8,7 @@ Each case runs against the provider's own fake server on 127.0.0.1.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -99,6 +100,22 @@ def test_answer_slower_than_the_timeout_is_uncertain(case: Setup) -> None:
     assert "ReadTimeout" in (result.error or "")
     # the provider goes on and accepts it after we gave up: resending would mail it twice
     assert wait_until(lambda: server.total_accepted == 1)
+
+
+# SendGrid answers a send with 202 and no body: nothing to trickle
+@pytest.mark.parametrize("name", ["mailgun", "postmark", "ses-bulk", "ses-single"])
+def test_an_answer_trickled_past_the_timeout_is_uncertain_not_a_hang(name: str) -> None:
+    # each byte comes within the read timeout, the whole answer never does: the run waited
+    # for as long as the server cared to drip (the read timeout applies to each read)
+    c = CASES[name]
+    with c.fake() as server:
+        server.drip_next(1, 0.05)
+        started = time.monotonic()
+        [result] = c.make(server, **c.settings, timeout=0.5).send([recipient(1)])
+        assert time.monotonic() - started < 3
+        assert result.outcome is Outcome.UNCERTAIN
+        assert "no full answer in 0.5 s" in (result.error or "")
+        assert server.total_accepted == 1  # the provider has it: a resend would mail it twice
 
 
 @pytest.mark.parametrize("after_processing", [False, True])

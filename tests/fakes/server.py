@@ -12,7 +12,8 @@ published contract). The server then offers, thread-safely:
   ``record="count"`` keeps only counts (benchmarks: 100,000 full messages do not fit in RAM).
 - counters: ``requests``, ``requests_by_path``, ``payload_bytes``.
 - a script of faults for the next N requests: ``fail_next`` (429 with Retry-After, 500, 503…),
-  ``slow_next`` (sleep, then answer normally), ``drop_next`` (close the socket without an
+  ``slow_next`` (sleep, then answer normally), ``drip_next`` (accept, then send the answer a
+  byte at a time), ``drop_next`` (close the socket without an
   answer, before or after accepting the request); ``serve_next`` answers normally, so a
   script can say "accept the first request, refuse the next".
 - per-recipient failures (``fail_recipient``) for providers that report them per message.
@@ -83,6 +84,7 @@ class Response:
     body: bytes | str | Any = b""  # bytes, text, or anything JSON-serialisable
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
+    drip: float = 0.0  # seconds between the answer's bytes (0: one write)
 
     def encoded(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -96,7 +98,7 @@ class Response:
 class Fault:
     """What to do instead of (or before) answering one request."""
 
-    kind: Literal["status", "slow", "drop", "serve"]
+    kind: Literal["status", "slow", "drop", "serve", "drip"]
     status: int = 503
     retry_after: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -153,7 +155,13 @@ class _Handler(BaseHTTPRequestHandler):
         head.extend(f"{k}: {v}" for k, v in headers.items())
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload
         try:
-            self.wfile.write(data)  # one write: no header/body split on the wire
+            if response.drip:  # the head, then the body a byte at a time
+                self.wfile.write(data[: len(data) - len(payload)])
+                for i in range(len(payload)):
+                    time.sleep(response.drip)
+                    self.wfile.write(payload[i : i + 1])
+            else:
+                self.wfile.write(data)  # one write: no header/body split on the wire
         except OSError:  # the client gave up (timeout) while we were slow
             self.close_connection = True
 
@@ -296,6 +304,13 @@ class FakeProviderServer(ThreadingHTTPServer):
             for _ in range(n):
                 self._faults.append(Fault("drop", after_processing=after_processing, path=path))
 
+    def drip_next(self, n: int = 1, seconds: float = 0.05, *, path: str | None = None) -> None:
+        """Serve the next ``n`` requests (accepting their recipients), then send each answer's
+        body one byte every ``seconds``: each read is quick, the whole answer is not."""
+        with self.lock:
+            for _ in range(n):
+                self._faults.append(Fault("drip", delay=seconds, path=path))
+
     def serve_next(self, n: int = 1, *, path: str | None = None) -> None:
         """Serve the next ``n`` requests normally (a step in a script of faults)."""
         with self.lock:
@@ -416,6 +431,10 @@ class FakeProviderServer(ThreadingHTTPServer):
         if fault is not None:
             if fault.kind == "slow":
                 time.sleep(fault.delay)
+            elif fault.kind == "drip":
+                dripping = self._serve(request)
+                dripping.drip = fault.delay
+                return dripping
             elif fault.kind == "serve":
                 pass
             elif fault.kind == "drop":

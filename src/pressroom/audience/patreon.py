@@ -43,6 +43,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 
 from pressroom import __version__
+from pressroom.answers import bound_answers
 from pressroom.audience import imports, subscribers
 from pressroom.errors import ConfigError, PatreonAuthError, PatreonError
 
@@ -148,6 +149,7 @@ def fetch_members(
     """Every member of the campaign, all pages read before anything is returned."""
     own = session is None
     http = session or requests.Session()
+    bound_answers(http)  # each page whole within the timeout and 32 MB
     try:
         out: list[Member] = []
         url: str | None = members_url(settings)

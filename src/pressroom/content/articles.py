@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, tzinfo
 from functools import lru_cache
 from pathlib import Path
-from time import monotonic
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pressroom import __version__
+from pressroom.answers import MAX_RESPONSE_BYTES as MAX_RESPONSE_BYTES
+from pressroom.answers import read_bounded
 from pressroom.content.sources.base import SourceContext
 from pressroom.content.urls import BadURL, public_url
 from pressroom.content.urls import slugify as slugify  # the sources' one slug rule
@@ -37,9 +38,6 @@ if TYPE_CHECKING:
 Warn = Callable[[str], None]
 
 HTTP_RETRIES = 3  # per request, on connection errors, 429 and 5xx, with backoff
-# The most a remote source may answer, after decompression: a WordPress page of 100 posts
-# with _embed is a few MB; a gzip bomb or an endless response is stopped here.
-MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -511,39 +509,19 @@ def http_get(
 
 
 def _read_body(response: requests.Response, timeout: float, what: str, url: str) -> bytes:
-    import requests
-    import urllib3
-
-    deadline = monotonic() + timeout
     limit = f"more than {MAX_RESPONSE_BYTES // (1024 * 1024)} MB"
     shown = response.url or url
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        response.close()
+        raise SourceError(f"{what} {shown}: the answer is {limit}; is this the right address?")
     with response:
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
-            raise SourceError(f"{what} {shown}: the answer is {limit}; is this the right address?")
-        body = bytearray()
-        try:
-            # read1: whatever has arrived (decompressed a bounded step at a time), so the
-            # deadline and the size limit are checked as the bytes come, not after
-            while chunk := response.raw.read1(64 * 1024, decode_content=True):
-                body += chunk
-                if len(body) > MAX_RESPONSE_BYTES:
-                    raise SourceError(
-                        f"{what} {shown}: the answer is {limit} (uncompressed); "
-                        "is this the right address?"
-                    )
-                if monotonic() > deadline:
-                    raise requests.exceptions.ReadTimeout(f"no full answer in {timeout:g} s")
-        # as requests' own iter_content names them
-        except urllib3.exceptions.ReadTimeoutError as e:
-            raise requests.exceptions.ReadTimeout(str(e)) from e
-        except urllib3.exceptions.DecodeError as e:
-            raise requests.exceptions.ContentDecodingError(e) from e
-        except urllib3.exceptions.ProtocolError as e:
-            raise requests.exceptions.ChunkedEncodingError(e) from e
-        except urllib3.exceptions.HTTPError as e:
-            raise requests.exceptions.ConnectionError(e) from e
-    return bytes(body)
+        body = read_bounded(response, timeout)
+    if body is None:
+        raise SourceError(
+            f"{what} {shown}: the answer is {limit} (uncompressed); is this the right address?"
+        )
+    return body
 
 
 def _timed_out(error: BaseException) -> bool:

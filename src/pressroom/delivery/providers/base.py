@@ -57,6 +57,7 @@ from typing import Any, ClassVar
 import requests
 from urllib3.exceptions import ConnectTimeoutError, ProtocolError, ReadTimeoutError
 
+from pressroom.answers import bound_answers
 from pressroom.audience import events
 from pressroom.delivery.webhooks import WebhookRequest, WebhookResult
 from pressroom.errors import ProviderAuthError, ProviderConfigError
@@ -217,6 +218,9 @@ class Provider(ABC):
         # header of its own, the subscribers) to another host, and turn a POST into a GET
         # whose 200 reads as "accepted". Every caller sees the 3xx itself (``classify_http``).
         self.session.get_redirect_target = _no_redirect  # type: ignore[method-assign,assignment]
+        # every answer whole within its timeout and 32 MB: one trickled a byte at a time held
+        # a send (its readers in flight) or a sync for as long as the server liked
+        bound_answers(self.session)
         self.setup()
 
     def setup(self) -> None:  # noqa: B027 - optional hook
