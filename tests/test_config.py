@@ -179,6 +179,41 @@ def test_cli_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("snippet", "line", "key"),
+    [
+        ("feeds:\n  out: /\n", 6, "feeds.out"),  # a typo for public/: feeds written into /
+        ("digest:\n  archive: /\n", 6, "digest.archive"),
+        ("state: /\n", 5, "state"),
+        ("reports: ../../../../../../../../../../..\n", 5, "reports"),
+        ("subscribers:\n  path: /\n", 6, "subscribers.path"),
+        ("sources:\n  - type: files\n    path: /\n", 7, "sources.0.path"),  # the whole disk
+    ],
+)
+def test_a_path_that_is_the_file_system_root_is_refused(
+    tmp_path: Path, snippet: str, line: int, key: str
+) -> None:
+    path = write(tmp_path, MINIMAL + snippet)
+    result = CliRunner().invoke(main, ["--config", str(path), "feeds"])
+    assert result.exit_code == 2, result.output
+    (message,) = result.output.strip().splitlines()
+    assert message.startswith(f"error: config.yaml:{line}: {key}: ")
+    assert "is the root of the file system" in message and "give a folder of its own" in message
+
+
+@pytest.mark.parametrize(
+    "args", [["feeds", "--out", "/"], ["digest", "preview", "--out", "/"], ["init", "/"]]
+)
+def test_a_folder_option_that_is_the_file_system_root_is_refused(
+    tmp_path: Path, args: list[str]
+) -> None:
+    path = write(tmp_path, MINIMAL)
+    result = CliRunner().invoke(main, ["--config", str(path), *args])
+    assert result.exit_code == 2, result.output
+    assert '"/" is the root of the file system' in result.output
+    assert not Path("/index.xml").exists() and not Path("/config.yaml").exists()
+
+
 def test_config_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, MINIMAL + "feeds:\n  items: ten\n")
     monkeypatch.setenv(defaults.CONFIG_ENV, str(path))

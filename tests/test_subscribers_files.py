@@ -172,7 +172,9 @@ def test_export_neutralises_spreadsheet_formulas_and_import_restores_them(
         + 'eve@example.com,"=HYPERLINK(""http://evil.example"",""x"")",weekly,,active,2026-01-01\n'
         + "plus@example.com,+1 555 0100,weekly,,active,2026-01-01\n"
         + "minus@example.com,-2+3,weekly,@SUM(A1),active,2026-01-01\n"
-        + "fine@example.com,Fine Name,weekly,,active,2026-01-01\n",
+        + "fine@example.com,Fine Name,weekly,,active,2026-01-01\n"
+        # values that already read as a neutralised formula keep their own quotes
+        + "quote@example.com,'=1+1,weekly,''-x,active,2026-01-01\n",
     )
     r = run(pub, "subscribers", "export")
     assert r.exit_code == 0, r.output
@@ -192,6 +194,9 @@ def test_export_neutralises_spreadsheet_formulas_and_import_restores_them(
     restored = table(other)
     assert restored["eve@example.com"]["name"] == '=HYPERLINK("http://evil.example","x")'
     assert restored["minus@example.com"]["tags"] == "@SUM(A1)"
+    assert restored["quote@example.com"]["name"] == "'=1+1"  # was =1+1: its quote lost
+    assert restored["quote@example.com"]["tags"] == "''-x"
+    assert restored["fine@example.com"]["name"] == "Fine Name"
 
 
 # --- empty files -------------------------------------------------------------------------

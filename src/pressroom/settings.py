@@ -299,7 +299,10 @@ def convert(tp: Any, value: Any, dotted: str, ctx: Ctx) -> Any:
     if tp is Path:
         if not isinstance(value, str) or not value:
             raise ctx.fail(dotted, f"expected a path, got {show(value)}")
-        return (ctx.root / os.path.expanduser(value)).resolve()
+        resolved = (ctx.root / os.path.expanduser(value)).resolve()
+        if is_root(resolved):
+            raise ctx.fail(dotted, root_problem(value))
+        return resolved
     if tp in (Duration, Rate):
         try:
             return tp.parse(str(value))
@@ -310,6 +313,18 @@ def convert(tp: Any, value: Any, dotted: str, ctx: Ctx) -> Any:
     if tp is Any:
         return value
     raise TypeError(f"settings.py cannot convert {tp!r} (at {dotted})")
+
+
+def is_root(path: Path) -> bool:
+    """Whether ``path`` (resolved) is the root of a file system: ``/``, ``C:\\``."""
+    return path == Path(path.anchor)
+
+
+def root_problem(value: str) -> str:
+    return (
+        f'"{value}" is the root of the file system: pressroom would read or write the whole '
+        "disk there; give a folder of its own"
+    )
 
 
 # --- host names ---------------------------------------------------------------------

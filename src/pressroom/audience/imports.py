@@ -602,10 +602,12 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def quote_formula(cell: str) -> str:
-    """``cell`` made inert for spreadsheets: ``=1+1`` → ``'=1+1``."""
-    return f"'{cell}" if cell.startswith(_FORMULA_START) else cell
+    """``cell`` made inert for spreadsheets: ``=1+1`` → ``'=1+1``. A value that already reads
+    so (``'=1+1``, a name someone typed) gets one quote more, so that ``unquote_formula``
+    gives it back as it was instead of dropping its own quote."""
+    return f"'{cell}" if cell.lstrip("'").startswith(_FORMULA_START) else cell
 
 
 def unquote_formula(cell: str) -> str:
     """The inverse of ``quote_formula`` (what an export wrote comes back as it was)."""
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
+    return cell[1:] if cell[:1] == "'" and cell.lstrip("'").startswith(_FORMULA_START) else cell

@@ -111,3 +111,19 @@ def parse_since(now: datetime, since: str | None) -> datetime | None:
         return now - Duration.parse(since)
     except ValueError as e:
         raise UsageError(f"--since: {e}") from None
+
+
+class Folder(click.Path):
+    """A folder option (``--out DIR``): never the root of a file system, where a typo (``/``
+    for ``public/``) would have pressroom write into the whole disk."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from pressroom.settings import is_root, root_problem
+
+        path = super().convert(value, param, ctx)
+        if isinstance(path, Path) and is_root(path.resolve()):
+            self.fail(root_problem(str(value)), param, ctx)
+        return path

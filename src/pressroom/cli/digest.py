@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from pressroom.cli.app import App, now_option, parse_since, pass_app
+from pressroom.cli.app import App, Folder, now_option, parse_since, pass_app
 from pressroom.cli.feeds import shown
 from pressroom.errors import NothingToSend, UsageError
 
@@ -214,7 +214,7 @@ def check(
 @click.option("--open", "open_", is_flag=True, help="Open the HTML preview in the default browser.")
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=Folder(),
     help="Folder for issue-N.html/.txt/.eml [default: preview/ beside config.yaml].",
 )
 @click.option(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pressroom.cli.app import App, now_option, pass_app
+from pressroom.cli.app import App, Folder, now_option, pass_app
 
 if TYPE_CHECKING:
     from pressroom.config import Config
@@ -31,7 +31,7 @@ def shown(path: Path) -> str:
 @click.command("feeds")
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=Folder(),
     default=None,
     help="Write the feeds to DIR instead of feeds.out from config.yaml.",
     metavar="DIR",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pressroom import defaults
-from pressroom.cli.app import App, pass_app
+from pressroom.cli.app import App, Folder, pass_app
 from pressroom.errors import UsageError
 
 if TYPE_CHECKING:  # the content stage loads with `init --from`, not with --help
@@ -25,7 +25,7 @@ PUBLICATION_FOLDER = "pressroom"  # where `init --from` puts the publication, in
 
 
 @click.command("init")
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", type=Folder())
 @click.option("--force", is_flag=True, help="Overwrite files that already exist in DIRECTORY.")
 @click.option(
     "--from",
