@@ -147,3 +147,28 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(LedgerError, match="cannot open the state file"):
         Ledger(path)
+
+
+def test_a_state_file_locked_by_another_program_says_so_not_restore_a_backup(
+    tmp_path: Path,
+) -> None:
+    # a sqlite3 shell (or a DB browser) left a write transaction open on the state file
+    path = tmp_path / "state.db"
+    with Ledger(path) as ledger:
+        ledger.db.execute("PRAGMA busy_timeout=100")  # not 30 s in a test
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("UPDATE issues SET subject=subject")
+        try:
+            with pytest.raises(LedgerError) as caught:
+                ledger.freeze(rendered_issue(1), recipients(3), window_end=NOW, now=NOW)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        message = caught.value.message
+        assert "another program kept state.db locked" in message, message
+        assert "not damaged" in message and "backup" not in message.replace("a backup tool", "")
+        assert "\n" not in message
+        # nothing was half-stored: the same freeze works once the other program let go
+        frozen = ledger.freeze(rendered_issue(1), recipients(3), window_end=NOW, now=NOW)
+        assert frozen.total == 3

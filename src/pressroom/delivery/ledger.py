@@ -46,6 +46,9 @@ PENDING, IN_FLIGHT, SENT, FAILED, UNCERTAIN, SKIPPED, DROPPED = (
 STATES = (PENDING, IN_FLIGHT, SENT, FAILED, UNCERTAIN, SKIPPED, DROPPED)
 # SQLite's primary result codes (sqlite3.Error.sqlite_errorcode & 0xFF)
 _SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 3, 8, 10, 13, 14
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+# how long a write waits for another program's transaction on the state file to end
+BUSY_TIMEOUT = 30.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS issues (
@@ -124,7 +127,7 @@ class Ledger:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
+                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
             )
             self.db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode survives a killed process; the in-flight marks are
@@ -160,6 +163,13 @@ class Ledger:
             return f"free space on the disk holding {self.path.parent} (or check that disk)"
         if code in (_SQLITE_READONLY, _SQLITE_CANTOPEN, _SQLITE_PERM):
             return f"make {self.path.parent} and the files in it writable"
+        if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            # the file is fine: restoring a backup here would lose what was sent since
+            return (
+                f"another program kept {self.path.name} locked for {BUSY_TIMEOUT:.0f}s (a "
+                "sqlite3 shell or database browser with a transaction open, or a backup "
+                "tool): close it or end its transaction; the file is not damaged"
+            )
         return f"check {self.path} (restore it from a backup if it is damaged)"
 
     # --- issues ---------------------------------------------------------------------
