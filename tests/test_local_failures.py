@@ -231,3 +231,42 @@ def test_a_report_of_a_dry_run_or_of_nothing_sent_is_no_evidence(demo: Path) -> 
     code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", "--yes")
     assert code == 0, out
     assert states(demo) == {"sent": 6}
+
+
+# --- a state file of another version (or another program) --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "column"), [("issues", "window_end"), ("deliveries", "first_try")]
+)
+def test_a_state_file_missing_a_column_is_one_line_not_a_traceback(
+    demo: Path, table: str, column: str
+) -> None:
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", "--yes")
+    assert code == 0, out
+    with sqlite3.connect(demo / ".pressroom" / "state.db") as db:
+        db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    before = {p: p.stat().st_mtime_ns for p in (demo / "outbox" / "issue-1").iterdir()}
+    for command in (
+        ["digest", "send", "--yes"],
+        ["digest", "send", "--yes", "--resend-failed"],
+        ["weekly", "--yes"],
+        ["digest", "build"],
+    ):
+        proc = subprocess.run(
+            [str(BIN), *command, "--now", "2026-12-05T09:00"],
+            cwd=demo,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        no_traceback(proc.stderr)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == (
+            f"error: {demo / '.pressroom' / 'state.db'}: not a state file this pressroom can "
+            f"use (table {table} has no column {column}: written by another version or another "
+            "program); point the state: setting at this publication's state folder, or restore "
+            "it from a backup made by this version of pressroom"
+        ), proc.stderr
+    after = {p: p.stat().st_mtime_ns for p in (demo / "outbox" / "issue-1").iterdir()}
+    assert after == before

@@ -77,6 +77,17 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS deliveries_recipient ON deliveries(issue, email);
 """
+# every column the code uses, by table (a state file missing one is refused when opened)
+_COLUMNS = {
+    "issues": (
+        "number", "status", "subject", "rendered", "segment", "window_end", "frozen_at",
+        "sent_at", "total",
+    ),
+    "deliveries": (
+        "id", "issue", "email", "name", "variant", "state", "attempts", "message_id", "error",
+        "first_try", "updated_at",
+    ),
+}  # fmt: skip
 # No index on state: every state change would rewrite it (two b-tree writes per row, twice
 # per delivery). Pending rows are read in id order from a cursor, which the primary key
 # serves; counting by state scans one issue's rows, once per run.
@@ -135,6 +146,7 @@ class Ledger:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(_SCHEMA)
+            self._check_schema()
         except (sqlite3.Error, OSError) as e:
             raise LedgerError(
                 f"{self.path}: cannot open the state file ({e}); {self.fix(e)} (the state: "
@@ -153,6 +165,30 @@ class Ledger:
 
     def _tx(self, doing: str = "") -> _Transaction:
         return _Transaction(self, doing)
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[None]:
+        """The lock, with SQLite's errors as one-line ``LedgerError``s (a damaged page, a
+        state file of another version), never a traceback."""
+        with self.lock:
+            try:
+                yield
+            except sqlite3.Error as e:
+                raise LedgerError(f"{self.path}: {e}; {self.fix(e)}, then run again") from e
+
+    def _check_schema(self) -> None:
+        """Refuse a state file whose tables lack a column this version reads or writes."""
+        for table, wanted in _COLUMNS.items():
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            missing = [c for c in wanted if c not in have]
+            if missing:
+                self.db.close()
+                raise LedgerError(
+                    f"{self.path}: not a state file this pressroom can use (table {table} has "
+                    f"no column {', '.join(missing)}: written by another version or another "
+                    "program); point the state: setting at this publication's state folder, "
+                    "or restore it from a backup made by this version of pressroom"
+                )
 
     def fix(self, e: sqlite3.Error | OSError) -> str:
         """What to do about ``e``: free space, make the folder writable, or check the file."""
@@ -176,7 +212,7 @@ class Ledger:
 
     def last_sent(self) -> SentIssue | None:
         """The most recent issue whose every recipient is settled, or None."""
-        with self.lock:
+        with self._read():
             row = self.db.execute(
                 "SELECT number, sent_at, window_end FROM issues WHERE status='sent' "
                 "ORDER BY number DESC LIMIT 1"
@@ -187,7 +223,7 @@ class Ledger:
 
     def went_out(self) -> set[int]:
         """Numbers of the issues that went out: settled, or sent to someone already."""
-        with self.lock:
+        with self._read():
             rows = self.db.execute(
                 "SELECT number FROM issues AS i WHERE status='sent' OR EXISTS "
                 "(SELECT 1 FROM deliveries AS d WHERE d.issue=i.number AND d.state=?)",
@@ -197,7 +233,7 @@ class Ledger:
 
     def unfinished(self) -> FrozenIssue | None:
         """The frozen issue still being sent (at most one), or None."""
-        with self.lock:
+        with self._read():
             row = self.db.execute(
                 "SELECT number FROM issues WHERE status='sending' ORDER BY number LIMIT 1"
             ).fetchone()
@@ -205,7 +241,7 @@ class Ledger:
 
     def issue(self, number: int) -> FrozenIssue | None:
         """Frozen issue ``number``, or None."""
-        with self.lock:
+        with self._read():
             row = self.db.execute(
                 "SELECT number, status, rendered, segment, window_end, frozen_at, total "
                 "FROM issues WHERE number=?",
@@ -319,7 +355,7 @@ class Ledger:
 
     def counts(self, number: int) -> dict[str, int]:
         """Rows per state (every state present, zero when none)."""
-        with self.lock:
+        with self._read():
             rows = self.db.execute(
                 "SELECT state, count(*) FROM deliveries WHERE issue=? GROUP BY state", (number,)
             ).fetchall()
@@ -363,7 +399,7 @@ class Ledger:
 
     def uncertain_attempts(self, number: int) -> list[tuple[str, float | None]]:
         """(email, epoch seconds of its last attempt) of every uncertain row, by email."""
-        with self.lock:
+        with self._read():
             return [
                 (r[0], r[1])
                 for r in self.db.execute(
@@ -410,7 +446,7 @@ class Ledger:
 
     def last_issue(self) -> int | None:
         """The number of the most recent issue in the ledger (settled or not), or None."""
-        with self.lock:
+        with self._read():
             row = self.db.execute("SELECT max(number) FROM issues").fetchone()
         return row[0] if row and row[0] is not None else None
 
@@ -421,12 +457,12 @@ class Ledger:
         if limit is not None:
             sql += " LIMIT ?"
             args += (limit,)
-        with self.lock:
+        with self._read():
             return [r[0] for r in self.db.execute(sql, args)]
 
     def failures(self, number: int, state: str = FAILED) -> list[tuple[str, str]]:
         """(email, reason) of every failed row (or every row in ``state``)."""
-        with self.lock:
+        with self._read():
             return [
                 (r[0], r[1] or "")
                 for r in self.db.execute(
@@ -437,7 +473,7 @@ class Ledger:
 
     def pending(self, number: int, after_id: int, limit: int) -> list[Row]:
         """Up to ``limit`` pending rows with id > ``after_id``, in id order."""
-        with self.lock:
+        with self._read():
             rows = self.db.execute(
                 "SELECT id, email, name, variant, attempts, first_try FROM deliveries "
                 # "+issue": walk the primary key from the cursor, not the (issue, email) index
@@ -449,7 +485,7 @@ class Ledger:
 
     def iter_pending(self, number: int, chunk: int = 10_000) -> Iterator[Row]:
         """Every pending row, read in chunks (never the whole list in memory)."""
-        with self.lock:
+        with self._read():
             first = self.db.execute(
                 "SELECT min(id) FROM deliveries WHERE issue=?", (number,)
             ).fetchone()[0]
@@ -469,7 +505,7 @@ class Ledger:
         that did not.
         """
         ids = json.dumps([r.id for r in rows])
-        with self.lock:
+        with self._read():
             self.db.execute("PRAGMA synchronous=FULL")
             try:
                 with self._tx():
@@ -508,7 +544,7 @@ class Ledger:
 
     def row_states(self, number: int) -> dict[str, str]:
         """email → state for an issue (tests and small lists)."""
-        with self.lock:
+        with self._read():
             return dict(
                 self.db.execute("SELECT email, state FROM deliveries WHERE issue=?", (number,))
             )
