@@ -499,3 +499,47 @@ def test_a_refused_connection_is_retried(tmp_path: Path) -> None:
         provider.close()
     assert result.outcome is Outcome.RETRY
     assert "ConnectionRefusedError" in (result.error or "")
+
+
+class OddReply(Recorder):
+    """Records the message, then answers its data with ``odd[address]`` (once) instead of 250."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.odd: dict[str, str] = {}
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        reply = await super().handle_DATA(server, session, envelope)
+        return self.odd.pop(envelope.rcpt_tos[0], reply)
+
+
+@pytest.mark.parametrize(
+    ("reply", "state"),
+    [
+        ("Queued as 4F2A1", L.UNCERTAIN),  # no reply code at all (smtplib: -1)
+        ("299 2.0.0 queued", L.SENT),  # a 2xx that is not 250: done (RFC 5321 4.2.1)
+        ("354 go ahead", L.UNCERTAIN),  # a reply that belongs to another command
+        ("250-2.0.0 queued\r\n250 2.0.0 as 4F2A1", L.SENT),  # multi-line 250
+        ("552 5.3.4 message too big", L.FAILED),  # a refusal after the data is definite
+    ],
+)
+def test_an_odd_reply_after_the_message_data_is_never_retried(
+    tmp_path: Path, reply: str, state: str
+) -> None:
+    handler = OddReply()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        emails = [f"reader{i}@example.org" for i in range(4)]
+        handler.odd = {"reader1@example.org": reply}
+        provider = provider_for(controller.port, timeout=2)
+        ledger, frozen, factory, options = setup_run(tmp_path, emails, provider, concurrency=1)
+        summary = send_mod.run(ledger, frozen, provider, factory, options)
+        provider.close()
+    finally:
+        controller.stop()
+    # the server has the message: a retry would deliver it a second time
+    assert all(handler.count(e) == 1 for e in emails), handler.received
+    assert ledger.row_states(2)["reader1@example.org"] == state
+    assert summary.retried == 0
+    assert summary.sent == (4 if state == L.SENT else 3)

@@ -9,7 +9,8 @@ Per-recipient outcomes follow the reply codes of RFC 5321 (section 4.2): 421 and
 4xx (451 local error, 452 insufficient storage, 454 TLS/auth temporarily unavailable) and a
 connection that fails before the message data was handed over (connect, EHLO, STARTTLS,
 MAIL, RCPT, DATA) are retried; a timeout or drop after the data went out but before the
-final reply is ``UNCERTAIN`` (the server may have queued it: RFC 1047); 5xx fails
+final reply is ``UNCERTAIN`` (the server may have queued it: RFC 1047), and so is a reply to
+the data without a 2xx, 4xx or 5xx code (it cannot be read, and a retry could mail twice); 5xx fails
 that recipient (an enhanced status ``5.1.x``, RFC 3463 "bad destination address", also
 suppresses it); 535 (RFC 4954, credentials invalid) and 530 (authentication required) stop
 the run.
@@ -307,9 +308,19 @@ class SmtpProvider(Provider):
             # the whole message went out and the server's verdict was lost: it may have
             # queued it (RFC 1047, "Duplicate messages and SMTP", is about exactly this)
             return self._lost(to, Outcome.UNCERTAIN, e, "no reply after the message data: ")
-        if code != 250:
+        if 200 <= code < 300:  # RFC 5321 4.2.1: the first digit says what happened
+            return SendResult(to, Outcome.SENT, message_id=msgid)
+        if 400 <= code < 600:  # a refusal: the server did not take the message
             return self._failed(to, code, msg)
-        return SendResult(to, Outcome.SENT, message_id=msgid)
+        # no reply code (smtplib's -1), or one that answers another command (354): the
+        # message went out whole and the verdict cannot be read, so the server may have queued
+        # it; and where the dialogue stands is unknown, so the connection goes too
+        self._drop()
+        return SendResult(
+            to,
+            Outcome.UNCERTAIN,
+            error=self.redact(f"unreadable reply after the message data: {_reply(code, msg)}"),
+        )
 
     def _lost(self, to: str, outcome: Outcome, e: BaseException, what: str = "") -> SendResult:
         """The connection broke: drop it (the next message reconnects) and say so."""
