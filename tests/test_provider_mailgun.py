@@ -362,3 +362,23 @@ def test_a_key_echoed_back_encoded_is_blanked_in_every_form(contracts_dir: Path)
         assert "quoted=*****" in err.message
         for form in forms:
             assert form not in err.message, form
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<!doctype html><html><body>Welcome to the hotel wifi: please log in</body></html>",
+        b"",
+        {"message": "Queued. Thank you."},  # JSON, but not Mailgun's answer: no id
+    ],
+)
+def test_a_200_that_is_not_mailguns_answer_is_uncertain_not_sent(
+    server: MailgunFake, body: object
+) -> None:
+    # a proxy, a captive portal or a base_url pointing at a web site answers 200 itself:
+    # nobody can tell whether Mailgun got the request, so nobody is marked sent (lost)
+    server.fail_next(1, 200, body=body, headers={"Content-Type": "text/html"})
+    results = make(server).send(recipients(3))
+    assert {r.outcome for r in results} == {Outcome.UNCERTAIN}
+    assert "HTTP 200 without a Mailgun message id" in (results[0].error or "")
+    assert all(r.outcome is Outcome.SENT for r in make(server).send(recipients(3)))

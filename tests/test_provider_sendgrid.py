@@ -256,3 +256,14 @@ def test_check_fails_without_mail_send_scope(contracts_dir: Path) -> None:
 def test_check_with_a_wrong_key_names_the_env_var(server: SendGridFake) -> None:
     with pytest.raises(ProviderAuthError, match="SENDGRID_API_KEY"):
         make(server, key="SG.nope").check()
+
+
+def test_a_200_that_is_not_sendgrids_answer_is_uncertain_not_sent(server: SendGridFake) -> None:
+    # SendGrid accepts with 202 and an X-Message-Id; a 200 HTML page is a proxy, a captive
+    # portal or a base_url pointing at a web site: nobody is marked sent on its word
+    page = b"<!doctype html><html><body>Please log in to continue</body></html>"
+    server.fail_next(1, 200, body=page, headers={"Content-Type": "text/html"})
+    results = make(server).send(recipients(3))
+    assert {r.outcome for r in results} == {Outcome.UNCERTAIN}
+    assert "HTTP 200 without a SendGrid message id" in (results[0].error or "")
+    assert all(r.outcome is Outcome.SENT for r in make(server).send(recipients(3)))

@@ -237,6 +237,11 @@ class Mailgun(Provider):
             return settle(wire, batch_result(group, outcome, reason))
         if response.status_code == 200:
             mid = _json(response).get("id")
+            if not isinstance(mid, str) or not mid:
+                # Mailgun's 200 always names the message: this one came from something else
+                # (a proxy, a captive portal, a base_url that is a web site), which may or may
+                # not have passed the request on. Not "sent": that would lose the readers
+                return settle(wire, batch_result(group, Outcome.UNCERTAIN, _not_mailgun(response)))
             return settle(wire, batch_result(group, Outcome.SENT, message_id=mid))
         outcome, reason, retry_after = classify_http(response, self)
         message = self.redact(str(_json(response).get("message") or ""))
@@ -507,6 +512,14 @@ def _boundary(values: list[str]) -> str:
         candidate = f"pressroom-{uuid.uuid4().hex}"
         if not any(candidate in v for v in values):
             return candidate
+
+
+def _not_mailgun(response: requests.Response) -> str:
+    kind = response.headers.get("Content-Type", "no content type").split(";")[0].strip()
+    return (
+        f"HTTP 200 without a Mailgun message id ({kind}, {len(response.content)} bytes): not "
+        f"Mailgun's answer; check providers.mailgun.base_url and any proxy on the way"
+    )
 
 
 def _json(response: requests.Response) -> dict[str, Any]:

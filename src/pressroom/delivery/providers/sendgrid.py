@@ -241,6 +241,16 @@ class SendGrid(Provider):
             return settle(wire, batch_result(group, outcome, reason))
         if response.status_code in (200, 202):
             mid = response.headers.get("X-Message-Id")
+            if response.status_code == 200 and not mid:
+                # SendGrid accepts with 202 (and names the message): a bare 200 came from
+                # something else (a proxy, a captive portal, a base_url that is a web site),
+                # which may or may not have passed the request on. Not "sent": that loses them
+                kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+                reason = (
+                    f"HTTP 200 without a SendGrid message id ({kind.strip()}): not SendGrid's "
+                    "answer; check providers.sendgrid.base_url and any proxy on the way"
+                )
+                return settle(wire, batch_result(group, Outcome.UNCERTAIN, reason))
             return settle(wire, batch_result(group, Outcome.SENT, message_id=mid))
         outcome, reason, retry_after = classify_http(response, self)
         errors = _errors(response)
