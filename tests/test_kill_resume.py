@@ -295,3 +295,45 @@ def test_a_second_weekly_while_one_runs_is_refused(demo: Path) -> None:
         assert server.duplicates() == {}
         assert all(server.accepted[a] == 1 for a in emails)
         assert latest_report(demo)["status"] == "complete"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_is_not_held_up_by_a_run_waiting_for_its_send_rate(demo: Path, sig: int) -> None:
+    # sending.rate 1/h: after the first request, the next waits an hour for its slot. A cron
+    # timeout (SIGTERM) or Ctrl-C must stop the run now, not after that hour
+    if not BIN.exists():
+        pytest.skip(f"{BIN} not found: install pressroom into this venv (pip install -e .)")
+    cfg = demo / "config.yaml"
+    text = cfg.read_text(encoding="utf-8")
+    assert "rate: 100/s" in text
+    cfg.write_text(text.replace("rate: 100/s", "rate: 1/h"), encoding="utf-8")
+    env = {**os.environ, "PRESSROOM_SECRET": "rate-test"}
+    args = [str(BIN), "digest", "send", "--yes", "--now", "2026-11-25T09:00"]
+    proc = subprocess.Popen(args, cwd=demo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    outbox = demo / "outbox" / "issue-1"
+    deadline = time.monotonic() + 60
+    while not (outbox.is_dir() and any(outbox.glob("*.eml"))):  # the first request went out
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(0.5)  # the next request is waiting for its slot
+    proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("the run did not stop: it waited out its send-rate slot")
+    assert proc.returncode == 1, err.decode()
+    assert "interrupted" in err.decode() and "Traceback" not in err.decode()
+    report = latest_report(demo)
+    assert report["run"]["interrupted"] is True and report["uncertain"] == []
+    sent = report["counts"]["sent"]
+    assert 0 < sent < 6 and report["counts"]["pending"] == 6 - sent
+    assert len(list(outbox.glob("*.eml"))) == sent
+
+    cfg.write_text(text, encoding="utf-8")  # the rest go out at the normal rate
+    done = subprocess.run(args, cwd=demo, env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert latest_report(demo)["counts"]["sent"] == 6
+    assert len(list(outbox.glob("*.eml"))) == 6

@@ -203,16 +203,22 @@ class _Run:
         self.progress = progress
         self.clock = clock
         self.wall = wall
-        self.sleep = sleep
+        self.stopping = threading.Event()
+        # the real clock's waits (a send-rate slot an hour away at 1/h, a Retry-After) end as
+        # soon as the run stops: Ctrl-C or a cron timeout's SIGTERM must not wait them out
+        self.sleep: Callable[[float], None] = self._nap if sleep is time.sleep else sleep
         self.rng = rng
-        self.bucket = SendRate(options.rate, options.batch_size, clock=clock, sleep=sleep)
+        self.bucket = SendRate(options.rate, options.batch_size, clock=clock, sleep=self.sleep)
         self.summary = Summary(frozen.number, provider.name)
         self.retries: list[tuple[float, int, list[Row]]] = []  # (due, seq, rows) heap
         self.seq = 0
         self.consecutive = 0
         self.consecutive_uncertain = 0
         self.counting = threading.Lock()
-        self.stopping = threading.Event()
+
+    def _nap(self, seconds: float) -> None:
+        """``time.sleep`` that ends when the run is stopping."""
+        self.stopping.wait(seconds)
 
     # runs in a worker thread
     def work(self, rows: list[Row]) -> Done:
