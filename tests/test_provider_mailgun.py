@@ -382,3 +382,17 @@ def test_a_200_that_is_not_mailguns_answer_is_uncertain_not_sent(
     assert {r.outcome for r in results} == {Outcome.UNCERTAIN}
     assert "HTTP 200 without a Mailgun message id" in (results[0].error or "")
     assert all(r.outcome is Outcome.SENT for r in make(server).send(recipients(3)))
+
+
+@pytest.mark.parametrize(
+    "body", [b"<!doctype html><html><body>It works!</body></html>", {"domain": "mg.example.org"}]
+)
+def test_check_fails_on_a_200_that_is_not_mailguns_domain_record(
+    server: MailgunFake, body: object
+) -> None:
+    # a base_url at a web site (or a proxy) answers 200: `providers check` must not pass
+    server.fail_next(1, 200, body=body, headers={"Content-Type": "text/html"})
+    with pytest.raises(ProviderError) as err:
+        make(server).check()
+    assert "not the Mailgun API" in err.value.message
+    assert "providers.mailgun.base_url" in err.value.message

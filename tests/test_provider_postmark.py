@@ -275,3 +275,16 @@ def test_a_422_with_a_garbled_error_code_is_a_refusal_not_a_crash(server: Postma
     server.fail_next(1, 422, body={"ErrorCode": "abc", "Message": "Invalid"})
     results = make(server).send(recipients(2))
     assert {r.outcome for r in results} == {Outcome.PERMANENT}
+
+
+@pytest.mark.parametrize("path", ["/server", "/message-streams/"])
+@pytest.mark.parametrize("body", [b"<!doctype html><html><body>It works!</body></html>", [1, 2]])
+def test_check_fails_on_a_200_that_is_not_postmarks_answer(
+    server: PostmarkFake, path: str, body: object
+) -> None:
+    # a base_url at a web site (or a proxy) answers 200: `providers check` must not pass
+    server.fail_next(1, 200, body=body, headers={"Content-Type": "text/html"}, path=path)
+    with pytest.raises(ProviderError) as err:
+        make(server).check()
+    assert "not the Postmark API" in err.value.message
+    assert "providers.postmark.base_url" in err.value.message

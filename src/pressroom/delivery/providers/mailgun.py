@@ -274,7 +274,14 @@ class Mailgun(Provider):
         if response.status_code != 200:
             _, reason, _ = classify_http(response, self, self.settings.api_key_env)
             raise ProviderError(f"mailgun: domain check failed: {reason}")
-        domain = _json(response).get("domain") or {}
+        domain = _json(response).get("domain")
+        if not isinstance(domain, dict):
+            kind = response.headers.get("Content-Type", "no content type").split(";")[0].strip()
+            raise ProviderError(
+                f"mailgun: {self.settings.endpoint} answered 200 without a domain record "
+                f"({kind}): not the Mailgun API; check providers.mailgun.base_url and any "
+                "proxy on the way"
+            )
         return (
             f"mailgun: domain {domain.get('name', self.settings.domain)} is "
             f"{domain.get('state', 'unknown')} ({domain.get('type', '?')}), "

@@ -328,13 +328,25 @@ class Postmark(Provider):
                 f'postmark: message stream "{stream_id}" not found on this server; '
                 "set providers.postmark.message_stream to one of its streams' IDs"
             )
-        kind = str((_json(stream) or {}).get("MessageStreamType", "?"))
+        server_data, stream_data = _json(server), _json(stream)
+        for answer, data, wanted in (
+            (server, server_data, "Name"),
+            (stream, stream_data, "MessageStreamType"),
+        ):
+            if not isinstance(data, dict) or wanted not in data:
+                kind = answer.headers.get("Content-Type", "no content type").split(";")[0]
+                raise ProviderError(
+                    f"postmark: {answer.url} answered 200 without its {wanted} "
+                    f"({kind.strip()}): not the Postmark API; check providers.postmark.base_url "
+                    "and any proxy on the way"
+                )
+        kind = str(stream_data.get("MessageStreamType", "?"))
         if self.manages_unsubscribe and kind != "Broadcasts":
             raise ProviderError(
                 f'postmark: unsubscribe: postmark needs a Broadcasts stream; "{stream_id}" is '
                 f"{kind}; use your broadcast stream or unsubscribe: pressroom"
             )
-        name = (_json(server) or {}).get("Name", "?")
+        name = server_data.get("Name", "?")
         who = "Postmark" if self.manages_unsubscribe else "pressroom"
         return (
             f'postmark: server "{name}" accepted the token from {self.settings.server_token_env}; '
