@@ -9,6 +9,7 @@ search (Postmark), finds the first and not the second, and the run sends only th
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -239,3 +240,28 @@ def content(issue: int) -> Content:
 
 def recipient(email: str) -> Recipient:
     return Recipient(email, "", "all", {}, {})
+
+
+@pytest.mark.parametrize("fast", [timedelta(hours=2), timedelta(hours=-2)])
+def test_mailgun_reconcile_finds_an_acceptance_when_the_clock_was_wrong(
+    demo: Path, fast: timedelta
+) -> None:
+    # the machine's clock was two hours off when the requests went out (no NTP yet after a
+    # boot, a VM resumed): Mailgun logged the acceptance at its own time, and a reader it
+    # accepted must be found, not sent the issue a second time
+    with fake("mailgun") as server:
+        env = configure(demo, "mailgun", server.url)
+        accepted, lost = uncertain_pair(demo, "mailgun", server, env)
+        with sqlite3.connect(load(demo / "config.yaml").state_db) as db:
+            db.execute(
+                "UPDATE deliveries SET updated_at = updated_at + ? WHERE state = 'uncertain'",
+                (fast.total_seconds(),),
+            )
+        result = run(
+            demo, env, "digest", "send", "--provider", "mailgun", "--reconcile", "--now", later(240)
+        )
+        assert result.exit_code == 0, result.output
+        assert dict(server.accepted) == dict.fromkeys(READERS, 1)  # nobody twice
+        assert server.contract_violations == [] and server.internal_errors == []
+    settled = {s["email"]: s["now"] for s in last_report(demo)["reconciled"]["settled"]}
+    assert settled == {accepted: "sent", lost: "pending"}

@@ -97,6 +97,7 @@ RECIPIENT_VARIABLE = "pressroom_recipient"
 EVENT_LAG = timedelta(minutes=30)  # an "accepted" event can show up this late in the log
 EVENT_PAGE = 300  # the events API's documented maximum page size
 SCAN_OVER = 20  # more uncertain recipients than this: one scan of the issue's events
+CLOCK_SLACK = timedelta(days=1)  # how far this machine's clock may be off Mailgun's
 MAX_PAGES = 200
 
 
@@ -294,7 +295,10 @@ class Mailgun(Provider):
         self, issue: int, attempts: Sequence[tuple[str, datetime]], now: datetime
     ) -> list[Verdict]:
         """Look each uncertain recipient up among the issue's ``accepted`` events."""
-        slack = timedelta(minutes=5)  # clocks differ; the event is logged after the request
+        # the attempt times are this machine's clock, the events Mailgun's: a clock hours off
+        # (no NTP yet after a boot, a VM resumed) must not hide an acceptance, which would
+        # send that reader the issue again. The issue filter keeps the wider window exact
+        slack = CLOCK_SLACK
         if len(attempts) > SCAN_OVER:
             begin = min(at for _, at in attempts) - slack
             end = max(at for _, at in attempts) + slack
