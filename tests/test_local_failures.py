@@ -270,3 +270,34 @@ def test_a_state_file_missing_a_column_is_one_line_not_a_traceback(
         ), proc.stderr
     after = {p: p.stat().st_mtime_ns for p in (demo / "outbox" / "issue-1").iterdir()}
     assert after == before
+
+
+# --- a send refused at its confirmation changes nothing -----------------------------------
+
+
+def test_resend_uncertain_refused_at_the_confirmation_leaves_them_uncertain(demo: Path) -> None:
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", "--limit", "3", "--yes")
+    assert code == 0, out
+    with sqlite3.connect(demo / ".pressroom" / "state.db") as db:  # two answers were lost
+        db.execute(
+            "UPDATE deliveries SET state='uncertain' WHERE id IN "
+            "(SELECT id FROM deliveries WHERE state='sent' LIMIT 2)"
+        )
+    assert states(demo) == {"sent": 1, "uncertain": 2, "pending": 3}
+    cfg = demo / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("confirm_over: 1000", "confirm_over: 1"))
+    outbox = demo / "outbox" / "issue-1"
+    written = {p.name: p.stat().st_mtime_ns for p in outbox.iterdir()}
+
+    # a script without --yes: the send needs a confirmation and is refused
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T10:00", "--resend-uncertain")
+    assert code == 2, out
+    assert "pass --yes" in out
+    # the publisher's "resend them" did not happen: a later plain run must not resend them
+    assert states(demo) == {"sent": 1, "uncertain": 2, "pending": 3}
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T11:00", "--yes")
+    assert code == 1, out
+    assert states(demo) == {"sent": 4, "uncertain": 2}
+    assert len(list(outbox.iterdir())) == 6
+    # the three sent before (uncertain or not) were not written again
+    assert all(outbox.joinpath(n).stat().st_mtime_ns == t for n, t in written.items())

@@ -338,10 +338,11 @@ def _send(
         reconciled = reconcile(ledger, number, provider, moment)
         for line in reconciled.lines():
             (notes.warn if reconciled.unable else notes.info)(line)
+    # --resend-uncertain requeues them only once the send is confirmed (below): a send
+    # refused at its confirmation must not leave them pending for the next plain run to resend
+    resend: list[str] = []
     if req.resend_uncertain:
-        n = ledger.requeue_uncertain(number)
-        if n:
-            notes.info(f"resending {n} uncertain recipients (--resend-uncertain)")
+        resend = ledger.emails_in(number, L.UNCERTAIN)
     elif req.drop_uncertain:
         dropped = ledger.drop_uncertain(number)
         if dropped:
@@ -368,9 +369,9 @@ def _send(
                 )
 
     if segment is not None:
-        pending = sum(1 for e in ledger.emails_in(number, L.PENDING) if e in segment)
+        pending = sum(1 for e in ledger.emails_in(number, L.PENDING) + resend if e in segment)
     else:
-        pending = ledger.counts(number)[L.PENDING]
+        pending = ledger.counts(number)[L.PENDING] + len(resend)
     to_send = min(pending, req.limit) if req.limit else pending
     if to_send > config.sending.confirm_over and not req.yes:
         question = (
@@ -390,6 +391,10 @@ def _send(
             return Delivery(1, number, frozen.total, rows_skipped=notes.rows)
     if new:  # only now: a refused or declined send rolls the freeze back
         notes.info(f"froze issue {number} for {frozen.total} recipients")
+    if resend:
+        n = ledger.requeue_uncertain(number)
+        if n:
+            notes.info(f"resending {n} uncertain recipients (--resend-uncertain)")
     if segment is not None and not to_send:
         notes.warn(f"none of issue {number}'s pending recipients is on {where}")
 
