@@ -301,3 +301,26 @@ def test_resend_uncertain_refused_at_the_confirmation_leaves_them_uncertain(demo
     assert len(list(outbox.iterdir())) == 6
     # the three sent before (uncertain or not) were not written again
     assert all(outbox.joinpath(n).stat().st_mtime_ns == t for n, t in written.items())
+
+
+def test_resend_failed_refused_at_the_confirmation_leaves_the_issue_settled(demo: Path) -> None:
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", "--yes")
+    assert code == 0, out
+    with sqlite3.connect(demo / ".pressroom" / "state.db") as db:  # two were refused
+        db.execute(
+            "UPDATE deliveries SET state='failed', error='HTTP 400: bad payload' WHERE id IN "
+            "(SELECT id FROM deliveries LIMIT 2)"
+        )
+    cfg = demo / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("confirm_over: 1000", "confirm_over: 1"))
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T10:00", "--resend-failed")
+    assert code == 2, out
+    assert "pass --yes" in out
+    # nothing reopened: the next weekly run does not resume issue 1 behind the publisher's back
+    assert states(demo) == {"sent": 4, "failed": 2}
+    assert issues(demo) == [(1, "sent")]
+
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T10:00", "--resend-failed", "--yes")
+    assert code == 0, out
+    assert "resending the 2 failed recipients of issue 1 (--resend-failed)" in out
+    assert states(demo) == {"sent": 6} and issues(demo) == [(1, "sent")]

@@ -199,8 +199,9 @@ def deliver(
         if config.state_db.exists() or not (req.dry_run or req.test_to):
             ledger = stack.enter_context(Ledger(config.state_db))
         frozen = ledger.unfinished() if ledger is not None else None
+        refail: list[str] = []  # --resend-failed: requeued once the send is confirmed
         if req.resend_failed and ledger is not None:
-            frozen = _reopen_failed(ledger, frozen, notes)
+            frozen, refail = _failed_to_resend(ledger, frozen, notes)
         if frozen is not None:
             rendered = frozen.rendered
             notes.info(
@@ -274,6 +275,7 @@ def deliver(
             issue_date=issue_date,
             confirm=confirm,
             progress=progress,
+            refail=refail,
         )
     raise AssertionError("unreachable")  # pragma: no cover - the with block returns
 
@@ -307,6 +309,7 @@ def _send(
     issue_date: datetime,
     confirm: Callable[[str], bool] | None,
     progress: Callable[[Progress], None] | None,
+    refail: list[str] | None = None,
 ) -> Delivery:
     new = frozen is None
     if frozen is None:
@@ -340,9 +343,9 @@ def _send(
             (notes.warn if reconciled.unable else notes.info)(line)
     # --resend-uncertain requeues them only once the send is confirmed (below): a send
     # refused at its confirmation must not leave them pending for the next plain run to resend
-    resend: list[str] = []
+    resend: list[str] = list(refail or [])
     if req.resend_uncertain:
-        resend = ledger.emails_in(number, L.UNCERTAIN)
+        resend += ledger.emails_in(number, L.UNCERTAIN)
     elif req.drop_uncertain:
         dropped = ledger.drop_uncertain(number)
         if dropped:
@@ -358,7 +361,7 @@ def _send(
                 f"{number}): {shorten(uncertain)}; not resent. Rerun with --resend-uncertain "
                 "to send them, or --drop-uncertain to settle them"
             )
-            if not ledger.counts(number)[L.PENDING]:
+            if not ledger.counts(number)[L.PENDING] and not refail:
                 # nothing else to send, and the issue cannot settle by itself: every later
                 # run (weekly's cron job) would stop here, so say what unblocks it
                 notes.problem(
@@ -391,7 +394,10 @@ def _send(
             return Delivery(1, number, frozen.total, rows_skipped=notes.rows)
     if new:  # only now: a refused or declined send rolls the freeze back
         notes.info(f"froze issue {number} for {frozen.total} recipients")
-    if resend:
+    if refail:
+        n = ledger.requeue_failed(number)  # reopens the issue when it was settled
+        notes.info(f"resending the {n} failed recipients of issue {number} (--resend-failed)")
+    if req.resend_uncertain:
         n = ledger.requeue_uncertain(number)
         if n:
             notes.info(f"resending {n} uncertain recipients (--resend-uncertain)")
@@ -506,21 +512,24 @@ def check_not_sent(config: Config, number: int, resend: int | None) -> None:
     )
 
 
-def _reopen_failed(ledger: Ledger, frozen: FrozenIssue | None, notes: Notes) -> FrozenIssue:
-    """``--resend-failed``: the open issue's failed readers (or, when every issue is settled,
-    the last issue's, which reopens it) go back to pending."""
+def _failed_to_resend(
+    ledger: Ledger, frozen: FrozenIssue | None, notes: Notes
+) -> tuple[FrozenIssue, list[str]]:
+    """``--resend-failed``: the issue whose failed readers go out again (the open one, or when
+    every issue is settled the last one) and their addresses. Nothing is changed yet: they
+    are requeued (reopening a settled issue) only once the send is confirmed."""
     number = frozen.number if frozen is not None else ledger.last_issue()
-    n = ledger.requeue_failed(number) if number is not None else 0
-    if not n:
+    failed = ledger.emails_in(number, L.FAILED) if number is not None else []
+    if not failed:
         if frozen is not None:
             notes.info(f"issue {frozen.number} has no failed recipients (--resend-failed)")
-            return frozen
+            return frozen, []
         what = f"issue {number} has" if number is not None else "no issue was sent, so none has"
         raise NothingToSend(f"nothing to send: {what} no failed recipients (--resend-failed)")
-    notes.info(f"resending the {n} failed recipients of issue {number} (--resend-failed)")
-    reopened = ledger.unfinished()
-    assert reopened is not None
-    return reopened
+    assert number is not None
+    issue = frozen if frozen is not None else ledger.issue(number)
+    assert issue is not None
+    return issue, failed
 
 
 def has_secret(config: Config, env: Mapping[str, str]) -> bool:
