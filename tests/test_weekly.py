@@ -213,3 +213,26 @@ def test_a_broken_article_makes_weekly_exit_1_and_its_report_agrees(demo: Path) 
     report = json.loads(path.read_text())
     # the article was reported before the send began: the report still carries the exit 1
     assert report["exit_code"] == 1 and report["subscriber_rows_skipped"] == 0
+
+
+def test_weekly_with_a_clock_set_back_says_so_and_exits_1(demo: Path) -> None:
+    # a dead RTC battery or a VM snapshot: the clock is days before the last issue. Every run
+    # would otherwise say "nothing to send" with exit 0 and no issue would ever go out again
+    first = weekly(demo, "--now", "2026-11-25T09:00")
+    assert first.exit_code == 0, first.output
+    (demo / "content" / "2026-11-30-late.md").write_text(
+        ARTICLE.format(date="2026-11-30T10:00:00"), encoding="utf-8"
+    )
+    for extra in ((), ("--force",)):
+        behind = weekly(demo, *extra, "--now", "2026-11-20T07:00")
+        assert behind.exit_code == 1, behind.output
+        assert (
+            "error: this machine's time (2026-11-20 07:00) is before issue 1 went out "
+            "(2026-11-25 09:00)" in behind.output
+        ), behind.output
+        assert "check the clock" in behind.output
+        assert "Traceback" not in behind.output
+    assert not (demo / "outbox" / "issue-2").exists()
+    # the same --now again (a rerun) or a later time is no clock problem
+    again = weekly(demo, "--now", "2026-11-25T09:00")
+    assert again.exit_code == 0, again.output

@@ -356,7 +356,7 @@ def weekly(
     from pressroom.content import articles
     from pressroom.delivery import send as send_mod
     from pressroom.delivery.job import Request, check
-    from pressroom.delivery.schedule import next_issue_held
+    from pressroom.delivery.schedule import clock_behind, next_issue_held
     from pressroom.feeds import builder as feeds
     from pressroom.feeds import unchanged
 
@@ -381,6 +381,10 @@ def weekly(
             finally:
                 loaded.save_cache()
         app.out(f"feeds: {len(built.written)} written, {len(built.unchanged)} unchanged")
+        behind = clock_behind(config, moment)
+        if behind is not None:  # every run would say "nothing to send", exit 0, forever
+            app.problem(behind)
+            sys.exit(1)
         held = None if force else next_issue_held(config, moment)
         if held is not None:
             app.out(held)

@@ -37,6 +37,36 @@ def next_issue_held(config: Config, moment: datetime) -> str | None:
     ) + failed_hint(config)
 
 
+# how far the last send may seem to be ahead of now before the clock is called wrong (a run's
+# own send time is its start plus its length; --now may repeat a time)
+CLOCK_TOLERANCE = timedelta(hours=1)
+
+
+def clock_behind(config: Config, moment: datetime) -> str | None:
+    """Why ``weekly`` cannot trust ``moment``: the last issue went out after it, or None.
+
+    A clock set back (a dead RTC battery, a VM restored from a snapshot, a wrong --now) would
+    otherwise hold every new issue quietly: no article is newer than the last window, and
+    min_interval never passes, each run saying "nothing to send" with exit 0.
+    """
+    path = config.state_db
+    if not path.exists():
+        return None
+    with Ledger(path) as ledger:
+        if ledger.unfinished() is not None:
+            return None  # an open issue is resumed whatever the time
+        last = ledger.last_sent()
+    if last is None or last.sent_at - moment <= CLOCK_TOLERANCE:
+        return None
+    went = f"{last.sent_at.astimezone(moment.tzinfo):%Y-%m-%d %H:%M}"
+    now = f"{moment:%Y-%m-%d %H:%M}"
+    return (
+        f"this machine's time ({now}) is before issue {last.number} went out ({went}): no new "
+        "issue can be built until the clock is right; check the clock (NTP, timedatectl) or "
+        "the --now/PRESSROOM_NOW given"
+    )
+
+
 def span(value: timedelta) -> str:
     """A duration the way config.yaml writes it: ``6d``, ``12h``, ``90m``."""
     seconds = int(value.total_seconds())
