@@ -377,3 +377,15 @@ def test_a_bulk_entry_result_that_is_not_an_object_is_uncertain_not_a_crash(
     server.fail_next(1, 200, body=body)
     results = make(server).send(recipients(2))
     assert [r.outcome for r in results] == [Outcome.SENT, Outcome.UNCERTAIN]
+
+
+def test_a_per_message_200_without_a_message_id_is_uncertain_not_sent(server: SESFake) -> None:
+    # a proxy, a captive portal or a base_url at a web site answers 200 itself: SES's
+    # SendEmail always names the message, so nobody is marked sent (lost) on such an answer
+    page = b"<!doctype html><html><body>Please log in to continue</body></html>"
+    server.fail_next(1, 200, body=page, headers={"Content-Type": "text/html"})
+    provider = make(server, use_bulk=False)
+    [first, second] = provider.send(recipients(2))
+    assert first.outcome is Outcome.UNCERTAIN
+    assert "HTTP 200 without an SES MessageId" in (first.error or "")
+    assert second.outcome is Outcome.SENT

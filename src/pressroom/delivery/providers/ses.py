@@ -386,7 +386,18 @@ class SES(Provider):
             outcome, reason = http_exception_result(e, self)
             return settle(wire, [SendResult(r.email, outcome, error=reason)])[0]
         if response.status_code == 200:
-            mid = (_json(response) or {}).get("MessageId")
+            data = _json(response)
+            mid = data.get("MessageId") if isinstance(data, dict) else None
+            if not isinstance(mid, str) or not mid:
+                # SendEmail's 200 always names the message: this one came from something else
+                # (a proxy, a captive portal, a base_url that is a web site). Not "sent": that
+                # would lose the reader
+                kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+                reason = (
+                    f"HTTP 200 without an SES MessageId ({kind.strip()}): not SES's answer; "
+                    "check providers.ses.base_url/region and any proxy on the way"
+                )
+                return settle(wire, [SendResult(r.email, Outcome.UNCERTAIN, error=reason)])[0]
             return settle(wire, [SendResult(r.email, Outcome.SENT, mid)])[0]
         outcome, reason, retry_after = self._classify(response)
         return settle(wire, [SendResult(r.email, outcome, error=reason, retry_after=retry_after)])[
