@@ -388,6 +388,46 @@ def test_import_patreon_tags_active_patrons(pub: Config, tmp_path: Path) -> None
     assert f"{path}: 0 added, 0 updated, 3 unchanged" in r.stdout
 
 
+def test_import_changes_a_readers_row_in_another_file_instead_of_adding_them_again(
+    pub: Config, tmp_path: Path
+) -> None:
+    # subscribers.csv is read first: a new row there would win over the reader's own row
+    old = write(
+        pub.root / "subscribers/listmonk.csv",
+        HEADER
+        + "zed@example.org,Zed,breaking,,unsubscribed,2025-01-01\n"
+        + "yan@example.org,Yan,breaking,,active,2025-01-01\n",
+    )
+    path = write(
+        tmp_path / "mc.csv",
+        "Email Address,First Name,Last Name,TAGS\n"
+        "Zed@example.org,Zed,Z,\n"
+        'yan@example.org,Yan,Y,"vip"\n'
+        "new@example.org,New,N,\n",
+    )
+    main_before = (pub.root / "subscribers/subscribers.csv").read_text()
+    r = run(pub, "subscribers", "import", str(path), "--format", "mailchimp", "--now", "2026-11-25")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == (
+        f"{path}: 1 added, 1 updated, 1 unchanged, 0 suppressed, 0 skipped"
+        " → subscribers/subscribers.csv\n"
+    )
+    assert (pub.root / "subscribers/subscribers.csv").read_text() == (
+        main_before + "new@example.org,New N,,,active,2026-11-25\n"
+    )
+    assert old.read_text() == (
+        HEADER
+        + "zed@example.org,Zed,breaking,,unsubscribed,2025-01-01\n"
+        + "yan@example.org,Yan,breaking,vip,active,2025-01-01\n"
+    )
+    emails = [e for e, _n, _t in mailed(pub)]
+    assert "zed@example.org" not in [e.lower() for e in emails]  # unsubscribed stays so
+    assert list(subscribers.validate(pub)) == []  # nobody in two files
+    assert [s.lists for s in subscribers.iter_subscribers(pub) if s.email == "yan@example.org"] == [
+        frozenset({"breaking"})  # not moved onto the digest's list
+    ]
+
+
 SUBSTACK = """\
 email,active_subscription,expiry,plan,email_disabled,created_at,first_payment_at
 paying@example.org,true,2027-01-01T00:00:00.000Z,paid,false,2025-06-01T12:00:00.000Z,

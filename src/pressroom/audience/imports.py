@@ -418,10 +418,66 @@ def merge(
             continue
         pending.setdefault(subscribers.key(email), []).append((email, item))
     if pending:
+        # an address already in another file is changed there, never added again to
+        # ``into``: subscribers.csv is read first, so a fresh row there would win over the
+        # reader's own row elsewhere (and bring back one marked unsubscribed or bounced)
+        for path, found in _held_elsewhere(config, into, pending):
+            if add_only:
+                where = subscribers.shown_path(config, path)
+                raise UsageError(f"{found[next(iter(found))][0][0]} is already in {where}")
+            with subscribers.locked(path):
+                _rewrite(config, path, found, summary, today=today, add_only=False, append=False)
+    if pending:
         with subscribers.locked(into):
             _rewrite(config, into, pending, summary, today=today, add_only=add_only)
     summary.suppressed = subscribers.suppress_many(config, to_suppress, when=when)
     return summary
+
+
+def _held_elsewhere(
+    config: Config, into: Path, pending: dict[str, list[tuple[str, Incoming]]]
+) -> Iterator[tuple[Path, dict[str, list[tuple[str, Incoming]]]]]:
+    """(file, the entries of ``pending`` whose row it holds) for each subscriber file other
+    than ``into`` where an address's row is the one that counts (the first in reading
+    order); those entries leave ``pending``, which keeps the rest for ``into``."""
+    if not config.subscribers.path.is_dir():
+        return  # the rewrite of ``into`` says what is wrong
+    target = into.resolve()
+    files = subscribers.subscriber_files(config)
+    claimed: set[str] = set()  # held by ``into`` before any later file
+    before_into = True
+    for path in files:
+        if not pending:
+            return
+        if path.resolve() == target:
+            before_into = False
+            claimed = _keys_held(config, path, pending)
+            continue
+        wanted = pending.keys() if before_into else pending.keys() - claimed
+        held = _keys_held(config, path, wanted)
+        if held:
+            yield path, {k: pending.pop(k) for k in held}
+
+
+def _keys_held(config: Config, path: Path, wanted: Iterable[str]) -> set[str]:
+    """Which of ``wanted`` have a row in the subscriber file ``path``; a file that cannot be
+    read (reported by ``subscribers validate``) holds what was read before the damage."""
+    wanted = set(wanted)
+    found: set[str] = set()
+    if not wanted:
+        return found
+    shown = subscribers.shown_path(config, path)
+    with contextlib.suppress(SubscriberError), open_rows(path, shown) as rows:
+        header = next(rows, None) or []
+        names = [h.strip().lower() for h in header]
+        if "email" not in names:
+            return found
+        ie = names.index("email")
+        for cells in rows:
+            k = row_key(cells[ie]) if len(cells) > ie else None
+            if k in wanted:
+                found.add(k)
+    return found
 
 
 def _flatten(item: Incoming) -> None:
@@ -443,8 +499,10 @@ def _rewrite(
     *,
     today: str,
     add_only: bool,
+    append: bool = True,
 ) -> None:
-    """Copy ``into`` row by row, updating the rows ``pending`` names; append the new ones."""
+    """Copy ``into`` row by row, updating the rows ``pending`` names; append the new ones
+    (unless not ``append``: rows of another file, which it was found to hold)."""
     shown = subscribers.shown_path(config, into)
     with subscribers.atomic_writer(into) as out, open_rows(into, shown) as rows:
         header = list(next(rows, None) or subscribers.COLUMNS)
@@ -484,7 +542,7 @@ def _rewrite(
                     for _email, item in pending.pop(k):
                         changed |= _update(cells, col, item, summary)
             writer.writerow(cells)
-        for items in pending.values():
+        for items in pending.values() if append else ():
             email, first = items[0]
             values = {
                 **first.attrs,
