@@ -161,6 +161,23 @@ def test_mailgun_malformed_body_is_400(tmp_path: Path) -> None:
     assert rec.calls == []
 
 
+@pytest.mark.parametrize("name", [[], {}, ["failed"], {"a": 1}])
+def test_a_signed_event_whose_type_is_a_list_or_object_is_400_not_500(
+    tmp_path: Path, name: object
+) -> None:
+    private, public = ec_keys()
+    hooks, rec = receiver(tmp_path, {**mailgun_env(), "SENDGRID_WEBHOOK_PUBLIC_KEY": public})
+    c = client(hooks)
+    r = c.post("/hooks/mailgun", data=mailgun_body({**FAILED, "event": name}))
+    assert r.status_code == 400, r.text
+    body = json.dumps([{**SG_EVENTS[0], "event": name}]).encode()
+    headers = sendgrid_headers(private, body, str(int(NOW.timestamp())))
+    r = c.post("/hooks/sendgrid", data=body, headers=headers)
+    assert r.status_code == 400, r.text
+    assert rec.calls == []
+    assert rec.suppressed() == {}
+
+
 def test_missing_secret_env_is_503_and_names_nothing_secret(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -212,6 +212,29 @@ def test_malformed_is_400(tmp_path: Path, host: SNSHost) -> None:
     assert rec.calls == []
 
 
+@pytest.mark.parametrize("recipients", [1, True, 2.5, "gone@example.org", {"a": 1}])
+def test_recipients_that_are_not_an_array_are_400_not_500(
+    tmp_path: Path, host: SNSHost, recipients: object
+) -> None:
+    session, _ = sns_session(host)
+    hooks, rec = receiver(tmp_path / "pub", {}, session=session)
+    c = client(hooks)
+    bounce = json.loads(json.dumps(BOUNCE))
+    bounce["bounce"]["bouncedRecipients"] = recipients
+    complaint = json.loads(json.dumps(COMPLAINT))
+    complaint["complaint"]["complainedRecipients"] = recipients
+    delivery = {
+        "eventType": "Delivery",
+        "mail": {"messageId": "0100017c-message-3"},
+        "delivery": {"timestamp": "2026-11-25T08:58:00.000Z", "recipients": recipients},
+    }
+    for inner in (bounce, complaint, delivery):
+        r = post(c, host.sign(notification(inner)))
+        assert r.status_code == 400, r.text
+    assert rec.calls == []
+    assert rec.suppressed() == {}
+
+
 def test_redelivery_hands_the_same_keys(tmp_path: Path, host: SNSHost) -> None:
     session, _ = sns_session(host)
     hooks, rec = receiver(tmp_path / "pub", {}, session=session)

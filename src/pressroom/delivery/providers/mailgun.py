@@ -452,6 +452,10 @@ def _event(item: dict[str, Any]) -> Event | None:
     """One ``event-data`` object as a ``Event`` (None: an event with no effect)."""
     name = item.get("event")
     kind: str
+    if name is not None and not isinstance(name, str):  # a list or object: unhashable
+        raise WebhookMalformed(
+            "mailgun webhook: event-data.event: expected an event name, got {name!r:.40}"
+        )
     if name == "failed":
         kind = "hard_bounce" if item.get("severity") == "permanent" else "soft_bounce"
     elif name in _KINDS:

@@ -430,6 +430,10 @@ def _event(item: dict[str, Any], i: int) -> Event | None:
     """
     name = item.get("event")
     kind: str
+    if name is not None and not isinstance(name, str):  # a list or object: unhashable
+        raise WebhookMalformed(
+            f"sendgrid webhook: event {i}: expected an event name, got {name!r:.40}"
+        )
     if name == "bounce":
         kind = "soft_bounce" if item.get("type") == "blocked" else "hard_bounce"
     elif name in _KINDS:
