@@ -425,6 +425,8 @@ class Mailgun(Provider):
                 return
             out = []
             for item in items:
+                if not isinstance(item, dict):
+                    continue  # not an entry (the fake of a fake); the rest are read
                 when = pull.parse_time(item.get("created_at"))
                 address = str(item.get("address") or "")
                 if when is None or not address or (since is not None and when < since):
@@ -433,7 +435,8 @@ class Mailgun(Provider):
                 reason = " ".join(str(x) for x in (code, error) if x)
                 out.append(Event(self.name, kind, address, when, reason=reason))
             yield out
-            url = self._same_origin((data.get("paging") or {}).get("next"), list_)
+            paging = data.get("paging")
+            url = self._same_origin(paging.get("next") if isinstance(paging, dict) else None, list_)
 
     def _same_origin(self, url: object, list_: str) -> str | None:
         """The paging URL, refused unless it is on the configured endpoint (the API key is

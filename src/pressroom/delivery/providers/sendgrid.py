@@ -325,6 +325,7 @@ class SendGrid(Provider):
             return
         url = f"{self.base}/v3/suppression/{list_}"
         offset = 0
+        previous: list[Any] | None = None
         while True:
             params: dict[str, int] = {"limit": self.suppression_page_size, "offset": offset}
             if since is not None:
@@ -341,6 +342,12 @@ class SendGrid(Provider):
                 raise ProviderError(f"sendgrid: {list_}: expected a JSON array of entries")
             if not data:
                 return
+            if data == previous:  # the offset is not honoured: the same page, forever
+                raise ProviderError(
+                    f"sendgrid: {list_}: offset {offset} answered the same entries as offset "
+                    f"{offset - len(data)}; the list does not page, so the sync stopped"
+                )
+            previous = data
             offset += len(data)
             page = []
             for item in data:

@@ -494,6 +494,7 @@ class SES(Provider):
     ) -> Iterator[Sequence[Event]]:
         """Each page of the account-level suppression list, following ``NextToken``."""
         token: str | None = None
+        tokens: set[str] = set()
         while True:
             params = [("Reason", "BOUNCE"), ("Reason", "COMPLAINT")]
             params.append(("PageSize", str(self.suppression_page_size)))
@@ -511,8 +512,13 @@ class SES(Provider):
             )
             if not isinstance(data, dict):
                 raise ProviderError("ses: ListSuppressedDestinations: expected a JSON object")
+            summaries = data.get("SuppressedDestinationSummaries") or []
+            if not isinstance(summaries, list):
+                raise ProviderError(
+                    "ses: ListSuppressedDestinations: SuppressedDestinationSummaries is not a list"
+                )
             page = []
-            for item in data.get("SuppressedDestinationSummaries") or []:
+            for item in summaries:
                 if not isinstance(item, dict):
                     continue
                 kind = _PULL_KIND.get(str(item.get("Reason")))
@@ -523,9 +529,16 @@ class SES(Provider):
                 reason = f"SES suppression list: {item.get('Reason')}"
                 page.append(Event(self.name, kind, address, when, reason=reason))
             yield page
-            token = data.get("NextToken") or None
-            if token is None:
+            next_token = data.get("NextToken") or None
+            if next_token is None:
                 return
+            if not isinstance(next_token, str) or next_token in tokens:
+                raise ProviderError(
+                    "ses: ListSuppressedDestinations: the NextToken leads back to a page "
+                    "already read; the sync stopped"
+                )
+            token = next_token
+            tokens.add(token)
 
 
 def _literal(part: str) -> str:
