@@ -239,8 +239,11 @@ def _cells(
     columns: Sequence[str],
     *,
     warn: Problem | None = None,
+    keep_long: bool = False,
 ) -> Iterator[tuple[int, list[str], _Layout]]:
-    """(line, cells, layout) for each data row; cells are padded so every ``pos`` is valid."""
+    """(line, cells, layout) for each data row; cells are padded so every ``pos`` is valid.
+    A row with more fields than the header is a problem and skipped, unless ``keep_long``
+    (the suppressed file: its address still counts)."""
     try:
         f = path.open(newline="", encoding="utf-8-sig")
     except OSError as e:
@@ -285,7 +288,7 @@ def _cells(
                 n = len(cells)
                 if n <= 1 and not (cells and cells[0].strip()):
                     continue  # blank line
-                if n > width:
+                if n > width and not keep_long:
                     problem(
                         f"{where}:{line}: {n} fields but the header has "
                         f"{width}; quote values that contain a comma"
@@ -423,16 +426,35 @@ def _suppressed_rows(config: Config, problem: Problem) -> Iterator[tuple[int, di
 
 
 def load_suppressed(config: Config) -> set[str]:
-    """The comparison keys (see ``key``) of every suppressed address."""
+    """The comparison keys (see ``key``) of every suppressed address.
+
+    The suppressed file decides who must never be mailed, so it is read failing closed: a
+    row with more fields than the header still suppresses its address, and damage that
+    hides rows (an unterminated quote, bytes that are not UTF-8, malformed CSV, no or two
+    ``email`` columns, a file that cannot be read) is a ``SubscriberError`` naming the file
+    and line: nothing is sent, listed or exported until it reads cleanly.
+    """
+    path = config.subscribers.suppressed
     out: set[str] = set()
-    for _line, row in _suppressed_rows(config, log.warning):
-        raw = row.get("email", "").strip()
+    if not path.exists():
+        return out
+    where = shown_path(config, path)
+    damage: list[str] = []
+    for _line, cells, layout in _cells(
+        path, where, damage.append, SUPPRESSED_COLUMNS, keep_long=True
+    ):
+        raw = cells[layout.pos["email"]].strip()
         if not raw:
             continue
         try:
             out.add(key(normalise_email(raw)))
         except ValueError:
             out.add(key(raw))  # suppress it anyway: over-suppressing is the safe side
+    if damage:
+        raise SubscriberError(
+            f"{damage[0]}; {where} says who must never be mailed, so nothing is sent "
+            "until it reads cleanly"
+        )
     return out
 
 
