@@ -357,6 +357,30 @@ def test_an_unsubscribed_reader_comes_back_only_by_confirming(pub: Config, clien
     assert rows(pub)["uma@example.com"]["status"] == "active"
 
 
+def test_a_link_made_before_the_reader_unsubscribed_does_not_undo_the_unsubscribe(
+    pub: Config, client: Client, clock: Clock
+) -> None:
+    # the reader confirms, leaves a day later; the old confirmation link is posted again
+    # (the mail kept in the inbox, a browser restoring the tab): they stay unsubscribed
+    token = confirm_token(pub, client, "gone@example.org")
+    assert client.post("/confirm", data={"t": token}).status_code == 200
+    clock.now = T0 + timedelta(days=1)
+    subscribers.suppress(pub, "gone@example.org", reason="unsubscribed", when=clock.now)
+    clock.now = T0 + timedelta(days=2)
+    before = snapshot(pub)
+    r = client.post("/confirm", data={"t": token})
+    assert r.status_code == 400
+    html = r.get_data(as_text=True)
+    assert "This link has expired" in html and 'href="/subscribe"' in html
+    assert snapshot(pub) == before
+    assert subscribers.is_suppressed(pub, "gone@example.org")
+    # a new signup's link brings them back
+    clock.now = T0 + timedelta(days=3)
+    fresh = confirm_token(pub, client, "gone@example.org")
+    assert client.post("/confirm", data={"t": fresh}).status_code == 200
+    assert not subscribers.is_suppressed(pub, "gone@example.org")
+
+
 def test_a_bounced_or_complained_address_is_not_re_added(pub: Config, client: Client) -> None:
     token = confirm_token(pub, client, "later-bounced@example.org")
     subscribers.suppress(pub, "later-bounced@example.org", reason="bounced", when=T0)

@@ -118,6 +118,13 @@ def suppression_of(config: Config, email: str) -> str | None:
     An ``unsubscribed`` row answers ``complained`` or ``bounced`` when such a report came in
     after it (the suppressed file keeps its first row; the event history has the report).
     """
+    found = suppression_entry(config, email)
+    return found[0] if found else None
+
+
+def suppression_entry(config: Config, email: str) -> tuple[str, datetime | None] | None:
+    """(reason, date) of ``email``'s row in the suppressed file (see ``suppression_of``), or
+    None; the date is None when the row has none that can be read."""
     k = subscribers.key(email)
     path = config.subscribers.suppressed
     if path.exists():
@@ -127,11 +134,11 @@ def suppression_of(config: Config, email: str) -> str | None:
         for cells in rows:
             if ie is not None and ie < len(cells) and _same(cells[ie], k):
                 reason = cells[ir].strip() if ir is not None and ir < len(cells) else ""
+                date = cells[idate] if idate is not None and idate < len(cells) else ""
+                since = subscribers.parse_time(date)
                 if reason in ("", "unsubscribed"):
-                    date = cells[idate] if idate is not None and idate < len(cells) else ""
-                    since = subscribers.parse_time(date)
                     reason = events.reported_since(config, email, since) or reason
-                return reason or "unsubscribed"
+                return reason or "unsubscribed", since
     return None
 
 
@@ -175,6 +182,7 @@ class Confirmed(enum.Enum):
     RESUBSCRIBED = "resubscribed"  # was unsubscribed or pending: active again
     UPDATED = "updated"  # already active: lists merged (confirming twice changes nothing)
     REFUSED = "refused"  # bounced or complained: only the editor can re-add
+    STALE = "stale"  # the reader unsubscribed after this link was made: it no longer counts
 
 
 @dataclass(frozen=True)
@@ -186,14 +194,25 @@ class Signup:
     lists: frozenset[str]
     when: datetime
     source: str = WEB_FORM
+    asked_at: datetime | None = None  # when the confirmation link was made, if known
 
 
 def confirm(config: Config, signup: Signup) -> Confirmed:
     """Add or re-activate ``signup.email`` (lists merged, consent recorded), atomically."""
     email = subscribers.normalise_email(signup.email)
-    reason = suppression_of(config, email)
+    entry = suppression_entry(config, email)
+    reason, since = entry if entry else (None, None)
     if reason in NOT_READDED:
         return Confirmed.REFUSED
+    if (
+        reason == "unsubscribed"
+        and since is not None
+        and signup.asked_at is not None
+        and since > signup.asked_at
+    ):
+        # a link made before the reader left (an old mail, a browser restoring the tab and
+        # posting again) must not undo the unsubscribe: only a new signup can
+        return Confirmed.STALE
     found = row_of(config, email)
     path = found[0] if found else config.subscribers.path / subscribers.MAIN_FILE
     stamp = signup.when.isoformat(timespec="seconds")

@@ -343,8 +343,13 @@ def confirm(site: Site, request: Request) -> Response:
         )
     now = site.clock()
     outcome = signups.confirm(
-        site.config, signups.Signup(wanted.email, wanted.name, wanted.lists, now)
+        site.config,
+        signups.Signup(wanted.email, wanted.name, wanted.lists, now, asked_at=wanted.issued),
     )
+    if outcome is signups.Confirmed.STALE:
+        # the reader unsubscribed after this link was sent: it is spent, like an expired one
+        log.warning("confirm: a link older than the unsubscribe (%s)", _masked(wanted.email))
+        return site.page(request, "confirm_bad", 400, expired=True)
     if outcome is signups.Confirmed.REFUSED:
         log.warning(
             "confirm: a bounced or complained address was not re-added (%s)", _masked(wanted.email)
