@@ -276,6 +276,38 @@ def test_ten_signups_per_client_address_per_hour(
     assert len(mails(pub)) == 12
 
 
+def test_subaddresses_of_one_inbox_share_its_limit(
+    pub: Config, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # ada+1@, ada+2@… all land in ada@'s inbox: without this, one inbox (and the
+    # publisher's sending reputation) could be flooded with confirmation mails
+    with caplog.at_level(logging.WARNING, logger="pressroom.web"):
+        for i, email in enumerate(
+            ["victim@example.org", "victim+1@example.org", "Victim+news@Example.org"]
+        ):
+            subscribe(client, email, ip=f"198.51.100.{20 + i}")
+        for i, email in enumerate(
+            ["vic.tim@gmail.com", "victim+x@googlemail.com", "v.ictim@gmail.com"]
+        ):
+            subscribe(client, email, ip=f"198.51.100.{30 + i}")
+    assert [m["To"].addresses[0].addr_spec for m in mails(pub)] == [
+        "victim@example.org",
+        "vic.tim@gmail.com",
+    ]
+    assert caplog.text.count("mails per address") == 4
+
+
+def test_the_client_limit_counts_an_ipv6_network_not_each_address(
+    pub: Config, client: Client
+) -> None:
+    # one home or server has a whole /64 and can use a new address for every request
+    for i in range(12):
+        subscribe(client, f"six{i}@example.org", ip=f"2001:db8:1:2::{i + 1:x}")
+    assert len(mails(pub)) == 10
+    subscribe(client, "other-net@example.org", ip="2001:db8:1:3::1")
+    assert len(mails(pub)) == 11
+
+
 def test_limits_are_configurable_and_the_state_holds_no_address(tmp_path: Path) -> None:
     pub = signup_publication(
         tmp_path / "p", extra="signup:\n  per_address: 2\n  address_window: 1h\n  per_ip: 0\n"

@@ -20,6 +20,7 @@ import csv
 import enum
 import hashlib
 import hmac
+import ipaddress
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -98,6 +99,31 @@ class Limits:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+
+def client_key(client: str) -> str:
+    """What the per-client limit counts: an IPv4 address, or the /64 network of an IPv6 one
+    (one home or server gets a whole /64 and can pick a new address for every request)."""
+    try:
+        ip = ipaddress.ip_address(client.strip().strip("[]").split("%")[0])
+    except ValueError:
+        return client
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def mailbox_key(email: str) -> str:
+    """What the per-address limit counts: the mailbox that receives the mail, so that
+    ``ada+1@``, ``ada+2@``… (subaddresses, RFC 5233) count as one, and so do Gmail's dotted
+    spellings: otherwise one inbox can be sent any number of confirmation mails."""
+    local, _, domain = subscribers.key(email).rpartition("@")
+    local = local.split("+", 1)[0] or local
+    if domain in ("gmail.com", "googlemail.com"):
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"
 
 
 # --- what the files say about an address ---------------------------------------------------

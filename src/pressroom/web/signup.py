@@ -250,7 +250,7 @@ def _maybe_send(site: Site, client: str, wanted: SignupRequest, now: datetime) -
     state = _state(site)
     who = _masked(wanted.email)
     s = config.signup
-    if not state.limits.take("ip", client, s.per_ip, s.ip_window, now):
+    if not state.limits.take("ip", signups.client_key(client), s.per_ip, s.ip_window, now):
         log.warning("signup: limit of %d per client address reached; no mail (%s)", s.per_ip, who)
         return
     standing = signups.standing(config, wanted.email)
@@ -258,7 +258,7 @@ def _maybe_send(site: Site, client: str, wanted: SignupRequest, now: datetime) -
         log.warning("signup: %s address is not re-added by the form; no mail (%s)", standing, who)
         return
     if not state.limits.take(
-        "email", subscribers.key(wanted.email), s.per_address, s.address_window, now
+        "email", signups.mailbox_key(wanted.email), s.per_address, s.address_window, now
     ):
         log.warning(
             "signup: limit of %d mails per address reached; no mail (%s)", s.per_address, who
