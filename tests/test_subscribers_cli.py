@@ -428,6 +428,32 @@ def test_import_changes_a_readers_row_in_another_file_instead_of_adding_them_aga
     ]
 
 
+def test_an_import_that_says_a_reader_left_stops_mailing_them_and_never_brings_one_back(
+    pub: Config, tmp_path: Path
+) -> None:
+    write(pub.root / "subscribers/old.csv", HEADER + "uma@example.com,Uma,,,unsubscribed,\n")
+    path = write(
+        tmp_path / "listmonk.csv",
+        "email,name,status\n"
+        "ada@example.com,Ada,blocklisted\n"  # left at the other service
+        "grace@example.org,Grace,cleaned\n"  # bounced there
+        "alan@example.net,Alan,enabled\n"
+        "uma@example.com,Uma,enabled\n",  # active there, unsubscribed here: stays so
+    )
+    r = run(pub, "subscribers", "import", str(path), "--format", "csv")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith(f"{path}: 0 added, 2 updated, 2 unchanged")
+    assert [e for e, _n, _t in mailed(pub)] == ["alan@example.net"]
+    main = (pub.root / "subscribers/subscribers.csv").read_text()
+    assert "ada@example.com,Ada Lovelace,weekly,,unsubscribed,2026-01-12" in main
+    assert "grace@example.org,Grace Hopper,weekly,patron,bounced,2026-02-03" in main
+    assert (
+        (pub.root / "subscribers/old.csv")
+        .read_text()
+        .endswith("uma@example.com,Uma,,,unsubscribed,\n")
+    )
+
+
 SUBSTACK = """\
 email,active_subscription,expiry,plan,email_disabled,created_at,first_payment_at
 paying@example.org,true,2027-01-01T00:00:00.000Z,paid,false,2025-06-01T12:00:00.000Z,

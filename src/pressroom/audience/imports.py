@@ -574,6 +574,12 @@ def _update(cells: list[str], col: dict[str, int], item: Incoming, summary: Summ
     cells[col["lists"]] = subscribers.join_values(lists)
     if item.name and not cells[col["name"]]:
         cells[col["name"]] = item.name
+    # the service says the reader left (listmonk's blocklisted, a cleaned address): a reader
+    # still mailed here would be mailed against their will; the other way round never
+    # happens (an export's "active" does not bring back one who left)
+    status = cells[col["status"]].strip().lower()
+    if item.status in subscribers.REASONS and status in ("", "active", "pending"):
+        cells[col["status"]] = item.status
     if cells != before:
         summary.updated += 1
         return True
