@@ -26,6 +26,7 @@ from tests.hooks_helpers import (
     sns_host,
     sns_session,
 )
+from tests.send_helpers import make_config
 
 BOUNCE = {
     "notificationType": "Bounce",
@@ -200,6 +201,41 @@ def test_other_topic_is_refused(tmp_path: Path, host: SNSHost) -> None:
     msg = {**notification(BOUNCE), "TopicArn": "arn:aws:sns:us-east-1:999999999999:other"}
     assert post(client(hooks), host.sign(msg)).status_code == 403
     assert rec.calls == []
+
+
+def test_without_a_topic_nothing_is_believed_or_confirmed(
+    tmp_path: Path, host: SNSHost, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # SNS signs every account's topics alike: a notification of anyone's own topic, signed
+    # by SNS, would otherwise suppress any address here, and a subscription of it be confirmed
+    root = tmp_path / "pub"
+    make_config(
+        root,
+        sending="provider: ses\n",
+        extra="providers:\n  ses:\n    region: us-east-1\n",
+    )
+    session, attempts = sns_session(host)
+    hooks, rec = receiver(root, {}, session=session)
+    c = client(hooks)
+    other = "arn:aws:sns:us-east-1:999999999999:someone-else"
+    r = post(c, host.sign({**notification(BOUNCE), "TopicArn": other}))
+    assert r.status_code == 503
+    subscribe = f"https://{SNS_HOST}/?Action=ConfirmSubscription&TopicArn={other}&Token=1"
+    confirmation = {
+        "Type": "SubscriptionConfirmation",
+        "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1c",
+        "Token": "1",
+        "TopicArn": other,
+        "Message": "You have chosen to subscribe to the topic.",
+        "SubscribeURL": subscribe,
+        "Timestamp": "2026-11-25T08:00:00.000Z",
+    }
+    assert post(c, host.sign(confirmation)).status_code == 503
+    assert subscribe not in attempts
+    assert rec.calls == []
+    assert rec.suppressed() == {}
+    err = capsys.readouterr().err
+    assert "providers.ses.sns_topic_arn is not set" in err and other in err
 
 
 def test_malformed_is_400(tmp_path: Path, host: SNSHost) -> None:

@@ -78,7 +78,13 @@ from pressroom.delivery.webhooks import (
     WebhookRequest,
     WebhookResult,
 )
-from pressroom.errors import ProviderAuthError, ProviderError, WebhookMalformed, WebhookRejected
+from pressroom.errors import (
+    ProviderAuthError,
+    ProviderConfigError,
+    ProviderError,
+    WebhookMalformed,
+    WebhookRejected,
+)
 from pressroom.models import FIELDS, Personaliser
 
 MAX_BATCH = 50
@@ -458,7 +464,16 @@ class SES(Provider):
             verifier = self._sns = SNSVerifier(self.session, self.settings.timeout)
         verifier.verify(message, now)
         topic = self.settings.sns_topic_arn
-        if topic and message.get("TopicArn") != topic:
+        if not topic:
+            # SNS signs the messages of every AWS account's topics alike: without the topic
+            # named, anyone could replay a signed notification of their own topic (bounces
+            # for any address) or subscribe this endpoint to it
+            raise ProviderConfigError(
+                f"ses webhook: providers.ses.sns_topic_arn is not set, so a message of your "
+                f"topic cannot be told from one of anyone else's; set it to your topic's ARN "
+                f"(this message came from {str(message.get('TopicArn'))[:256]!r})"
+            )
+        if message.get("TopicArn") != topic:
             raise WebhookRejected(
                 f"ses webhook: topic {message.get('TopicArn')!r} is not "
                 f"providers.ses.sns_topic_arn ({topic})"
