@@ -518,9 +518,16 @@ def suppress(
     reason: str,
     when: When,
     list_: str | None = None,
+    signed: bool = False,
 ) -> bool:
-    """Record ``email`` in the suppressed file (atomically); False if it already was there."""
-    return suppress_many(config, [(email, reason)], when=when, list_=list_) == 1
+    """Record ``email`` in the suppressed file (atomically); False if it already was there.
+
+    ``signed``: the address comes from a token we signed (an unsubscribe link): we mailed it,
+    so it is recorded even when the address checker no longer accepts it (a newer
+    email-validator), rather than leaving the reader no way out.
+    """
+    entry = [(email, reason, None, "")]
+    return len(suppress_entries(config, entry, when=when, list_=list_, signed=signed)) == 1
 
 
 def suppress_many(
@@ -544,6 +551,7 @@ def suppress_entries(
     *,
     when: When,
     list_: str | None = None,
+    signed: bool = False,
 ) -> list[tuple[str, str, str]]:
     """Record (email, reason, when, detail) entries with one atomic rewrite under the lock.
 
@@ -560,7 +568,9 @@ def suppress_entries(
         try:
             address = normalise_email(email)
         except ValueError as e:
-            raise SubscriberError(f'invalid email "{email.strip()}" ({e})') from None
+            address = textpolicy.one_line(email)
+            if not (signed and address):
+                raise SubscriberError(f'invalid email "{email.strip()}" ({e})') from None
         wanted.append((address, reason, default if own is None else timestamp(own), detail))
     if not wanted:
         return []

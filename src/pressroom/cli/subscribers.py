@@ -222,7 +222,9 @@ def unsubscribe_cmd(
         email, list_name = unsubscribe.Signer(secret).verify(token.strip())
     assert email is not None
     stamp = app.now(now).isoformat(timespec="seconds")
-    added = subscribers.suppress(config, email, reason=reason, when=stamp, list_=list_name)
+    added = subscribers.suppress(
+        config, email, reason=reason, when=stamp, list_=list_name, signed=bool(token)
+    )
     where = subscribers.shown_path(config, config.subscribers.suppressed)
     if added:
         app.out(f"{email} suppressed ({reason}); recorded in {where}")
