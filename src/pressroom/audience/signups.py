@@ -328,6 +328,10 @@ def rewrite_row(config: Config, path: Path, email: str, change: Change, add: boo
         names = [h.strip().lower() for h in header]
         if "email" not in names:
             raise SubscriberError(f"{shown}:1: no email column; fix the header first")
+        if twice := subscribers.repeated_column(names):
+            # cells are matched to columns by name: a name given twice would write one
+            # column's value into both (another address over the reader's own)
+            raise SubscriberError(subscribers.twice_message(shown, twice, header))
         for column in (*subscribers.COLUMNS, *CONSENT_COLUMNS):
             if column not in names:
                 names.append(column)
