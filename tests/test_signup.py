@@ -666,3 +666,29 @@ def test_finish_sends_what_is_still_queued(pub: Config, clock: Clock) -> None:
     threading.Timer(0.2, provider.release.set).start()
     signup.finish(app.site)  # what `pressroom serve` does when stopped
     assert provider.sent == ["late@example.org"]
+
+
+def test_a_flood_of_signups_waits_in_a_bounded_queue(
+    pub: Config, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the worker is stuck on the first mail; every further post waits for it. Without a
+    # bound, a flood grows memory (and delays every real reader's mail) without end
+    provider = HeldProvider({})
+    app = make_app(pub, secret=SECRET, clock=clock, mailer=Mailer(pub, provider=lambda: provider))
+    client = Client(app)
+    state = app.site.extras["signup"]
+    pages = set()
+    with caplog.at_level(logging.WARNING, logger="pressroom.web"):
+        for i in range(signup.MAX_QUEUED + 20):
+            r = client.post(
+                "/subscribe",
+                data={"email": f"f{i}@example.org", "list": "weekly"},
+                environ_base={"REMOTE_ADDR": f"198.18.{i // 250}.{i % 250}"},
+            )
+            pages.add((r.status_code, r.get_data(as_text=True).replace(f"f{i}@", "X@")))
+    assert len(pages) == 1 and next(iter(pages))[0] == 200  # the same answer throughout
+    assert state.jobs.qsize() <= signup.MAX_QUEUED
+    assert "signups already waiting; this one dropped" in caplog.text
+    provider.release.set()
+    settle(client)
+    assert len(provider.sent) == signup.MAX_QUEUED + 1  # the one held, and the queue
