@@ -365,6 +365,40 @@ PATREON = export_csv(
 )
 
 
+def test_a_mailchimp_unsubscribed_or_cleaned_member_without_a_time_is_still_suppressed(
+    pub: Config, tmp_path: Path
+) -> None:
+    # Mailchimp leaves UNSUB_TIME empty for some members of its unsubscribed export (an
+    # admin unsubscribed them, or they were imported so): they must not become subscribers
+    unsub = write(
+        tmp_path / "unsubscribed_members_export.csv",
+        export_csv(
+            MAILCHIMP_COMMON + "UNSUB_TIME, UNSUB_CAMPAIGN_TITLE, UNSUB_REASON, TAGS",
+            {"Email Address": "left@example.org", "First Name": "Left"},
+            {"Email Address": "ada@example.com"},
+        ),
+    )
+    cleaned = write(
+        tmp_path / "cleaned_members_export.csv",
+        export_csv(MAILCHIMP_COMMON + "CLEAN_TIME, TAGS", {"Email Address": "dead@example.org"}),
+    )
+    for path in (unsub, cleaned):
+        r = run(
+            pub, "subscribers", "import", str(path), "--format", "mailchimp", "--now", "2026-11-25"
+        )
+        assert r.exit_code == 0, r.output
+    with pub.subscribers.suppressed.open(encoding="utf-8") as f:
+        reasons = {row["email"]: (row["reason"], row["date"]) for row in csv.DictReader(f)}
+    assert reasons == {
+        "left@example.org": ("unsubscribed", "2026-11-25T00:00:00+00:00"),
+        "ada@example.com": ("unsubscribed", "2026-11-25T00:00:00+00:00"),
+        "dead@example.org": ("bounced", "2026-11-25T00:00:00+00:00"),
+    }
+    emails = [e for e, _n, _t in mailed(pub)]
+    assert "left@example.org" not in emails and "dead@example.org" not in emails
+    assert "ada@example.com" not in emails
+
+
 def test_import_patreon_tags_active_patrons(pub: Config, tmp_path: Path) -> None:
     path = write(tmp_path / "members.csv", PATREON)
     r = run(pub, "subscribers", "import", str(path), "--format", "patreon")

@@ -299,9 +299,12 @@ def read_mailchimp(f: IO[str], where: str) -> Iterator[Incoming]:
         tags = next(csv.reader([row.get("tags", "")]), []) if row.get("tags") else []
         suppress = None
         stamp = row.get("clean_time") or row.get("unsub_time") or ""
-        if row.get("clean_time"):
+        # the file says what its members are: the cleaned export has a CLEAN_TIME column, the
+        # unsubscribed one UNSUB_TIME (left empty for some, e.g. members unsubscribed by an
+        # admin or imported as unsubscribed), the subscribed export neither
+        if "clean_time" in row:
             suppress = "bounced"
-        elif row.get("unsub_time"):
+        elif "unsub_time" in row:
             suppress = "unsubscribed"
         yield Incoming(
             line=line,
