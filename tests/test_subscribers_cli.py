@@ -444,7 +444,7 @@ def test_import_changes_a_readers_row_in_another_file_instead_of_adding_them_aga
     assert r.exit_code == 0, r.output
     assert r.stdout == (
         f"{path}: 1 added, 1 updated, 1 unchanged, 0 suppressed, 0 skipped"
-        " → subscribers/subscribers.csv\n"
+        " → subscribers/subscribers.csv (and readers' own rows in subscribers/listmonk.csv)\n"
     )
     assert (pub.root / "subscribers/subscribers.csv").read_text() == (
         main_before + "new@example.org,New N,,,active,2026-11-25\n"

@@ -76,6 +76,7 @@ class Summary:
     unchanged: int = 0
     suppressed: int = 0
     skipped: int = 0
+    elsewhere: list[str] = field(default_factory=list)  # other files changed (readers there)
 
 
 # --- reading service exports -----------------------------------------------------------
@@ -428,8 +429,11 @@ def merge(
             if add_only:
                 where = subscribers.shown_path(config, path)
                 raise UsageError(f"{found[next(iter(found))][0][0]} is already in {where}")
+            before = summary.updated
             with subscribers.locked(path):
                 _rewrite(config, path, found, summary, today=today, add_only=False, append=False)
+            if summary.updated != before:
+                summary.elsewhere.append(subscribers.shown_path(config, path))
     if pending:
         with subscribers.locked(into):
             _rewrite(config, into, pending, summary, today=today, add_only=add_only)

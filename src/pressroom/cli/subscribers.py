@@ -281,9 +281,11 @@ def import_(
     s = subscriber_import.merge(
         config, rows, into=target, when=app.now(now), source=str(file), problem=app.problem
     )
+    also = f" (and readers' own rows in {', '.join(s.elsewhere)})" if s.elsewhere else ""
     app.out(
         f"{file}: {s.added} added, {s.updated} updated, {s.unchanged} unchanged, "
         f"{s.suppressed} suppressed, {s.skipped} skipped → {subscribers.shown_path(config, target)}"
+        + also
     )
     app.finish()
 
