@@ -247,3 +247,18 @@ def test_create_is_the_deployment_entry_point(pub: Config, monkeypatch: pytest.M
     assert client.get("/healthz").status_code == 200
     # the secret came from the environment: a token made with it works
     assert client.get(f"/unsubscribe?t={unsub_token()}").status_code == 200
+
+
+def test_a_path_cannot_write_log_lines_of_its_own(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # /%0A… decodes to a line break: logged as it is, it would forge whole log lines
+    forged = "/x%0A2026-11-25 confirm: added (a***@example.org)%0DPOST /unsubscribe 200"
+    with caplog.at_level(logging.INFO, logger="pressroom.web"):
+        assert client.get(forged).status_code == 404
+    [record] = [r for r in caplog.records if " 404" in r.getMessage()]
+    line = record.getMessage()
+    assert "\n" not in line and "\r" not in line
+    assert line == (
+        "GET /x\\x0a2026-11-25 confirm: added (a***@example.org)\\x0dPOST /unsubscribe 200 404"
+    )
