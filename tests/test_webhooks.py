@@ -178,6 +178,18 @@ def test_a_signed_event_whose_type_is_a_list_or_object_is_400_not_500(
     assert rec.suppressed() == {}
 
 
+@pytest.mark.parametrize("signature", ["é", "\u0661" * 64, "\x00"])
+def test_mailgun_a_signature_with_non_ascii_characters_is_403_not_500(
+    tmp_path: Path, signature: str
+) -> None:
+    hooks, rec = receiver(tmp_path, mailgun_env())
+    body = json.loads(mailgun_body(FAILED))
+    body["signature"]["signature"] = signature
+    r = client(hooks).post("/hooks/mailgun", data=json.dumps(body))
+    assert r.status_code == 403, r.text
+    assert rec.calls == []
+
+
 def test_missing_secret_env_is_503_and_names_nothing_secret(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -371,7 +371,10 @@ class Mailgun(Provider):
         timestamp, token, given = (str(sig.get(k, "")) for k in ("timestamp", "token", "signature"))
         key = self.secrets.get("webhook_signing_key_env", "").encode("utf-8")
         expected = hmac.new(key, (timestamp + token).encode("utf-8"), hashlib.sha256).hexdigest()
-        if not token or not hmac.compare_digest(expected, given.lower()):
+        # bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500)
+        if not token or not hmac.compare_digest(
+            expected.encode("ascii"), given.lower().encode("utf-8")
+        ):
             raise WebhookRejected("mailgun webhook: signature does not match the signing key")
         try:
             age = now.timestamp() - float(timestamp)
