@@ -190,6 +190,30 @@ def test_mailgun_a_signature_with_non_ascii_characters_is_403_not_500(
     assert rec.calls == []
 
 
+def test_a_lone_surrogate_escape_is_400_not_500(tmp_path: Path) -> None:
+    # "\\ud800" is valid JSON but no text: it parsed, then failed wherever it was encoded
+    private, public = ec_keys()
+    env = {
+        **mailgun_env(),
+        "SENDGRID_WEBHOOK_PUBLIC_KEY": public,
+        "POSTMARK_WEBHOOK_CREDENTIALS": ":".join(POSTMARK_CREDS),
+    }
+    hooks, rec = receiver(tmp_path, env)
+    c = client(hooks)
+    unsigned = b'{"signature": {"timestamp": "1", "token": "\\ud800", "signature": "x"}}'
+    assert c.post("/hooks/mailgun", data=unsigned).status_code == 400
+    body = json.dumps([{**SG_EVENTS[0], "email": "x"}]).replace('"x"', '"\\udc80@example.org"')
+    headers = sendgrid_headers(private, body.encode(), str(int(NOW.timestamp())))
+    assert c.post("/hooks/sendgrid", data=body, headers=headers).status_code == 400
+    record = json.dumps({**PM_BOUNCE, "Email": "x"}).replace('"x"', '"gone\\ud800@example.org"')
+    r = c.post("/hooks/postmark", data=record, headers=basic(*POSTMARK_CREDS))
+    assert r.status_code == 400
+    # a surrogate pair (an emoji written as escapes) is text, and still read
+    fine = json.dumps({**PM_BOUNCE, "Description": "x"}).replace('"x"', '"\\ud83d\\ude00"')
+    assert c.post("/hooks/postmark", data=fine, headers=basic(*POSTMARK_CREDS)).status_code == 200
+    assert [e.address for e in rec.events] == ["gone@example.org"]
+
+
 def test_missing_secret_env_is_503_and_names_nothing_secret(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

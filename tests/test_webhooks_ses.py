@@ -271,6 +271,18 @@ def test_recipients_that_are_not_an_array_are_400_not_500(
     assert rec.suppressed() == {}
 
 
+def test_a_lone_surrogate_escape_is_400_not_500(tmp_path: Path, host: SNSHost) -> None:
+    session, attempts = sns_session(host)
+    hooks, rec = receiver(tmp_path / "pub", {}, session=session)
+    msg = json.dumps(host.sign(notification(BOUNCE))).replace(TOPIC, "\\ud800")
+    assert post_raw(client(hooks), msg).status_code == 400
+    assert rec.calls == [] and attempts == []
+
+
+def post_raw(c: Any, data: str) -> Any:
+    return c.post("/hooks/ses", data=data, headers={"Content-Type": "text/plain"})
+
+
 def test_redelivery_hands_the_same_keys(tmp_path: Path, host: SNSHost) -> None:
     session, _ = sns_session(host)
     hooks, rec = receiver(tmp_path / "pub", {}, session=session)

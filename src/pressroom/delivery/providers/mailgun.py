@@ -81,6 +81,7 @@ from pressroom.delivery.webhooks import (
     WebhookResult,
     epoch,
     issue_number,
+    json_body,
 )
 from pressroom.errors import ProviderError, WebhookMalformed, WebhookRejected
 from pressroom.models import FIELDS, Personaliser
@@ -362,7 +363,7 @@ class Mailgun(Provider):
     def receive_webhook(self, request: WebhookRequest, now: datetime) -> WebhookResult:
         """Verify the HMAC signature and freshness, then read ``event-data``."""
         try:
-            data = json.loads(request.body)
+            data = json_body(request.body)
         except ValueError:
             data = None
         if not isinstance(data, dict) or not isinstance(data.get("signature"), dict):

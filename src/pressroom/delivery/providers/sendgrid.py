@@ -73,6 +73,7 @@ from pressroom.delivery.webhooks import (
     WebhookResult,
     epoch,
     issue_number,
+    json_body,
 )
 from pressroom.errors import ProviderConfigError, ProviderError, WebhookMalformed, WebhookRejected
 from pressroom.models import FIELDS, Personaliser
@@ -139,7 +140,7 @@ class SendGrid(Provider):
         except (InvalidSignature, binascii.Error, ValueError):
             raise WebhookRejected("sendgrid webhook: signature does not verify") from None
         try:
-            items = json.loads(request.body)
+            items = json_body(request.body)
         except ValueError:
             items = None
         if not isinstance(items, list):

@@ -77,6 +77,7 @@ from pressroom.delivery.sns import SNSVerifier
 from pressroom.delivery.webhooks import (
     WebhookRequest,
     WebhookResult,
+    json_body,
 )
 from pressroom.errors import (
     ProviderAuthError,
@@ -454,7 +455,7 @@ class SES(Provider):
     def receive_webhook(self, request: WebhookRequest, now: datetime) -> WebhookResult:
         """Verify the SNS message, confirm a subscription, or read SES's notification."""
         try:
-            message = json.loads(request.body)
+            message = json_body(request.body)
         except ValueError:
             message = None
         if not isinstance(message, dict) or not isinstance(message.get("Type"), str):
@@ -484,7 +485,7 @@ class SES(Provider):
         if kind != "Notification":
             return WebhookResult(ignored=[kind])
         try:
-            notification = json.loads(str(message.get("Message")))
+            notification = json_body(str(message.get("Message")))
         except ValueError:
             notification = None
         if not isinstance(notification, dict):
