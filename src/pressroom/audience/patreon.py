@@ -46,6 +46,7 @@ from pressroom import __version__
 from pressroom.answers import bound_answers
 from pressroom.audience import imports, subscribers
 from pressroom.errors import ConfigError, PatreonAuthError, PatreonError
+from pressroom.jsontext import json_body
 
 if TYPE_CHECKING:
     from pressroom.config import Config, PatreonConfig
@@ -249,7 +250,7 @@ def _get(
         status = response.status_code
         if status == 200:
             try:
-                return response.json()
+                return json_body(response.content)  # no lone surrogates: text only
             except ValueError:
                 raise PatreonError(
                     f"patreon: {origin} answered {_shown(url)} with something that is not "

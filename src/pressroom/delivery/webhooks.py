@@ -10,15 +10,13 @@ events to the one event policy.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from pressroom.audience.events import Event
 from pressroom.errors import WebhookMalformed
+from pressroom.jsontext import json_body as json_body  # the webhooks' JSON reader
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,37 +40,6 @@ class WebhookResult:
     fingerprint: str = ""  # what the nonce was seen with: the same body again is a duplicate
     note: str = ""  # said in the 200 answer (e.g. "subscription confirmed")
     ignored: list[str] = field(default_factory=list)  # event types with no effect here
-
-
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-
-
-def json_body(body: bytes | str) -> Any:
-    """``body`` parsed as JSON, or ValueError: also for text no UTF-8 can carry (a lone
-    ``\\ud800`` escape parses, then fails wherever the text is used: a 500, not a 400)."""
-    data = json.loads(body)
-    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
-    if _SURROGATE_ESCAPE.search(raw) and not _encodable(data):
-        raise ValueError("a lone surrogate escape (\\ud800-\\udfff) is no text")
-    return data
-
-
-def _encodable(value: Any) -> bool:
-    """Whether every string in a parsed JSON value encodes as UTF-8."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return False
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return True
 
 
 def epoch(value: object, where: str) -> datetime:

@@ -20,6 +20,7 @@ import requests
 
 from pressroom.delivery.providers.base import Outcome, Provider, classify_http
 from pressroom.errors import ProviderError
+from pressroom.jsontext import json_body
 
 ATTEMPTS = 5
 MAX_WAIT = 60.0  # seconds; a provider asking for a longer pause is tried at the next sync
@@ -47,7 +48,7 @@ def fetch_page(
         else:
             if 200 <= response.status_code < 300:
                 try:
-                    return response.json()
+                    return json_body(response.content)  # no lone surrogates: text only
                 except ValueError:
                     raise ProviderError(
                         f"{provider.name}: {what}: the answer is not JSON "
