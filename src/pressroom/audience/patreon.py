@@ -43,10 +43,9 @@ from urllib.parse import urlencode, urlsplit
 import requests
 
 from pressroom import __version__
-from pressroom.answers import bound_answers
+from pressroom.answers import bound_answers, json_body
 from pressroom.audience import imports, subscribers
 from pressroom.errors import ConfigError, PatreonAuthError, PatreonError
-from pressroom.jsontext import json_body
 
 if TYPE_CHECKING:
     from pressroom.config import Config, PatreonConfig

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pressroom.answers import json_body as json_body  # the webhooks' JSON reader
 from pressroom.audience.events import Event
 from pressroom.errors import WebhookMalformed
-from pressroom.jsontext import json_body as json_body  # the webhooks' JSON reader
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,9 @@ from typing import Any
 
 import requests
 
+from pressroom.answers import json_body
 from pressroom.delivery.providers.base import Outcome, Provider, classify_http
 from pressroom.errors import ProviderError
-from pressroom.jsontext import json_body
 
 ATTEMPTS = 5
 MAX_WAIT = 60.0  # seconds; a provider asking for a longer pause is tried at the next sync
