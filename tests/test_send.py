@@ -320,6 +320,22 @@ def test_a_damaged_suppressed_file_stops_the_send_and_a_long_row_still_suppresse
     assert list((demo / "outbox").glob("issue-*/grace*")) == []
 
 
+def test_an_emptied_suppressed_file_stops_the_send(demo: Path) -> None:
+    # truncated to 0 bytes (a failed copy, `> suppressed.csv`): everyone who left would be
+    # mailed again
+    (demo / "subscribers/suppressed.csv").write_bytes(b"")
+    result = invoke(demo, "digest", "send", "--now", "2026-11-25T09:00")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines() == [
+        "error: subscribers/suppressed.csv: empty file (not even its header); if nobody is "
+        "suppressed yet, write the header email,reason,date,list, else restore it from a "
+        "backup: an emptied file would mail everyone who left"
+    ]
+    assert list((demo / "outbox").glob("issue-*/*.eml")) == []
+    (demo / "subscribers/suppressed.csv").write_text("email,reason,date,list\n")
+    assert invoke(demo, "digest", "send", "--now", "2026-11-25T09:00").exit_code == 0
+
+
 def test_dry_run_says_what_would_be_sent_and_writes_nothing(demo: Path) -> None:
     no_secret = {"PRESSROOM_SECRET": ""}
     result = invoke(demo, "digest", "send", "--dry-run", "--now", "2026-11-25T09:00", env=no_secret)

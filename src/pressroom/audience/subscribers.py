@@ -431,7 +431,8 @@ def load_suppressed(config: Config) -> set[str]:
     The suppressed file decides who must never be mailed, so it is read failing closed: a
     row with more fields than the header still suppresses its address, and damage that
     hides rows (an unterminated quote, bytes that are not UTF-8, malformed CSV, no or two
-    ``email`` columns, a file that cannot be read) is a ``SubscriberError`` naming the file
+    ``email`` columns, a file that cannot be read, a file emptied to 0 bytes) is a
+    ``SubscriberError`` naming the file
     and line: nothing is sent, listed or exported until it reads cleanly.
     """
     path = config.subscribers.suppressed
@@ -440,8 +441,18 @@ def load_suppressed(config: Config) -> set[str]:
         return out
     where = shown_path(config, path)
     damage: list[str] = []
+    emptied = (
+        f"{where}: empty file (not even its header); if nobody is suppressed yet, write the "
+        f"header {','.join(SUPPRESSED_COLUMNS)}, else restore it from a backup: an emptied "
+        "file would mail everyone who left"
+    )
     for _line, cells, layout in _cells(
-        path, where, damage.append, SUPPRESSED_COLUMNS, keep_long=True
+        path,
+        where,
+        damage.append,
+        SUPPRESSED_COLUMNS,
+        keep_long=True,
+        warn=lambda _m: damage.append(emptied),
     ):
         raw = cells[layout.pos["email"]].strip()
         if not raw:
@@ -450,6 +461,8 @@ def load_suppressed(config: Config) -> set[str]:
             out.add(key(normalise_email(raw)))
         except ValueError:
             out.add(key(raw))  # suppress it anyway: over-suppressing is the safe side
+    if damage == [emptied]:
+        raise SubscriberError(emptied)
     if damage:
         raise SubscriberError(
             f"{damage[0]}; {where} says who must never be mailed, so nothing is sent "
