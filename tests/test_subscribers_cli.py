@@ -561,6 +561,28 @@ def test_export_to_stdout_and_file(pub: Config, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".backup")) == []
 
 
+def test_export_never_writes_over_the_suppressed_file_or_into_the_subscribers_folder(
+    pub: Config,
+) -> None:
+    subscribers.suppress(pub, "alan@example.net", reason="bounced", when="2026-01-01")
+    before = {p.name: p.read_bytes() for p in (pub.root / "subscribers").iterdir()}
+    r = run(pub, "subscribers", "export", "--out", str(pub.root / "subscribers/suppressed.csv"))
+    assert r.exit_code == 2
+    assert r.stderr == (
+        "error: --out: subscribers/suppressed.csv is the suppressed file; exporting over it "
+        "would lose every suppression. Write the export elsewhere\n"
+    )
+    for name in ("subscribers.csv", "backup.CSV"):
+        r = run(pub, "subscribers", "export", "--out", str(pub.root / "subscribers" / name))
+        assert r.exit_code == 2
+        assert r.stderr == (
+            f"error: --out: subscribers/{name} is inside subscribers, where every *.csv is read "
+            "as a subscriber list; write the export outside it\n"
+        )
+    assert {p.name: p.read_bytes() for p in (pub.root / "subscribers").iterdir()} == before
+    assert "alan@example.net" not in [e for e, _n, _t in mailed(pub)]
+
+
 def test_demo_publication_commands(demo: Path) -> None:
     r = CliRunner().invoke(
         main, ["--config", str(demo / "config.yaml"), "subscribers", "count", "--tag", "patron"]
