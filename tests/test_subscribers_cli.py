@@ -488,6 +488,31 @@ def test_an_import_that_says_a_reader_left_stops_mailing_them_and_never_brings_o
     )
 
 
+@pytest.mark.parametrize("damaged", ["subscribers.csv", "old.csv"])
+def test_an_import_never_rewrites_past_an_unterminated_quote(
+    pub: Config, tmp_path: Path, damaged: str
+) -> None:
+    # the open quote swallows the rows after it: the import would not see the unsubscribed
+    # reader there, add them again as new and active, and seal the damage into the file
+    path = pub.root / "subscribers" / damaged
+    text = (
+        HEADER
+        + 'ada@example.com,"Ada,weekly,,active,\n'
+        + "bob@example.com,Bob,weekly,,active,\n"
+        + "cy@example.com,Cy,weekly,,unsubscribed,\n"
+    )
+    write(path, text)
+    files = {p.name: p.read_bytes() for p in (pub.root / "subscribers").iterdir()}
+    export = write(tmp_path / "n.csv", "email,name\nnew@example.com,New\ncy@example.com,Cy\n")
+    r = run(pub, "subscribers", "import", str(export), "--format", "csv")
+    assert r.exit_code == 1
+    assert r.stderr == (
+        f"error: subscribers/{damaged}:2: unterminated quote (the row runs on to line 4); fix "
+        "the quoting before changing it (nothing was changed)\n"
+    )
+    assert {p.name: p.read_bytes() for p in (pub.root / "subscribers").iterdir()} == files
+
+
 SUBSTACK = """\
 email,active_subscription,expiry,plan,email_disabled,created_at,first_payment_at
 paying@example.org,true,2027-01-01T00:00:00.000Z,paid,false,2025-06-01T12:00:00.000Z,

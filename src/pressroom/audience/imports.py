@@ -467,14 +467,15 @@ def _held_elsewhere(
 
 
 def _keys_held(config: Config, path: Path, wanted: Iterable[str]) -> set[str]:
-    """Which of ``wanted`` have a row in the subscriber file ``path``; a file that cannot be
-    read (reported by ``subscribers validate``) holds what was read before the damage."""
+    """Which of ``wanted`` have a row in the subscriber file ``path``."""
     wanted = set(wanted)
     found: set[str] = set()
     if not wanted:
         return found
     shown = subscribers.shown_path(config, path)
-    with contextlib.suppress(SubscriberError), open_rows(path, shown) as rows:
+    # a file that cannot be read whole cannot say it does not hold an address: the error
+    # stops the import (an unsubscribed reader in it would otherwise be added again)
+    with open_rows(path, shown) as rows:
         header = next(rows, None) or []
         names = [h.strip().lower() for h in header]
         if "email" not in names:
@@ -626,8 +627,23 @@ def open_rows(path: Path, shown: str) -> Iterator[Iterator[list[str]]]:
         raise SubscriberError(f"{shown}: cannot read: {e.strerror}") from e
     with f:
         reader = csv.reader(f)
+
+        def one_line_rows() -> Iterator[list[str]]:
+            # a quoted value over a line break is nearly always a missing closing quote that
+            # swallowed the rows after it (the reader skips them too): a rewrite would not see
+            # them (adding an unsubscribed reader again as new) and would seal the damage
+            end = reader.line_num
+            for cells in reader:
+                line, end = end + 1, reader.line_num
+                if end != line:
+                    raise SubscriberError(
+                        f"{shown}:{line}: unterminated quote (the row runs on to line {end}); "
+                        "fix the quoting before changing it (nothing was changed)"
+                    )
+                yield cells
+
         try:
-            yield reader
+            yield one_line_rows()
         except UnicodeDecodeError:
             # decoding runs ahead of the csv reader: find the line in the raw bytes
             line = subscribers.first_bad_line(path)
