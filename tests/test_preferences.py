@@ -183,3 +183,21 @@ def test_a_file_with_a_column_given_twice_is_not_rewritten_over_the_readers_addr
     assert "Preferences saved" not in r.get_data(as_text=True)
     assert path.read_text() == csv_text
     assert 'the column "email" is in the header twice' in caplog.text
+
+
+def test_a_save_never_rewrites_past_an_unterminated_quote(tmp_path: Path) -> None:
+    # the open quote in Ada's row swallows the rows after it; a save would seal that damage
+    # into the file (and a confirmation add a reader it hides as new)
+    csv_text = (
+        "email,name,lists,tags,status,subscribed_at\n"
+        "bob@example.org,Bob,weekly,,active,\n"
+        'ada@example.com,"Ada,weekly,,active,\n'
+        "uma@example.com,Uma,weekly,,unsubscribed,\n"
+    )
+    pub = signup_publication(tmp_path / "quote", subscribers_csv=csv_text)
+    client = Client(make_app(pub, secret=SECRET, clock=lambda: NOW))
+    r = client.post(
+        "/preferences", data={"t": prefs("bob@example.org"), "list": ["breaking"], "name": "B"}
+    )
+    assert r.status_code == 500
+    assert (pub.subscribers.path / "subscribers.csv").read_text() == csv_text
