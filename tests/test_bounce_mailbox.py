@@ -14,6 +14,7 @@ import csv
 import datetime as dt
 import email
 import imaplib
+import re
 import socket
 import ssl
 import subprocess
@@ -471,6 +472,27 @@ def test_a_message_nobody_can_read_never_crashes_the_reader(raw: bytes) -> None:
     except Unreadable:
         return  # left in the folder for a person
     assert all(isinstance(e.address, str) for e in found)
+
+
+def test_a_report_dated_outside_utcs_calendar_is_applied_dated_now(
+    tmp_path: Path, imap: Imap
+) -> None:
+    # 31 Dec 9999 at -14:00 is year 10000 in UTC, where events are keyed and stored
+    raw = re.sub(
+        rb"(?m)^Date: .*$",
+        b"Date: Fri, 31 Dec 9999 23:59:59 -1400",
+        (SAMPLES / "arf.eml").read_bytes(),
+        count=1,
+    )
+    assert read_report(raw, NOW)[0].time == NOW
+    root = tmp_path / "pub"
+    config = publication(root, imap)
+    imap.append(raw)
+    result = sync(config, "--now", "2026-11-25T09:00")
+    assert result.exit_code == 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert suppressed(root) == {"user@example.com": "complained"}
+    assert imap.subjects("INBOX") == []
 
 
 def test_an_unreadable_message_does_not_stop_the_sync(tmp_path: Path, imap: Imap) -> None:

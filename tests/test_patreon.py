@@ -263,6 +263,18 @@ def test_without_links_the_pagination_cursor_is_followed(tmp_path: Path, fake: P
     assert fake.pages_served == 4 and fake.contract_violations == []
 
 
+@pytest.mark.parametrize("cursors", [["next-page"], "next-page", 5])
+def test_pagination_cursors_that_are_not_an_object_end_the_list_without_a_traceback(
+    tmp_path: Path, fake: PatreonFake, cursors: object
+) -> None:
+    cfg = publication(tmp_path, fake)
+    fake.fail_next(1, 200, body={"data": [], "meta": {"pagination": {"cursors": cursors}}})
+    result = sync(cfg)
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("patreon: 0 members (1 page)")
+
+
 def test_a_next_link_to_another_host_is_refused(tmp_path: Path, fake: PatreonFake) -> None:
     settings = config_mod.load(publication(tmp_path, fake)).patreon
     fake.next_host = "http://attacker.example"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -159,3 +160,44 @@ def test_preferences_tokens_are_stable_per_address_and_secret() -> None:
     assert tokens.Signer(b"other").preferences.token("ada@example.com") != signer.preferences.token(
         "ada@example.com"
     )
+
+
+def test_a_file_with_a_column_given_twice_is_not_rewritten_over_the_readers_address(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # cells are matched to columns by name: the second "email" column's value would be
+    # written into both, replacing the reader's own address with another
+    csv_text = (
+        "email,name,lists,tags,status,subscribed_at,Email\n"
+        "ada@example.com,Ada,weekly,,active,,ada.old@example.com\n"
+    )
+    pub = signup_publication(tmp_path / "twice", subscribers_csv=csv_text)
+    client = Client(make_app(pub, secret=SECRET, clock=lambda: NOW))
+    path = pub.subscribers.path / "subscribers.csv"
+    with caplog.at_level(logging.ERROR, logger="pressroom.web"):
+        r = client.post(
+            "/preferences",
+            data={"t": prefs("ada@example.com"), "list": ["weekly", "breaking"], "name": "A"},
+        )
+    assert r.status_code == 500
+    assert "Preferences saved" not in r.get_data(as_text=True)
+    assert path.read_text() == csv_text
+    assert 'the column "email" is in the header twice' in caplog.text
+
+
+def test_a_save_never_rewrites_past_an_unterminated_quote(tmp_path: Path) -> None:
+    # the open quote in Ada's row swallows the rows after it; a save would seal that damage
+    # into the file (and a confirmation add a reader it hides as new)
+    csv_text = (
+        "email,name,lists,tags,status,subscribed_at\n"
+        "bob@example.org,Bob,weekly,,active,\n"
+        'ada@example.com,"Ada,weekly,,active,\n'
+        "uma@example.com,Uma,weekly,,unsubscribed,\n"
+    )
+    pub = signup_publication(tmp_path / "quote", subscribers_csv=csv_text)
+    client = Client(make_app(pub, secret=SECRET, clock=lambda: NOW))
+    r = client.post(
+        "/preferences", data={"t": prefs("bob@example.org"), "list": ["breaking"], "name": "B"}
+    )
+    assert r.status_code == 500
+    assert (pub.subscribers.path / "subscribers.csv").read_text() == csv_text

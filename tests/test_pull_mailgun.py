@@ -226,3 +226,28 @@ def test_an_entry_dated_outside_the_calendar_is_skipped_not_a_traceback(
     server.suppression_lists["bounces"]["odd@example.org"]["created_at"] = when
     got = [e.address for p in adapter(server).pull_suppressions("bounces", None, NOW) for e in p]
     assert got == ["good@example.org"]
+
+
+def test_entries_that_are_not_objects_and_paging_that_is_not_an_object_are_passed_over(
+    server: MailgunFake,
+) -> None:
+    good = {"address": "gone@example.org", "created_at": "Thu, 12 Nov 2026 01:49:40 UTC"}
+    body = {"items": [5, "x", None, good], "paging": ["next"]}
+    server.fail_next(1, 200, body=body, path=f"/v3/{DOMAIN}/bounces")
+    pages = list(adapter(server).pull_suppressions("bounces", None, NOW))
+    assert [[e.address for e in p] for p in pages] == [["gone@example.org"]]
+
+
+def test_a_lone_surrogate_in_an_answer_stops_the_sync_with_a_warning(
+    server: MailgunFake, tmp_path: Path
+) -> None:
+    # "\\ud800" is valid JSON but no text: it failed later, writing suppressed.csv (a traceback)
+    bad = {
+        "address": "gone@example.org",
+        "created_at": "Thu, 12 Nov 2026 01:49:40 UTC",
+        "error": "550 \ud800",
+    }
+    server.fail_next(1, 200, body={"items": [bad]}, path=f"/v3/{DOMAIN}/bounces")
+    config = publication(tmp_path / "pub", server)
+    report = feedback.sync(config, now=NOW, env=ENV)
+    assert any("the answer is not JSON" in w for w in report.warnings), report.warnings

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,3 +137,24 @@ def test_sync_reads_every_list_and_applies_the_policy(server: SendGridFake, tmp_
     assert feedback.sync(config, now=NOW, env=ENV).applied.new == 0
     # the next sync starts a day before the newest entry of each list
     assert events.cursor(config, "sendgrid", "bounces") == "2026-11-14T00:00:00+00:00"
+
+
+def test_a_list_that_answers_the_same_page_at_every_offset_stops_the_sync(
+    server: SendGridFake, tmp_path: Path
+) -> None:
+    # a list whose offset is not honoured would otherwise be read forever (cron never ends)
+    entry = [{"email": "gone0@example.org", "created": T0, "reason": "550", "status": "5.1.1"}]
+    server.fail_next(2, 200, body=entry * 2, path="/v3/suppression/bounces")
+    pages = adapter(server).pull_suppressions("bounces", None, NOW)
+    with pytest.raises(ProviderError, match="offset 2 answered the same entries as offset 0"):
+        for _ in itertools.islice(pages, 10):
+            pass
+    config = make_config(
+        tmp_path / "pub",
+        sending="provider: sendgrid\n",
+        extra=f"providers:\n  sendgrid:\n    base_url: {server.url}\n",
+    )
+    server.fail_next(2, 200, body=entry * 2, path="/v3/suppression/bounces")
+    report = feedback.sync(config, now=NOW, env=ENV)
+    assert report.warnings and "does not page" in report.warnings[0]
+    assert report.applied.by_reason() == {"bounced": 1}  # what was read still counts

@@ -4,6 +4,7 @@ the query, NextToken to the end (≥ 3 pages), StartDate, a throttle and an erro
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,3 +110,18 @@ def test_sync_applies_the_list(server: SESFake, tmp_path: Path) -> None:
     assert rows["angry@example.org"]["detail"] == "ses: SES suppression list: COMPLAINT"
     assert events.cursor(config, "ses", "suppressed") == "2026-11-14T00:00:00+00:00"
     assert feedback.sync(config, now=NOW, env=ENV).applied.new == 0
+
+
+def test_a_next_token_that_leads_back_or_summaries_that_are_no_list_stop_the_sync(
+    server: SESFake,
+) -> None:
+    item = {"EmailAddress": "gone0@example.org", "Reason": "BOUNCE", "LastUpdateTime": T0}
+    looping = {"SuppressedDestinationSummaries": [item], "NextToken": "same-token"}
+    server.fail_next(2, 200, body=looping, path=SUPPRESSED)
+    pages = adapter(server).pull_suppressions("suppressed", None, NOW)
+    with pytest.raises(ProviderError, match="NextToken leads back to a page already read"):
+        for _ in itertools.islice(pages, 10):
+            pass
+    server.fail_next(1, 200, body={"SuppressedDestinationSummaries": 5}, path=SUPPRESSED)
+    with pytest.raises(ProviderError, match="SuppressedDestinationSummaries is not a list"):
+        list(adapter(server).pull_suppressions("suppressed", None, NOW))

@@ -291,6 +291,51 @@ def test_digest_send_writes_one_eml_per_subscriber_and_a_report(demo: Path) -> N
     assert len(sorted((demo / "outbox").glob("issue-*/*.eml"))) == len(expected)
 
 
+def test_a_damaged_suppressed_file_stops_the_send_and_a_long_row_still_suppresses(
+    demo: Path,
+) -> None:
+    suppressed = demo / "subscribers/suppressed.csv"
+    header = suppressed.read_text().splitlines()[0]
+    # a hand edit leaves a quote open: the rows after it would be swallowed, and the readers
+    # they suppress mailed
+    suppressed.write_text(
+        f'{header}\n"oops@example.com,unsubscribed,2026-01-01T00:00:00+00:00,\n'
+        "grace@example.org,complained,2026-01-02T00:00:00+00:00,\n"
+    )
+    result = invoke(demo, "digest", "send", "--now", "2026-11-25T09:00")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines() == [
+        "error: subscribers/suppressed.csv:2: unterminated quote (the row runs on to line 3); "
+        "fix the quoting — line 3 was not read; subscribers/suppressed.csv says who must never "
+        "be mailed, so nothing is sent until it reads cleanly"
+    ]
+    assert list((demo / "outbox").glob("issue-*/*.eml")) == []
+    # a row with a comma too many (a provider's reason pasted unquoted) still suppresses
+    suppressed.write_text(
+        f"{header}\ngrace@example.org,bounced,2026-01-02T00:00:00+00:00,,550, mailbox gone\n"
+    )
+    assert "grace@example.org" not in readers(demo)
+    result = invoke(demo, "digest", "send", "--now", "2026-11-25T09:00")
+    assert result.exit_code == 0, result.output
+    assert list((demo / "outbox").glob("issue-*/grace*")) == []
+
+
+def test_an_emptied_suppressed_file_stops_the_send(demo: Path) -> None:
+    # truncated to 0 bytes (a failed copy, `> suppressed.csv`): everyone who left would be
+    # mailed again
+    (demo / "subscribers/suppressed.csv").write_bytes(b"")
+    result = invoke(demo, "digest", "send", "--now", "2026-11-25T09:00")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines() == [
+        "error: subscribers/suppressed.csv: empty file (not even its header); if nobody is "
+        "suppressed yet, write the header email,reason,date,list, else restore it from a "
+        "backup: an emptied file would mail everyone who left"
+    ]
+    assert list((demo / "outbox").glob("issue-*/*.eml")) == []
+    (demo / "subscribers/suppressed.csv").write_text("email,reason,date,list\n")
+    assert invoke(demo, "digest", "send", "--now", "2026-11-25T09:00").exit_code == 0
+
+
 def test_dry_run_says_what_would_be_sent_and_writes_nothing(demo: Path) -> None:
     no_secret = {"PRESSROOM_SECRET": ""}
     result = invoke(demo, "digest", "send", "--dry-run", "--now", "2026-11-25T09:00", env=no_secret)

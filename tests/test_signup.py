@@ -276,6 +276,38 @@ def test_ten_signups_per_client_address_per_hour(
     assert len(mails(pub)) == 12
 
 
+def test_subaddresses_of_one_inbox_share_its_limit(
+    pub: Config, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # ada+1@, ada+2@… all land in ada@'s inbox: without this, one inbox (and the
+    # publisher's sending reputation) could be flooded with confirmation mails
+    with caplog.at_level(logging.WARNING, logger="pressroom.web"):
+        for i, email in enumerate(
+            ["victim@example.org", "victim+1@example.org", "Victim+news@Example.org"]
+        ):
+            subscribe(client, email, ip=f"198.51.100.{20 + i}")
+        for i, email in enumerate(
+            ["vic.tim@gmail.com", "victim+x@googlemail.com", "v.ictim@gmail.com"]
+        ):
+            subscribe(client, email, ip=f"198.51.100.{30 + i}")
+    assert [m["To"].addresses[0].addr_spec for m in mails(pub)] == [
+        "victim@example.org",
+        "vic.tim@gmail.com",
+    ]
+    assert caplog.text.count("mails per address") == 4
+
+
+def test_the_client_limit_counts_an_ipv6_network_not_each_address(
+    pub: Config, client: Client
+) -> None:
+    # one home or server has a whole /64 and can use a new address for every request
+    for i in range(12):
+        subscribe(client, f"six{i}@example.org", ip=f"2001:db8:1:2::{i + 1:x}")
+    assert len(mails(pub)) == 10
+    subscribe(client, "other-net@example.org", ip="2001:db8:1:3::1")
+    assert len(mails(pub)) == 11
+
+
 def test_limits_are_configurable_and_the_state_holds_no_address(tmp_path: Path) -> None:
     pub = signup_publication(
         tmp_path / "p", extra="signup:\n  per_address: 2\n  address_window: 1h\n  per_ip: 0\n"
@@ -355,6 +387,30 @@ def test_an_unsubscribed_reader_comes_back_only_by_confirming(pub: Config, clien
     token = confirm_token(pub, client, "uma@example.com")
     client.post("/confirm", data={"t": token})
     assert rows(pub)["uma@example.com"]["status"] == "active"
+
+
+def test_a_link_made_before_the_reader_unsubscribed_does_not_undo_the_unsubscribe(
+    pub: Config, client: Client, clock: Clock
+) -> None:
+    # the reader confirms, leaves a day later; the old confirmation link is posted again
+    # (the mail kept in the inbox, a browser restoring the tab): they stay unsubscribed
+    token = confirm_token(pub, client, "gone@example.org")
+    assert client.post("/confirm", data={"t": token}).status_code == 200
+    clock.now = T0 + timedelta(days=1)
+    subscribers.suppress(pub, "gone@example.org", reason="unsubscribed", when=clock.now)
+    clock.now = T0 + timedelta(days=2)
+    before = snapshot(pub)
+    r = client.post("/confirm", data={"t": token})
+    assert r.status_code == 400
+    html = r.get_data(as_text=True)
+    assert "This link has expired" in html and 'href="/subscribe"' in html
+    assert snapshot(pub) == before
+    assert subscribers.is_suppressed(pub, "gone@example.org")
+    # a new signup's link brings them back
+    clock.now = T0 + timedelta(days=3)
+    fresh = confirm_token(pub, client, "gone@example.org")
+    assert client.post("/confirm", data={"t": fresh}).status_code == 200
+    assert not subscribers.is_suppressed(pub, "gone@example.org")
 
 
 def test_a_bounced_or_complained_address_is_not_re_added(pub: Config, client: Client) -> None:
@@ -610,3 +666,29 @@ def test_finish_sends_what_is_still_queued(pub: Config, clock: Clock) -> None:
     threading.Timer(0.2, provider.release.set).start()
     signup.finish(app.site)  # what `pressroom serve` does when stopped
     assert provider.sent == ["late@example.org"]
+
+
+def test_a_flood_of_signups_waits_in_a_bounded_queue(
+    pub: Config, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the worker is stuck on the first mail; every further post waits for it. Without a
+    # bound, a flood grows memory (and delays every real reader's mail) without end
+    provider = HeldProvider({})
+    app = make_app(pub, secret=SECRET, clock=clock, mailer=Mailer(pub, provider=lambda: provider))
+    client = Client(app)
+    state = app.site.extras["signup"]
+    pages = set()
+    with caplog.at_level(logging.WARNING, logger="pressroom.web"):
+        for i in range(signup.MAX_QUEUED + 20):
+            r = client.post(
+                "/subscribe",
+                data={"email": f"f{i}@example.org", "list": "weekly"},
+                environ_base={"REMOTE_ADDR": f"198.18.{i // 250}.{i % 250}"},
+            )
+            pages.add((r.status_code, r.get_data(as_text=True).replace(f"f{i}@", "X@")))
+    assert len(pages) == 1 and next(iter(pages))[0] == 200  # the same answer throughout
+    assert state.jobs.qsize() <= signup.MAX_QUEUED
+    assert "signups already waiting; this one dropped" in caplog.text
+    provider.release.set()
+    settle(client)
+    assert len(provider.sent) == signup.MAX_QUEUED + 1  # the one held, and the queue

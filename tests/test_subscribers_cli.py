@@ -365,6 +365,40 @@ PATREON = export_csv(
 )
 
 
+def test_a_mailchimp_unsubscribed_or_cleaned_member_without_a_time_is_still_suppressed(
+    pub: Config, tmp_path: Path
+) -> None:
+    # Mailchimp leaves UNSUB_TIME empty for some members of its unsubscribed export (an
+    # admin unsubscribed them, or they were imported so): they must not become subscribers
+    unsub = write(
+        tmp_path / "unsubscribed_members_export.csv",
+        export_csv(
+            MAILCHIMP_COMMON + "UNSUB_TIME, UNSUB_CAMPAIGN_TITLE, UNSUB_REASON, TAGS",
+            {"Email Address": "left@example.org", "First Name": "Left"},
+            {"Email Address": "ada@example.com"},
+        ),
+    )
+    cleaned = write(
+        tmp_path / "cleaned_members_export.csv",
+        export_csv(MAILCHIMP_COMMON + "CLEAN_TIME, TAGS", {"Email Address": "dead@example.org"}),
+    )
+    for path in (unsub, cleaned):
+        r = run(
+            pub, "subscribers", "import", str(path), "--format", "mailchimp", "--now", "2026-11-25"
+        )
+        assert r.exit_code == 0, r.output
+    with pub.subscribers.suppressed.open(encoding="utf-8") as f:
+        reasons = {row["email"]: (row["reason"], row["date"]) for row in csv.DictReader(f)}
+    assert reasons == {
+        "left@example.org": ("unsubscribed", "2026-11-25T00:00:00+00:00"),
+        "ada@example.com": ("unsubscribed", "2026-11-25T00:00:00+00:00"),
+        "dead@example.org": ("bounced", "2026-11-25T00:00:00+00:00"),
+    }
+    emails = [e for e, _n, _t in mailed(pub)]
+    assert "left@example.org" not in emails and "dead@example.org" not in emails
+    assert "ada@example.com" not in emails
+
+
 def test_import_patreon_tags_active_patrons(pub: Config, tmp_path: Path) -> None:
     path = write(tmp_path / "members.csv", PATREON)
     r = run(pub, "subscribers", "import", str(path), "--format", "patreon")
@@ -386,6 +420,97 @@ def test_import_patreon_tags_active_patrons(pub: Config, tmp_path: Path) -> None
     # importing the same export again changes nothing
     r = run(pub, "subscribers", "import", str(path), "--format", "patreon")
     assert f"{path}: 0 added, 0 updated, 3 unchanged" in r.stdout
+
+
+def test_import_changes_a_readers_row_in_another_file_instead_of_adding_them_again(
+    pub: Config, tmp_path: Path
+) -> None:
+    # subscribers.csv is read first: a new row there would win over the reader's own row
+    old = write(
+        pub.root / "subscribers/listmonk.csv",
+        HEADER
+        + "zed@example.org,Zed,breaking,,unsubscribed,2025-01-01\n"
+        + "yan@example.org,Yan,breaking,,active,2025-01-01\n",
+    )
+    path = write(
+        tmp_path / "mc.csv",
+        "Email Address,First Name,Last Name,TAGS\n"
+        "Zed@example.org,Zed,Z,\n"
+        'yan@example.org,Yan,Y,"vip"\n'
+        "new@example.org,New,N,\n",
+    )
+    main_before = (pub.root / "subscribers/subscribers.csv").read_text()
+    r = run(pub, "subscribers", "import", str(path), "--format", "mailchimp", "--now", "2026-11-25")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == (
+        f"{path}: 1 added, 1 updated, 1 unchanged, 0 suppressed, 0 skipped"
+        " → subscribers/subscribers.csv (and readers' own rows in subscribers/listmonk.csv)\n"
+    )
+    assert (pub.root / "subscribers/subscribers.csv").read_text() == (
+        main_before + "new@example.org,New N,,,active,2026-11-25\n"
+    )
+    assert old.read_text() == (
+        HEADER
+        + "zed@example.org,Zed,breaking,,unsubscribed,2025-01-01\n"
+        + "yan@example.org,Yan,breaking,vip,active,2025-01-01\n"
+    )
+    emails = [e for e, _n, _t in mailed(pub)]
+    assert "zed@example.org" not in [e.lower() for e in emails]  # unsubscribed stays so
+    assert list(subscribers.validate(pub)) == []  # nobody in two files
+    assert [s.lists for s in subscribers.iter_subscribers(pub) if s.email == "yan@example.org"] == [
+        frozenset({"breaking"})  # not moved onto the digest's list
+    ]
+
+
+def test_an_import_that_says_a_reader_left_stops_mailing_them_and_never_brings_one_back(
+    pub: Config, tmp_path: Path
+) -> None:
+    write(pub.root / "subscribers/old.csv", HEADER + "uma@example.com,Uma,,,unsubscribed,\n")
+    path = write(
+        tmp_path / "listmonk.csv",
+        "email,name,status\n"
+        "ada@example.com,Ada,blocklisted\n"  # left at the other service
+        "grace@example.org,Grace,cleaned\n"  # bounced there
+        "alan@example.net,Alan,enabled\n"
+        "uma@example.com,Uma,enabled\n",  # active there, unsubscribed here: stays so
+    )
+    r = run(pub, "subscribers", "import", str(path), "--format", "csv")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith(f"{path}: 0 added, 2 updated, 2 unchanged")
+    assert [e for e, _n, _t in mailed(pub)] == ["alan@example.net"]
+    main = (pub.root / "subscribers/subscribers.csv").read_text()
+    assert "ada@example.com,Ada Lovelace,weekly,,unsubscribed,2026-01-12" in main
+    assert "grace@example.org,Grace Hopper,weekly,patron,bounced,2026-02-03" in main
+    assert (
+        (pub.root / "subscribers/old.csv")
+        .read_text()
+        .endswith("uma@example.com,Uma,,,unsubscribed,\n")
+    )
+
+
+@pytest.mark.parametrize("damaged", ["subscribers.csv", "old.csv"])
+def test_an_import_never_rewrites_past_an_unterminated_quote(
+    pub: Config, tmp_path: Path, damaged: str
+) -> None:
+    # the open quote swallows the rows after it: the import would not see the unsubscribed
+    # reader there, add them again as new and active, and seal the damage into the file
+    path = pub.root / "subscribers" / damaged
+    text = (
+        HEADER
+        + 'ada@example.com,"Ada,weekly,,active,\n'
+        + "bob@example.com,Bob,weekly,,active,\n"
+        + "cy@example.com,Cy,weekly,,unsubscribed,\n"
+    )
+    write(path, text)
+    files = {p.name: p.read_bytes() for p in (pub.root / "subscribers").iterdir()}
+    export = write(tmp_path / "n.csv", "email,name\nnew@example.com,New\ncy@example.com,Cy\n")
+    r = run(pub, "subscribers", "import", str(export), "--format", "csv")
+    assert r.exit_code == 1
+    assert r.stderr == (
+        f"error: subscribers/{damaged}:2: unterminated quote (the row runs on to line 4); fix "
+        "the quoting before changing it (nothing was changed)\n"
+    )
+    assert {p.name: p.read_bytes() for p in (pub.root / "subscribers").iterdir()} == files
 
 
 SUBSTACK = """\
@@ -459,6 +584,28 @@ def test_export_to_stdout_and_file(pub: Config, tmp_path: Path) -> None:
     assert out.read_text(encoding="utf-8") == expected
     assert r.stderr == f"exported 3 subscribers to {out}\n"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".backup")) == []
+
+
+def test_export_never_writes_over_the_suppressed_file_or_into_the_subscribers_folder(
+    pub: Config,
+) -> None:
+    subscribers.suppress(pub, "alan@example.net", reason="bounced", when="2026-01-01")
+    before = {p.name: p.read_bytes() for p in (pub.root / "subscribers").iterdir()}
+    r = run(pub, "subscribers", "export", "--out", str(pub.root / "subscribers/suppressed.csv"))
+    assert r.exit_code == 2
+    assert r.stderr == (
+        "error: --out: subscribers/suppressed.csv is the suppressed file; exporting over it "
+        "would lose every suppression. Write the export elsewhere\n"
+    )
+    for name in ("subscribers.csv", "backup.CSV"):
+        r = run(pub, "subscribers", "export", "--out", str(pub.root / "subscribers" / name))
+        assert r.exit_code == 2
+        assert r.stderr == (
+            f"error: --out: subscribers/{name} is inside subscribers, where every *.csv is read "
+            "as a subscriber list; write the export outside it\n"
+        )
+    assert {p.name: p.read_bytes() for p in (pub.root / "subscribers").iterdir()} == before
+    assert "alan@example.net" not in [e for e, _n, _t in mailed(pub)]
 
 
 def test_demo_publication_commands(demo: Path) -> None:

@@ -247,3 +247,38 @@ def test_create_is_the_deployment_entry_point(pub: Config, monkeypatch: pytest.M
     assert client.get("/healthz").status_code == 200
     # the secret came from the environment: a token made with it works
     assert client.get(f"/unsubscribe?t={unsub_token()}").status_code == 200
+
+
+def test_a_path_cannot_write_log_lines_of_its_own(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # /%0A… decodes to a line break: logged as it is, it would forge whole log lines
+    forged = "/x%0A2026-11-25 confirm: added (a***@example.org)%0DPOST /unsubscribe 200"
+    with caplog.at_level(logging.INFO, logger="pressroom.web"):
+        assert client.get(forged).status_code == 404
+    [record] = [r for r in caplog.records if " 404" in r.getMessage()]
+    line = record.getMessage()
+    assert "\n" not in line and "\r" not in line
+    assert line == (
+        "GET /x\\x0a2026-11-25 confirm: added (a***@example.org)\\x0dPOST /unsubscribe 200 404"
+    )
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "no-such-host.invalid"])
+def test_serve_on_a_host_that_is_no_address_is_one_line(pub: Config, host: str) -> None:
+    from click.testing import CliRunner
+
+    from pressroom.cli import main
+
+    result = CliRunner().invoke(
+        main,
+        ["--config", str(pub.path), "serve", "--host", host, "--port", "0"],
+        env={"PRESSROOM_SECRET": "s" * 32},
+    )
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: cannot listen on {host}:0: {host!r} is not an address of this machine nor a "
+        "name that resolves; give an IP address (127.0.0.1, ::1, 0.0.0.0) with --host or "
+        "serve.host"
+    )

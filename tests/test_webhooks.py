@@ -161,6 +161,59 @@ def test_mailgun_malformed_body_is_400(tmp_path: Path) -> None:
     assert rec.calls == []
 
 
+@pytest.mark.parametrize("name", [[], {}, ["failed"], {"a": 1}])
+def test_a_signed_event_whose_type_is_a_list_or_object_is_400_not_500(
+    tmp_path: Path, name: object
+) -> None:
+    private, public = ec_keys()
+    hooks, rec = receiver(tmp_path, {**mailgun_env(), "SENDGRID_WEBHOOK_PUBLIC_KEY": public})
+    c = client(hooks)
+    r = c.post("/hooks/mailgun", data=mailgun_body({**FAILED, "event": name}))
+    assert r.status_code == 400, r.text
+    body = json.dumps([{**SG_EVENTS[0], "event": name}]).encode()
+    headers = sendgrid_headers(private, body, str(int(NOW.timestamp())))
+    r = c.post("/hooks/sendgrid", data=body, headers=headers)
+    assert r.status_code == 400, r.text
+    assert rec.calls == []
+    assert rec.suppressed() == {}
+
+
+@pytest.mark.parametrize("signature", ["é", "\u0661" * 64, "\x00"])
+def test_mailgun_a_signature_with_non_ascii_characters_is_403_not_500(
+    tmp_path: Path, signature: str
+) -> None:
+    hooks, rec = receiver(tmp_path, mailgun_env())
+    body = json.loads(mailgun_body(FAILED))
+    body["signature"]["signature"] = signature
+    r = client(hooks).post("/hooks/mailgun", data=json.dumps(body))
+    assert r.status_code == 403, r.text
+    assert rec.calls == []
+
+
+def test_a_lone_surrogate_escape_is_400_not_500(tmp_path: Path) -> None:
+    # "\\ud800" is valid JSON but no text: it parsed, then failed wherever it was encoded
+    private, public = ec_keys()
+    env = {
+        **mailgun_env(),
+        "SENDGRID_WEBHOOK_PUBLIC_KEY": public,
+        "POSTMARK_WEBHOOK_CREDENTIALS": ":".join(POSTMARK_CREDS),
+    }
+    hooks, rec = receiver(tmp_path, env)
+    c = client(hooks)
+    unsigned = b'{"signature": {"timestamp": "1", "token": "\\ud800", "signature": "x"}}'
+    assert c.post("/hooks/mailgun", data=unsigned).status_code == 400
+    body = json.dumps([{**SG_EVENTS[0], "email": "x"}]).replace('"x"', '"\\udc80@example.org"')
+    headers = sendgrid_headers(private, body.encode(), str(int(NOW.timestamp())))
+    assert c.post("/hooks/sendgrid", data=body, headers=headers).status_code == 400
+    record = json.dumps({**PM_BOUNCE, "Email": "x"}).replace('"x"', '"gone\\ud800@example.org"')
+    r = c.post("/hooks/postmark", data=record, headers=basic(*POSTMARK_CREDS))
+    assert r.status_code == 400
+    # a surrogate pair (an emoji written as escapes) is text, and still read
+    fine = json.dumps({**PM_BOUNCE, "Description": "x"}).replace('"x"', '"\\ud83d\\ude00"')
+    assert c.post("/hooks/postmark", data=fine, headers=basic(*POSTMARK_CREDS)).status_code == 200
+    assert [e.address for e in rec.events] == ["gone@example.org"]
+
+
 def test_missing_secret_env_is_503_and_names_nothing_secret(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -26,6 +26,7 @@ from tests.hooks_helpers import (
     sns_host,
     sns_session,
 )
+from tests.send_helpers import make_config
 
 BOUNCE = {
     "notificationType": "Bounce",
@@ -202,6 +203,41 @@ def test_other_topic_is_refused(tmp_path: Path, host: SNSHost) -> None:
     assert rec.calls == []
 
 
+def test_without_a_topic_nothing_is_believed_or_confirmed(
+    tmp_path: Path, host: SNSHost, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # SNS signs every account's topics alike: a notification of anyone's own topic, signed
+    # by SNS, would otherwise suppress any address here, and a subscription of it be confirmed
+    root = tmp_path / "pub"
+    make_config(
+        root,
+        sending="provider: ses\n",
+        extra="providers:\n  ses:\n    region: us-east-1\n",
+    )
+    session, attempts = sns_session(host)
+    hooks, rec = receiver(root, {}, session=session)
+    c = client(hooks)
+    other = "arn:aws:sns:us-east-1:999999999999:someone-else"
+    r = post(c, host.sign({**notification(BOUNCE), "TopicArn": other}))
+    assert r.status_code == 503
+    subscribe = f"https://{SNS_HOST}/?Action=ConfirmSubscription&TopicArn={other}&Token=1"
+    confirmation = {
+        "Type": "SubscriptionConfirmation",
+        "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1c",
+        "Token": "1",
+        "TopicArn": other,
+        "Message": "You have chosen to subscribe to the topic.",
+        "SubscribeURL": subscribe,
+        "Timestamp": "2026-11-25T08:00:00.000Z",
+    }
+    assert post(c, host.sign(confirmation)).status_code == 503
+    assert subscribe not in attempts
+    assert rec.calls == []
+    assert rec.suppressed() == {}
+    err = capsys.readouterr().err
+    assert "providers.ses.sns_topic_arn is not set" in err and other in err
+
+
 def test_malformed_is_400(tmp_path: Path, host: SNSHost) -> None:
     session, _ = sns_session(host)
     hooks, rec = receiver(tmp_path / "pub", {}, session=session)
@@ -210,6 +246,41 @@ def test_malformed_is_400(tmp_path: Path, host: SNSHost) -> None:
     signed = host.sign({**notification(BOUNCE), "Message": "not json"})
     assert post(c, signed).status_code == 400
     assert rec.calls == []
+
+
+@pytest.mark.parametrize("recipients", [1, True, 2.5, "gone@example.org", {"a": 1}])
+def test_recipients_that_are_not_an_array_are_400_not_500(
+    tmp_path: Path, host: SNSHost, recipients: object
+) -> None:
+    session, _ = sns_session(host)
+    hooks, rec = receiver(tmp_path / "pub", {}, session=session)
+    c = client(hooks)
+    bounce = json.loads(json.dumps(BOUNCE))
+    bounce["bounce"]["bouncedRecipients"] = recipients
+    complaint = json.loads(json.dumps(COMPLAINT))
+    complaint["complaint"]["complainedRecipients"] = recipients
+    delivery = {
+        "eventType": "Delivery",
+        "mail": {"messageId": "0100017c-message-3"},
+        "delivery": {"timestamp": "2026-11-25T08:58:00.000Z", "recipients": recipients},
+    }
+    for inner in (bounce, complaint, delivery):
+        r = post(c, host.sign(notification(inner)))
+        assert r.status_code == 400, r.text
+    assert rec.calls == []
+    assert rec.suppressed() == {}
+
+
+def test_a_lone_surrogate_escape_is_400_not_500(tmp_path: Path, host: SNSHost) -> None:
+    session, attempts = sns_session(host)
+    hooks, rec = receiver(tmp_path / "pub", {}, session=session)
+    msg = json.dumps(host.sign(notification(BOUNCE))).replace(TOPIC, "\\ud800")
+    assert post_raw(client(hooks), msg).status_code == 400
+    assert rec.calls == [] and attempts == []
+
+
+def post_raw(c: Any, data: str) -> Any:
+    return c.post("/hooks/ses", data=data, headers={"Content-Type": "text/plain"})
 
 
 def test_redelivery_hands_the_same_keys(tmp_path: Path, host: SNSHost) -> None:

@@ -76,6 +76,7 @@ class Summary:
     unchanged: int = 0
     suppressed: int = 0
     skipped: int = 0
+    elsewhere: list[str] = field(default_factory=list)  # other files changed (readers there)
 
 
 # --- reading service exports -----------------------------------------------------------
@@ -299,9 +300,12 @@ def read_mailchimp(f: IO[str], where: str) -> Iterator[Incoming]:
         tags = next(csv.reader([row.get("tags", "")]), []) if row.get("tags") else []
         suppress = None
         stamp = row.get("clean_time") or row.get("unsub_time") or ""
-        if row.get("clean_time"):
+        # the file says what its members are: the cleaned export has a CLEAN_TIME column, the
+        # unsubscribed one UNSUB_TIME (left empty for some, e.g. members unsubscribed by an
+        # admin or imported as unsubscribed), the subscribed export neither
+        if "clean_time" in row:
             suppress = "bounced"
-        elif row.get("unsub_time"):
+        elif "unsub_time" in row:
             suppress = "unsubscribed"
         yield Incoming(
             line=line,
@@ -418,10 +422,70 @@ def merge(
             continue
         pending.setdefault(subscribers.key(email), []).append((email, item))
     if pending:
+        # an address already in another file is changed there, never added again to
+        # ``into``: subscribers.csv is read first, so a fresh row there would win over the
+        # reader's own row elsewhere (and bring back one marked unsubscribed or bounced)
+        for path, found in _held_elsewhere(config, into, pending):
+            if add_only:
+                where = subscribers.shown_path(config, path)
+                raise UsageError(f"{found[next(iter(found))][0][0]} is already in {where}")
+            before = summary.updated
+            with subscribers.locked(path):
+                _rewrite(config, path, found, summary, today=today, add_only=False, append=False)
+            if summary.updated != before:
+                summary.elsewhere.append(subscribers.shown_path(config, path))
+    if pending:
         with subscribers.locked(into):
             _rewrite(config, into, pending, summary, today=today, add_only=add_only)
     summary.suppressed = subscribers.suppress_many(config, to_suppress, when=when)
     return summary
+
+
+def _held_elsewhere(
+    config: Config, into: Path, pending: dict[str, list[tuple[str, Incoming]]]
+) -> Iterator[tuple[Path, dict[str, list[tuple[str, Incoming]]]]]:
+    """(file, the entries of ``pending`` whose row it holds) for each subscriber file other
+    than ``into`` where an address's row is the one that counts (the first in reading
+    order); those entries leave ``pending``, which keeps the rest for ``into``."""
+    if not config.subscribers.path.is_dir():
+        return  # the rewrite of ``into`` says what is wrong
+    target = into.resolve()
+    files = subscribers.subscriber_files(config)
+    claimed: set[str] = set()  # held by ``into`` before any later file
+    before_into = True
+    for path in files:
+        if not pending:
+            return
+        if path.resolve() == target:
+            before_into = False
+            claimed = _keys_held(config, path, pending)
+            continue
+        wanted = pending.keys() if before_into else pending.keys() - claimed
+        held = _keys_held(config, path, wanted)
+        if held:
+            yield path, {k: pending.pop(k) for k in held}
+
+
+def _keys_held(config: Config, path: Path, wanted: Iterable[str]) -> set[str]:
+    """Which of ``wanted`` have a row in the subscriber file ``path``."""
+    wanted = set(wanted)
+    found: set[str] = set()
+    if not wanted:
+        return found
+    shown = subscribers.shown_path(config, path)
+    # a file that cannot be read whole cannot say it does not hold an address: the error
+    # stops the import (an unsubscribed reader in it would otherwise be added again)
+    with open_rows(path, shown) as rows:
+        header = next(rows, None) or []
+        names = [h.strip().lower() for h in header]
+        if "email" not in names:
+            return found
+        ie = names.index("email")
+        for cells in rows:
+            k = row_key(cells[ie]) if len(cells) > ie else None
+            if k in wanted:
+                found.add(k)
+    return found
 
 
 def _flatten(item: Incoming) -> None:
@@ -443,8 +507,10 @@ def _rewrite(
     *,
     today: str,
     add_only: bool,
+    append: bool = True,
 ) -> None:
-    """Copy ``into`` row by row, updating the rows ``pending`` names; append the new ones."""
+    """Copy ``into`` row by row, updating the rows ``pending`` names; append the new ones
+    (unless not ``append``: rows of another file, which it was found to hold)."""
     shown = subscribers.shown_path(config, into)
     with subscribers.atomic_writer(into) as out, open_rows(into, shown) as rows:
         header = list(next(rows, None) or subscribers.COLUMNS)
@@ -484,7 +550,7 @@ def _rewrite(
                     for _email, item in pending.pop(k):
                         changed |= _update(cells, col, item, summary)
             writer.writerow(cells)
-        for items in pending.values():
+        for items in pending.values() if append else ():
             email, first = items[0]
             values = {
                 **first.attrs,
@@ -516,6 +582,12 @@ def _update(cells: list[str], col: dict[str, int], item: Incoming, summary: Summ
     cells[col["lists"]] = subscribers.join_values(lists)
     if item.name and not cells[col["name"]]:
         cells[col["name"]] = item.name
+    # the service says the reader left (listmonk's blocklisted, a cleaned address): a reader
+    # still mailed here would be mailed against their will; the other way round never
+    # happens (an export's "active" does not bring back one who left)
+    status = cells[col["status"]].strip().lower()
+    if item.status in subscribers.REASONS and status in ("", "active", "pending"):
+        cells[col["status"]] = item.status
     if cells != before:
         summary.updated += 1
         return True
@@ -555,8 +627,23 @@ def open_rows(path: Path, shown: str) -> Iterator[Iterator[list[str]]]:
         raise SubscriberError(f"{shown}: cannot read: {e.strerror}") from e
     with f:
         reader = csv.reader(f)
+
+        def one_line_rows() -> Iterator[list[str]]:
+            # a quoted value over a line break is nearly always a missing closing quote that
+            # swallowed the rows after it (the reader skips them too): a rewrite would not see
+            # them (adding an unsubscribed reader again as new) and would seal the damage
+            end = reader.line_num
+            for cells in reader:
+                line, end = end + 1, reader.line_num
+                if end != line:
+                    raise SubscriberError(
+                        f"{shown}:{line}: unterminated quote (the row runs on to line {end}); "
+                        "fix the quoting before changing it (nothing was changed)"
+                    )
+                yield cells
+
         try:
-            yield reader
+            yield one_line_rows()
         except UnicodeDecodeError:
             # decoding runs ahead of the csv reader: find the line in the raw bytes
             line = subscribers.first_bad_line(path)

@@ -43,7 +43,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 
 from pressroom import __version__
-from pressroom.answers import bound_answers
+from pressroom.answers import bound_answers, json_body
 from pressroom.audience import imports, subscribers
 from pressroom.errors import ConfigError, PatreonAuthError, PatreonError
 
@@ -190,14 +190,12 @@ def _members(body: Any) -> Iterator[Member]:
 
 
 def _next_url(body: dict[str, Any], current: str, settings: PatreonConfig) -> str | None:
-    links = body.get("links") if isinstance(body.get("links"), dict) else {}
-    nxt = links.get("next") if links else None
+    links = _object(body.get("links"))
+    nxt = links.get("next")
     if not nxt:
-        meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
-        pagination = (meta or {}).get("pagination") or {}
-        cursor = ((pagination.get("cursors") or {}) if isinstance(pagination, dict) else {}).get(
-            "next"
-        )
+        # each level may be anything in an answer from outside: only objects are walked
+        cursors = _object(_object(_object(body.get("meta")).get("pagination")).get("cursors"))
+        cursor = cursors.get("next")
         if not cursor:
             return None
         nxt = f"{members_url(settings)}&{urlencode({'page[cursor]': cursor})}"
@@ -210,6 +208,11 @@ def _next_url(body: dict[str, Any], current: str, settings: PatreonConfig) -> st
             "the token is only sent to patreon.base_url"
         )
     return nxt
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 def _origin(url: str) -> str:
@@ -246,7 +249,7 @@ def _get(
         status = response.status_code
         if status == 200:
             try:
-                return response.json()
+                return json_body(response.content)  # no lone surrogates: text only
             except ValueError:
                 raise PatreonError(
                     f"patreon: {origin} answered {_shown(url)} with something that is not "

@@ -20,6 +20,7 @@ import csv
 import enum
 import hashlib
 import hmac
+import ipaddress
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -100,6 +101,31 @@ class Limits:
                 raise
 
 
+def client_key(client: str) -> str:
+    """What the per-client limit counts: an IPv4 address, or the /64 network of an IPv6 one
+    (one home or server gets a whole /64 and can pick a new address for every request)."""
+    try:
+        ip = ipaddress.ip_address(client.strip().strip("[]").split("%")[0])
+    except ValueError:
+        return client
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def mailbox_key(email: str) -> str:
+    """What the per-address limit counts: the mailbox that receives the mail, so that
+    ``ada+1@``, ``ada+2@``… (subaddresses, RFC 5233) count as one, and so do Gmail's dotted
+    spellings: otherwise one inbox can be sent any number of confirmation mails."""
+    local, _, domain = subscribers.key(email).rpartition("@")
+    local = local.split("+", 1)[0] or local
+    if domain in ("gmail.com", "googlemail.com"):
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"
+
+
 # --- what the files say about an address ---------------------------------------------------
 
 
@@ -118,6 +144,13 @@ def suppression_of(config: Config, email: str) -> str | None:
     An ``unsubscribed`` row answers ``complained`` or ``bounced`` when such a report came in
     after it (the suppressed file keeps its first row; the event history has the report).
     """
+    found = suppression_entry(config, email)
+    return found[0] if found else None
+
+
+def suppression_entry(config: Config, email: str) -> tuple[str, datetime | None] | None:
+    """(reason, date) of ``email``'s row in the suppressed file (see ``suppression_of``), or
+    None; the date is None when the row has none that can be read."""
     k = subscribers.key(email)
     path = config.subscribers.suppressed
     if path.exists():
@@ -127,11 +160,11 @@ def suppression_of(config: Config, email: str) -> str | None:
         for cells in rows:
             if ie is not None and ie < len(cells) and _same(cells[ie], k):
                 reason = cells[ir].strip() if ir is not None and ir < len(cells) else ""
+                date = cells[idate] if idate is not None and idate < len(cells) else ""
+                since = subscribers.parse_time(date)
                 if reason in ("", "unsubscribed"):
-                    date = cells[idate] if idate is not None and idate < len(cells) else ""
-                    since = subscribers.parse_time(date)
                     reason = events.reported_since(config, email, since) or reason
-                return reason or "unsubscribed"
+                return reason or "unsubscribed", since
     return None
 
 
@@ -175,6 +208,7 @@ class Confirmed(enum.Enum):
     RESUBSCRIBED = "resubscribed"  # was unsubscribed or pending: active again
     UPDATED = "updated"  # already active: lists merged (confirming twice changes nothing)
     REFUSED = "refused"  # bounced or complained: only the editor can re-add
+    STALE = "stale"  # the reader unsubscribed after this link was made: it no longer counts
 
 
 @dataclass(frozen=True)
@@ -186,14 +220,25 @@ class Signup:
     lists: frozenset[str]
     when: datetime
     source: str = WEB_FORM
+    asked_at: datetime | None = None  # when the confirmation link was made, if known
 
 
 def confirm(config: Config, signup: Signup) -> Confirmed:
     """Add or re-activate ``signup.email`` (lists merged, consent recorded), atomically."""
     email = subscribers.normalise_email(signup.email)
-    reason = suppression_of(config, email)
+    entry = suppression_entry(config, email)
+    reason, since = entry if entry else (None, None)
     if reason in NOT_READDED:
         return Confirmed.REFUSED
+    if (
+        reason == "unsubscribed"
+        and since is not None
+        and signup.asked_at is not None
+        and since > signup.asked_at
+    ):
+        # a link made before the reader left (an old mail, a browser restoring the tab and
+        # posting again) must not undo the unsubscribe: only a new signup can
+        return Confirmed.STALE
     found = row_of(config, email)
     path = found[0] if found else config.subscribers.path / subscribers.MAIN_FILE
     stamp = signup.when.isoformat(timespec="seconds")
@@ -283,6 +328,10 @@ def rewrite_row(config: Config, path: Path, email: str, change: Change, add: boo
         names = [h.strip().lower() for h in header]
         if "email" not in names:
             raise SubscriberError(f"{shown}:1: no email column; fix the header first")
+        if twice := subscribers.repeated_column(names):
+            # cells are matched to columns by name: a name given twice would write one
+            # column's value into both (another address over the reader's own)
+            raise SubscriberError(subscribers.twice_message(shown, twice, header))
         for column in (*subscribers.COLUMNS, *CONSENT_COLUMNS):
             if column not in names:
                 names.append(column)

@@ -239,8 +239,11 @@ def _cells(
     columns: Sequence[str],
     *,
     warn: Problem | None = None,
+    keep_long: bool = False,
 ) -> Iterator[tuple[int, list[str], _Layout]]:
-    """(line, cells, layout) for each data row; cells are padded so every ``pos`` is valid."""
+    """(line, cells, layout) for each data row; cells are padded so every ``pos`` is valid.
+    A row with more fields than the header is a problem and skipped, unless ``keep_long``
+    (the suppressed file: its address still counts)."""
     try:
         f = path.open(newline="", encoding="utf-8-sig")
     except OSError as e:
@@ -285,7 +288,7 @@ def _cells(
                 n = len(cells)
                 if n <= 1 and not (cells and cells[0].strip()):
                     continue  # blank line
-                if n > width:
+                if n > width and not keep_long:
                     problem(
                         f"{where}:{line}: {n} fields but the header has "
                         f"{width}; quote values that contain a comma"
@@ -423,16 +426,48 @@ def _suppressed_rows(config: Config, problem: Problem) -> Iterator[tuple[int, di
 
 
 def load_suppressed(config: Config) -> set[str]:
-    """The comparison keys (see ``key``) of every suppressed address."""
+    """The comparison keys (see ``key``) of every suppressed address.
+
+    The suppressed file decides who must never be mailed, so it is read failing closed: a
+    row with more fields than the header still suppresses its address, and damage that
+    hides rows (an unterminated quote, bytes that are not UTF-8, malformed CSV, no or two
+    ``email`` columns, a file that cannot be read, a file emptied to 0 bytes) is a
+    ``SubscriberError`` naming the file
+    and line: nothing is sent, listed or exported until it reads cleanly.
+    """
+    path = config.subscribers.suppressed
     out: set[str] = set()
-    for _line, row in _suppressed_rows(config, log.warning):
-        raw = row.get("email", "").strip()
+    if not path.exists():
+        return out
+    where = shown_path(config, path)
+    damage: list[str] = []
+    emptied = (
+        f"{where}: empty file (not even its header); if nobody is suppressed yet, write the "
+        f"header {','.join(SUPPRESSED_COLUMNS)}, else restore it from a backup: an emptied "
+        "file would mail everyone who left"
+    )
+    for _line, cells, layout in _cells(
+        path,
+        where,
+        damage.append,
+        SUPPRESSED_COLUMNS,
+        keep_long=True,
+        warn=lambda _m: damage.append(emptied),
+    ):
+        raw = cells[layout.pos["email"]].strip()
         if not raw:
             continue
         try:
             out.add(key(normalise_email(raw)))
         except ValueError:
             out.add(key(raw))  # suppress it anyway: over-suppressing is the safe side
+    if damage == [emptied]:
+        raise SubscriberError(emptied)
+    if damage:
+        raise SubscriberError(
+            f"{damage[0]}; {where} says who must never be mailed, so nothing is sent "
+            "until it reads cleanly"
+        )
     return out
 
 
@@ -496,9 +531,16 @@ def suppress(
     reason: str,
     when: When,
     list_: str | None = None,
+    signed: bool = False,
 ) -> bool:
-    """Record ``email`` in the suppressed file (atomically); False if it already was there."""
-    return suppress_many(config, [(email, reason)], when=when, list_=list_) == 1
+    """Record ``email`` in the suppressed file (atomically); False if it already was there.
+
+    ``signed``: the address comes from a token we signed (an unsubscribe link): we mailed it,
+    so it is recorded even when the address checker no longer accepts it (a newer
+    email-validator), rather than leaving the reader no way out.
+    """
+    entry = [(email, reason, None, "")]
+    return len(suppress_entries(config, entry, when=when, list_=list_, signed=signed)) == 1
 
 
 def suppress_many(
@@ -522,6 +564,7 @@ def suppress_entries(
     *,
     when: When,
     list_: str | None = None,
+    signed: bool = False,
 ) -> list[tuple[str, str, str]]:
     """Record (email, reason, when, detail) entries with one atomic rewrite under the lock.
 
@@ -538,7 +581,9 @@ def suppress_entries(
         try:
             address = normalise_email(email)
         except ValueError as e:
-            raise SubscriberError(f'invalid email "{email.strip()}" ({e})') from None
+            address = textpolicy.one_line(email)
+            if not (signed and address):
+                raise SubscriberError(f'invalid email "{email.strip()}" ({e})') from None
         wanted.append((address, reason, default if own is None else timestamp(own), detail))
     if not wanted:
         return []

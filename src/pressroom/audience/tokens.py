@@ -110,6 +110,7 @@ class SignupRequest:
     email: str
     name: str
     lists: frozenset[str]
+    issued: datetime | None = None  # when the link was made (a verified token says)
 
 
 class _ClockedSigner(itsdangerous.TimestampSigner):
@@ -151,13 +152,15 @@ class ReaderTokens:
         """The signup a genuine, unexpired confirmation token names; TokenError otherwise."""
         _check_size(token)
         try:
-            data = self._confirm.loads(token, max_age=self._max_age)
+            data, issued = self._confirm.loads(token, max_age=self._max_age, return_timestamp=True)
         except itsdangerous.SignatureExpired:
             raise TokenExpired("this confirmation link has expired") from None
         except itsdangerous.BadData:
             raise TokenError("confirmation token does not verify") from None
         try:
-            return SignupRequest(str(data["e"]), str(data["n"]), frozenset(map(str, data["l"])))
+            return SignupRequest(
+                str(data["e"]), str(data["n"]), frozenset(map(str, data["l"])), issued
+            )
         except (KeyError, TypeError):
             raise TokenError("malformed confirmation token") from None
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pressroom.cli.app import App, now_option, pass_app
 from pressroom.errors import UsageError
+
+if TYPE_CHECKING:
+    from pressroom.config import Config
 
 # Literal here so `pressroom --help` does not load the audience stage (tests/test_startup.py
 # checks they match audience.subscribers.REASONS and audience.imports.READERS).
@@ -222,7 +225,9 @@ def unsubscribe_cmd(
         email, list_name = unsubscribe.Signer(secret).verify(token.strip())
     assert email is not None
     stamp = app.now(now).isoformat(timespec="seconds")
-    added = subscribers.suppress(config, email, reason=reason, when=stamp, list_=list_name)
+    added = subscribers.suppress(
+        config, email, reason=reason, when=stamp, list_=list_name, signed=bool(token)
+    )
     where = subscribers.shown_path(config, config.subscribers.suppressed)
     if added:
         app.out(f"{email} suppressed ({reason}); recorded in {where}")
@@ -279,9 +284,11 @@ def import_(
     s = subscriber_import.merge(
         config, rows, into=target, when=app.now(now), source=str(file), problem=app.problem
     )
+    also = f" (and readers' own rows in {', '.join(s.elsewhere)})" if s.elsewhere else ""
     app.out(
         f"{file}: {s.added} added, {s.updated} updated, {s.unchanged} unchanged, "
         f"{s.suppressed} suppressed, {s.skipped} skipped → {subscribers.shown_path(config, target)}"
+        + also
     )
     app.finish()
 
@@ -359,10 +366,32 @@ def export(app: App, out: Path | None) -> None:
     if out is None:
         n = subscriber_import.export(app.config, sys.stdout, problem=app.problem, warn=app.warn)
     else:
+        _refuse_an_audience_file(app.config, out)
         with subscribers.atomic_writer(out) as f:
             n = subscriber_import.export(app.config, f, problem=app.problem, warn=app.warn)
     app.info(f"exported {n} subscriber{'' if n == 1 else 's'}" + (f" to {out}" if out else ""))
     app.finish()
+
+
+def _refuse_an_audience_file(config: Config, out: Path) -> None:
+    """An export written over the suppressed file would lose every suppression (and
+    suppress everyone mailed); into ``subscribers/`` it would be read as one more list (every
+    ``*.csv`` there is), its copies of readers outliving their own rows' changes."""
+    from pressroom.audience import subscribers
+
+    folder = config.subscribers.path
+    target = out.resolve()
+    shown = subscribers.shown_path(config, out)
+    if target == config.subscribers.suppressed.resolve():
+        raise UsageError(
+            f"--out: {shown} is the suppressed file; exporting over it would lose every "
+            "suppression. Write the export elsewhere"
+        )
+    if target.suffix.lower() == ".csv" and target.parent == folder.resolve():
+        raise UsageError(
+            f"--out: {shown} is inside {subscribers.shown_path(config, folder)}, where every "
+            "*.csv is read as a subscriber list; write the export outside it"
+        )
 
 
 COMMANDS: list[click.Command] = [subscribers_group]

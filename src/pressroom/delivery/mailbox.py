@@ -115,11 +115,15 @@ def _header(value: object) -> str:
 
 
 def _date(msg: email.message.Message, now: datetime) -> datetime:
+    """The report's ``Date``, else ``now``: also for a date that is no time in UTC (31 Dec
+    9999 at -14:00 is in year 10000), since events are keyed and stored in UTC."""
     try:
         when = email.utils.parsedate_to_datetime(str(msg.get("Date")))
-    except (TypeError, ValueError):
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        when.astimezone(UTC)
+    except (TypeError, ValueError, OverflowError):
         return now
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when
 
 
 class BounceMailbox:

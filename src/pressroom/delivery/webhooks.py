@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pressroom.answers import json_body as json_body  # the webhooks' JSON reader
 from pressroom.audience.events import Event
 from pressroom.errors import WebhookMalformed
 

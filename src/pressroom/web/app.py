@@ -98,6 +98,16 @@ def routes(config: Config) -> list[Rule]:
     return rules
 
 
+def shown_path(request: Request) -> str:
+    """The request's path for the log: at most 200 characters, control characters escaped
+    (``/%0A…`` decodes to a line break, which would let a request write log lines of its
+    own: a forged "confirm: added" or a fake 200)."""
+    path = request.path[:200]
+    if path.isprintable():
+        return path
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in path)
+
+
 def frame_origin(config: Config) -> str:
     """The publication's origin (scheme://host[:port]), the only one that may frame /subscribe."""
     parts = urlsplit(config.publication.url)
@@ -159,7 +169,7 @@ class WebApp:
         for name, value in security_headers(self.site.config, request.path).items():
             response.headers.setdefault(name, value)
         # method, path and status only: the query string and body carry tokens
-        log.info("%s %s %s", request.method, request.path[:200], response.status_code)
+        log.info("%s %s %s", request.method, shown_path(request), response.status_code)
         return response(environ, start_response)
 
     def respond(self, request: Request) -> Response:
@@ -176,11 +186,11 @@ class WebApp:
         except HTTPException as e:
             return self.error_page(request, e)
         except PressroomError as e:
-            log.error("%s %s failed: %s", request.method, request.path[:200], e.message)
+            log.error("%s %s failed: %s", request.method, shown_path(request), e.message)
             return self.error_page(request, InternalServerError())
         except Exception as e:
             log.error(
-                "%s %s failed: %s: %s", request.method, request.path[:200], type(e).__name__, e
+                "%s %s failed: %s: %s", request.method, shown_path(request), type(e).__name__, e
             )
             log.debug("details", exc_info=True)
             return self.error_page(request, InternalServerError())

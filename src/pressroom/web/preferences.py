@@ -57,6 +57,7 @@ def preferences(site: Site, request: Request) -> Response:
             reason="unsubscribed",
             when=site.clock().isoformat(timespec="seconds"),
             list_=config.sending.list,
+            signed=True,  # the address comes from our own signed token
         )
         log.info("preferences: unsubscribed from everything (%s)", _masked(address))
         return site.page(request, "unsubscribed", email=address)

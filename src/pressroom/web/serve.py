@@ -48,6 +48,12 @@ def serve(
         raise UsageError(
             f"cannot listen on {host}:{port}: {e.strerror}; try another --port"
         ) from None
+    except ValueError:  # waitress: a host that is no address and no name it can resolve
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {host!r} is not an address of this machine nor a "
+            "name that resolves; give an IP address (127.0.0.1, ::1, 0.0.0.0) with --host or "
+            "serve.host"
+        ) from None
     ready(_url(server, host))
     if stop is None:
         server.run()  # until Ctrl-C or SIGTERM

@@ -43,6 +43,10 @@ log = logging.getLogger("pressroom.web")
 
 HONEYPOT = "website"  # a field people never see; bots fill every field
 MAX_NAME = 100
+# signups waiting for the worker: a flood of posts must not grow memory (or delay every real
+# reader's mail by hours) without end; past this many, a signup is dropped like one over a
+# limit (same answer; the reader simply submits again)
+MAX_QUEUED = 1000
 # what preflight checks only a bulk issue needs
 _BULK_ONLY = frozenset({"no-unsubscribe", "no-preheader", "cta-missing"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -57,17 +61,24 @@ class SignupState:
     limits: signups.Limits
     mailer: Mailer
     closed: str | None = None
-    jobs: queue.Queue[Callable[[], None]] = field(default_factory=queue.Queue)
+    jobs: queue.Queue[Callable[[], None]] = field(
+        default_factory=lambda: queue.Queue(maxsize=MAX_QUEUED)
+    )
     _worker: threading.Thread | None = None
     _start: threading.Lock = field(default_factory=threading.Lock)
 
-    def later(self, job: Callable[[], None]) -> None:
-        """Run ``job`` on the worker thread (started on first use: after a server forks)."""
+    def later(self, job: Callable[[], None]) -> bool:
+        """Run ``job`` on the worker thread (started on first use: after a server forks);
+        False when ``MAX_QUEUED`` signups are already waiting (the job is dropped)."""
         with self._start:
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._work, name="signup-mail", daemon=True)
                 self._worker.start()
-        self.jobs.put(job)
+        try:
+            self.jobs.put_nowait(job)
+        except queue.Full:
+            return False
+        return True
 
     def _work(self) -> None:
         while True:
@@ -217,7 +228,12 @@ def subscribe(site: Site, request: Request) -> Response:
         # so neither the page nor the time it takes says anything about the address
         wanted = SignupRequest(address, name, frozenset(chosen))
         client, now = request.remote_addr or "", site.clock()
-        _state(site).later(lambda: _maybe_send(site, client, wanted, now))
+        if not _state(site).later(lambda: _maybe_send(site, client, wanted, now)):
+            log.warning(
+                "signup: %d signups already waiting; this one dropped, no mail (%s)",
+                MAX_QUEUED,
+                _masked(address),
+            )
     return site.page(request, "check_inbox", email=address, editor=editor_address(site.config))
 
 
@@ -250,7 +266,7 @@ def _maybe_send(site: Site, client: str, wanted: SignupRequest, now: datetime) -
     state = _state(site)
     who = _masked(wanted.email)
     s = config.signup
-    if not state.limits.take("ip", client, s.per_ip, s.ip_window, now):
+    if not state.limits.take("ip", signups.client_key(client), s.per_ip, s.ip_window, now):
         log.warning("signup: limit of %d per client address reached; no mail (%s)", s.per_ip, who)
         return
     standing = signups.standing(config, wanted.email)
@@ -258,7 +274,7 @@ def _maybe_send(site: Site, client: str, wanted: SignupRequest, now: datetime) -
         log.warning("signup: %s address is not re-added by the form; no mail (%s)", standing, who)
         return
     if not state.limits.take(
-        "email", subscribers.key(wanted.email), s.per_address, s.address_window, now
+        "email", signups.mailbox_key(wanted.email), s.per_address, s.address_window, now
     ):
         log.warning(
             "signup: limit of %d mails per address reached; no mail (%s)", s.per_address, who
@@ -343,8 +359,13 @@ def confirm(site: Site, request: Request) -> Response:
         )
     now = site.clock()
     outcome = signups.confirm(
-        site.config, signups.Signup(wanted.email, wanted.name, wanted.lists, now)
+        site.config,
+        signups.Signup(wanted.email, wanted.name, wanted.lists, now, asked_at=wanted.issued),
     )
+    if outcome is signups.Confirmed.STALE:
+        # the reader unsubscribed after this link was sent: it is spent, like an expired one
+        log.warning("confirm: a link older than the unsubscribe (%s)", _masked(wanted.email))
+        return site.page(request, "confirm_bad", 400, expired=True)
     if outcome is signups.Confirmed.REFUSED:
         log.warning(
             "confirm: a bounced or complained address was not re-added (%s)", _masked(wanted.email)

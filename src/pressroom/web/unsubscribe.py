@@ -49,6 +49,7 @@ def unsubscribe(site: Site, request: Request) -> Response:
             reason="unsubscribed",
             when=site.clock().isoformat(timespec="seconds"),
             list_=list_,
+            signed=True,  # the address comes from our own signed token
         )
     except SubscriberError as e:
         log.error("unsubscribe could not be recorded: %s", e.message)

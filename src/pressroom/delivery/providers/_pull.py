@@ -18,6 +18,7 @@ from typing import Any
 
 import requests
 
+from pressroom.answers import json_body
 from pressroom.delivery.providers.base import Outcome, Provider, classify_http
 from pressroom.errors import ProviderError
 
@@ -47,7 +48,7 @@ def fetch_page(
         else:
             if 200 <= response.status_code < 300:
                 try:
-                    return response.json()
+                    return json_body(response.content)  # no lone surrogates: text only
                 except ValueError:
                     raise ProviderError(
                         f"{provider.name}: {what}: the answer is not JSON "

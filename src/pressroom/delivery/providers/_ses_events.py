@@ -26,7 +26,7 @@ def notification_events(n: dict[str, Any], sns_id: str) -> list[Event]:
     if kind_name == "Bounce":
         b = _obj(n.get("bounce"))
         kind = "hard_bounce" if b.get("bounceType") == "Permanent" else "soft_bounce"
-        for r in b.get("bouncedRecipients") or []:
+        for r in _array(b.get("bouncedRecipients"), "bounce.bouncedRecipients"):
             if isinstance(r, dict):
                 reason = str(r.get("diagnosticCode") or b.get("bounceSubType") or "")
                 found.append((kind, r.get("emailAddress"), b.get("timestamp"), reason, "b"))
@@ -35,14 +35,14 @@ def notification_events(n: dict[str, Any], sns_id: str) -> list[Event]:
         c = _obj(n.get("complaint"))
         if c.get("complaintFeedbackType") == "not-spam":
             return []
-        for r in c.get("complainedRecipients") or []:
+        for r in _array(c.get("complainedRecipients"), "complaint.complainedRecipients"):
             if isinstance(r, dict):
                 reason = str(c.get("complaintFeedbackType") or "complaint")
                 found.append(("complaint", r.get("emailAddress"), c.get("timestamp"), reason, "c"))
         key = str(c.get("feedbackId") or sns_id)
     elif kind_name == "Delivery":
         d = _obj(n.get("delivery"))
-        for address in d.get("recipients") or []:
+        for address in _array(d.get("recipients"), "delivery.recipients"):
             found.append(("delivered", address, d.get("timestamp"), "", "d"))
         key = str(mid or sns_id)
     else:
@@ -69,3 +69,13 @@ def notification_events(n: dict[str, Any], sns_id: str) -> list[Event]:
 def _obj(value: Any) -> dict[str, Any]:
     """``value`` when it is a JSON object, else an empty one."""
     return value if isinstance(value, dict) else {}
+
+
+def _array(value: Any, where: str) -> list[Any]:
+    """``value`` when it is a JSON array (absent: empty); anything else is not SES's format
+    (a number cannot be walked, and a string would be read one character at a time)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise WebhookMalformed(f"ses webhook: {where}: expected an array, got {value!r:.40}")
+    return value

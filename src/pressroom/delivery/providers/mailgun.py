@@ -81,6 +81,7 @@ from pressroom.delivery.webhooks import (
     WebhookResult,
     epoch,
     issue_number,
+    json_body,
 )
 from pressroom.errors import ProviderError, WebhookMalformed, WebhookRejected
 from pressroom.models import FIELDS, Personaliser
@@ -378,7 +379,7 @@ class Mailgun(Provider):
     def receive_webhook(self, request: WebhookRequest, now: datetime) -> WebhookResult:
         """Verify the HMAC signature and freshness, then read ``event-data``."""
         try:
-            data = json.loads(request.body)
+            data = json_body(request.body)
         except ValueError:
             data = None
         if not isinstance(data, dict) or not isinstance(data.get("signature"), dict):
@@ -387,7 +388,10 @@ class Mailgun(Provider):
         timestamp, token, given = (str(sig.get(k, "")) for k in ("timestamp", "token", "signature"))
         key = self.secrets.get("webhook_signing_key_env", "").encode("utf-8")
         expected = hmac.new(key, (timestamp + token).encode("utf-8"), hashlib.sha256).hexdigest()
-        if not token or not hmac.compare_digest(expected, given.lower()):
+        # bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500)
+        if not token or not hmac.compare_digest(
+            expected.encode("ascii"), given.lower().encode("utf-8")
+        ):
             raise WebhookRejected("mailgun webhook: signature does not match the signing key")
         try:
             age = now.timestamp() - float(timestamp)
@@ -441,6 +445,8 @@ class Mailgun(Provider):
                 return
             out = []
             for item in items:
+                if not isinstance(item, dict):
+                    continue  # not an entry (the fake of a fake); the rest are read
                 when = pull.parse_time(item.get("created_at"))
                 address = str(item.get("address") or "")
                 if when is None or not address or (since is not None and when < since):
@@ -449,7 +455,8 @@ class Mailgun(Provider):
                 reason = " ".join(str(x) for x in (code, error) if x)
                 out.append(Event(self.name, kind, address, when, reason=reason))
             yield out
-            url = self._same_origin((data.get("paging") or {}).get("next"), list_)
+            paging = data.get("paging")
+            url = self._same_origin(paging.get("next") if isinstance(paging, dict) else None, list_)
 
     def _same_origin(self, url: object, list_: str) -> str | None:
         """The paging URL, refused unless it is on the configured endpoint (the API key is
@@ -468,6 +475,10 @@ def _event(item: dict[str, Any]) -> Event | None:
     """One ``event-data`` object as a ``Event`` (None: an event with no effect)."""
     name = item.get("event")
     kind: str
+    if name is not None and not isinstance(name, str):  # a list or object: unhashable
+        raise WebhookMalformed(
+            "mailgun webhook: event-data.event: expected an event name, got {name!r:.40}"
+        )
     if name == "failed":
         kind = "hard_bounce" if item.get("severity") == "permanent" else "soft_bounce"
     elif name in _KINDS:

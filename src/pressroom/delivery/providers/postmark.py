@@ -82,6 +82,7 @@ from pressroom.delivery.webhooks import (
     WebhookResult,
     iso_time,
     issue_number,
+    json_body,
 )
 from pressroom.errors import ProviderAuthError, ProviderError, WebhookMalformed, WebhookRejected
 from pressroom.models import FIELDS, Personaliser
@@ -424,7 +425,7 @@ class Postmark(Provider):
         ):
             raise WebhookRejected("postmark webhook: credentials do not match", 401)
         try:
-            item = json.loads(request.body)
+            item = json_body(request.body)
         except ValueError:
             item = None
         if not isinstance(item, dict) or not isinstance(item.get("RecordType"), str):

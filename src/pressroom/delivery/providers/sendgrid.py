@@ -73,6 +73,7 @@ from pressroom.delivery.webhooks import (
     WebhookResult,
     epoch,
     issue_number,
+    json_body,
 )
 from pressroom.errors import ProviderConfigError, ProviderError, WebhookMalformed, WebhookRejected
 from pressroom.models import FIELDS, Personaliser
@@ -139,7 +140,7 @@ class SendGrid(Provider):
         except (InvalidSignature, binascii.Error, ValueError):
             raise WebhookRejected("sendgrid webhook: signature does not verify") from None
         try:
-            items = json.loads(request.body)
+            items = json_body(request.body)
         except ValueError:
             items = None
         if not isinstance(items, list):
@@ -335,6 +336,7 @@ class SendGrid(Provider):
             return
         url = f"{self.base}/v3/suppression/{list_}"
         offset = 0
+        previous: list[Any] | None = None
         while True:
             params: dict[str, int] = {"limit": self.suppression_page_size, "offset": offset}
             if since is not None:
@@ -351,6 +353,12 @@ class SendGrid(Provider):
                 raise ProviderError(f"sendgrid: {list_}: expected a JSON array of entries")
             if not data:
                 return
+            if data == previous:  # the offset is not honoured: the same page, forever
+                raise ProviderError(
+                    f"sendgrid: {list_}: offset {offset} answered the same entries as offset "
+                    f"{offset - len(data)}; the list does not page, so the sync stopped"
+                )
+            previous = data
             offset += len(data)
             page = []
             for item in data:
@@ -440,6 +448,10 @@ def _event(item: dict[str, Any], i: int) -> Event | None:
     """
     name = item.get("event")
     kind: str
+    if name is not None and not isinstance(name, str):  # a list or object: unhashable
+        raise WebhookMalformed(
+            f"sendgrid webhook: event {i}: expected an event name, got {name!r:.40}"
+        )
     if name == "bounce":
         kind = "soft_bounce" if item.get("type") == "blocked" else "hard_bounce"
     elif name in _KINDS:

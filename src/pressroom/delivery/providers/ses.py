@@ -77,8 +77,15 @@ from pressroom.delivery.sns import SNSVerifier
 from pressroom.delivery.webhooks import (
     WebhookRequest,
     WebhookResult,
+    json_body,
 )
-from pressroom.errors import ProviderAuthError, ProviderError, WebhookMalformed, WebhookRejected
+from pressroom.errors import (
+    ProviderAuthError,
+    ProviderConfigError,
+    ProviderError,
+    WebhookMalformed,
+    WebhookRejected,
+)
 from pressroom.models import FIELDS, Personaliser
 
 MAX_BATCH = 50
@@ -459,7 +466,7 @@ class SES(Provider):
     def receive_webhook(self, request: WebhookRequest, now: datetime) -> WebhookResult:
         """Verify the SNS message, confirm a subscription, or read SES's notification."""
         try:
-            message = json.loads(request.body)
+            message = json_body(request.body)
         except ValueError:
             message = None
         if not isinstance(message, dict) or not isinstance(message.get("Type"), str):
@@ -469,7 +476,16 @@ class SES(Provider):
             verifier = self._sns = SNSVerifier(self.session, self.settings.timeout)
         verifier.verify(message, now)
         topic = self.settings.sns_topic_arn
-        if topic and message.get("TopicArn") != topic:
+        if not topic:
+            # SNS signs the messages of every AWS account's topics alike: without the topic
+            # named, anyone could replay a signed notification of their own topic (bounces
+            # for any address) or subscribe this endpoint to it
+            raise ProviderConfigError(
+                f"ses webhook: providers.ses.sns_topic_arn is not set, so a message of your "
+                f"topic cannot be told from one of anyone else's; set it to your topic's ARN "
+                f"(this message came from {str(message.get('TopicArn'))[:256]!r})"
+            )
+        if message.get("TopicArn") != topic:
             raise WebhookRejected(
                 f"ses webhook: topic {message.get('TopicArn')!r} is not "
                 f"providers.ses.sns_topic_arn ({topic})"
@@ -480,7 +496,7 @@ class SES(Provider):
         if kind != "Notification":
             return WebhookResult(ignored=[kind])
         try:
-            notification = json.loads(str(message.get("Message")))
+            notification = json_body(str(message.get("Message")))
         except ValueError:
             notification = None
         if not isinstance(notification, dict):
@@ -505,6 +521,7 @@ class SES(Provider):
     ) -> Iterator[Sequence[Event]]:
         """Each page of the account-level suppression list, following ``NextToken``."""
         token: str | None = None
+        tokens: set[str] = set()
         while True:
             params = [("Reason", "BOUNCE"), ("Reason", "COMPLAINT")]
             params.append(("PageSize", str(self.suppression_page_size)))
@@ -522,8 +539,13 @@ class SES(Provider):
             )
             if not isinstance(data, dict):
                 raise ProviderError("ses: ListSuppressedDestinations: expected a JSON object")
+            summaries = data.get("SuppressedDestinationSummaries") or []
+            if not isinstance(summaries, list):
+                raise ProviderError(
+                    "ses: ListSuppressedDestinations: SuppressedDestinationSummaries is not a list"
+                )
             page = []
-            for item in data.get("SuppressedDestinationSummaries") or []:
+            for item in summaries:
                 if not isinstance(item, dict):
                     continue
                 kind = _PULL_KIND.get(str(item.get("Reason")))
@@ -534,9 +556,16 @@ class SES(Provider):
                 reason = f"SES suppression list: {item.get('Reason')}"
                 page.append(Event(self.name, kind, address, when, reason=reason))
             yield page
-            token = data.get("NextToken") or None
-            if token is None:
+            next_token = data.get("NextToken") or None
+            if next_token is None:
                 return
+            if not isinstance(next_token, str) or next_token in tokens:
+                raise ProviderError(
+                    "ses: ListSuppressedDestinations: the NextToken leads back to a page "
+                    "already read; the sync stopped"
+                )
+            token = next_token
+            tokens.add(token)
 
 
 def _literal(part: str) -> str:
