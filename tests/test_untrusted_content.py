@@ -148,6 +148,48 @@ def test_a_body_link_with_a_user_name_before_the_host_loses_its_url(
     assert 'href="https://news.example/users/@ann"' in out  # nor an "@" in a path
 
 
+# nh3 checks the scheme of href and src only: the source URL of a quotation (cite= on
+# <blockquote>, <q>, <del>, <ins>, all allowed) reached every feed as written, javascript:
+# and relative paths included
+@pytest.mark.parametrize("tag", ["blockquote", "q", "del", "ins"])
+@pytest.mark.parametrize("body_format", ["markdown", "html"])
+def test_the_source_url_of_a_quotation_takes_the_url_policy(
+    tmp_path: Path, tag: str, body_format: str
+) -> None:
+    nasty = "".join(
+        f'<{tag} cite="{url}">q{i}</{tag}>\n'
+        for i, url in enumerate(
+            ["javascript:alert(1)", " JaVa&#x09;script:alert(1)", "data:text/html,x", "vbscript:x"]
+        )
+    )
+    fine = (
+        f'<{tag} cite="../sources/speech.html">r</{tag}>\n'
+        f'<{tag} CITE="https://Other.example/page">s</{tag}>\n'
+        f'<{tag} cite="https://paypal.com@evil.example/">t</{tag}>\n'
+    )
+    ext = "md" if body_format == "markdown" else "html"
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / f"2026-11-20-quotes.{ext}").write_text(
+        f"---\ntitle: Quotes\n---\n<div>\n{nasty}{fine}</div>\n"
+    )
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        "sources:\n  - type: files\n    path: content\n"
+    )
+    out = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.yaml"), "feeds", "--now", "2026-12-01"]
+    )
+    assert out.exit_code == 0, out.output
+    item = json.loads((tmp_path / "public" / "feeds" / "feed.json").read_text())["items"][0]
+    content = item["content_html"]
+    assert "script" not in content.lower() and "data:" not in content, content
+    assert "evil" not in content, content
+    for i in range(4):
+        assert f"<{tag}>q{i}</{tag}>" in content  # the quotation stays, its URL goes
+    assert f'<{tag} cite="https://news.example/sources/speech.html">r' in content
+    assert f'<{tag} cite="https://other.example/page">s' in content
+
+
 def test_slugs_are_ascii_where_the_name_allows_and_never_climb() -> None:
     assert slugify("søren-kierkegaard") == "soren-kierkegaard"
     assert slugify("Łódź Straße") == "lodz-strasse"

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from functools import lru_cache
 
+from pressroom.content.urls import BadURL, public_url
 from pressroom.textpolicy import strip_controls
 
 SUMMARY_LIMIT = 300
@@ -96,8 +97,13 @@ def sanitise(fragment: str, base_url: str) -> str:
         link_rel=None,
         url_relative=("rewrite_with_base", base_url),
         # only a fragment with an "@" (or a reference that may spell one, &#64;) can hold a
-        # user name before a host: no Python call per attribute for the rest
-        attribute_filter=_no_user_info if "@" in fragment or "&" in fragment else None,
+        # user name before a host, and only one that says "cite" a quotation's source URL:
+        # no Python call per attribute for the rest
+        attribute_filter=(
+            _UrlFilter(base_url)
+            if "@" in fragment or "&" in fragment or _CITE.search(fragment)
+            else None
+        ),
     ).strip()
 
 
@@ -108,9 +114,30 @@ _LINK_ATTRIBUTES = frozenset({"href", "src", "cite", "poster"})
 _URL_NOISE = re.compile(r"^[\x00-\x20]+|[\t\n\r]")
 
 
-def _no_user_info(_tag: str, attribute: str, value: str) -> str | None:
-    """The URL policy inside bodies: a link with a user name or password before its host
-    (``https://paypal.com@evil.example/``, which reads as PayPal) loses its URL."""
+_CITE = re.compile("cite", re.IGNORECASE)
+
+
+class _UrlFilter:
+    """The URL policy inside bodies, where nh3 does not apply it itself."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def __call__(self, _tag: str, attribute: str, value: str) -> str | None:
+        if attribute == "cite":
+            # the source URL of a <blockquote>, <q>, <del> or <ins>: nh3 checks neither its
+            # scheme nor makes it absolute (it is no link to ammonia), so it takes the policy
+            # of every other URL from outside: absolute http(s), or nothing
+            try:
+                return public_url(value, self.base_url)
+            except BadURL:
+                return None
+        return _no_user_info(attribute, value)
+
+
+def _no_user_info(attribute: str, value: str) -> str | None:
+    """A link with a user name or password before its host (``https://paypal.com@evil.example/``,
+    which reads as PayPal) loses its URL."""
     if attribute not in _LINK_ATTRIBUTES or "@" not in value:
         return value
     found = _AUTHORITY.match(_URL_NOISE.sub("", value))
