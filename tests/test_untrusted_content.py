@@ -190,6 +190,40 @@ def test_the_source_url_of_a_quotation_takes_the_url_policy(
     assert f'<{tag} cite="https://other.example/page">s' in content
 
 
+# A file or folder name may hold a line break or a terminal escape (a careless `mv`, a
+# hostile archive): each message naming it was two lines, or recoloured the terminal
+def test_a_file_name_with_a_line_break_or_escape_is_named_on_one_line(tmp_path: Path) -> None:
+    content = tmp_path / "content"
+    (content / "drafts\nold").mkdir(parents=True)
+    (content / "broken\nname.md").write_text("---\ntitle: [x\n---\nb\n")
+    (content / "drafts\nold" / "c.md").write_text("---\ntitle: [x\n---\nb\n")
+    (content / "2026-11-01-warn\x1b[31mred.md").write_text(
+        '---\ntitle: W\n"odd\\nkey\\u202e": 1\n---\nBody.\n'
+    )
+    (content / "2026-11-02-fine.md").write_text("---\ntitle: Fine\n---\nBody.\n")
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        "sources:\n  - type: files\n    path: content\n"
+    )
+    for command in (["feeds"], ["articles"]):
+        out = CliRunner().invoke(
+            main, ["--config", str(tmp_path / "config.yaml"), *command, "--now", "2026-12-01"]
+        )
+        assert out.exit_code == 1, out.output
+        lines = [line for line in out.stderr.splitlines() if "articles, " not in line]
+        assert len(lines) == 3, lines  # (articles adds its count: "2 articles, 2 skipped")
+        assert "\x1b" not in out.stderr and "\u202e" not in out.stderr
+        assert lines[0].startswith("warning: content/2026-11-01-warn\\x1b[31mred.md:")
+        assert lines[0].endswith('unknown front-matter key "odd\\x0akey\\u202e" ignored')
+        assert lines[1].startswith("error: content/broken\\x0aname.md:2: front matter: ")
+        assert lines[2].startswith("error: content/drafts\\x0aold/c.md:2: front matter: ")
+    config = str(tmp_path / "config.yaml")
+    listed = CliRunner().invoke(
+        main, ["--config", config, "articles", "--json", "--now", "2026-12-01"]
+    )
+    assert sorted(a["title"] for a in json.loads(listed.stdout)) == ["Fine", "W"]
+
+
 def test_slugs_are_ascii_where_the_name_allows_and_never_climb() -> None:
     assert slugify("søren-kierkegaard") == "soren-kierkegaard"
     assert slugify("Łódź Straße") == "lodz-strasse"

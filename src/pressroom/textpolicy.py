@@ -63,3 +63,16 @@ def balance_bidi(text: str) -> str:
             out.append(char)
     out.extend(reversed([closer for closer in open_ if closer]))
     return "".join(out)
+
+
+def printable(text: str) -> str:
+    """``text`` as a message may show it on one line: every character that does not print
+    (a line break, a terminal escape, a bidi control) spelt as an escape, ``\\x0a`` or
+    ``\\u202e``. For names from outside that a message must still identify exactly, such as a
+    file name in ``error: content/<name>:3: …``."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+        for c in text
+    )

@@ -44,7 +44,7 @@ from pressroom.content.text import (
 from pressroom.content.urls import BadURL, public_url, slug_path, slugify
 from pressroom.errors import ArticleError, SourceError
 from pressroom.models import Article, Author, Image
-from pressroom.textpolicy import one_line, strip_controls
+from pressroom.textpolicy import one_line, printable, strip_controls
 
 if TYPE_CHECKING:
     from pressroom.content.cache import Entry
@@ -251,7 +251,8 @@ class FilesSource(Source):
         for key in unknown:
             close = difflib.get_close_matches(key.lower(), frontmatter.KEYS, n=1, cutoff=0.6)
             hint = f'; did you mean "{close[0]}"?' if close else ""
-            self._warn(f'{rel}:{fm.line_of(key)}: unknown front-matter key "{key}" ignored{hint}')
+            shown = printable(key)  # a quoted YAML key may hold a line break
+            self._warn(f'{rel}:{fm.line_of(key)}: unknown front-matter key "{shown}" ignored{hint}')
         if not self._published(meta):
             return None
 
