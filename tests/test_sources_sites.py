@@ -342,6 +342,33 @@ def test_a_bad_permalink_is_a_config_error_naming_the_key(
     assert "config.yaml:8" in message
 
 
+@pytest.mark.parametrize("value", ["../{slug}/", "{year}/../{slug}/", "./{slug}/", "{slug}/.."])
+def test_a_permalink_that_climbs_is_a_config_error_naming_the_key(
+    folder: Folder, value: str
+) -> None:
+    folder.configure(f'permalink: "{value}"')
+    with pytest.raises(ConfigError) as caught:
+        folder.load()
+    message = str(caught.value)
+    assert "config.yaml:8: sources.0.permalink" in message and "segment" in message, message
+
+
+# a category ".." (a folder in Jekyll's patterns) and a post's own Jekyll permalink with a ".."
+# put "/../" into the published link: feeds and issues linked a URL no reader can reach
+def test_no_link_holds_a_dot_segment_whatever_a_post_says(folder: Folder) -> None:
+    folder.configure('permalink: "jekyll-pretty"')
+    folder.write("_posts/2024-03-09-a.md", '---\ntitle: A\ncategories: ["..", "."]\n---\nB.\n')
+    folder.write(
+        "_posts/2024-03-09-b.md",
+        "---\ntitle: B\ncategories: [news]\npermalink: /:categories/../../:title/\n---\nB.\n",
+    )
+    urls = {a.title: a.url for a in folder.by_title().values()}
+    assert urls == {
+        "A": "https://news.example/2024/03/09/a/",
+        "B": "https://news.example/news/b/",
+    }
+
+
 def test_future_publish_date_is_left_out_until_it_passes(folder: Folder) -> None:
     soon = (NOW + timedelta(hours=1)).isoformat()
     folder.write("a.md", f"---\ntitle: A\ndate: 2024-01-01\npublishDate: {soon}\n---\nB.\n")
