@@ -14,7 +14,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -271,7 +271,19 @@ def parse_date(value: Any, tz: tzinfo) -> datetime:
     # 9999 cannot be compared with the clock or turned to UTC: neither is an article's date.
     if not _YEARS[0] <= parsed.year <= _YEARS[1]:
         raise ValueError(value)
+    offset = parsed.utcoffset()
+    if offset is not None and offset % _MINUTE:
+        # An offset with seconds ("+05:30:15", or a zone's local mean time before standard
+        # time: Europe/Amsterdam +00:19:32 until 1937, Africa/Monrovia -00:44:30 until 1972)
+        # has no RFC 822 or RFC 3339 spelling; every feed holding it was invalid. The same
+        # instant in UTC has one.
+        parsed = parsed.astimezone(UTC)
+        if not _YEARS[0] <= parsed.year <= _YEARS[1]:
+            raise ValueError(value)
     return parsed
+
+
+_MINUTE = timedelta(minutes=1)
 
 
 _YEARS = (1000, 9998)
