@@ -224,6 +224,26 @@ def test_a_file_name_with_a_line_break_or_escape_is_named_on_one_line(tmp_path: 
     assert sorted(a["title"] for a in json.loads(listed.stdout)) == ["Fine", "W"]
 
 
+# Messages quote what a remote server sent (a WordPress post id, a feed's guid): a line break
+# in it forged a second "error:" line in cron mail, and an escape reached the terminal
+def test_a_remote_value_quoted_in_a_message_cannot_forge_or_escape_a_line(
+    server: Server, tmp_path: Path
+) -> None:
+    forged = wp_post(1, id="7\nerror: content/fake.md:1: forged\x1b[2J\u202e", title="")
+    wp_site(server, [forged, wp_post(2)], per_page=2)
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        f"sources:\n{wp_source(server)}state: state\n"
+    )
+    out = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.yaml"), "articles", "--now", "2026-12-01"]
+    )
+    assert out.exit_code == 1, out.output
+    [error] = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert "posts/7\\x0aerror: content/fake.md:1: forged\\x1b[2J\\u202e: title: missing" in error
+    assert not any(c in out.stderr for c in "\x1b\u202e\r")
+
+
 def test_slugs_are_ascii_where_the_name_allows_and_never_climb() -> None:
     assert slugify("søren-kierkegaard") == "soren-kierkegaard"
     assert slugify("Łódź Straße") == "lodz-strasse"

@@ -76,3 +76,19 @@ def printable(text: str) -> str:
         c if c.isprintable() else (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
         for c in text
     )
+
+
+# What a message line must not carry as is: a line break of any kind (a hostile server's
+# "1\nerror: …" would forge a second message), other controls (a terminal escape can clear
+# the screen or hide text), and bidi controls (they reorder what follows on the line)
+_MESSAGE_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def message_line(text: str) -> str:
+    """``text`` as one line of a warning or error: what ``_MESSAGE_UNSAFE`` matches is spelt
+    as an escape (``\\x0a``, ``\\u202e``); everything else, any script included, as is."""
+    if not _MESSAGE_UNSAFE.search(text):
+        return text
+    return _MESSAGE_UNSAFE.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text
+    )
