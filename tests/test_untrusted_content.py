@@ -244,6 +244,41 @@ def test_a_remote_value_quoted_in_a_message_cannot_forge_or_escape_a_line(
     assert not any(c in out.stderr for c in "\x1b\u202e\r")
 
 
+# Python refuses int() of more than 4300 digits; the JSON and TOML parsers let that ValueError
+# out, so one such number in one article's front matter ended the whole run in a traceback
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("j.md", '{"title": "J", "weight": %s}\nBody.\n', 1),
+        ("t.md", '+++\ntitle = "T"\nweight = %s\n+++\nBody.\n', 3),
+        ("y.md", "---\ntitle: Y\nweight: %s\n---\nBody.\n", 3),
+        ("h.md", "Title: H\nWeight: %s\n\nBody.\n", 0),  # headers: text, no number
+    ],
+)
+def test_a_number_too_long_for_python_is_one_broken_article(
+    tmp_path: Path, name: str, text: str, line: int
+) -> None:
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / f"2026-11-01-{name}").write_text(text % ("9" * 5000))
+    (tmp_path / "content" / "2026-11-02-fine.md").write_text("---\ntitle: Fine\n---\nB.\n")
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        "sources:\n  - type: files\n    path: content\n"
+    )
+    config = ["--config", str(tmp_path / "config.yaml")]
+    out = CliRunner().invoke(main, [*config, "articles", "--json", "--now", "2026-12-01"])
+    assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
+    titles = sorted(a["title"] for a in json.loads(out.stdout))
+    if not line:
+        assert out.exit_code == 0 and titles == ["Fine", "H"]
+        return
+    assert out.exit_code == 1 and titles == ["Fine"]
+    assert [row for row in out.stderr.splitlines() if "error" in row] == [
+        f"error: content/2026-11-01-{name}:{line}: front matter: a number of more than 4300 "
+        "digits; put it in quotes if it is text"
+    ]
+
+
 def test_slugs_are_ascii_where_the_name_allows_and_never_climb() -> None:
     assert slugify("søren-kierkegaard") == "soren-kierkegaard"
     assert slugify("Łódź Straße") == "lodz-strasse"
