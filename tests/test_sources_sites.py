@@ -369,6 +369,29 @@ def test_no_link_holds_a_dot_segment_whatever_a_post_says(folder: Folder) -> Non
     }
 
 
+# The default id is tag:<host>,<date>:<slug>: Hugo sections with a file of the same name
+# dated the same day gave two articles one id, and one of them vanished from every feed
+def test_two_files_at_two_urls_with_one_id_are_both_published(folder: Folder) -> None:
+    folder.configure('permalink: "hugo"')
+    folder.write("news/roundup.md", "---\ntitle: News roundup\ndate: 2024-03-09\n---\nB.\n")
+    folder.write("sports/roundup.md", "---\ntitle: Sports roundup\ndate: 2024-03-09\n---\nB.\n")
+    folder.write("a/copied.md", "---\ntitle: A\ndate: 2024-03-08\nid: urn:x:1\n---\nB.\n")
+    folder.write("b/copied.md", "---\ntitle: B\ndate: 2024-03-08\nid: urn:x:1\n---\nB.\n")
+    found = folder.by_title()
+    assert sorted(found) == ["A", "B", "News roundup", "Sports roundup"]
+    news, sports = found["News roundup"], found["Sports roundup"]
+    assert news.id == "tag:news.example,2024-03-09:roundup"  # the first keeps its id
+    assert sports.id.startswith("tag:news.example,2024-03-09:roundup#")
+    assert (found["A"].id, found["B"].id[:8]) == ("urn:x:1", "urn:x:1#")
+    assert any(
+        w.startswith("content/sports/roundup.md: same id as content/news/roundup.md")
+        and "keeping both" in w
+        for w in folder.warnings
+    ), folder.warnings
+    again = Folder(folder.root)  # the same ids on every run
+    assert {a.title: a.id for a in again.by_title().values()} == {t: a.id for t, a in found.items()}
+
+
 def test_future_publish_date_is_left_out_until_it_passes(folder: Folder) -> None:
     soon = (NOW + timedelta(hours=1)).isoformat()
     folder.write("a.md", f"---\ntitle: A\ndate: 2024-01-01\npublishDate: {soon}\n---\nB.\n")

@@ -196,7 +196,7 @@ def dedupe(articles: Iterable[Article], warn: Warn) -> list[Article]:
     Remote sources often carry the same post twice (syndicated, or in two feeds): the most
     recently modified copy wins, then the first seen. Two files that claim one URL are both
     kept and both named in a warning; the later one gets an id of its own, because feeds
-    need unique GUIDs.
+    need unique GUIDs. So does the later of two files at different URLs that share an id.
     """
     out: list[Article] = []
     by_url: dict[str, int] = {}
@@ -222,6 +222,17 @@ def dedupe(articles: Iterable[Article], warn: Warn) -> list[Article]:
             by_id[article.id] = article
         elif _both_local(same, article) and same.url == article.url:
             unique = f"{article.id}#{hashlib.sha1(article.source.encode()).hexdigest()[:8]}"
+            by_id[unique] = dataclasses.replace(article, id=unique)
+        elif _both_local(same, article):
+            # two files at two URLs with one id: the default tag: id is made of the date and
+            # the slug, which Hugo sections (news/roundup.md, sports/roundup.md) or two
+            # folders' index.md bundles share. Both are articles; the later one (in walk
+            # order) takes the id with a hash of its URL, so neither vanishes from the feeds
+            unique = f"{article.id}#{hashlib.sha1(article.url.encode()).hexdigest()[:8]}"
+            warn(
+                f"{article.source}: same id as {same.source} ({article.id}); keeping both, "
+                f"this one as {unique} (give one of them its own id: or slug:)"
+            )
             by_id[unique] = dataclasses.replace(article, id=unique)
         else:
             # feeds need unique GUIDs: two URLs claiming one id would make them invalid
