@@ -11,6 +11,7 @@ import email
 import email.policy
 import html
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -780,6 +781,43 @@ def test_a_hostile_remote_feed_reaches_no_output(server: Server, tmp_path: Path)
     shown = html.unescape(html_part.get_content())
     assert shown.count(LESS_GREATER) == 2  # the preheader and the teaser
     assert LESS_GREATER in text_part.get_content()
+
+
+ODD_TYPES_RSS = b"""<?xml version="1.0"?>
+<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><title>t</title>
+<link>https://x.example/</link>
+<item><title>one</title><link>https://x.example/1</link><guid>g1</guid>
+<pubDate>Mon, 02 Nov 2026 10:00:00 GMT</pubDate><description>d</description>
+<enclosure url="https://x.example/a.png" type="image/" length="10"/></item>
+<item><title>two</title><link>https://x.example/2</link><guid>g2</guid>
+<pubDate>Mon, 02 Nov 2026 11:00:00 GMT</pubDate><description>d</description>
+<enclosure url="https://x.example/b.jpg" type="image/jpeg&#10;x: y" length="7"/></item>
+<item><title>three</title><link>https://x.example/3</link><guid>g3</guid>
+<pubDate>Mon, 02 Nov 2026 12:00:00 GMT</pubDate><description>d</description>
+<media:content url="https://x.example/c.gif" type="IMAGE/GIF; q=&quot;&lt;b&gt;&quot;"/></item>
+</channel></rss>"""
+
+
+# A feed's enclosure type went into every feed as sent: "image/" (no subtype) is no Atom media
+# type (RFC 4287 atomMediaType), a line break or parameters no RSS reader expects
+def test_a_remote_media_type_that_is_not_one_is_named_by_the_url(
+    server: Server, tmp_path: Path
+) -> None:
+    server.on("/rss.xml", lambda _r: (200, {"Content-Type": "application/rss+xml"}, ODD_TYPES_RSS))
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        f"sources:\n{feed_source(server, '/rss.xml')}state: state\n"
+    )
+    out = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.yaml"), "feeds", "--now", "2026-12-01"]
+    )
+    assert out.exit_code == 0, out.output
+    feeds = tmp_path / "public" / "feeds"
+    rss = (feeds / "index.xml").read_text()
+    atom = (feeds / "atom.xml").read_text()
+    types = sorted(re.findall(r'<enclosure url="[^"]*" length="\d+" type="([^"]*)"', rss))
+    assert types == ["image/gif", "image/jpeg", "image/png"], rss
+    assert sorted(re.findall(r'rel="enclosure" href="[^"]*" type="([^"]*)"', atom)) == types
 
 
 # --- feeds: colliding slugs, channel descriptions ---------------------------------------------

@@ -92,3 +92,19 @@ def message_line(text: str) -> str:
     return _MESSAGE_UNSAFE.sub(
         lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text
     )
+
+
+# RFC 6838 section 4.2: a type and a subtype of restricted-name characters
+_MEDIA_TYPE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+)
+
+
+def media_type(value: object) -> str | None:
+    """A MIME type from outside (a feed's enclosure ``type``, WordPress ``mime_type``) as a
+    feed may carry it: ``type/subtype`` in lower case, parameters dropped; None when it is no
+    media type (``image/``, one with a line break), so the feed names the type by the URL."""
+    if not isinstance(value, str):
+        return None
+    essence = value.split(";", 1)[0].strip()
+    return essence.lower() if _MEDIA_TYPE.fullmatch(essence) else None
