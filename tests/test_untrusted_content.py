@@ -794,7 +794,8 @@ ODD_TYPES_RSS = b"""<?xml version="1.0"?>
 <enclosure url="https://x.example/b.jpg" type="image/jpeg&#10;x: y" length="7"/></item>
 <item><title>three</title><link>https://x.example/3</link><guid>g3</guid>
 <pubDate>Mon, 02 Nov 2026 12:00:00 GMT</pubDate><description>d</description>
-<media:content url="https://x.example/c.gif" type="IMAGE/GIF; q=&quot;&lt;b&gt;&quot;"/></item>
+<media:content url="https://x.example/c.gif" type="IMAGE/GIF; q=&quot;&lt;b&gt;&quot;"
+ fileSize="5"/></item>
 </channel></rss>"""
 
 
@@ -818,6 +819,8 @@ def test_a_remote_media_type_that_is_not_one_is_named_by_the_url(
     types = sorted(re.findall(r'<enclosure url="[^"]*" length="\d+" type="([^"]*)"', rss))
     assert types == ["image/gif", "image/jpeg", "image/png"], rss
     assert sorted(re.findall(r'rel="enclosure" href="[^"]*" type="([^"]*)"', atom)) == types
+    # media:content's fileSize is its length (feedparser reads it as "filesize")
+    assert '<enclosure url="https://x.example/c.gif" length="5" type="image/gif"/>' in rss
 
 
 # --- feeds: colliding slugs, channel descriptions ---------------------------------------------

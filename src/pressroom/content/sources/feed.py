@@ -332,7 +332,7 @@ def _image(entry: Any, base: str, warn: Callable[[str], None]) -> Image | None:
             return Image(
                 url=url,
                 mime_type=media_type(media.get("type")),
-                length=_int(media.get("fileSize")),
+                length=_int(media.get("filesize")),  # feedparser lower-cases fileSize
                 width=_int(media.get("width")),
                 height=_int(media.get("height")),
             )
