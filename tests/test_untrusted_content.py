@@ -280,6 +280,51 @@ def test_a_number_too_long_for_python_is_one_broken_article(
     ]
 
 
+# The sanitiser's HTML parser takes time that grows with the cube of the nesting depth: a body
+# of 100,000 nested <div>s (600 KB) or Markdown "> > > …" quotes (200 KB) held `pressroom feeds`
+# for many minutes. Elements deeper than a browser nests them (512) lose their tags, not text.
+@pytest.mark.parametrize(
+    ("name", "body", "tag"),
+    [
+        ("deep.html", "<div>" * 100_000 + "deep text" + "</div>" * 100_000, "div"),
+        ("deep.md", "> " * 100_000 + "deep text\n", "blockquote"),
+    ],
+)
+def test_a_body_nested_without_end_renders_in_time(
+    tmp_path: Path, name: str, body: str, tag: str
+) -> None:
+    import time
+
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / f"2026-11-20-{name}").write_text(f"---\ntitle: Deep\n---\n{body}")
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        "sources:\n  - type: files\n    path: content\n"
+    )
+    started = time.monotonic()
+    out = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.yaml"), "feeds", "--now", "2026-12-01"]
+    )
+    assert out.exit_code == 0, out.output
+    assert time.monotonic() - started < 30  # minutes without the depth limit
+    [item] = json.loads((tmp_path / "public" / "feeds" / "feed.json").read_text())["items"]
+    content = item["content_html"]
+    assert "deep text" in content
+    assert content.count(f"<{tag}>") == 512 == content.count(f"</{tag}>")
+
+
+def test_the_depth_limit_leaves_what_a_browser_shows_as_it_is() -> None:
+    from pressroom.content.text import MAX_DEPTH, flatten_deep
+
+    # unclosed <p> and <li> close each other, void elements hold nothing: not nesting
+    flat = "<p>a" * 2000 + "<ul>" + "<li>b" * 2000 + "</ul>" + "<br><img src=x>" * 2000
+    assert flatten_deep(flat) == flat
+    nested = "<div>" * (MAX_DEPTH + 2) + "t" + "</div>" * (MAX_DEPTH + 2) + "<div>after</div>"
+    assert flatten_deep(nested) == (
+        "<div>" * MAX_DEPTH + "t" + "</div>" * MAX_DEPTH + "<div>after</div>"
+    )
+
+
 def test_slugs_are_ascii_where_the_name_allows_and_never_climb() -> None:
     assert slugify("søren-kierkegaard") == "soren-kierkegaard"
     assert slugify("Łódź Straße") == "lodz-strasse"

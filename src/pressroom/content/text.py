@@ -89,6 +89,8 @@ def sanitise(fragment: str, base_url: str) -> str:
     import nh3
 
     tags, attributes = _allowed()
+    if fragment.count("<") > MAX_DEPTH:
+        fragment = flatten_deep(fragment)
     return nh3.clean(
         fragment,
         tags=tags,
@@ -105,6 +107,80 @@ def sanitise(fragment: str, base_url: str) -> str:
             else None
         ),
     ).strip()
+
+
+# How deep elements may nest: Chromium's HTML parser stops nesting at 512 too
+# (kMaximumHTMLParserDOMTreeDepth), so no page a browser shows is changed by it.
+MAX_DEPTH = 512
+# elements that hold no others, or whose end tag may be left out (an unclosed <p> or <li> is
+# closed by the next one, not nested): they do not count towards the depth
+_FLAT = frozenset(
+    [
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "source",
+        "track",
+        "wbr",
+        "p",
+        "li",
+        "dt",
+        "dd",
+        "tr",
+        "td",
+        "th",
+        "thead",
+        "tbody",
+        "tfoot",
+        "colgroup",
+        "caption",
+        "option",
+        "optgroup",
+        "rb",
+        "rt",
+        "rtc",
+        "rp",
+    ]
+)
+_TAG_TOKEN = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^>]*>")
+
+
+def flatten_deep(html: str) -> str:
+    """``html`` with the tags of elements nested deeper than ``MAX_DEPTH`` left out (their
+    text stays). The sanitiser's HTML parser takes time that grows with the cube of the depth:
+    100,000 nested <div>s or Markdown "> > > …" quotes, a few hundred KB from a hostile feed
+    or a careless export, held a run for hours."""
+    out: list[str] = []
+    depth = 0
+    dropped: dict[str, int] = {}  # element name -> opened too deep and not yet closed
+    last = 0
+    for m in _TAG_TOKEN.finditer(html):
+        name = m.group(2).lower()
+        if name in _FLAT or m.group(0).endswith("/>"):
+            continue
+        if not m.group(1):
+            if depth < MAX_DEPTH:
+                depth += 1
+                continue
+            dropped[name] = dropped.get(name, 0) + 1
+        elif dropped.get(name):
+            dropped[name] -= 1
+        else:
+            depth = max(depth - 1, 0)
+            continue
+        out.append(html[last : m.start()])
+        last = m.end()
+    if not out:
+        return html
+    out.append(html[last:])
+    return "".join(out)
 
 
 # the authority of an http(s) or scheme-relative URL, read as browsers do (tabs and line
