@@ -208,3 +208,35 @@ def test_what_a_site_config_says_wrongly_is_a_check_line_and_the_config_loads(
     cfg = config.load(tmp_path / "pressroom" / "config.yaml")  # what init wrote works
     urls = sorted(a.url for a in articles.load(cfg, NOW).articles)
     assert all("/../" not in url and url.startswith(cfg.publication.url) for url in urls), urls
+
+
+# The content folder was written as "../" + path.strip("./"), which ate the dots of a folder
+# outside the site ("../shared/content" became the site's own "shared/content") and of a
+# hidden one (".posts" became "posts"): the publication read the wrong folder, or none
+@pytest.mark.parametrize(
+    ("content_dir", "folder"),
+    [
+        ("../shared/content", "shared/content"),
+        (".posts", "site/.posts"),
+        ("./notes/", "site/notes"),
+    ],
+)
+def test_the_content_folder_is_the_one_the_site_config_names(
+    tmp_path: Path, content_dir: str, folder: str
+) -> None:
+    site = tmp_path / "site"
+    _write(site / "hugo.toml", f'baseURL = "https://h.example/"\ncontentDir = "{content_dir}"\n')
+    _write(tmp_path / folder / "a.md", '+++\ntitle = "A"\ndate = 2024-02-03\n+++\nB.\n')
+    cfg = _init("hugo", site)
+    [source] = cfg.sources
+    assert Path(source.settings.path).resolve() == (tmp_path / folder).resolve()
+    [a] = articles.load(cfg, NOW).articles
+    assert a.title == "A"
+
+
+def test_an_eleventy_input_folder_outside_the_site(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    _write(site / "eleventy.config.js", 'export default { dir: { input: "../src" } };\n')
+    _write(tmp_path / "src/blog/one.md", "---\ntitle: One\ndate: 2021-01-01\n---\nB.\n")
+    [a] = articles.load(_init("eleventy", site), NOW).articles
+    assert a.title == "One"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import posixpath
 import re
 import tomllib
 from collections.abc import Callable
@@ -232,7 +233,7 @@ def _eleventy(site: Path) -> SiteInfo:
     source = "."
     found = _ELEVENTY_INPUT.search(_read_text(conf)) if conf else None
     if found:
-        source = found.group(1).strip("./") or "."
+        source = posixpath.normpath(found.group(1))  # "./src/" is src, "../x" stays
     elif (site / "content").is_dir():
         source = "content"
     elif (site / "src").is_dir():
