@@ -339,6 +339,31 @@ def test_a_body_of_unclosed_tags_summarises_in_time(tmp_path: Path, junk: str) -
     assert len(article["summary"]) <= 300 and "x()" not in article["summary"]
 
 
+# The fast path for flat YAML front matter read a value with a lazy pattern that retried every
+# length against the trailing spaces: one line padded with 200 KB of spaces took minutes
+def test_a_front_matter_line_padded_with_spaces_reads_in_time(tmp_path: Path) -> None:
+    import time
+
+    (tmp_path / "content").mkdir()
+    pad = " " * 200_000
+    (tmp_path / "content" / "2026-11-20-a.md").write_text(
+        f"---\ntitle: Padded{pad}title\nsummary: S{pad}\n---\nBody.\n"
+    )
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        "sources:\n  - type: files\n    path: content\n"
+    )
+    started = time.monotonic()
+    out = CliRunner().invoke(
+        main,
+        ["--config", str(tmp_path / "config.yaml"), "articles", "--json", "--now", "2026-12-01"],
+    )
+    assert out.exit_code == 0, out.output
+    assert time.monotonic() - started < 20  # minutes before
+    [article] = json.loads(out.stdout)
+    assert (article["title"], article["summary"]) == ("Padded title", "S")
+
+
 def test_the_depth_limit_leaves_what_a_browser_shows_as_it_is() -> None:
     from pressroom.content.text import MAX_DEPTH, flatten_deep
 

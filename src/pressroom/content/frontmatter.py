@@ -369,7 +369,9 @@ _RESOLVER = yaml.resolver.Resolver()
 _RESOLVABLE = frozenset(k for k in yaml.resolver.Resolver.yaml_implicit_resolvers if k)
 _STR = "tag:yaml.org,2002:str"
 _TEXT_TAGS = frozenset({_STR, "tag:yaml.org,2002:timestamp"})  # dates stay text, as in _Loader
-_QUICK_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: +(.*?))? *")
+# the value ends at its last non-space: a lazy (.*?) before " *" retried every length, so a
+# line padded with 400 KB of spaces took minutes
+_QUICK_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: +(.*[^ ]))? *")
 _QUICK_UNSAFE = re.compile(
     r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]"
 )
