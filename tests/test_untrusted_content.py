@@ -364,6 +364,29 @@ def test_a_front_matter_line_padded_with_spaces_reads_in_time(tmp_path: Path) ->
     assert (article["title"], article["summary"]) == ("Padded title", "S")
 
 
+# The "# Heading" that titles a Markdown file without title: had the same lazy pattern
+def test_a_markdown_heading_padded_with_spaces_reads_in_time(tmp_path: Path) -> None:
+    import time
+
+    (tmp_path / "content").mkdir()
+    heading = "# Padded" + " " * 100_000 + "heading ##"
+    (tmp_path / "content" / "2026-11-20-a.md").write_text(
+        f"---\ndate: 2026-11-20\n---\n{heading}\n"
+    )
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        "sources:\n  - type: files\n    path: content\n"
+    )
+    started = time.monotonic()
+    out = CliRunner().invoke(
+        main,
+        ["--config", str(tmp_path / "config.yaml"), "articles", "--json", "--now", "2026-12-01"],
+    )
+    assert out.exit_code == 0, out.output
+    assert time.monotonic() - started < 20  # minutes before
+    assert [a["title"] for a in json.loads(out.stdout)] == ["Padded heading"]
+
+
 def test_the_depth_limit_leaves_what_a_browser_shows_as_it_is() -> None:
     from pressroom.content.text import MAX_DEPTH, flatten_deep
 

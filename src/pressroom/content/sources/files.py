@@ -66,7 +66,9 @@ FILE_TIME_DATES = frozenset({"last modified", "created", "git last modified", "g
 JUNK_LINE_MAX = 20
 
 _DATE_PREFIX = re.compile(r"^(\d{4}-\d{2}-\d{2})[-_]")
-_MD_TITLE = re.compile(r"\A\s*# +(.+?)[ \t#]*(?:\n|\Z)")
+# the heading's whole line (its closing #s are cut in _title_from_body): a lazy (.+?) before
+# "[ \t#]*" retried every length against a line padded with spaces, for minutes
+_MD_TITLE = re.compile(r"\A\s*# +(.+)(?:\n|\Z)")
 _HTML_TITLE = re.compile(r"\A\s*<h1[^>]*>(.*?)</h1>", re.S | re.I)
 _TEMPLATE = re.compile(r"\{\{|\{%")
 
@@ -525,7 +527,10 @@ def _title_from_body(body: str, body_format: str) -> tuple[str, str]:
     """(title, rest of the body) when the body itself carries the title, else ("", body)."""
     if body_format == "markdown":
         m = _MD_TITLE.match(body)
-        return (m.group(1).strip(), body[m.end() :]) if m else ("", body)
+        if m is None:
+            return ("", body)
+        line = m.group(1)
+        return ((line.rstrip(" \t#") or line[0]).strip(), body[m.end() :])
     if body_format == "html":
         m = _HTML_TITLE.match(body)
         return (plain_text(m.group(1)), body[m.end() :]) if m else ("", body)
