@@ -108,7 +108,7 @@ def load(
                 if isinstance(item, ArticleError):
                     errors.append(item)
                     continue
-                item = clean(item)
+                item = clean(item, say)
                 context.clock.note(item.published)
                 after = since is None or item.published.timestamp() >= since.timestamp()
                 if context.clock.passed(item.published) and after:
@@ -408,6 +408,8 @@ _UNTIDY = re.compile(
 
 def _tidy(article: Article) -> bool:
     """Whether ``clean`` would leave ``article`` as it is."""
+    if max(len(article.categories), len(article.tags), len(article.authors)) > MAX_NAMES:
+        return False
     fields = [article.title, article.summary, *article.categories, *article.tags]
     fields += [a.name for a in article.authors]
     if article.image is not None:
@@ -422,9 +424,15 @@ def _tidy(article: Article) -> bool:
     return article.id.strip() != "" and not any(CONTROL_CHARS.search(text) for text in rest)
 
 
-def clean(article: Article) -> Article:
+# Every category and author has feeds of its own, each listing its articles with all their
+# names: one entry with 3,000 categories wrote 9,000 feeds and 717 MB. No article needs more.
+MAX_NAMES = 100
+
+
+def clean(article: Article, warn: Warn | None = None) -> Article:
     """``article`` under the text policy, whatever source made it: no control characters in
-    any field, titles and names on one line, authors without a name left out."""
+    any field, titles and names on one line, authors without a name left out, at most
+    ``MAX_NAMES`` categories, tags and authors (``warn`` says which were dropped)."""
     if _tidy(article):
         return article  # nearly every article: one regex pass over its text, no copies
     changes: dict[str, Any] = {}
@@ -453,6 +461,15 @@ def clean(article: Article) -> Article:
         changes["authors"] = authors
     if article.image is not None and (alt := one_line(article.image.alt)) != article.image.alt:
         changes["image"] = dataclasses.replace(article.image, alt=alt)
+    for name in ("categories", "tags", "authors"):
+        values = changes.get(name, getattr(article, name))
+        if len(values) > MAX_NAMES:
+            changes[name] = values[:MAX_NAMES]
+            if warn is not None:
+                warn(
+                    f"{article.source}: {len(values)} {name}; only the first {MAX_NAMES} are "
+                    "kept (each one has feeds of its own)"
+                )
     return dataclasses.replace(article, **changes) if changes else article
 
 
