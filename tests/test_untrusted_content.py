@@ -517,6 +517,23 @@ def test_relative_image_and_author_url_resolve_against_the_article(tmp_path: Pat
     assert not warnings
 
 
+# A list or mapping written as an author's url was judged by its Python spelling, and the
+# warning told the publisher to percent-encode a space they never wrote
+def test_an_author_url_that_is_no_text_is_named_by_its_type(tmp_path: Path) -> None:
+    result, warnings = files_site(
+        tmp_path,
+        {
+            "2026-11-01-a.md": "---\ntitle: A\nauthor: {name: Ann, url: [a, b]}\n---\nB.\n",
+            "2026-11-02-b.md": "---\ntitle: B\nauthor: {name: Bo, url: mailto:bo@news.example}\n"
+            "---\nB.\n",
+        },
+    )
+    assert warnings == ["content/2026-11-01-a.md:3: author: url: dropped: expected a URL, got list"]
+    b, a = result.articles
+    assert (a.authors[0].name, a.authors[0].url) == ("Ann", None)
+    assert (b.authors[0].email, b.authors[0].url) == ("bo@news.example", None)
+
+
 def test_invalid_author_email_is_dropped_with_a_warning(tmp_path: Path) -> None:
     result, warnings = files_site(
         tmp_path,

@@ -374,10 +374,17 @@ def author(
     the URL policy (a ``mailto:`` URL is taken as the address); what fails is dropped with
     ``warn("email: why")`` / ``warn("url: why")``."""
     address = one_line(str(email)) if email else ""
-    home = str(url).strip() if url else ""
-    if home[:7].lower() == "mailto:":
-        address = address or home[7:].split("?", 1)[0]
-        home = ""
+    # not str(url): a list or mapping written as the URL would be judged by its Python
+    # spelling ("holds a space; write it percent-encoded"); the policy names its type
+    given: Any = url.strip() if isinstance(url, str) else url
+    home = ""
+    if isinstance(given, str) and given[:7].lower() == "mailto:":
+        address = address or given[7:].split("?", 1)[0]
+    elif given:
+        try:
+            home = public_url(given, base)
+        except BadURL as e:
+            warn(f"url: dropped: {e}")
     if address:
         # loaded for the first address: a run over cached articles never needs it
         from email_validator import EmailNotValidError, validate_email
@@ -387,12 +394,6 @@ def author(
         except EmailNotValidError as e:
             warn(f'email: "{address}" dropped: {e}')
             address = ""
-    if home:
-        try:
-            home = public_url(home, base)
-        except BadURL as e:
-            warn(f"url: dropped: {e}")
-            home = ""
     shown = one_line(str(name)) if isinstance(name, (str, int, float)) else ""
     if not shown:
         return None
