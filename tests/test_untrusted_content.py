@@ -417,6 +417,48 @@ def test_an_article_with_thousands_of_names_cannot_fill_the_disk(tmp_path: Path)
     assert sum(p.stat().st_size for p in feeds.rglob("*") if p.is_file()) < 20_000_000
 
 
+# YAML aliases make a 1 KB front matter a list of 387 million items ("billion laughs"): fine
+# while nothing spells it out, but a date's "cannot parse" message, Pelican's status check and
+# an author's e-mail did, with str(), and ate memory for minutes
+LAUGHS = '---\na: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n"
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ("date: *i", "date: expected a date, got a list"),
+        ("updated: *i", "updated: expected a date, got a list"),
+        ("publishDate: *i", "publish_date: expected a date, got a list"),
+        ("status: *i", ""),
+        ("author: {name: Ann, email: *i}", "author: email: expected text, got a list; dropped"),
+    ],
+)
+def test_a_billion_laughs_in_front_matter_is_never_spelt_out(
+    tmp_path: Path, line: str, said: str
+) -> None:
+    import time
+
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "2026-11-20-a.md").write_text(f"{LAUGHS}title: A\n{line}\n---\nBody.\n")
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        "sources:\n  - type: files\n    path: content\n"
+    )
+    started = time.monotonic()
+    out = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.yaml"), "articles", "--now", "2026-12-01"]
+    )
+    assert time.monotonic() - started < 20  # minutes and gigabytes before
+    assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
+    said_lines = [row for row in out.stderr.splitlines() if "unknown front-matter" not in row]
+    if said:
+        assert any(said in row for row in said_lines), said_lines
+    assert all(len(row) < 300 for row in out.stderr.splitlines())
+
+
 def test_the_depth_limit_leaves_what_a_browser_shows_as_it_is() -> None:
     from pressroom.content.text import MAX_DEPTH, flatten_deep
 

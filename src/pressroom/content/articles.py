@@ -373,7 +373,10 @@ def author(
     control characters). The e-mail address is checked with email-validator and the URL by
     the URL policy (a ``mailto:`` URL is taken as the address); what fails is dropped with
     ``warn("email: why")`` / ``warn("url: why")``."""
-    address = one_line(str(email)) if email else ""
+    if email and not isinstance(email, str):  # never str(): it may be an alias bomb
+        warn(f"email: expected text, got {_describe(email)}; dropped")
+        email = None
+    address = one_line(email) if email else ""
     # not str(url): a list or mapping written as the URL would be judged by its Python
     # spelling ("holds a space; write it percent-encoded"); the policy names its type
     given: Any = url.strip() if isinstance(url, str) else url

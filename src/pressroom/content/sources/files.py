@@ -372,7 +372,7 @@ class FilesSource(Source):
         if meta.get("url") is False:  # Eleventy: permalink: false writes no page
             return False
         status = meta.get("status")
-        if status is not None and str(status).strip().lower() in ("draft", "hidden"):
+        if isinstance(status, str) and status.strip().lower() in ("draft", "hidden"):
             return False  # Pelican
         publish = self._date(meta, "publish_date")
         expiry = self._date(meta, "expiry_date")
@@ -453,6 +453,9 @@ class FilesSource(Source):
             return None
         if isinstance(value, str) and value.strip().lower() in FILE_TIME_DATES:
             return None  # Eleventy's "Last Modified": the file's own time
+        if isinstance(value, (list, dict)):
+            # never spelt out: YAML aliases can make a small file a list of a billion items
+            raise _Broken(key, f"expected a date, got {_show(value)}")
         try:
             return norm.parse_date(value, self._tz)
         except (ValueError, OverflowError, TypeError):
