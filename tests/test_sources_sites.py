@@ -392,6 +392,12 @@ def test_two_files_at_two_urls_with_one_id_are_both_published(folder: Folder) ->
     assert {a.title: a.id for a in again.by_title().values()} == {t: a.id for t, a in found.items()}
 
 
+def test_a_bad_hugo_published_date_names_its_line(folder: Folder) -> None:
+    folder.write("a.md", "---\ntitle: A\ndate: 2024-01-01\npublished: 31/02/2024\n---\nB.\n")
+    [error] = folder.load().errors
+    assert error.message == 'content/a.md:4: publish_date: cannot parse "31/02/2024"'
+
+
 def test_future_publish_date_is_left_out_until_it_passes(folder: Folder) -> None:
     soon = (NOW + timedelta(hours=1)).isoformat()
     folder.write("a.md", f"---\ntitle: A\ndate: 2024-01-01\npublishDate: {soon}\n---\nB.\n")

@@ -557,6 +557,8 @@ def _line(fm: FrontMatter, field: str) -> int:
     from pressroom.content import frontmatter
 
     names = [field] + [alias for alias, key in frontmatter.ALIASES.items() if key == field]
+    if field == "publish_date":
+        names.append("published")  # Hugo's alias, told from Jekyll's true/false in fields()
     for name in names:
         line = fm.find(name)
         if line is not None:
