@@ -187,6 +187,25 @@ def test_since_and_pins(pub: Path) -> None:
     assert "welcome-to-pressroom" not in result.stdout
 
 
+# Two articles in two folders may share a slug; --pin took whichever came last, silently
+def test_a_pin_that_names_two_articles_is_refused_and_a_url_pins_one(pub: Path) -> None:
+    for day, folder in enumerate(("news", "sports"), start=1):
+        (pub / "content" / folder).mkdir()
+        (pub / "content" / folder / "roundup.md").write_text(
+            f"---\ntitle: {folder.title()} roundup\ndate: 2026-10-0{day}\n"
+            f"url: /{folder}/roundup/\n---\nB.\n"
+        )
+    result = run(pub, "build", "--now", NOW, "--pin", "roundup")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (
+        'error: --pin: 2 articles have the slug "roundup" (https://theduran.example/news/roundup/, '
+        "https://theduran.example/sports/roundup/); pin one by its URL"
+    )
+    result = run(pub, "build", "--now", NOW, "--pin", "https://theduran.example/sports/roundup/")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"roundup +Sports roundup \(lead\)", result.stdout), result.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

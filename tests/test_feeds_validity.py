@@ -5,8 +5,9 @@ with awkward content. The last tests show each check fails on the feeds it exist
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import feedparser
 import pytest
@@ -202,3 +203,37 @@ def test_checks_catch_broken_atom_and_json(tmp_path: Path) -> None:
     problems = check_json(json.dumps(feed).encode(), feed["feed_url"])
     assert any(p.startswith("schema: items/0/date_published") for p in problems), problems
     assert any(p.startswith("schema: ") and "version" in p for p in problems), problems
+
+
+# An offset with seconds has no RFC 822 or RFC 3339 spelling: one written in front matter, or a
+# zone's local mean time before it took standard time (Europe/Amsterdam was +00:19:32 until
+# 1937, so a digitised archive dated 1930 is in it), made every feed holding the date invalid
+@pytest.mark.parametrize(
+    ("zone", "date"),
+    [
+        ("Europe/Amsterdam", "1930-05-01"),
+        ("Africa/Monrovia", "1970-03-02T09:00"),
+        ("Europe/London", "2026-11-01T10:00:00+05:30:15"),
+    ],
+)
+def test_a_date_whose_offset_has_seconds_gives_valid_feeds(
+    tmp_path: Path, zone: str, date: str
+) -> None:
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "old.md").write_text(f"---\ntitle: Old\ndate: {date}\n---\nB.\n")
+    (tmp_path / "content" / "new.md").write_text("---\ntitle: New\ndate: 2026-11-02\n---\nB.\n")
+    (tmp_path / "config.yaml").write_text(
+        f"publication:\n  name: N\n  url: https://news.example/\n  timezone: {zone}\n"
+        "sources:\n  - type: files\n    path: content\n"
+    )
+    out = tmp_path / "out"
+    run_feeds(tmp_path / "config.yaml", out)
+    problems = check_feeds(out, "https://news.example/feeds/")
+    assert problems == [], "\n".join(problems)
+    # the same instant, written in UTC
+    items = json.loads((out / "feed.json").read_text())["items"]
+    old = next(item for item in items if item["title"] == "Old")
+    written = datetime.fromisoformat(date)
+    expected = written if written.tzinfo else written.replace(tzinfo=ZoneInfo(zone))
+    published = datetime.fromisoformat(old["date_published"])
+    assert published == expected and published.utcoffset() == timedelta(0)

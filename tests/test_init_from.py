@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from pressroom import config
@@ -134,3 +135,108 @@ def test_pelican_folders_are_categories_for_the_url(tmp_path: Path) -> None:
         "Going North": ("https://p.example/travel-notes/going-north.html", ("Travel Notes",)),
         "Named": ("https://p.example/food/named.html", ("Food",)),
     }
+
+
+# --- hostile or careless site configs (read, never trusted) ---------------------------------
+
+BROKEN_SITES = [
+    # (generator, file, bytes, what the one-line error says)
+    (
+        "hugo",
+        "hugo.toml",
+        b'baseURL = "https://h.example/"\ntitle = "Caf\xe9"\n',
+        "hugo.toml:2: not UTF-8",
+    ),
+    ("jekyll", "_config.yml", b"url: https://j.example\n\xff: 1\n", "_config.yml:2: not UTF-8"),
+    ("eleventy", ".eleventy.js", b"module.exports = {\xff}\n", ".eleventy.js:1: not UTF-8"),
+    (
+        "eleventy",
+        "_data/metadata.json",
+        b'{"url": "https://e.example/",}',
+        "metadata.json: cannot read",
+    ),
+    (
+        "pelican",
+        "pelicanconf.py",
+        b'SITEURL = "https://p.example"\x00\n',
+        "pelicanconf.py: cannot read",
+    ),
+    ("pelican", "pelicanconf.py", b"X = " + b"(" * 100_000 + b")" * 100_000, "pelicanconf.py"),
+    ("hugo", "hugo.json", b"[" * 100_000 + b"]" * 100_000, "hugo.json: cannot read"),
+]
+
+
+@pytest.mark.parametrize(("generator", "name", "data", "said"), BROKEN_SITES)
+def test_an_unreadable_site_config_is_one_line_naming_the_file(
+    tmp_path: Path, generator: str, name: str, data: bytes, said: str
+) -> None:
+    if generator == "eleventy" and name != ".eleventy.js":
+        _write(tmp_path / ".eleventy.js", "module.exports = {};\n")
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / name).write_bytes(data)
+    result = CliRunner().invoke(main, ["init", "--from", generator, str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    [line] = result.output.splitlines()
+    assert line.startswith("error: ") and said in line, line
+    assert not (tmp_path / "pressroom").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        ("hugo.toml", 'baseURL = "https://h.example/"\npermalinks = ["/:slug/"]\n', "permalinks"),
+        ("hugo.yaml", 'baseURL: "https://h.example/"\npermalinks:\n  2024: "/:slug/"\n', ""),
+        ("hugo.toml", 'baseURL = "https://h.example/"\ntimeZone = "Mars/Olympus"\n', "Mars"),
+        ("hugo.toml", 'baseURL = "https://h.example:99999/"\n', "publication.url"),
+        (
+            "hugo.toml",
+            'baseURL = "https://h.example/"\n[permalinks]\nposts = "/../:slug/"\n',
+            '".."',
+        ),
+    ],
+)
+def test_what_a_site_config_says_wrongly_is_a_check_line_and_the_config_loads(
+    tmp_path: Path, name: str, text: str, said: str
+) -> None:
+    _write(tmp_path / name, text)
+    _write(tmp_path / "content/posts/a.md", '+++\ntitle = "A"\ndate = 2024-02-03\n+++\nB.\n')
+    _write(tmp_path / "content/2024/b.md", '+++\ntitle = "B"\ndate = 2024-02-03\n+++\nB.\n')
+    result = CliRunner().invoke(main, ["init", "--from", "hugo", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert said in "\n".join(line for line in result.output.splitlines() if "check:" in line)
+    cfg = config.load(tmp_path / "pressroom" / "config.yaml")  # what init wrote works
+    urls = sorted(a.url for a in articles.load(cfg, NOW).articles)
+    assert all("/../" not in url and url.startswith(cfg.publication.url) for url in urls), urls
+
+
+# The content folder was written as "../" + path.strip("./"), which ate the dots of a folder
+# outside the site ("../shared/content" became the site's own "shared/content") and of a
+# hidden one (".posts" became "posts"): the publication read the wrong folder, or none
+@pytest.mark.parametrize(
+    ("content_dir", "folder"),
+    [
+        ("../shared/content", "shared/content"),
+        (".posts", "site/.posts"),
+        ("./notes/", "site/notes"),
+    ],
+)
+def test_the_content_folder_is_the_one_the_site_config_names(
+    tmp_path: Path, content_dir: str, folder: str
+) -> None:
+    site = tmp_path / "site"
+    _write(site / "hugo.toml", f'baseURL = "https://h.example/"\ncontentDir = "{content_dir}"\n')
+    _write(tmp_path / folder / "a.md", '+++\ntitle = "A"\ndate = 2024-02-03\n+++\nB.\n')
+    cfg = _init("hugo", site)
+    [source] = cfg.sources
+    assert Path(source.settings.path).resolve() == (tmp_path / folder).resolve()
+    [a] = articles.load(cfg, NOW).articles
+    assert a.title == "A"
+
+
+def test_an_eleventy_input_folder_outside_the_site(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    _write(site / "eleventy.config.js", 'export default { dir: { input: "../src" } };\n')
+    _write(tmp_path / "src/blog/one.md", "---\ntitle: One\ndate: 2021-01-01\n---\nB.\n")
+    [a] = articles.load(_init("eleventy", site), NOW).articles
+    assert a.title == "One"

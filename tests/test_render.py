@@ -320,3 +320,35 @@ def test_personalised_text_part_stays_within_72_columns(demo: Path) -> None:
         # a URL cannot be broken without breaking the link; every other line must fit
         too_long = [line for line in text.splitlines() if len(line) > 72 and "://" not in line]
         assert too_long == [], variant.key
+
+
+# A template is the publisher's code; only a handful of exception types were turned into a
+# one-line error, so {{ a // 0 }} or a float overflow ended `digest build` in a traceback
+@pytest.mark.parametrize(
+    ("expression", "said"),
+    [
+        ("{{ 1 // (issue.articles | length - issue.articles | length) }}", "by zero"),
+        ("{{ 10.0 ** 1000 }}", "out of range"),
+        ("{{ [issue.number] | first | string | int // 0 }}", "by zero"),
+    ],
+)
+def test_whatever_a_template_raises_is_one_line_naming_file_and_line(
+    demo: Path, expression: str, said: str
+) -> None:
+    from click.testing import CliRunner
+
+    from pressroom.cli import main
+
+    template = demo / "templates" / "digest.txt.j2"
+    lines = template.read_text(encoding="utf-8").count("\n")
+    with template.open("a", encoding="utf-8") as f:
+        f.write(expression + "\n")
+    result = CliRunner().invoke(
+        main,
+        ["--config", str(demo / "config.yaml"), "digest", "build", "--now", "2026-11-25T09:00"],
+    )
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert f"digest.txt.j2:{lines + 1}: template error: " in error and said in error, error
+    assert not (demo / "public" / "issues" / "1").exists()

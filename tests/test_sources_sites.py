@@ -342,6 +342,62 @@ def test_a_bad_permalink_is_a_config_error_naming_the_key(
     assert "config.yaml:8" in message
 
 
+@pytest.mark.parametrize("value", ["../{slug}/", "{year}/../{slug}/", "./{slug}/", "{slug}/.."])
+def test_a_permalink_that_climbs_is_a_config_error_naming_the_key(
+    folder: Folder, value: str
+) -> None:
+    folder.configure(f'permalink: "{value}"')
+    with pytest.raises(ConfigError) as caught:
+        folder.load()
+    message = str(caught.value)
+    assert "config.yaml:8: sources.0.permalink" in message and "segment" in message, message
+
+
+# a category ".." (a folder in Jekyll's patterns) and a post's own Jekyll permalink with a ".."
+# put "/../" into the published link: feeds and issues linked a URL no reader can reach
+def test_no_link_holds_a_dot_segment_whatever_a_post_says(folder: Folder) -> None:
+    folder.configure('permalink: "jekyll-pretty"')
+    folder.write("_posts/2024-03-09-a.md", '---\ntitle: A\ncategories: ["..", "."]\n---\nB.\n')
+    folder.write(
+        "_posts/2024-03-09-b.md",
+        "---\ntitle: B\ncategories: [news]\npermalink: /:categories/../../:title/\n---\nB.\n",
+    )
+    urls = {a.title: a.url for a in folder.by_title().values()}
+    assert urls == {
+        "A": "https://news.example/2024/03/09/a/",
+        "B": "https://news.example/news/b/",
+    }
+
+
+# The default id is tag:<host>,<date>:<slug>: Hugo sections with a file of the same name
+# dated the same day gave two articles one id, and one of them vanished from every feed
+def test_two_files_at_two_urls_with_one_id_are_both_published(folder: Folder) -> None:
+    folder.configure('permalink: "hugo"')
+    folder.write("news/roundup.md", "---\ntitle: News roundup\ndate: 2024-03-09\n---\nB.\n")
+    folder.write("sports/roundup.md", "---\ntitle: Sports roundup\ndate: 2024-03-09\n---\nB.\n")
+    folder.write("a/copied.md", "---\ntitle: A\ndate: 2024-03-08\nid: urn:x:1\n---\nB.\n")
+    folder.write("b/copied.md", "---\ntitle: B\ndate: 2024-03-08\nid: urn:x:1\n---\nB.\n")
+    found = folder.by_title()
+    assert sorted(found) == ["A", "B", "News roundup", "Sports roundup"]
+    news, sports = found["News roundup"], found["Sports roundup"]
+    assert news.id == "tag:news.example,2024-03-09:roundup"  # the first keeps its id
+    assert sports.id.startswith("tag:news.example,2024-03-09:roundup#")
+    assert (found["A"].id, found["B"].id[:8]) == ("urn:x:1", "urn:x:1#")
+    assert any(
+        w.startswith("content/sports/roundup.md: same id as content/news/roundup.md")
+        and "keeping both" in w
+        for w in folder.warnings
+    ), folder.warnings
+    again = Folder(folder.root)  # the same ids on every run
+    assert {a.title: a.id for a in again.by_title().values()} == {t: a.id for t, a in found.items()}
+
+
+def test_a_bad_hugo_published_date_names_its_line(folder: Folder) -> None:
+    folder.write("a.md", "---\ntitle: A\ndate: 2024-01-01\npublished: 31/02/2024\n---\nB.\n")
+    [error] = folder.load().errors
+    assert error.message == 'content/a.md:4: publish_date: cannot parse "31/02/2024"'
+
+
 def test_future_publish_date_is_left_out_until_it_passes(folder: Folder) -> None:
     soon = (NOW + timedelta(hours=1)).isoformat()
     folder.write("a.md", f"---\ntitle: A\ndate: 2024-01-01\npublishDate: {soon}\n---\nB.\n")

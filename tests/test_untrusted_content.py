@@ -11,6 +11,7 @@ import email
 import email.policy
 import html
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,6 +149,328 @@ def test_a_body_link_with_a_user_name_before_the_host_loses_its_url(
     assert 'href="https://news.example/users/@ann"' in out  # nor an "@" in a path
 
 
+# nh3 checks the scheme of href and src only: the source URL of a quotation (cite= on
+# <blockquote>, <q>, <del>, <ins>, all allowed) reached every feed as written, javascript:
+# and relative paths included
+@pytest.mark.parametrize("tag", ["blockquote", "q", "del", "ins"])
+@pytest.mark.parametrize("body_format", ["markdown", "html"])
+def test_the_source_url_of_a_quotation_takes_the_url_policy(
+    tmp_path: Path, tag: str, body_format: str
+) -> None:
+    nasty = "".join(
+        f'<{tag} cite="{url}">q{i}</{tag}>\n'
+        for i, url in enumerate(
+            ["javascript:alert(1)", " JaVa&#x09;script:alert(1)", "data:text/html,x", "vbscript:x"]
+        )
+    )
+    fine = (
+        f'<{tag} cite="../sources/speech.html">r</{tag}>\n'
+        f'<{tag} CITE="https://Other.example/page">s</{tag}>\n'
+        f'<{tag} cite="https://paypal.com@evil.example/">t</{tag}>\n'
+    )
+    ext = "md" if body_format == "markdown" else "html"
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / f"2026-11-20-quotes.{ext}").write_text(
+        f"---\ntitle: Quotes\n---\n<div>\n{nasty}{fine}</div>\n"
+    )
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        "sources:\n  - type: files\n    path: content\n"
+    )
+    out = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.yaml"), "feeds", "--now", "2026-12-01"]
+    )
+    assert out.exit_code == 0, out.output
+    item = json.loads((tmp_path / "public" / "feeds" / "feed.json").read_text())["items"][0]
+    content = item["content_html"]
+    assert "script" not in content.lower() and "data:" not in content, content
+    assert "evil" not in content, content
+    for i in range(4):
+        assert f"<{tag}>q{i}</{tag}>" in content  # the quotation stays, its URL goes
+    assert f'<{tag} cite="https://news.example/sources/speech.html">r' in content
+    assert f'<{tag} cite="https://other.example/page">s' in content
+
+
+# A file or folder name may hold a line break or a terminal escape (a careless `mv`, a
+# hostile archive): each message naming it was two lines, or recoloured the terminal
+def test_a_file_name_with_a_line_break_or_escape_is_named_on_one_line(tmp_path: Path) -> None:
+    content = tmp_path / "content"
+    (content / "drafts\nold").mkdir(parents=True)
+    (content / "broken\nname.md").write_text("---\ntitle: [x\n---\nb\n")
+    (content / "drafts\nold" / "c.md").write_text("---\ntitle: [x\n---\nb\n")
+    (content / "2026-11-01-warn\x1b[31mred.md").write_text(
+        '---\ntitle: W\n"odd\\nkey\\u202e": 1\n---\nBody.\n'
+    )
+    (content / "2026-11-02-fine.md").write_text("---\ntitle: Fine\n---\nBody.\n")
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        "sources:\n  - type: files\n    path: content\n"
+    )
+    for command in (["feeds"], ["articles"]):
+        out = CliRunner().invoke(
+            main, ["--config", str(tmp_path / "config.yaml"), *command, "--now", "2026-12-01"]
+        )
+        assert out.exit_code == 1, out.output
+        lines = [line for line in out.stderr.splitlines() if "articles, " not in line]
+        assert len(lines) == 3, lines  # (articles adds its count: "2 articles, 2 skipped")
+        assert "\x1b" not in out.stderr and "\u202e" not in out.stderr
+        assert lines[0].startswith("warning: content/2026-11-01-warn\\x1b[31mred.md:")
+        assert lines[0].endswith('unknown front-matter key "odd\\x0akey\\u202e" ignored')
+        assert lines[1].startswith("error: content/broken\\x0aname.md:2: front matter: ")
+        assert lines[2].startswith("error: content/drafts\\x0aold/c.md:2: front matter: ")
+    config = str(tmp_path / "config.yaml")
+    listed = CliRunner().invoke(
+        main, ["--config", config, "articles", "--json", "--now", "2026-12-01"]
+    )
+    assert sorted(a["title"] for a in json.loads(listed.stdout)) == ["Fine", "W"]
+
+
+# Messages quote what a remote server sent (a WordPress post id, a feed's guid): a line break
+# in it forged a second "error:" line in cron mail, and an escape reached the terminal
+def test_a_remote_value_quoted_in_a_message_cannot_forge_or_escape_a_line(
+    server: Server, tmp_path: Path
+) -> None:
+    forged = wp_post(1, id="7\nerror: content/fake.md:1: forged\x1b[2J\u202e", title="")
+    wp_site(server, [forged, wp_post(2)], per_page=2)
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        f"sources:\n{wp_source(server)}state: state\n"
+    )
+    out = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.yaml"), "articles", "--now", "2026-12-01"]
+    )
+    assert out.exit_code == 1, out.output
+    [error] = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert "posts/7\\x0aerror: content/fake.md:1: forged\\x1b[2J\\u202e: title: missing" in error
+    assert not any(c in out.stderr for c in "\x1b\u202e\r")
+
+
+# Python refuses int() of more than 4300 digits; the JSON and TOML parsers let that ValueError
+# out, so one such number in one article's front matter ended the whole run in a traceback
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("j.md", '{"title": "J", "weight": %s}\nBody.\n', 1),
+        ("t.md", '+++\ntitle = "T"\nweight = %s\n+++\nBody.\n', 3),
+        ("y.md", "---\ntitle: Y\nweight: %s\n---\nBody.\n", 3),
+        ("h.md", "Title: H\nWeight: %s\n\nBody.\n", 0),  # headers: text, no number
+    ],
+)
+def test_a_number_too_long_for_python_is_one_broken_article(
+    tmp_path: Path, name: str, text: str, line: int
+) -> None:
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / f"2026-11-01-{name}").write_text(text % ("9" * 5000))
+    (tmp_path / "content" / "2026-11-02-fine.md").write_text("---\ntitle: Fine\n---\nB.\n")
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        "sources:\n  - type: files\n    path: content\n"
+    )
+    config = ["--config", str(tmp_path / "config.yaml")]
+    out = CliRunner().invoke(main, [*config, "articles", "--json", "--now", "2026-12-01"])
+    assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
+    titles = sorted(a["title"] for a in json.loads(out.stdout))
+    if not line:
+        assert out.exit_code == 0 and titles == ["Fine", "H"]
+        return
+    assert out.exit_code == 1 and titles == ["Fine"]
+    assert [row for row in out.stderr.splitlines() if "error" in row] == [
+        f"error: content/2026-11-01-{name}:{line}: front matter: a number of more than 4300 "
+        "digits; put it in quotes if it is text"
+    ]
+
+
+# The sanitiser's HTML parser takes time that grows with the cube of the nesting depth: a body
+# of 100,000 nested <div>s (600 KB) or Markdown "> > > …" quotes (200 KB) held `pressroom feeds`
+# for many minutes. Elements deeper than a browser nests them (512) lose their tags, not text.
+@pytest.mark.parametrize(
+    ("name", "body", "tag"),
+    [
+        ("deep.html", "<div>" * 100_000 + "deep text" + "</div>" * 100_000, "div"),
+        ("deep.md", "> " * 100_000 + "deep text\n", "blockquote"),
+    ],
+)
+def test_a_body_nested_without_end_renders_in_time(
+    tmp_path: Path, name: str, body: str, tag: str
+) -> None:
+    import time
+
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / f"2026-11-20-{name}").write_text(f"---\ntitle: Deep\n---\n{body}")
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        "sources:\n  - type: files\n    path: content\n"
+    )
+    started = time.monotonic()
+    out = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.yaml"), "feeds", "--now", "2026-12-01"]
+    )
+    assert out.exit_code == 0, out.output
+    assert time.monotonic() - started < 30  # minutes without the depth limit
+    [item] = json.loads((tmp_path / "public" / "feeds" / "feed.json").read_text())["items"]
+    content = item["content_html"]
+    assert "deep text" in content
+    assert content.count(f"<{tag}>") == 512 == content.count(f"</{tag}>")
+
+
+# Summaries strip tags with patterns that end in ">": with none after it, each "<a" made them
+# scan to the end of the text again. 100,000 of them (200 KB of HTML, or a feed's summary)
+# held `pressroom articles` for about a minute, a 32 MB one for days.
+@pytest.mark.parametrize("junk", ["<a", "<p ", "<!", "<style ", "<h2>"])
+def test_a_body_of_unclosed_tags_summarises_in_time(tmp_path: Path, junk: str) -> None:
+    import time
+
+    (tmp_path / "content").mkdir()
+    body = "<div>First <b>words</b>.</div><script>x()</script>" + junk * 100_000  # no <p>
+    (tmp_path / "content" / "2026-11-20-a.html").write_text(f"---\ntitle: A\n---\n{body}")
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        "sources:\n  - type: files\n    path: content\n"
+    )
+    started = time.monotonic()
+    out = CliRunner().invoke(
+        main,
+        ["--config", str(tmp_path / "config.yaml"), "articles", "--json", "--now", "2026-12-01"],
+    )
+    assert out.exit_code == 0, out.output
+    assert time.monotonic() - started < 20  # a minute or more before
+    [article] = json.loads(out.stdout)
+    assert article["summary"].startswith("First words.")
+    assert len(article["summary"]) <= 300 and "x()" not in article["summary"]
+
+
+# The fast path for flat YAML front matter read a value with a lazy pattern that retried every
+# length against the trailing spaces: one line padded with 200 KB of spaces took minutes
+def test_a_front_matter_line_padded_with_spaces_reads_in_time(tmp_path: Path) -> None:
+    import time
+
+    (tmp_path / "content").mkdir()
+    pad = " " * 200_000
+    (tmp_path / "content" / "2026-11-20-a.md").write_text(
+        f"---\ntitle: Padded{pad}title\nsummary: S{pad}\n---\nBody.\n"
+    )
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        "sources:\n  - type: files\n    path: content\n"
+    )
+    started = time.monotonic()
+    out = CliRunner().invoke(
+        main,
+        ["--config", str(tmp_path / "config.yaml"), "articles", "--json", "--now", "2026-12-01"],
+    )
+    assert out.exit_code == 0, out.output
+    assert time.monotonic() - started < 20  # minutes before
+    [article] = json.loads(out.stdout)
+    assert (article["title"], article["summary"]) == ("Padded title", "S")
+
+
+# The "# Heading" that titles a Markdown file without title: had the same lazy pattern
+def test_a_markdown_heading_padded_with_spaces_reads_in_time(tmp_path: Path) -> None:
+    import time
+
+    (tmp_path / "content").mkdir()
+    heading = "# Padded" + " " * 100_000 + "heading ##"
+    (tmp_path / "content" / "2026-11-20-a.md").write_text(
+        f"---\ndate: 2026-11-20\n---\n{heading}\n"
+    )
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        "sources:\n  - type: files\n    path: content\n"
+    )
+    started = time.monotonic()
+    out = CliRunner().invoke(
+        main,
+        ["--config", str(tmp_path / "config.yaml"), "articles", "--json", "--now", "2026-12-01"],
+    )
+    assert out.exit_code == 0, out.output
+    assert time.monotonic() - started < 20  # minutes before
+    assert [a["title"] for a in json.loads(out.stdout)] == ["Padded heading"]
+
+
+# Every category, tag and author name has feeds of its own that list its articles with all
+# their names: one article with 3,000 categories wrote 9,000 feeds and 717 MB
+def test_an_article_with_thousands_of_names_cannot_fill_the_disk(tmp_path: Path) -> None:
+    (tmp_path / "content").mkdir()
+    many = ", ".join(f"c{i}" for i in range(1000))
+    authors = ", ".join(f"a{i}" for i in range(300))
+    (tmp_path / "content" / "2026-11-20-a.md").write_text(
+        f"---\ntitle: A\ncategories: [{many}]\ntags: [{many}]\nauthors: [{authors}]\n---\nB.\n"
+    )
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        "sources:\n  - type: files\n    path: content\n"
+    )
+    config = ["--config", str(tmp_path / "config.yaml")]
+    for _run in ("cold", "warm"):
+        out = CliRunner().invoke(main, [*config, "feeds", "--now", "2026-12-01"])
+        assert out.exit_code == 0, out.output
+        assert out.stderr.splitlines() == [
+            f"warning: content/2026-11-20-a.md: {n} {name}; only the first 100 are kept "
+            "(each one has feeds of its own)"
+            for n, name in ((1000, "categories"), (1000, "tags"), (300, "authors"))
+        ]
+    feeds = tmp_path / "public" / "feeds"
+    assert len(list((feeds / "category").iterdir())) == 100
+    assert len(list((feeds / "author").iterdir())) == 100
+    [item] = json.loads((feeds / "feed.json").read_text())["items"]
+    assert item["tags"][:2] == ["c0", "c1"] and len(item["tags"]) <= 200
+    assert sum(p.stat().st_size for p in feeds.rglob("*") if p.is_file()) < 20_000_000
+
+
+# YAML aliases make a 1 KB front matter a list of 387 million items ("billion laughs"): fine
+# while nothing spells it out, but a date's "cannot parse" message, Pelican's status check and
+# an author's e-mail did, with str(), and ate memory for minutes
+LAUGHS = '---\na: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n"
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ("date: *i", "date: expected a date, got a list"),
+        ("updated: *i", "updated: expected a date, got a list"),
+        ("publishDate: *i", "publish_date: expected a date, got a list"),
+        ("status: *i", ""),
+        ("author: {name: Ann, email: *i}", "author: email: expected text, got a list; dropped"),
+    ],
+)
+def test_a_billion_laughs_in_front_matter_is_never_spelt_out(
+    tmp_path: Path, line: str, said: str
+) -> None:
+    import time
+
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "2026-11-20-a.md").write_text(f"{LAUGHS}title: A\n{line}\n---\nBody.\n")
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        "sources:\n  - type: files\n    path: content\n"
+    )
+    started = time.monotonic()
+    out = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.yaml"), "articles", "--now", "2026-12-01"]
+    )
+    assert time.monotonic() - started < 20  # minutes and gigabytes before
+    assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
+    said_lines = [row for row in out.stderr.splitlines() if "unknown front-matter" not in row]
+    if said:
+        assert any(said in row for row in said_lines), said_lines
+    assert all(len(row) < 300 for row in out.stderr.splitlines())
+
+
+def test_the_depth_limit_leaves_what_a_browser_shows_as_it_is() -> None:
+    from pressroom.content.text import MAX_DEPTH, flatten_deep
+
+    # unclosed <p> and <li> close each other, void elements hold nothing: not nesting
+    flat = "<p>a" * 2000 + "<ul>" + "<li>b" * 2000 + "</ul>" + "<br><img src=x>" * 2000
+    assert flatten_deep(flat) == flat
+    nested = "<div>" * (MAX_DEPTH + 2) + "t" + "</div>" * (MAX_DEPTH + 2) + "<div>after</div>"
+    assert flatten_deep(nested) == (
+        "<div>" * MAX_DEPTH + "t" + "</div>" * MAX_DEPTH + "<div>after</div>"
+    )
+
+
 def test_slugs_are_ascii_where_the_name_allows_and_never_climb() -> None:
     assert slugify("søren-kierkegaard") == "soren-kierkegaard"
     assert slugify("Łódź Straße") == "lodz-strasse"
@@ -234,6 +557,23 @@ def test_relative_image_and_author_url_resolve_against_the_article(tmp_path: Pat
     assert a.image is not None and a.image.url == "https://news.example/2026/a/pic.png"
     assert a.authors[0].url == "https://news.example/2026/about/"
     assert not warnings
+
+
+# A list or mapping written as an author's url was judged by its Python spelling, and the
+# warning told the publisher to percent-encode a space they never wrote
+def test_an_author_url_that_is_no_text_is_named_by_its_type(tmp_path: Path) -> None:
+    result, warnings = files_site(
+        tmp_path,
+        {
+            "2026-11-01-a.md": "---\ntitle: A\nauthor: {name: Ann, url: [a, b]}\n---\nB.\n",
+            "2026-11-02-b.md": "---\ntitle: B\nauthor: {name: Bo, url: mailto:bo@news.example}\n"
+            "---\nB.\n",
+        },
+    )
+    assert warnings == ["content/2026-11-01-a.md:3: author: url: dropped: expected a URL, got list"]
+    b, a = result.articles
+    assert (a.authors[0].name, a.authors[0].url) == ("Ann", None)
+    assert (b.authors[0].email, b.authors[0].url) == ("bo@news.example", None)
 
 
 def test_invalid_author_email_is_dropped_with_a_warning(tmp_path: Path) -> None:
@@ -649,6 +989,46 @@ def test_a_hostile_remote_feed_reaches_no_output(server: Server, tmp_path: Path)
     shown = html.unescape(html_part.get_content())
     assert shown.count(LESS_GREATER) == 2  # the preheader and the teaser
     assert LESS_GREATER in text_part.get_content()
+
+
+ODD_TYPES_RSS = b"""<?xml version="1.0"?>
+<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><title>t</title>
+<link>https://x.example/</link>
+<item><title>one</title><link>https://x.example/1</link><guid>g1</guid>
+<pubDate>Mon, 02 Nov 2026 10:00:00 GMT</pubDate><description>d</description>
+<enclosure url="https://x.example/a.png" type="image/" length="10"/></item>
+<item><title>two</title><link>https://x.example/2</link><guid>g2</guid>
+<pubDate>Mon, 02 Nov 2026 11:00:00 GMT</pubDate><description>d</description>
+<enclosure url="https://x.example/b.jpg" type="image/jpeg&#10;x: y" length="7"/></item>
+<item><title>three</title><link>https://x.example/3</link><guid>g3</guid>
+<pubDate>Mon, 02 Nov 2026 12:00:00 GMT</pubDate><description>d</description>
+<media:content url="https://x.example/c.gif" type="IMAGE/GIF; q=&quot;&lt;b&gt;&quot;"
+ fileSize="5"/></item>
+</channel></rss>"""
+
+
+# A feed's enclosure type went into every feed as sent: "image/" (no subtype) is no Atom media
+# type (RFC 4287 atomMediaType), a line break or parameters no RSS reader expects
+def test_a_remote_media_type_that_is_not_one_is_named_by_the_url(
+    server: Server, tmp_path: Path
+) -> None:
+    server.on("/rss.xml", lambda _r: (200, {"Content-Type": "application/rss+xml"}, ODD_TYPES_RSS))
+    (tmp_path / "config.yaml").write_text(
+        "publication:\n  name: N\n  url: https://news.example/\n"
+        f"sources:\n{feed_source(server, '/rss.xml')}state: state\n"
+    )
+    out = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.yaml"), "feeds", "--now", "2026-12-01"]
+    )
+    assert out.exit_code == 0, out.output
+    feeds = tmp_path / "public" / "feeds"
+    rss = (feeds / "index.xml").read_text()
+    atom = (feeds / "atom.xml").read_text()
+    types = sorted(re.findall(r'<enclosure url="[^"]*" length="\d+" type="([^"]*)"', rss))
+    assert types == ["image/gif", "image/jpeg", "image/png"], rss
+    assert sorted(re.findall(r'rel="enclosure" href="[^"]*" type="([^"]*)"', atom)) == types
+    # media:content's fileSize is its length (feedparser reads it as "filesize")
+    assert '<enclosure url="https://x.example/c.gif" length="5" type="image/gif"/>' in rss
 
 
 # --- feeds: colliding slugs, channel descriptions ---------------------------------------------

@@ -63,3 +63,48 @@ def balance_bidi(text: str) -> str:
             out.append(char)
     out.extend(reversed([closer for closer in open_ if closer]))
     return "".join(out)
+
+
+def printable(text: str) -> str:
+    """``text`` as a message may show it on one line: every character that does not print
+    (a line break, a terminal escape, a bidi control) spelt as an escape, ``\\x0a`` or
+    ``\\u202e``. For names from outside that a message must still identify exactly, such as a
+    file name in ``error: content/<name>:3: …``."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+        for c in text
+    )
+
+
+# What a message line must not carry as is: a line break of any kind (a hostile server's
+# "1\nerror: …" would forge a second message), other controls (a terminal escape can clear
+# the screen or hide text), and bidi controls (they reorder what follows on the line)
+_MESSAGE_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def message_line(text: str) -> str:
+    """``text`` as one line of a warning or error: what ``_MESSAGE_UNSAFE`` matches is spelt
+    as an escape (``\\x0a``, ``\\u202e``); everything else, any script included, as is."""
+    if not _MESSAGE_UNSAFE.search(text):
+        return text
+    return _MESSAGE_UNSAFE.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text
+    )
+
+
+# RFC 6838 section 4.2: a type and a subtype of restricted-name characters
+_MEDIA_TYPE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+)
+
+
+def media_type(value: object) -> str | None:
+    """A MIME type from outside (a feed's enclosure ``type``, WordPress ``mime_type``) as a
+    feed may carry it: ``type/subtype`` in lower case, parameters dropped; None when it is no
+    media type (``image/``, one with a line break), so the feed names the type by the URL."""
+    if not isinstance(value, str):
+        return None
+    essence = value.split(";", 1)[0].strip()
+    return essence.lower() if _MEDIA_TYPE.fullmatch(essence) else None

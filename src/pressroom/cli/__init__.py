@@ -17,6 +17,7 @@ from pressroom import __version__
 from pressroom.cli.app import App
 from pressroom.defaults import CONFIG_ENV, default_path
 from pressroom.errors import PressroomError
+from pressroom.textpolicy import message_line
 
 
 class PressroomGroup(click.Group):
@@ -26,7 +27,7 @@ class PressroomGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PressroomError as e:
-            click.echo(click.style("error: ", fg="red") + e.message, err=True)
+            click.echo(click.style("error: ", fg="red") + message_line(e.message), err=True)
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

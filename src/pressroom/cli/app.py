@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from pressroom.errors import UsageError
+from pressroom.textpolicy import message_line
 
 if TYPE_CHECKING:  # config (YAML, language tags) loads with the first command that reads it
     from pressroom.config import Config
@@ -66,13 +67,15 @@ class App:
         if self.verbose and not self.quiet:
             click.echo(message, err=True)
 
+    # A warning or error is one line whatever it quotes (an id from a remote API, a file name):
+    # a line break in it could forge a second message, an escape could rewrite the terminal
     def warn(self, message: str) -> None:
-        click.echo(click.style("warning: ", fg="yellow") + message, err=True)
+        click.echo(click.style("warning: ", fg="yellow") + message_line(message), err=True)
 
     def problem(self, message: str) -> None:
         """Report something skipped; the command goes on and exits 1 at the end."""
         self.problems += 1
-        click.echo(click.style("error: ", fg="red") + message, err=True)
+        click.echo(click.style("error: ", fg="red") + message_line(message), err=True)
 
     def finish(self) -> None:
         """Exit 1 when anything was skipped, so cron notices."""

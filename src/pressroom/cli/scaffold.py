@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shutil
 from datetime import UTC, datetime
@@ -135,7 +136,10 @@ def site_config(info: sites.SiteInfo, starter: str) -> str:
     text = setting("description", info.description, text)
     lines = [f"# Read from the {info.generator} site one folder up, as it is.", "sources:"]
     for entry in info.sources:
-        lines += ["  - type: files", f"    path: {json.dumps('../' + entry.path.strip('./'))}"]
+        # entry.path is relative to the site, config.yaml one folder below it; str.strip("./")
+        # ate the dots of "../shared/content" and ".posts" and the "/" of an absolute path
+        path = posixpath.normpath(posixpath.join("..", entry.path.replace("\\", "/")))
+        lines += ["  - type: files", f"    path: {json.dumps(path)}"]
         lines.append(f"    permalink: {json.dumps(entry.permalink)}")
         if entry.exclude:
             lines.append(f"    exclude: {json.dumps(entry.exclude)}")

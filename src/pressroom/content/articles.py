@@ -14,7 +14,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,7 +108,7 @@ def load(
                 if isinstance(item, ArticleError):
                     errors.append(item)
                     continue
-                item = clean(item)
+                item = clean(item, say)
                 context.clock.note(item.published)
                 after = since is None or item.published.timestamp() >= since.timestamp()
                 if context.clock.passed(item.published) and after:
@@ -196,7 +196,7 @@ def dedupe(articles: Iterable[Article], warn: Warn) -> list[Article]:
     Remote sources often carry the same post twice (syndicated, or in two feeds): the most
     recently modified copy wins, then the first seen. Two files that claim one URL are both
     kept and both named in a warning; the later one gets an id of its own, because feeds
-    need unique GUIDs.
+    need unique GUIDs. So does the later of two files at different URLs that share an id.
     """
     out: list[Article] = []
     by_url: dict[str, int] = {}
@@ -222,6 +222,17 @@ def dedupe(articles: Iterable[Article], warn: Warn) -> list[Article]:
             by_id[article.id] = article
         elif _both_local(same, article) and same.url == article.url:
             unique = f"{article.id}#{hashlib.sha1(article.source.encode()).hexdigest()[:8]}"
+            by_id[unique] = dataclasses.replace(article, id=unique)
+        elif _both_local(same, article):
+            # two files at two URLs with one id: the default tag: id is made of the date and
+            # the slug, which Hugo sections (news/roundup.md, sports/roundup.md) or two
+            # folders' index.md bundles share. Both are articles; the later one (in walk
+            # order) takes the id with a hash of its URL, so neither vanishes from the feeds
+            unique = f"{article.id}#{hashlib.sha1(article.url.encode()).hexdigest()[:8]}"
+            warn(
+                f"{article.source}: same id as {same.source} ({article.id}); keeping both, "
+                f"this one as {unique} (give one of them its own id: or slug:)"
+            )
             by_id[unique] = dataclasses.replace(article, id=unique)
         else:
             # feeds need unique GUIDs: two URLs claiming one id would make them invalid
@@ -271,7 +282,19 @@ def parse_date(value: Any, tz: tzinfo) -> datetime:
     # 9999 cannot be compared with the clock or turned to UTC: neither is an article's date.
     if not _YEARS[0] <= parsed.year <= _YEARS[1]:
         raise ValueError(value)
+    offset = parsed.utcoffset()
+    if offset is not None and offset % _MINUTE:
+        # An offset with seconds ("+05:30:15", or a zone's local mean time before standard
+        # time: Europe/Amsterdam +00:19:32 until 1937, Africa/Monrovia -00:44:30 until 1972)
+        # has no RFC 822 or RFC 3339 spelling; every feed holding it was invalid. The same
+        # instant in UTC has one.
+        parsed = parsed.astimezone(UTC)
+        if not _YEARS[0] <= parsed.year <= _YEARS[1]:
+            raise ValueError(value)
     return parsed
+
+
+_MINUTE = timedelta(minutes=1)
 
 
 _YEARS = (1000, 9998)
@@ -350,11 +373,21 @@ def author(
     control characters). The e-mail address is checked with email-validator and the URL by
     the URL policy (a ``mailto:`` URL is taken as the address); what fails is dropped with
     ``warn("email: why")`` / ``warn("url: why")``."""
-    address = one_line(str(email)) if email else ""
-    home = str(url).strip() if url else ""
-    if home[:7].lower() == "mailto:":
-        address = address or home[7:].split("?", 1)[0]
-        home = ""
+    if email and not isinstance(email, str):  # never str(): it may be an alias bomb
+        warn(f"email: expected text, got {_describe(email)}; dropped")
+        email = None
+    address = one_line(email) if email else ""
+    # not str(url): a list or mapping written as the URL would be judged by its Python
+    # spelling ("holds a space; write it percent-encoded"); the policy names its type
+    given: Any = url.strip() if isinstance(url, str) else url
+    home = ""
+    if isinstance(given, str) and given[:7].lower() == "mailto:":
+        address = address or given[7:].split("?", 1)[0]
+    elif given:
+        try:
+            home = public_url(given, base)
+        except BadURL as e:
+            warn(f"url: dropped: {e}")
     if address:
         # loaded for the first address: a run over cached articles never needs it
         from email_validator import EmailNotValidError, validate_email
@@ -364,12 +397,6 @@ def author(
         except EmailNotValidError as e:
             warn(f'email: "{address}" dropped: {e}')
             address = ""
-    if home:
-        try:
-            home = public_url(home, base)
-        except BadURL as e:
-            warn(f"url: dropped: {e}")
-            home = ""
     shown = one_line(str(name)) if isinstance(name, (str, int, float)) else ""
     if not shown:
         return None
@@ -385,6 +412,8 @@ _UNTIDY = re.compile(
 
 def _tidy(article: Article) -> bool:
     """Whether ``clean`` would leave ``article`` as it is."""
+    if max(len(article.categories), len(article.tags), len(article.authors)) > MAX_NAMES:
+        return False
     fields = [article.title, article.summary, *article.categories, *article.tags]
     fields += [a.name for a in article.authors]
     if article.image is not None:
@@ -399,9 +428,15 @@ def _tidy(article: Article) -> bool:
     return article.id.strip() != "" and not any(CONTROL_CHARS.search(text) for text in rest)
 
 
-def clean(article: Article) -> Article:
+# Every category and author has feeds of its own, each listing its articles with all their
+# names: one entry with 3,000 categories wrote 9,000 feeds and 717 MB. No article needs more.
+MAX_NAMES = 100
+
+
+def clean(article: Article, warn: Warn | None = None) -> Article:
     """``article`` under the text policy, whatever source made it: no control characters in
-    any field, titles and names on one line, authors without a name left out."""
+    any field, titles and names on one line, authors without a name left out, at most
+    ``MAX_NAMES`` categories, tags and authors (``warn`` says which were dropped)."""
     if _tidy(article):
         return article  # nearly every article: one regex pass over its text, no copies
     changes: dict[str, Any] = {}
@@ -430,6 +465,15 @@ def clean(article: Article) -> Article:
         changes["authors"] = authors
     if article.image is not None and (alt := one_line(article.image.alt)) != article.image.alt:
         changes["image"] = dataclasses.replace(article.image, alt=alt)
+    for name in ("categories", "tags", "authors"):
+        values = changes.get(name, getattr(article, name))
+        if len(values) > MAX_NAMES:
+            changes[name] = values[:MAX_NAMES]
+            if warn is not None:
+                warn(
+                    f"{article.source}: {len(values)} {name}; only the first {MAX_NAMES} are "
+                    "kept (each one has feeds of its own)"
+                )
     return dataclasses.replace(article, **changes) if changes else article
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import tomllib
 from typing import Any, NamedTuple
 
@@ -143,6 +144,24 @@ def split(text: str, *, headers: bool) -> FrontMatter:
         return _split(text, headers=headers)
     except RecursionError:  # thousands of nested [ or { (the parsers recurse)
         raise FrontMatterError("nested too deeply to read; flatten the metadata", 1) from None
+    except _TooManyDigits:
+        # Python refuses int() of more than sys.get_int_max_str_digits() digits (CVE-2020-10735):
+        # the JSON and TOML parsers let that ValueError out, and it ended the whole run
+        limit = sys.get_int_max_str_digits()
+        found = re.search(rf"\d{{{limit + 1},}}", text)
+        line = text.count("\n", 0, found.start()) + 1 if found else 1
+        raise FrontMatterError(
+            f"a number of more than {limit} digits; put it in quotes if it is text", line
+        ) from None
+
+
+class _TooManyDigits(Exception):
+    """A parser met an integer too long for Python to convert."""
+
+
+def _digits_guard(e: ValueError) -> None:
+    if "integer string conversion" in str(e):
+        raise _TooManyDigits from None
 
 
 def _split(text: str, *, headers: bool) -> FrontMatter:
@@ -196,6 +215,8 @@ def _yaml(fm_text: str) -> Any:
             problem += '; put a value that contains ": " in quotes'
         raise FrontMatterError(problem, line) from None
     except (yaml.YAMLError, ValueError) as e:
+        if isinstance(e, ValueError):
+            _digits_guard(e)
         raise FrontMatterError(f"invalid YAML: {e}", 1) from None
 
 
@@ -205,7 +226,10 @@ _TOML_AT = re.compile(r"\s*\(at line (\d+), column \d+\)|\s*\(at end of document
 def _toml(fm_text: str) -> Any:
     try:
         return tomllib.loads(fm_text)
-    except tomllib.TOMLDecodeError as e:
+    except ValueError as e:
+        if not isinstance(e, tomllib.TOMLDecodeError):
+            _digits_guard(e)
+            raise
         m = _TOML_AT.search(str(e))
         line = int(m.group(1)) + 1 if m and m.group(1) else fm_text.count("\n") + 2
         problem = _TOML_AT.sub("", str(e))
@@ -217,6 +241,9 @@ def _json(text: str) -> FrontMatter:
         meta, end = json.JSONDecoder().raw_decode(text)
     except json.JSONDecodeError as e:
         raise FrontMatterError(f"invalid JSON front matter: {e.msg}", e.lineno) from None
+    except ValueError as e:
+        _digits_guard(e)
+        raise
     if not isinstance(meta, dict):
         raise FrontMatterError("expected a JSON object of fields", 1)
     return FrontMatter(meta, text[:end], 1, text[end:].lstrip(" \t").removeprefix("\n"), "json")
@@ -342,7 +369,9 @@ _RESOLVER = yaml.resolver.Resolver()
 _RESOLVABLE = frozenset(k for k in yaml.resolver.Resolver.yaml_implicit_resolvers if k)
 _STR = "tag:yaml.org,2002:str"
 _TEXT_TAGS = frozenset({_STR, "tag:yaml.org,2002:timestamp"})  # dates stay text, as in _Loader
-_QUICK_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: +(.*?))? *")
+# the value ends at its last non-space: a lazy (.*?) before " *" retried every length, so a
+# line padded with 400 KB of spaces took minutes
+_QUICK_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: +(.*[^ ]))? *")
 _QUICK_UNSAFE = re.compile(
     r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]"
 )

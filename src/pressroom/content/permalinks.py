@@ -128,6 +128,12 @@ def check(pattern: str) -> None:
                 f'"{pattern}": unknown placeholder {{{field}}}; use one of {names}, '
                 f"or a preset: {', '.join(PRESETS)}"
             )
+    dots = next((seg for seg in pattern.split("/") if seg.strip() in (".", "..")), None)
+    if dots is not None:
+        raise ValueError(
+            f'"{pattern}": a "{dots.strip()}" segment points outside the article\'s place in '
+            "the site; remove it (links are relative to publication.url)"
+        )
     if not any(field for _, field, _, _ in parsed) and pattern not in PRESETS:
         raise ValueError(
             f'"{pattern}" has no placeholder; use a preset ({", ".join(PRESETS)}) '
@@ -154,6 +160,8 @@ _SLASHES = re.compile(r"/{2,}")
 def expand(pattern: str, place: Place) -> str:
     """``pattern`` filled in for ``place``: a path relative to ``publication.url``."""
     path = pattern.format_map(_Values(place))
+    if "." in path:  # a category ".." as a folder, a post's own "/:categories/../:title/"
+        path = "/".join(seg for seg in path.split("/") if seg not in (".", ".."))
     return _SLASHES.sub("/", path).lstrip("/")
 
 

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import ast
 import json
+import posixpath
 import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
 from pressroom.content import permalinks
+from pressroom.content.urls import BadURL, public_url
 from pressroom.errors import UsageError
+from pressroom.textpolicy import printable
 
 
 @dataclass
@@ -60,8 +64,23 @@ def read_site(generator: str, site: Path) -> SiteInfo:
     if info.url and not info.url.startswith(("http://", "https://")):
         info.notes.append(f'the site URL "{info.url}" is not absolute; set publication.url')
         info.url = None
+    elif info.url:
+        try:  # what config.yaml will check: a URL it refuses must not be written into it
+            public_url(info.url)
+        except BadURL as e:
+            info.notes.append(f"the site URL {e}; set publication.url")
+            info.url = None
     if not info.url:
         info.notes.append("no base URL found in the site's config; set publication.url")
+    if info.timezone is not None:
+        try:
+            ZoneInfo(info.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            info.notes.append(
+                f'the site\'s time zone "{printable(info.timezone)}" is no IANA name '
+                "pressroom knows; set publication.timezone"
+            )
+            info.timezone = None
     return info
 
 
@@ -108,10 +127,14 @@ def _hugo(site: Path) -> SiteInfo:
     info.language = language.split("-")[0] if language else None
     content = _str(conf.get("contentdir")) or "content"
     rules = conf.get("permalinks") or {}
+    if not isinstance(rules, dict):
+        info.notes.append(f"{path.name} permalinks: expected a table of section = rule; ignored")
+        rules = {}
     if isinstance(rules.get("page"), dict):  # Hugo ≥ 0.123: [permalinks.page]
         rules = rules["page"]
     sections: list[FilesEntry] = []
-    for section, rule in rules.items() if isinstance(rules, dict) else []:
+    for key, rule in rules.items():
+        section = str(key)  # a YAML or JSON config may write a section name as a number
         if not isinstance(rule, str) or not (site / content / section).is_dir():
             continue
         pattern = _convert(rule, HUGO_TOKENS, f"{path.name} permalinks.{section}", info)
@@ -208,9 +231,9 @@ def _eleventy(site: Path) -> SiteInfo:
             f"{site}: no eleventy.config.js or .eleventy.js; is this an Eleventy site?"
         )
     source = "."
-    found = _ELEVENTY_INPUT.search(conf.read_text(encoding="utf-8")) if conf else None
+    found = _ELEVENTY_INPUT.search(_read_text(conf)) if conf else None
     if found:
-        source = found.group(1).strip("./") or "."
+        source = posixpath.normpath(found.group(1))  # "./src/" is src, "../x" stays
     elif (site / "content").is_dir():
         source = "content"
     elif (site / "src").is_dir():
@@ -218,8 +241,8 @@ def _eleventy(site: Path) -> SiteInfo:
     for data in ("metadata.json", "site.json"):
         for folder in (site / source / "_data", site / "_data"):
             if (folder / data).is_file():
-                meta = json.loads((folder / data).read_text(encoding="utf-8"))
-                if isinstance(meta, dict):
+                meta = _load_data(folder / data)
+                if meta:
                     info.url = info.url or _str(meta.get("url"))
                     info.name = info.name or _str(meta.get("title"))
                     info.language = info.language or _str(meta.get("language"))
@@ -243,8 +266,32 @@ READERS: dict[str, Callable[[Path], SiteInfo]] = {
 # --- reading config files --------------------------------------------------------------
 
 
+# a site's config is read whole; none is near this (pressroom's limit for any file from outside)
+_MAX_CONFIG_BYTES = 32 << 20
+
+
+def _read_text(path: Path) -> str:
+    """A site file's text, or a one-line UsageError naming it (unreadable, too big, not UTF-8)."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(_MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read: {e.strerror or e}") from None
+    if len(data) > _MAX_CONFIG_BYTES:
+        limit = _MAX_CONFIG_BYTES >> 20
+        raise UsageError(f"{path}: more than {limit} MB; is it the site's config?")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise UsageError(
+            f"{path}:{line}: not UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); "
+            "save the file as UTF-8"
+        ) from None
+
+
 def _load_data(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     try:
         if path.suffix == ".toml":
             data: Any = tomllib.loads(text)
@@ -253,7 +300,9 @@ def _load_data(path: Path) -> dict[str, Any]:
         else:
             data = yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
-        raise UsageError(f"{path}: cannot read: {e}".splitlines()[0]) from None
+        raise UsageError(printable(f"{path}: cannot read: {e}".splitlines()[0])) from None
+    except RecursionError:
+        raise UsageError(f"{path}: cannot read: nested too deeply") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping of settings")
     return data
@@ -262,9 +311,12 @@ def _load_data(path: Path) -> dict[str, Any]:
 def _python_strings(path: Path) -> dict[str, str]:
     """The ``NAME = "text"`` and ``NAME = True`` settings of a Python file (nothing is run)."""
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except SyntaxError as e:
-        raise UsageError(f"{path}:{e.lineno}: cannot read: {e.msg}") from None
+        tree = ast.parse(_read_text(path), filename=str(path))
+    except SyntaxError as e:  # null bytes have no line
+        where = f"{path}:{e.lineno}" if e.lineno else str(path)
+        raise UsageError(f"{where}: cannot read: {e.msg}") from None
+    except (RecursionError, MemoryError):
+        raise UsageError(f"{path}: cannot read: nested too deeply") from None
     out: dict[str, str] = {}
     for node in tree.body:
         if (

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from functools import lru_cache
 
+from pressroom.content.urls import BadURL, public_url
 from pressroom.textpolicy import strip_controls
 
 SUMMARY_LIMIT = 300
@@ -88,6 +89,8 @@ def sanitise(fragment: str, base_url: str) -> str:
     import nh3
 
     tags, attributes = _allowed()
+    if fragment.count("<") > MAX_DEPTH:
+        fragment = flatten_deep(fragment)
     return nh3.clean(
         fragment,
         tags=tags,
@@ -96,9 +99,88 @@ def sanitise(fragment: str, base_url: str) -> str:
         link_rel=None,
         url_relative=("rewrite_with_base", base_url),
         # only a fragment with an "@" (or a reference that may spell one, &#64;) can hold a
-        # user name before a host: no Python call per attribute for the rest
-        attribute_filter=_no_user_info if "@" in fragment or "&" in fragment else None,
+        # user name before a host, and only one that says "cite" a quotation's source URL:
+        # no Python call per attribute for the rest
+        attribute_filter=(
+            _UrlFilter(base_url)
+            if "@" in fragment or "&" in fragment or _CITE.search(fragment)
+            else None
+        ),
     ).strip()
+
+
+# How deep elements may nest: Chromium's HTML parser stops nesting at 512 too
+# (kMaximumHTMLParserDOMTreeDepth), so no page a browser shows is changed by it.
+MAX_DEPTH = 512
+# elements that hold no others, or whose end tag may be left out (an unclosed <p> or <li> is
+# closed by the next one, not nested): they do not count towards the depth
+_FLAT = frozenset(
+    [
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "source",
+        "track",
+        "wbr",
+        "p",
+        "li",
+        "dt",
+        "dd",
+        "tr",
+        "td",
+        "th",
+        "thead",
+        "tbody",
+        "tfoot",
+        "colgroup",
+        "caption",
+        "option",
+        "optgroup",
+        "rb",
+        "rt",
+        "rtc",
+        "rp",
+    ]
+)
+_TAG_TOKEN = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^>]*>")
+
+
+def flatten_deep(html: str) -> str:
+    """``html`` with the tags of elements nested deeper than ``MAX_DEPTH`` left out (their
+    text stays). The sanitiser's HTML parser takes time that grows with the cube of the depth:
+    100,000 nested <div>s or Markdown "> > > …" quotes, a few hundred KB from a hostile feed
+    or a careless export, held a run for hours."""
+    out: list[str] = []
+    depth = 0
+    dropped: dict[str, int] = {}  # element name -> opened too deep and not yet closed
+    last = 0
+    for m in _TAG_TOKEN.finditer(html):
+        name = m.group(2).lower()
+        if name in _FLAT or m.group(0).endswith("/>"):
+            continue
+        if not m.group(1):
+            if depth < MAX_DEPTH:
+                depth += 1
+                continue
+            dropped[name] = dropped.get(name, 0) + 1
+        elif dropped.get(name):
+            dropped[name] -= 1
+        else:
+            depth = max(depth - 1, 0)
+            continue
+        out.append(html[last : m.start()])
+        last = m.end()
+    if not out:
+        return html
+    out.append(html[last:])
+    return "".join(out)
 
 
 # the authority of an http(s) or scheme-relative URL, read as browsers do (tabs and line
@@ -108,9 +190,30 @@ _LINK_ATTRIBUTES = frozenset({"href", "src", "cite", "poster"})
 _URL_NOISE = re.compile(r"^[\x00-\x20]+|[\t\n\r]")
 
 
-def _no_user_info(_tag: str, attribute: str, value: str) -> str | None:
-    """The URL policy inside bodies: a link with a user name or password before its host
-    (``https://paypal.com@evil.example/``, which reads as PayPal) loses its URL."""
+_CITE = re.compile("cite", re.IGNORECASE)
+
+
+class _UrlFilter:
+    """The URL policy inside bodies, where nh3 does not apply it itself."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def __call__(self, _tag: str, attribute: str, value: str) -> str | None:
+        if attribute == "cite":
+            # the source URL of a <blockquote>, <q>, <del> or <ins>: nh3 checks neither its
+            # scheme nor makes it absolute (it is no link to ammonia), so it takes the policy
+            # of every other URL from outside: absolute http(s), or nothing
+            try:
+                return public_url(value, self.base_url)
+            except BadURL:
+                return None
+        return _no_user_info(attribute, value)
+
+
+def _no_user_info(attribute: str, value: str) -> str | None:
+    """A link with a user name or password before its host (``https://paypal.com@evil.example/``,
+    which reads as PayPal) loses its URL."""
     if attribute not in _LINK_ATTRIBUTES or "@" not in value:
         return value
     found = _AUTHORITY.match(_URL_NOISE.sub("", value))
@@ -144,7 +247,7 @@ _MD_LINK = re.compile(r"\[([^\]]+)\]\s?(?:\((?:[^()]|\([^()]*\))*\)|\[[^\]]*\])"
 _MD_UNDERSCORES = re.compile(r"(?<![A-Za-z0-9])_+|_+(?![A-Za-z0-9])")
 _MD_LINE_START = re.compile(r"^\s{0,3}(?:>\s?|[-*+]\s+|\d+[.)]\s+)", re.M)
 _HTML_PARAGRAPH = re.compile(r"<p[\s>].*?</p>", re.S | re.I)
-_HTML_DROP = re.compile(r"<(script|style|figcaption|h[1-6])[\s>].*?</\1>", re.S | re.I)
+_DROP_OPEN = re.compile(r"<(script|style|figcaption|h[1-6])[\s>]", re.I)
 _MD_CODE = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)")
 _FENCE = re.compile(r"^\s{0,3}(?:```|~~~)", re.M)
 _MD_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
@@ -164,8 +267,13 @@ def summary_from_body(body: str, body_format: str, limit: int = SUMMARY_LIMIT) -
 
 def plain_text(fragment: str) -> str:
     """HTML as one line of plain text (tags dropped, entities decoded, whitespace collapsed)."""
+    # Every pattern here ends in ">": after the last one, nothing is a tag, and a regex that
+    # tried "<a" after "<a" there would scan to the end each time ("<a" * 200,000, 400 KB from
+    # a feed, took minutes). The rest is kept as text.
+    last = fragment.rfind(">") + 1
+    head, tail = fragment[:last], fragment[last:]
     # block tags separate words; inline ones (<em>, <a>) must not: "<em>word</em>." → "word."
-    text = _TAG.sub("", _BLOCK_TAG.sub(" ", _HTML_DROP.sub(" ", fragment)))
+    text = _TAG.sub("", _BLOCK_TAG.sub(" ", _drop_elements(head))) + tail
     text = " ".join(html_mod.unescape(text).split())
     return _ELLIPSIS_TAIL.sub("…", text)  # WordPress ends excerpts with " [&hellip;]"
 
@@ -181,8 +289,36 @@ def truncate(text: str, limit: int = SUMMARY_LIMIT) -> str:
     return cut.rstrip(" ,;:–—-") + "…"
 
 
+def _drop_elements(fragment: str) -> str:
+    """``fragment`` without script, style, figcaption and heading elements (and their text):
+    in one pass. Each opening tag is matched with the next closing one of its
+    name; a name with no closing tag left is not looked for again (the pattern alone rescanned
+    the rest of the text for every "<style " in it)."""
+    if "<" not in fragment:
+        return fragment
+    out: list[str] = []
+    pos = 0
+    unclosed: set[str] = set()
+    for m in _DROP_OPEN.finditer(fragment):
+        name = m.group(1).lower()
+        if m.start() < pos or name in unclosed:
+            continue
+        close = re.compile(f"</{name}>", re.I).search(fragment, m.end())
+        if close is None:
+            unclosed.add(name)
+            continue
+        out += [fragment[pos : m.start()], " "]
+        pos = close.end()
+    if not out:
+        return fragment
+    out.append(fragment[pos:])
+    return "".join(out)
+
+
 def _first_html_paragraph(body: str) -> str:
-    for match in _HTML_PARAGRAPH.finditer(body):
+    # a paragraph ends in "</p>": none starts after the last one (see plain_text)
+    end = body.lower().rfind("</p>") + 4
+    for match in _HTML_PARAGRAPH.finditer(body, 0, end):
         text = plain_text(match.group(0))
         if text:
             return text

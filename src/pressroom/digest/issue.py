@@ -51,15 +51,11 @@ def build_issue(
     start = window_start(config, now, last_sent, since)
     excluded = frozenset(digest.exclude_tags) | frozenset(exclude_tags)
 
-    by_slug = {a.slug: a for a in articles}
     pinned: list[Article] = []
-    for slug in pins:
-        if slug not in by_slug:
-            raise UsageError(
-                f'--pin: no article with slug "{slug}"; `pressroom articles` shows the slugs'
-            )
-        if by_slug[slug] not in pinned:
-            pinned.append(by_slug[slug])
+    for pin in pins:
+        article = _pinned(articles, pin)
+        if article not in pinned:
+            pinned.append(article)
 
     fresh = [
         a
@@ -242,6 +238,25 @@ _MONTHS = (
 def longdate(value: datetime | date) -> str:
     """``25 November 2026`` (the same in every locale, so golden files are stable)."""
     return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
+
+
+def _pinned(articles: Sequence[Article], pin: str) -> Article:
+    """The article ``--pin`` names: by slug, or by URL or id where a slug is not enough."""
+    found = [a for a in articles if a.slug == pin]
+    if not found:
+        found = [a for a in articles if pin in (a.url, a.id)]
+    if not found:
+        raise UsageError(
+            f'--pin: no article with slug "{pin}"; `pressroom articles` shows the slugs'
+        )
+    if len(found) > 1:
+        # two files in two folders (Hugo sections, Jekyll categories) may share a slug: the
+        # last one used to win without a word
+        urls = ", ".join(sorted(a.url for a in found)[:3]) + (", …" if len(found) > 3 else "")
+        raise UsageError(
+            f'--pin: {len(found)} articles have the slug "{pin}" ({urls}); pin one by its URL'
+        )
+    return found[0]
 
 
 _EXPR_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)

@@ -28,7 +28,7 @@ from markupsafe import Markup
 from pressroom import defaults
 from pressroom.config import Config
 from pressroom.digest.issue import add_utm, check_ctas, cta_for_issue, longdate
-from pressroom.errors import DigestError, TemplateError
+from pressroom.errors import DigestError, PressroomError, TemplateError
 from pressroom.models import CallToAction, Issue, RenderedIssue, RenderedVariant, token
 
 HTML_TEMPLATE = "digest.html.j2"
@@ -125,10 +125,15 @@ def render_template(env: jinja2.Environment, name: str, context: dict[str, Any])
     """Render template ``name``; any failure becomes a TemplateError naming file and line."""
     try:
         return env.get_template(name).render(context)
-    except (jinja2.TemplateError, TypeError, ValueError, AttributeError, KeyError) as e:
-        raise _template_error(e, name) from e
     except RecursionError as e:
         raise _include_loop(e, name) from None  # the chained traceback is 1,000 frames
+    except PressroomError:
+        raise  # a filter's own one-line error (a bad UTM setting) says it best
+    except Exception as e:
+        # A template is the publisher's code: whatever it raises ({{ a // 0 }}, a float too
+        # big, an index out of range) is their template's error, named by file and line, not
+        # a traceback. A listed handful of exception types let the others through.
+        raise _template_error(e, name) from e
 
 
 def _include_loop(e: RecursionError, name: str) -> TemplateError:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from pressroom.content.sources.base import RACY_NS
 from pressroom.errors import ArticleError
+from pressroom.textpolicy import printable
 
 FORMATS = {
     ".md": "markdown",
@@ -120,13 +121,18 @@ def walk(
     except OSError as e:
         yield File(folder, shown, folders, _walk_problem(e))
         return
+    # a name may hold a line break or a terminal escape: messages show it escaped, on one line
     for name, problem in sorted(broken):
-        yield File(os.path.join(folder, name), f"{shown}/{name}", folders, problem)
+        yield File(os.path.join(folder, name), f"{shown}/{printable(name)}", folders, problem)
     for name in sorted(files):
-        yield File(os.path.join(folder, name), f"{shown}/{name}", folders)
+        yield File(os.path.join(folder, name), f"{shown}/{printable(name)}", folders)
     for name in sorted(dirs):
         yield from walk(
-            os.path.join(folder, name), f"{shown}/{name}", (*folders, name), exclude, seen
+            os.path.join(folder, name),
+            f"{shown}/{printable(name)}",
+            (*folders, name),
+            exclude,
+            seen,
         )
 
 

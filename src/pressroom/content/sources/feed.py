@@ -36,7 +36,7 @@ from pressroom.content.text import (
 from pressroom.content.urls import BadURL, public_url, slugify
 from pressroom.errors import ArticleError, SourceError
 from pressroom.models import Article, Author, Image
-from pressroom.textpolicy import one_line
+from pressroom.textpolicy import media_type, one_line
 
 CACHE_DIR = "feeds-cache"
 DEFAULT_TYPE = "application/xml"  # what a server that names no type is taken to send
@@ -316,7 +316,9 @@ def _image(entry: Any, base: str, warn: Callable[[str], None]) -> Image | None:
             except BadURL as e:
                 warn(f"enclosure: {e}; left out")
                 continue
-            return Image(url=url, mime_type=link.get("type"), length=_int(link.get("length")))
+            return Image(
+                url=url, mime_type=media_type(link.get("type")), length=_int(link.get("length"))
+            )
     for media in (entry.get("media_content") or []) + (entry.get("media_thumbnail") or []):
         kind = str(media.get("type") or media.get("medium") or "image")
         if not media.get("url") or not kind.startswith("image"):
@@ -329,8 +331,8 @@ def _image(entry: Any, base: str, warn: Callable[[str], None]) -> Image | None:
         if url:
             return Image(
                 url=url,
-                mime_type=media.get("type") or None,
-                length=_int(media.get("fileSize")),
+                mime_type=media_type(media.get("type")),
+                length=_int(media.get("filesize")),  # feedparser lower-cases fileSize
                 width=_int(media.get("width")),
                 height=_int(media.get("height")),
             )

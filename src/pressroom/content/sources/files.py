@@ -44,7 +44,7 @@ from pressroom.content.text import (
 from pressroom.content.urls import BadURL, public_url, slug_path, slugify
 from pressroom.errors import ArticleError, SourceError
 from pressroom.models import Article, Author, Image
-from pressroom.textpolicy import one_line, strip_controls
+from pressroom.textpolicy import one_line, printable, strip_controls
 
 if TYPE_CHECKING:
     from pressroom.content.cache import Entry
@@ -66,7 +66,9 @@ FILE_TIME_DATES = frozenset({"last modified", "created", "git last modified", "g
 JUNK_LINE_MAX = 20
 
 _DATE_PREFIX = re.compile(r"^(\d{4}-\d{2}-\d{2})[-_]")
-_MD_TITLE = re.compile(r"\A\s*# +(.+?)[ \t#]*(?:\n|\Z)")
+# the heading's whole line (its closing #s are cut in _title_from_body): a lazy (.+?) before
+# "[ \t#]*" retried every length against a line padded with spaces, for minutes
+_MD_TITLE = re.compile(r"\A\s*# +(.+)(?:\n|\Z)")
 _HTML_TITLE = re.compile(r"\A\s*<h1[^>]*>(.*?)</h1>", re.S | re.I)
 _TEMPLATE = re.compile(r"\{\{|\{%")
 
@@ -251,7 +253,8 @@ class FilesSource(Source):
         for key in unknown:
             close = difflib.get_close_matches(key.lower(), frontmatter.KEYS, n=1, cutoff=0.6)
             hint = f'; did you mean "{close[0]}"?' if close else ""
-            self._warn(f'{rel}:{fm.line_of(key)}: unknown front-matter key "{key}" ignored{hint}')
+            shown = printable(key)  # a quoted YAML key may hold a line break
+            self._warn(f'{rel}:{fm.line_of(key)}: unknown front-matter key "{shown}" ignored{hint}')
         if not self._published(meta):
             return None
 
@@ -369,7 +372,7 @@ class FilesSource(Source):
         if meta.get("url") is False:  # Eleventy: permalink: false writes no page
             return False
         status = meta.get("status")
-        if status is not None and str(status).strip().lower() in ("draft", "hidden"):
+        if isinstance(status, str) and status.strip().lower() in ("draft", "hidden"):
             return False  # Pelican
         publish = self._date(meta, "publish_date")
         expiry = self._date(meta, "expiry_date")
@@ -450,6 +453,9 @@ class FilesSource(Source):
             return None
         if isinstance(value, str) and value.strip().lower() in FILE_TIME_DATES:
             return None  # Eleventy's "Last Modified": the file's own time
+        if isinstance(value, (list, dict)):
+            # never spelt out: YAML aliases can make a small file a list of a billion items
+            raise _Broken(key, f"expected a date, got {_show(value)}")
         try:
             return norm.parse_date(value, self._tz)
         except (ValueError, OverflowError, TypeError):
@@ -524,7 +530,10 @@ def _title_from_body(body: str, body_format: str) -> tuple[str, str]:
     """(title, rest of the body) when the body itself carries the title, else ("", body)."""
     if body_format == "markdown":
         m = _MD_TITLE.match(body)
-        return (m.group(1).strip(), body[m.end() :]) if m else ("", body)
+        if m is None:
+            return ("", body)
+        line = m.group(1)
+        return ((line.rstrip(" \t#") or line[0]).strip(), body[m.end() :])
     if body_format == "html":
         m = _HTML_TITLE.match(body)
         return (plain_text(m.group(1)), body[m.end() :]) if m else ("", body)
@@ -548,6 +557,8 @@ def _line(fm: FrontMatter, field: str) -> int:
     from pressroom.content import frontmatter
 
     names = [field] + [alias for alias, key in frontmatter.ALIASES.items() if key == field]
+    if field == "publish_date":
+        names.append("published")  # Hugo's alias, told from Jekyll's true/false in fields()
     for name in names:
         line = fm.find(name)
         if line is not None:

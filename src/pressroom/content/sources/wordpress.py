@@ -29,6 +29,7 @@ from pressroom.content.text import (
 from pressroom.content.urls import BadURL, public_url, slugify
 from pressroom.errors import ArticleError, SourceError
 from pressroom.models import Article, Image
+from pressroom.textpolicy import media_type
 
 WP_MAX_PER_PAGE = 100  # the REST API rejects larger pages with rest_invalid_param
 
@@ -212,7 +213,7 @@ def _featured(embedded: dict[str, Any], base: str, warn: Callable[[str], None]) 
         return Image(
             url=url,
             alt=" ".join(str(media.get("alt_text") or "").split()),
-            mime_type=mime_type if isinstance(mime_type, str) and mime_type else None,
+            mime_type=media_type(mime_type),
             length=_int(details.get("filesize")),
             width=_int(details.get("width")),
             height=_int(details.get("height")),
