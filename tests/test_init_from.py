@@ -211,12 +211,12 @@ def test_what_a_site_config_says_wrongly_is_a_check_line_and_the_config_loads(
 
 
 # The content folder was written as "../" + path.strip("./"), which ate the dots of a folder
-# outside the site ("../shared/content" became the site's own "shared/content") and of a
+# outside the site ("../common/content" became the site's own "common/content") and of a
 # hidden one (".posts" became "posts"): the publication read the wrong folder, or none
 @pytest.mark.parametrize(
     ("content_dir", "folder"),
     [
-        ("../shared/content", "shared/content"),
+        ("../common/content", "common/content"),
         (".posts", "site/.posts"),
         ("./notes/", "site/notes"),
     ],
