@@ -23,7 +23,9 @@ def one_line(text: str) -> str:
     """``text`` as one clean line: control characters removed, white space collapsed, and
     its bidi controls unable to reach past it (``balance_bidi``)."""
     line = " ".join(strip_controls(text).split())
-    return balance_bidi(line) if BIDI_CONTROLS.search(line) else line
+    if line.isascii() or not BIDI_CONTROLS.search(line):  # isascii: O(1), nearly every line
+        return line
+    return balance_bidi(line)
 
 
 # Unicode's explicit bidi formatting characters (UAX #9): embeddings LRE, RLE and overrides
