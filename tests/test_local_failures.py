@@ -54,6 +54,24 @@ def limited(demo: Path, *args: str, fsize: int) -> subprocess.CompletedProcess[s
     )
 
 
+def on_terminal(demo: Path, *args: str, answer: str = "n") -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess whose stdin is a terminal (a pty) that answers ``answer``."""
+    master, slave = os.openpty()
+    try:
+        os.write(master, (answer + "\n").encode())
+        return subprocess.run(
+            [str(BIN), *args],
+            cwd=demo,
+            stdin=slave,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
 def states(demo: Path, issue: int = 1) -> dict[str, int]:
     with sqlite3.connect(demo / ".pressroom" / "state.db") as db:
         return dict(
@@ -324,3 +342,33 @@ def test_resend_failed_refused_at_the_confirmation_leaves_the_issue_settled(demo
     assert code == 0, out
     assert "resending the 2 failed recipients of issue 1 (--resend-failed)" in out
     assert states(demo) == {"sent": 6} and issues(demo) == [(1, "sent")]
+
+
+def test_drop_uncertain_refused_at_the_confirmation_leaves_them_uncertain(demo: Path) -> None:
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", "--limit", "3", "--yes")
+    assert code == 0, out
+    with sqlite3.connect(demo / ".pressroom" / "state.db") as db:  # two answers were lost
+        db.execute(
+            "UPDATE deliveries SET state='uncertain' WHERE id IN "
+            "(SELECT id FROM deliveries WHERE state='sent' LIMIT 2)"
+        )
+    assert states(demo) == {"sent": 1, "uncertain": 2, "pending": 3}
+    cfg = demo / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("confirm_over: 1000", "confirm_over: 1"))
+
+    # a script without --yes: the send needs a confirmation and is refused
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T10:00", "--drop-uncertain")
+    assert code == 2, out
+    assert "pass --yes" in out
+    assert states(demo) == {"sent": 1, "uncertain": 2, "pending": 3}
+    # declined at a real terminal's prompt: nothing changed either
+    proc = on_terminal(demo, "digest", "send", "--now", "2026-11-25T10:30", "--drop-uncertain")
+    assert proc.returncode == 1, proc.stderr
+    assert "not sent" in proc.stderr
+    assert states(demo) == {"sent": 1, "uncertain": 2, "pending": 3}
+    # confirmed: only now are they settled as dropped
+    code, out = cli(
+        demo, "digest", "send", "--now", "2026-11-25T11:00", "--drop-uncertain", "--yes"
+    )
+    assert code == 0, out
+    assert states(demo) == {"sent": 4, "dropped": 2}

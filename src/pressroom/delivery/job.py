@@ -341,18 +341,13 @@ def _send(
         reconciled = reconcile(ledger, number, provider, moment)
         for line in reconciled.lines():
             (notes.warn if reconciled.unable else notes.info)(line)
-    # --resend-uncertain requeues them only once the send is confirmed (below): a send
-    # refused at its confirmation must not leave them pending for the next plain run to resend
+    # --resend-uncertain requeues them (--drop-uncertain settles them) only once the send is
+    # confirmed (below): a send refused at its confirmation must change nothing
     resend: list[str] = list(refail or [])
     if req.resend_uncertain:
         resend += ledger.emails_in(number, L.UNCERTAIN)
     elif req.drop_uncertain:
-        dropped = ledger.drop_uncertain(number)
-        if dropped:
-            notes.info(
-                f"{dropped} uncertain recipients dropped, not resent (--drop-uncertain): "
-                "recorded as dropped, not failed, since many of them were delivered"
-            )
+        pass  # settled only once the send is confirmed (below), like --resend-uncertain
     else:
         uncertain = ledger.emails_in(number, L.UNCERTAIN)
         if uncertain:
@@ -401,6 +396,13 @@ def _send(
         n = ledger.requeue_uncertain(number)
         if n:
             notes.info(f"resending {n} uncertain recipients (--resend-uncertain)")
+    elif req.drop_uncertain:
+        dropped = ledger.drop_uncertain(number)
+        if dropped:
+            notes.info(
+                f"{dropped} uncertain recipients dropped, not resent (--drop-uncertain): "
+                "recorded as dropped, not failed, since many of them were delivered"
+            )
     if segment is not None and not to_send:
         notes.warn(f"none of issue {number}'s pending recipients is on {where}")
 
