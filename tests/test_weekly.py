@@ -236,3 +236,43 @@ def test_weekly_with_a_clock_set_back_says_so_and_exits_1(demo: Path) -> None:
     # the same --now again (a rerun) or a later time is no clock problem
     again = weekly(demo, "--now", "2026-11-25T09:00")
     assert again.exit_code == 0, again.output
+
+
+def test_a_sending_list_typo_is_a_config_error_naming_the_closest_list(demo: Path) -> None:
+    cfg = demo / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("  list: weekly", "  list: weekley"))
+    for args in ((), ("--dry-run",)):
+        result = CliRunner().invoke(
+            main,
+            ["--config", str(cfg), "digest", "send", "--now", "2026-11-25T09:00", "--yes", *args],
+            env={"PRESSROOM_SECRET": "weekly-secret"},
+        )
+        assert result.exit_code == 2, result.output
+        assert 'did you mean "weekly"?' in result.output, result.output
+        assert "sending.list" in result.output and "config.yaml:" in result.output
+        assert "Traceback" not in result.output
+    result = weekly(demo, "--now", "2026-11-25T09:00")
+    assert result.exit_code == 2, result.output
+    assert 'sending.list "weekley" is no list' in result.output
+    assert not (demo / "outbox").exists()
+    with Ledger(demo / ".pressroom" / "state.db") as ledger:  # nothing frozen
+        assert ledger.unfinished() is None and ledger.last_issue() is None
+    # a --list typo is a usage error too, before anything is frozen
+    cfg.write_text(cfg.read_text().replace("  list: weekley", "  list: weekly"))
+    result = CliRunner().invoke(
+        main,
+        ["--config", str(cfg), "digest", "send", "--now", "2026-11-25T09:00", "--list", "braking"],
+        env={"PRESSROOM_SECRET": "weekly-secret"},
+    )
+    assert result.exit_code == 2, result.output
+    assert '--list "braking" is no list' in result.output
+    assert 'did you mean "breaking"?' in result.output
+
+
+def test_a_known_list_with_nobody_on_it_is_still_a_warning(demo: Path) -> None:
+    cfg = demo / "config.yaml"
+    text = cfg.read_text().replace("  list: weekly", "  list: quiet")
+    cfg.write_text(text.replace("lists:\n", "lists:\n  quiet:\n    title: Quiet\n", 1))
+    result = weekly(demo, "--now", "2026-11-25T09:00")
+    assert result.exit_code == 0, result.output
+    assert "no subscribers on list 'quiet'" in result.output

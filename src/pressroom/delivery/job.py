@@ -36,6 +36,7 @@ from pressroom.delivery.schedule import failed_hint
 from pressroom.delivery.send import Progress, SendOptions, Summary, make_provider, run
 from pressroom.digest import archive, preflight
 from pressroom.errors import (
+    ConfigError,
     DigestError,
     NothingToSend,
     PreflightError,
@@ -283,6 +284,10 @@ def deliver(
 def _segment(config: Config, req: Request) -> frozenset[str]:
     """Addresses in this run's segment (``--list``/``--tag``), as the ledger stores them."""
     chosen = req.list_ or config.sending.list
+    if req.list_ is not None:
+        unknown = subs_mod.unknown_list(config, req.list_, "--list")
+        if unknown is not None:
+            raise UsageError(unknown)
     # bad rows were reported when the issue was frozen (or will be, by freeze): not twice
     subs = subs_mod.iter_subscribers(config, list_=chosen, tag=req.tag, on_problem=_quiet)
     return frozenset(s.email for s in subs)
@@ -324,6 +329,11 @@ def _send(
         )
         if frozen.total == 0:
             ledger.discard(frozen.number)
+            unknown = subs_mod.unknown_list(
+                config, frozen.list, f"{config.where('sending.list')}: sending.list"
+            )
+            if unknown is not None:  # a typo: every run would send nothing, and exit 0
+                raise ConfigError(unknown)
             notes.warn(
                 f"no subscribers on list {frozen.list!r}; nothing to send (add some to "
                 "subscribers/)"

@@ -18,7 +18,7 @@ from pressroom.delivery.job import Counted, Delivery, Notes, Request
 from pressroom.delivery.ledger import FrozenIssue, Ledger
 from pressroom.delivery.providers.base import Content, Outcome, Provider
 from pressroom.delivery.send import send_one
-from pressroom.errors import PreflightError, UsageError
+from pressroom.errors import ConfigError, PreflightError, UsageError
 from pressroom.models import RenderedIssue
 
 
@@ -108,6 +108,12 @@ def dry_run(
             continue
         key = rendered.variant_for(sub.tags).key
         per_variant[key] = per_variant.get(key, 0) + 1
+    if not everyone:  # the real send stops at a sending.list typo: so does this
+        unknown = subs_mod.unknown_list(
+            config, chosen, f"{config.where('sending.list')}: sending.list"
+        )
+        if unknown is not None:
+            raise ConfigError(unknown)
     total = sum(per_variant.values())
     if req.limit:
         total = min(total, req.limit)
