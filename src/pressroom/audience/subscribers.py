@@ -251,10 +251,6 @@ def unknown_list(config: Config, name: str, what: str) -> str | None:
     )
 
 
-def _ignore(message: str) -> None:
-    """Drop a problem: the send reports bad rows itself."""
-
-
 def unknown_status(where: str, line: int, raw: str) -> str:
     """The problem line for a row whose status is not one of STATUSES."""
     listed = ", ".join(STATUSES[:-1]) + f" or {STATUSES[-1]}"

@@ -330,7 +330,9 @@ def _send(
         if frozen.total == 0:
             ledger.discard(frozen.number)
             unknown = subs_mod.unknown_list(
-                config, frozen.list, f"{config.where('sending.list')}: sending.list"
+                config,
+                frozen.list or config.sending.list,
+                f"{config.where('sending.list')}: sending.list",
             )
             if unknown is not None:  # a typo: every run would send nothing, and exit 0
                 raise ConfigError(unknown)
