@@ -337,3 +337,43 @@ def test_a_stop_is_not_held_up_by_a_run_waiting_for_its_send_rate(demo: Path, si
     assert done.returncode == 0, done.stderr.decode()
     assert latest_report(demo)["counts"]["sent"] == 6
     assert len(list(outbox.glob("*.eml"))) == 6
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_while_in_flight_requests_finish_still_records_and_reports(
+    demo: Path,
+) -> None:
+    # an impatient publisher presses Ctrl-C again while the stopped run waits for the
+    # answers of the requests already on the wire: those answers are still recorded, the
+    # report is still written, and the process still ends (no traceback)
+    if not BIN.exists():
+        pytest.skip(f"{BIN} not found: install pressroom into this venv (pip install -e .)")
+    with MailgunFake(api_key="key-test") as server:
+        emails = publication(demo, server.url)
+        server.slow_next(10_000, seconds=1.5)
+        proc = start(demo)
+        deadline = time.monotonic() + 60
+        while server.requests < 2 and proc.poll() is None:
+            assert time.monotonic() < deadline, "the send never reached the server"
+            time.sleep(0.01)
+        time.sleep(0.1)  # both workers are waiting for their answers
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)  # again, while the answers are still coming
+        _, raw = proc.communicate(timeout=60)
+        err = raw.decode()
+        assert "Traceback" not in err, err
+        assert proc.returncode == 1, err
+        assert "interrupted" in err
+        report = latest_report(demo)
+        assert report["run"]["interrupted"] is True
+        assert report["uncertain"] == []  # the answers of the requests in flight were recorded
+        assert 0 < report["counts"]["sent"] < READERS
+        assert report["counts"]["sent"] == server.total_accepted
+
+        server.clear_faults()
+        proc = start(demo)
+        _, raw = proc.communicate(timeout=120)
+        assert proc.returncode == 0, raw.decode()
+        assert server.duplicates() == {}
+        assert all(server.accepted[a] == 1 for a in emails)

@@ -15,7 +15,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -447,7 +447,8 @@ def _send(
     options = SendOptions.from_config(config, provider, limit=req.limit)
     provider.open(content)
     t0 = time.time()
-    with _terminate_gracefully():
+    stop = _GracefulStop()
+    with stop:
         summary = run(
             ledger,
             frozen,
@@ -459,6 +460,27 @@ def _send(
             on_suppress=on_suppress,
             progress=progress,
         )
+        stop.hold()  # the requests are over: the ledger is settled and the report written
+        return _settle(
+            config, req, moment, notes, ledger, frozen, summary, t0, dropped, reconciled, where
+        )
+
+
+def _settle(
+    config: Config,
+    req: Request,
+    moment: datetime,
+    notes: Counted,
+    ledger: Ledger,
+    frozen: FrozenIssue,
+    summary: Summary,
+    t0: float,
+    dropped: int,
+    reconciled: Reconciled | None,
+    where: str,
+) -> Delivery:
+    """Settle the issue after a run and write its report (what the CLI prints comes back)."""
+    number = frozen.number
     if req.drop_uncertain:
         summary.dropped = dropped
     finished = moment + timedelta(seconds=time.time() - t0)
@@ -551,21 +573,47 @@ def has_secret(config: Config, env: Mapping[str, str]) -> bool:
     return bool(env.get(config.sending.secret_env)) or (config.state / "secret").exists()
 
 
-@contextlib.contextmanager
-def _terminate_gracefully() -> Iterator[None]:
-    """Make SIGTERM (cron timeouts, systemd stop) stop a send like Ctrl-C: cleanly."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _GracefulStop:
+    """Make SIGTERM (cron timeouts, systemd stop) stop a send like Ctrl-C: cleanly.
 
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    The first Ctrl-C or SIGTERM raises KeyboardInterrupt in the send loop, which stops
+    dispatching and waits for the requests in flight. Another one while they finish, or
+    once ``hold()`` says the requests are over, is only acknowledged: raised there it would
+    close the ledger under the workers still recording answers and skip the report, while
+    the process waits for those requests anyway. SIGKILL still ends it at once (the ledger
+    then holds the readers in flight as uncertain).
+    """
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __init__(self) -> None:
+        self.raised = False
+        self.held = False
+        self.previous: dict[int, object] = {}
+
+    def hold(self) -> None:
+        self.held = True
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if not self.raised and not self.held:
+            self.raised = True
+            raise KeyboardInterrupt
+        # no print() here: a signal handler must not re-enter a buffered stream
+        with contextlib.suppress(OSError):
+            os.write(
+                2,
+                b"\nstill finishing: waiting for the requests in flight, then recording them "
+                b"and writing the report (kill -9 would leave those readers uncertain)\n",
+            )
+
+    def __enter__(self) -> _GracefulStop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous)  # type: ignore[arg-type]
+        self.previous.clear()
 
 
 def shorten(emails: list[str], show: int = 20) -> str:
