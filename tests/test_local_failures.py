@@ -372,3 +372,25 @@ def test_drop_uncertain_refused_at_the_confirmation_leaves_them_uncertain(demo: 
     )
     assert code == 0, out
     assert states(demo) == {"sent": 4, "dropped": 2}
+
+
+# --- an option given an empty value (a script's unset variable) sends nothing --------------
+
+
+@pytest.mark.parametrize("option", ["--test-to", "--tag", "--list", "--provider"])
+def test_an_empty_option_value_is_a_usage_error_not_a_send_to_everyone(
+    demo: Path, option: str
+) -> None:
+    # `pressroom digest send --test-to "$TEST_TO"` with TEST_TO unset: the empty value was
+    # read as "no --test-to" and the issue went to every subscriber for real
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", option, "")
+    assert code == 2, out
+    assert f"{option}: empty value" in out, out
+    assert not (demo / "outbox").exists()
+    assert not (demo / ".pressroom" / "state.db").exists() or issues(demo) == []
+    for cmd in (["weekly"], ["digest", "send"]):
+        if option in ("--test-to", "--tag", "--list") and cmd == ["weekly"]:
+            continue  # weekly has no such option
+        code, out = cli(demo, *cmd, "--now", "2026-11-25T09:00", option, "  ")
+        assert code == 2, out
+        assert not (demo / "outbox").exists()

@@ -89,6 +89,19 @@ class Request:
 
 def check(req: Request) -> None:
     """Reject option combinations that cannot work, before any work."""
+    for option, value in (
+        ("--provider", req.provider),
+        ("--list", req.list_),
+        ("--tag", req.tag),
+        ("--test-to", req.test_to),
+    ):
+        # `--test-to "$TEST_TO"` with the variable unset must not read as no --test-to: the
+        # issue would go to every subscriber (an empty --list/--tag: to the whole list)
+        if value is not None and not value.strip():
+            raise UsageError(
+                f"{option}: empty value (an unset variable in a script?); give a value or "
+                "leave the option out"
+            )
     if req.dry_run and req.test_to:
         raise UsageError("--dry-run and --test-to cannot be used together; pick one")
     if req.resend_uncertain and req.drop_uncertain:
