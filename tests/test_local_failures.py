@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -394,3 +396,40 @@ def test_an_empty_option_value_is_a_usage_error_not_a_send_to_everyone(
         code, out = cli(demo, *cmd, "--now", "2026-11-25T09:00", option, "  ")
         assert code == 2, out
         assert not (demo / "outbox").exists()
+
+
+def test_ctrl_c_at_the_confirmation_prompt_freezes_nothing_and_exits_130(demo: Path) -> None:
+    # the publisher spots a typo in the issue and presses Ctrl-C at "send issue 1 …? [y/N]":
+    # the issue stayed frozen, so the fixed article never went out (the next run resumed the
+    # frozen copy), and the exit status was click's 1
+    cfg = demo / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("confirm_over: 1000", "confirm_over: 1"))
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            [str(BIN), "digest", "send", "--now", "2026-11-25T09:00"],
+            cwd=demo,
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        db = demo / ".pressroom" / "state.db"
+        deadline = time.monotonic() + 60
+        while True:  # wait until the issue is frozen: the prompt is next
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            try:
+                if db.exists() and issues(demo):
+                    break
+            except sqlite3.OperationalError:  # the schema is being written
+                pass
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert proc.returncode == 130, err.decode()
+    assert "Traceback" not in err.decode()
+    assert issues(demo) == []  # the freeze was rolled back, as a declined send's is
+    assert not (demo / "outbox").exists()

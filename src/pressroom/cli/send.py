@@ -49,7 +49,10 @@ class _Display:
 
 
 def _confirm(question: str) -> bool:
-    return click.confirm(question, err=True)
+    try:
+        return click.confirm(question, err=True)
+    except click.Abort:  # Ctrl-C (or end of input) at the prompt: interrupted, exit 130
+        raise KeyboardInterrupt from None
 
 
 def _run(

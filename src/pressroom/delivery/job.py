@@ -407,7 +407,13 @@ def _send(
                 f"{to_send} recipients is more than sending.confirm_over "
                 f"({config.sending.confirm_over}); pass --yes to send without asking"
             )
-        if not confirm(question):
+        try:
+            answer = confirm(question)
+        except BaseException:  # Ctrl-C at the prompt: roll the freeze back, as for a "no"
+            if new:
+                ledger.discard(number)
+            raise
+        if not answer:
             if new:
                 ledger.discard(number)
             notes.info("not sent")
