@@ -276,3 +276,24 @@ def test_a_known_list_with_nobody_on_it_is_still_a_warning(demo: Path) -> None:
     result = weekly(demo, "--now", "2026-11-25T09:00")
     assert result.exit_code == 0, result.output
     assert "no subscribers on list 'quiet'" in result.output
+
+
+def test_a_tag_typo_in_a_staged_send_is_a_usage_error_not_a_frozen_issue(demo: Path) -> None:
+    # `--tag early-readr`: the issue was frozen for everyone, sent to nobody, exit 0
+    cfg = demo / "config.yaml"
+    args = ["--config", str(cfg), "digest", "send", "--now", "2026-11-25T09:00", "--yes"]
+    result = CliRunner().invoke(
+        main, [*args, "--tag", "early-readr"], env={"PRESSROOM_SECRET": "weekly-secret"}
+    )
+    assert result.exit_code == 2, result.output
+    assert '--tag "early-readr": no subscriber row has this tag' in result.output
+    assert 'did you mean "early-reader"?' in result.output
+    db = demo / ".pressroom" / "state.db"
+    if db.exists():
+        with Ledger(db) as ledger:
+            assert ledger.unfinished() is None and ledger.last_issue() is None
+    # a real tag still sends its readers only
+    result = CliRunner().invoke(
+        main, [*args, "--tag", "early-reader"], env={"PRESSROOM_SECRET": "weekly-secret"}
+    )
+    assert result.exit_code == 0, result.output

@@ -234,6 +234,33 @@ def known_lists(config: Config) -> set[str]:
     return names
 
 
+def known_tags(config: Config) -> set[str]:
+    """Every tag named anywhere: the ``tags`` cells of every subscriber row whatever its
+    status, the support blocks' ``hide_for_tags`` and ``patreon.tag``."""
+    names = {t for c in config.cta for t in c.hide_for_tags} | {config.patreon.tag}
+    for path in subscriber_files(config):
+        for _line, cells, layout in _cells(path, "", _ignore, COLUMNS):
+            if cells[layout.pos["email"]].strip():
+                names |= split_values(cells[layout.pos["tags"]])
+    return names
+
+
+def unknown_tag(config: Config, name: str, what: str) -> str | None:
+    """The problem line when tag ``name`` (named by ``what``) is on no subscriber row and
+    named by no setting (see ``known_tags``): a typo that would send to nobody."""
+    import difflib
+
+    known = known_tags(config)
+    if name in known:
+        return None
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    hint = f'did you mean "{close[0]}"? ' if close else ""
+    return (
+        f'{what} "{name}": no subscriber row has this tag; {hint}'
+        f"(tags in use: {', '.join(sorted(known))})"
+    )
+
+
 def unknown_list(config: Config, name: str, what: str) -> str | None:
     """The problem line when list ``name`` (named by ``what``) is declared nowhere (see
     ``known_lists``) though other lists are: a typo that would send nothing, for ever."""

@@ -301,6 +301,10 @@ def _segment(config: Config, req: Request) -> frozenset[str]:
         unknown = subs_mod.unknown_list(config, req.list_, "--list")
         if unknown is not None:
             raise UsageError(unknown)
+    if req.tag is not None:
+        unknown = subs_mod.unknown_tag(config, req.tag, "--tag")
+        if unknown is not None:  # a typo would freeze the issue and send it to nobody
+            raise UsageError(unknown)
     # bad rows were reported when the issue was frozen (or will be, by freeze): not twice
     subs = subs_mod.iter_subscribers(config, list_=chosen, tag=req.tag, on_problem=_quiet)
     return frozenset(s.email for s in subs)
