@@ -297,3 +297,31 @@ def test_a_tag_typo_in_a_staged_send_is_a_usage_error_not_a_frozen_issue(demo: P
         main, [*args, "--tag", "early-reader"], env={"PRESSROOM_SECRET": "weekly-secret"}
     )
     assert result.exit_code == 0, result.output
+
+
+def test_an_issue_settled_days_late_does_not_hold_the_next_weekly_issue(demo: Path) -> None:
+    # issue 1 went out on Wednesday's cron run, but two answers were lost and the publisher
+    # dropped those readers only on Saturday: the issue settled then, and min_interval
+    # counted from Saturday, so next Wednesday's cron said "nothing to send" (exit 0) and
+    # the week's issue was skipped
+    assert weekly(demo, "--now", "2026-11-25T09:00").exit_code == 0
+    db = demo / ".pressroom" / "state.db"
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:  # as the cron run left it: two answers lost
+        conn.execute(
+            "UPDATE deliveries SET state='uncertain' WHERE id IN "
+            "(SELECT id FROM deliveries WHERE state='sent' LIMIT 2)"
+        )
+        conn.execute("UPDATE issues SET status='sending', sent_at=NULL WHERE number=1")
+    cmd = ["--config", str(demo / "config.yaml"), "digest", "send", "--drop-uncertain"]
+    settled = CliRunner().invoke(
+        main, [*cmd, "--now", "2026-11-28T15:00"], env={"PRESSROOM_SECRET": "weekly-secret"}
+    )
+    assert settled.exit_code == 0, settled.output
+    (demo / "content" / "2026-11-30-late.md").write_text(
+        ARTICLE.format(date="2026-11-30T10:00:00"), encoding="utf-8"
+    )
+    due = weekly(demo, "--now", "2026-12-02T09:00")
+    assert due.exit_code == 0, due.output
+    assert "issue 2 is complete" in due.output
