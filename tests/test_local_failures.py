@@ -57,20 +57,36 @@ def limited(demo: Path, *args: str, fsize: int) -> subprocess.CompletedProcess[s
 
 
 def on_terminal(demo: Path, *args: str, answer: str = "n") -> subprocess.CompletedProcess[str]:
-    """The CLI in a subprocess whose stdin is a terminal (a pty) that answers ``answer``."""
+    """The CLI in a subprocess whose stdin and stderr are a terminal (a pty) that answers
+    ``answer``; its ``stderr`` is what the terminal showed."""
     master, slave = os.openpty()
     try:
         os.write(master, (answer + "\n").encode())
-        return subprocess.run(
+        proc = subprocess.run(
             [str(BIN), *args],
             cwd=demo,
             stdin=slave,
-            capture_output=True,
-            text=True,
+            stdout=subprocess.PIPE,
+            stderr=slave,
             timeout=120,
         )
-    finally:
         os.close(slave)
+        slave = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: everything the terminal held has been read
+                break
+            if not chunk:
+                break
+            shown += chunk
+        return subprocess.CompletedProcess(
+            proc.args, proc.returncode, proc.stdout.decode(), shown.decode(errors="replace")
+        )
+    finally:
+        if slave >= 0:
+            os.close(slave)
         os.close(master)
 
 
@@ -411,7 +427,7 @@ def test_ctrl_c_at_the_confirmation_prompt_freezes_nothing_and_exits_130(demo: P
             cwd=demo,
             stdin=slave,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=slave,
         )
         db = demo / ".pressroom" / "state.db"
         deadline = time.monotonic() + 60
@@ -425,11 +441,53 @@ def test_ctrl_c_at_the_confirmation_prompt_freezes_nothing_and_exits_130(demo: P
             time.sleep(0.05)
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        proc.communicate(timeout=60)
+        os.close(slave)
+        slave = -1
+        err = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    assert b"? [y/N]" in err, err.decode()  # it was asked, on the terminal
+    assert proc.returncode == 130, err.decode()
+    assert b"Traceback" not in err
+    assert issues(demo) == []  # the freeze was rolled back, as a declined send's is
+    assert not (demo / "outbox").exists()
+
+
+def test_no_prompt_hidden_in_a_log_file_when_only_stdin_is_a_terminal(demo: Path) -> None:
+    # the crontab line tried by hand: `pressroom digest send >> weekly.log 2>&1` in a terminal.
+    # The question went into the log and the run sat waiting for an answer nobody could see
+    cfg = demo / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("confirm_over: 1000", "confirm_over: 1"))
+    master, slave = os.openpty()
+    log = demo / "weekly.log"
+    try:
+        with log.open("w") as out:
+            proc = subprocess.run(
+                [str(BIN), "digest", "send", "--now", "2026-11-25T09:00"],
+                cwd=demo,
+                stdin=slave,
+                stdout=out,
+                stderr=out,
+                timeout=60,
+            )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the send waited for an answer to a question written into the log")
     finally:
         os.close(slave)
         os.close(master)
-    assert proc.returncode == 130, err.decode()
-    assert "Traceback" not in err.decode()
-    assert issues(demo) == []  # the freeze was rolled back, as a declined send's is
+    text = log.read_text()
+    assert proc.returncode == 2, text
+    assert "pass --yes" in text
     assert not (demo / "outbox").exists()
+    assert issues(demo) == []

@@ -48,6 +48,13 @@ class _Display:
             click.echo(err=True)
 
 
+def _can_ask() -> bool:
+    """Whether someone can see the question and answer it: stdin and stderr (where it is
+    asked) on a terminal. `pressroom weekly >> weekly.log 2>&1` typed in a terminal would
+    otherwise write the question into the log and wait, unseen, for an answer."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
 def _confirm(question: str) -> bool:
     try:
         return click.confirm(question, err=True)
@@ -74,7 +81,7 @@ def _run(
             req,
             app.now(now),
             app,
-            confirm=_confirm if sys.stdin.isatty() else None,
+            confirm=_confirm if _can_ask() else None,
             progress=display,
             locked=locked,
             articles_reported=reported,
