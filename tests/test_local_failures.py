@@ -414,7 +414,10 @@ def test_an_empty_option_value_is_a_usage_error_not_a_send_to_everyone(
         assert not (demo / "outbox").exists()
 
 
-def test_ctrl_c_at_the_confirmation_prompt_freezes_nothing_and_exits_130(demo: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP, signal.SIGTERM])
+def test_ctrl_c_at_the_confirmation_prompt_freezes_nothing_and_exits_130(
+    demo: Path, sig: int
+) -> None:
     # the publisher spots a typo in the issue and presses Ctrl-C at "send issue 1 …? [y/N]":
     # the issue stayed frozen, so the fixed article never went out (the next run resumed the
     # frozen copy), and the exit status was click's 1
@@ -440,7 +443,7 @@ def test_ctrl_c_at_the_confirmation_prompt_freezes_nothing_and_exits_130(demo: P
                 pass
             time.sleep(0.05)
         time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)  # Ctrl-C, the terminal closed, a stop
         proc.communicate(timeout=60)
         os.close(slave)
         slave = -1

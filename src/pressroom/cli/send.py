@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -56,10 +57,20 @@ def _can_ask() -> bool:
 
 
 def _confirm(question: str) -> bool:
+    # the terminal closed (SIGHUP) or the process told to stop (SIGTERM) at the prompt is a
+    # Ctrl-C too: the caller then rolls the new issue's freeze back (killed by the default
+    # action, it stayed frozen and the next run sent that copy, whatever was fixed since)
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         return click.confirm(question, err=True)
     except click.Abort:  # Ctrl-C (or end of input) at the prompt: interrupted, exit 130
         raise KeyboardInterrupt from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run(
