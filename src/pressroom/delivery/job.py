@@ -597,7 +597,8 @@ def has_secret(config: Config, env: Mapping[str, str]) -> bool:
 
 
 class _GracefulStop:
-    """Make SIGTERM (cron timeouts, systemd stop) stop a send like Ctrl-C: cleanly.
+    """Make SIGTERM (cron timeouts, systemd stop) and SIGHUP (the SSH session or terminal
+    closed) stop a send like Ctrl-C: cleanly, the answers in flight recorded.
 
     The first Ctrl-C or SIGTERM raises KeyboardInterrupt in the send loop, which stops
     dispatching and waits for the requests in flight. Another one while they finish, or
@@ -629,7 +630,7 @@ class _GracefulStop:
 
     def __enter__(self) -> _GracefulStop:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 self.previous[sig] = signal.signal(sig, self._handler)
         return self
 
