@@ -9,8 +9,10 @@ prepared"), and ``--resend-uncertain`` completes the uncertain ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -380,3 +382,39 @@ def test_a_second_ctrl_c_while_in_flight_requests_finish_still_records_and_repor
         assert proc.returncode == 0, raw.decode()
         assert server.duplicates() == {}
         assert all(server.accepted[a] == 1 for a in emails)
+
+
+@pytest.mark.slow
+def test_a_closed_terminal_stops_a_send_cleanly_though_nothing_can_be_shown(demo: Path) -> None:
+    # the SSH session closes: SIGHUP, and every write to the terminal fails from then on
+    # (EIO). The progress line's failed write stopped the loop with an exception: no report
+    if not BIN.exists():
+        pytest.skip(f"{BIN} not found: install pressroom into this venv (pip install -e .)")
+    with MailgunFake(api_key="key-test") as server:
+        publication(demo, server.url)
+        server.slow_next(10_000, seconds=0.25)
+        master, slave = os.openpty()
+        env = {
+            **os.environ,
+            "TEST_MAILGUN_KEY": "key-test",
+            "PRESSROOM_SECRET": "kill-test-secret",
+            "PRESSROOM_NOW": "2026-11-25T09:00",
+        }
+        args = [str(BIN), "--config", str(demo / "config.yaml"), "digest", "send", "--yes"]
+        proc = subprocess.Popen(args, env=env, stdin=slave, stdout=slave, stderr=slave, cwd=demo)
+        os.close(slave)
+        try:
+            deadline = time.monotonic() + 60
+            while server.requests < 3 and proc.poll() is None:
+                assert time.monotonic() < deadline, "the send never reached the server"
+                with contextlib.suppress(OSError):  # keep the terminal's buffer drained
+                    os.read(master, 65536) if select.select([master], [], [], 0)[0] else None
+                time.sleep(0.01)
+        finally:
+            os.close(master)  # the terminal is gone
+        proc.send_signal(signal.SIGHUP)
+        proc.wait(timeout=60)
+        report = latest_report(demo)
+        assert report["run"]["interrupted"] is True
+        assert report["uncertain"] == []  # requests in flight were finished and recorded
+        assert report["counts"]["sent"] == server.total_accepted

@@ -34,6 +34,15 @@ class _Display:
         self.shown = False
 
     def __call__(self, p: Progress) -> None:
+        try:
+            self._show(p)
+        except OSError:
+            # the terminal is gone (SSH session closed: EIO): the progress line must not stop
+            # the send loop, which then could not record the answers in flight nor the report
+            self.tty = self.shown = False
+            self.app.quiet = True
+
+    def _show(self, p: Progress) -> None:
         eta = f"{p.eta:.0f}s" if p.eta is not None else "?"
         held = f"  uncertain {p.uncertain}" if p.uncertain else ""
         line = f"sent {p.sent}/{p.todo}  failed {p.failed}{held}  {p.rate:.0f}/s  ETA {eta}"
@@ -46,7 +55,8 @@ class _Display:
 
     def end(self) -> None:
         if self.shown:
-            click.echo(err=True)
+            with contextlib.suppress(OSError):
+                click.echo(err=True)
 
 
 def _can_ask() -> bool:
