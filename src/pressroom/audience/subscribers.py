@@ -266,6 +266,8 @@ def unknown_list(config: Config, name: str, what: str) -> str | None:
     ``known_lists``) though other lists are: a typo that would send nothing, for ever."""
     import difflib
 
+    if name in config.lists:  # declared: no need to read every subscriber file
+        return None
     known = known_lists(config)
     if name in known or not known:
         return None
