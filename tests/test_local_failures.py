@@ -494,3 +494,12 @@ def test_no_prompt_hidden_in_a_log_file_when_only_stdin_is_a_terminal(demo: Path
     assert "pass --yes" in text
     assert not (demo / "outbox").exists()
     assert issues(demo) == []
+
+
+@pytest.mark.parametrize("value", ["me@example.org,you@example.org", "me@example.org you@x.org"])
+def test_test_to_with_several_addresses_says_to_send_one_copy_each(demo: Path, value: str) -> None:
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", "--test-to", value)
+    assert code == 2, out
+    assert "--test-to takes one address, got several" in out, out
+    assert len(out.strip().splitlines()) == 1, out  # refused before the issue is built
+    assert not (demo / "outbox").exists()

@@ -102,6 +102,8 @@ def check(req: Request) -> None:
                 f"{option}: empty value (an unset variable in a script?); give a value or "
                 "leave the option out"
             )
+    if req.test_to is not None:
+        test_address(req.test_to)  # before the issue is built: one line, what to do
     if req.dry_run and req.test_to:
         raise UsageError("--dry-run and --test-to cannot be used together; pick one")
     if req.resend_uncertain and req.drop_uncertain:
@@ -117,6 +119,21 @@ def check(req: Request) -> None:
         )
     if req.resend_failed and (req.test_to or req.dry_run):
         raise UsageError("--resend-failed sends; it cannot be combined with --test-to or --dry-run")
+
+
+def test_address(to: str) -> str:
+    """The normalised ``--test-to`` address; ``UsageError`` in one line saying what to do."""
+    try:
+        return subs_mod.normalise_email(to)
+    except ValueError as e:
+        if len([p for p in to.replace(";", ",").replace(" ", ",").split(",") if "@" in p]) > 1:
+            raise UsageError(
+                f'--test-to takes one address, got several ("{to.strip()}"); send one test '
+                "copy per address (run it again for each)"
+            ) from None
+        raise UsageError(
+            f'--test-to: invalid email "{to}" ({e}); give one address like me@example.org'
+        ) from None
 
 
 @dataclass
