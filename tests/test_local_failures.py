@@ -503,3 +503,23 @@ def test_test_to_with_several_addresses_says_to_send_one_copy_each(demo: Path, v
     assert "--test-to takes one address, got several" in out, out
     assert len(out.strip().splitlines()) == 1, out  # refused before the issue is built
     assert not (demo / "outbox").exists()
+
+
+def test_a_provider_with_no_settings_is_refused_before_the_issue_is_recorded_as_sent(
+    demo: Path,
+) -> None:
+    # a publisher mailing through SMTP tries `--provider file` "to see what would go out":
+    # every reader was written to the outbox and recorded as sent, nobody was mailed
+    cfg = demo / "config.yaml"
+    text = cfg.read_text().replace("provider: file", "provider: smtp")
+    cfg.write_text(text + "providers:\n  smtp:\n    host: 127.0.0.1\n    port: 1\n")
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", "--provider", "file")
+    assert code == 2, out
+    assert "--provider file: config.yaml has no providers.file section" in out, out
+    assert not (demo / "outbox").exists()
+    assert not (demo / ".pressroom" / "state.db").exists() or issues(demo) == []
+    # a rehearsal through it still works: nothing is recorded
+    code, out = cli(
+        demo, "digest", "send", "--now", "2026-11-25T09:00", "--provider", "file", "--dry-run"
+    )
+    assert code == 0, out

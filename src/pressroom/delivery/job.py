@@ -224,6 +224,16 @@ def deliver(
     provider = make_provider(config, req.provider, env)
     with contextlib.ExitStack() as stack:
         stack.callback(provider.close)
+        other = req.provider is not None and req.provider != config.sending.provider
+        if other and req.provider not in config.providers and not (req.dry_run or req.test_to):
+            # `--provider file` "to see what would go out" recorded every reader as sent
+            # with nothing mailed; `--provider smtp` mailed through whatever is on localhost
+            raise UsageError(
+                f"--provider {req.provider}: {config.path.name} has no providers."
+                f"{req.provider} section, and the issue would be recorded as sent through it; "
+                f"add the section to send with {req.provider} (to look at the issue without "
+                "sending, use --dry-run or --test-to)"
+            )
         if not locked and not req.dry_run and not req.test_to:
             stack.enter_context(RunLock(config.state))
         ledger: Ledger | None = None
