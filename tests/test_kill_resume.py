@@ -418,3 +418,40 @@ def test_a_closed_terminal_stops_a_send_cleanly_though_nothing_can_be_shown(demo
         assert report["run"]["interrupted"] is True
         assert report["uncertain"] == []  # requests in flight were finished and recorded
         assert report["counts"]["sent"] == server.total_accepted
+
+
+@pytest.mark.slow
+def test_a_send_under_nohup_survives_the_terminal_closing(demo: Path) -> None:
+    # `nohup pressroom weekly &`: SIGHUP is ignored on purpose, and must stay ignored
+    if not BIN.exists():
+        pytest.skip(f"{BIN} not found: install pressroom into this venv (pip install -e .)")
+    with MailgunFake(api_key="key-test") as server:
+        emails = publication(demo, server.url, readers=60)
+        server.slow_next(10_000, seconds=0.1)
+        env = {
+            **os.environ,
+            "TEST_MAILGUN_KEY": "key-test",
+            "PRESSROOM_SECRET": "kill-test-secret",
+            "PRESSROOM_NOW": "2026-11-25T09:00",
+        }
+        args = [str(BIN), "--config", str(demo / "config.yaml"), "digest", "send", "--yes"]
+
+        def nohup() -> None:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+        proc = subprocess.Popen(
+            args,
+            env=env,
+            cwd=demo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=nohup,
+        )
+        deadline = time.monotonic() + 60
+        while server.requests < 1 and proc.poll() is None:
+            assert time.monotonic() < deadline, "the send never reached the server"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        assert all(server.accepted[a] == 1 for a in emails)

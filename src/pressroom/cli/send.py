@@ -73,7 +73,11 @@ def _confirm(question: str) -> bool:
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {
+        sig: signal.signal(sig, stop)
+        for sig in (signal.SIGTERM, signal.SIGHUP)
+        if signal.getsignal(sig) is not signal.SIG_IGN  # nohup's stays ignored
+    }
     try:
         return click.confirm(question, err=True)
     except click.Abort:  # Ctrl-C (or end of input) at the prompt: interrupted, exit 130

@@ -658,7 +658,10 @@ class _GracefulStop:
     def __enter__(self) -> _GracefulStop:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                self.previous[sig] = signal.signal(sig, self._handler)
+                # an ignored signal stays ignored: `nohup pressroom weekly` must survive the
+                # terminal closing (SIGHUP), as a background job ignores SIGINT
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self.previous[sig] = signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
