@@ -163,3 +163,20 @@ def test_a_refusal_at_send_time_is_a_hard_bounce_of_that_issue(demo: Path) -> No
     assert rows["alan@example.net"]["detail"] == "postmark: refused when issue 1 was sent"
     [one] = json.loads(run(demo, "stats", "1", "--json").output)["issues"]
     assert one["hard_bounces"] == 1
+
+
+def test_stats_says_an_issue_is_still_sending(demo: Path) -> None:
+    # a staged send (--limit 2 of 6): stats showed "sent 2" and its rates as if the issue
+    # had gone out to two readers, with nothing saying four were still to come
+    staged = run(demo, "digest", "send", "--limit", "2", "--now", "2026-11-25T09:00")
+    assert staged.exit_code == 0, staged.output
+    table = run(demo, "stats")
+    assert table.exit_code == 0, table.output
+    assert "still sending (4 not settled)" in table.output
+    [one] = json.loads(run(demo, "stats", "1", "--json").output)["issues"]
+    assert one["sent"] == 2 and one["unsettled"] == 4 and one["sending"] is True
+    done = run(demo, "digest", "send", "--now", "2026-11-25T10:00")
+    assert done.exit_code == 0, done.output
+    assert "still sending" not in run(demo, "stats").output
+    [one] = json.loads(run(demo, "stats", "1", "--json").output)["issues"]
+    assert one["unsettled"] == 0 and one["sending"] is False

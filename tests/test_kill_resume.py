@@ -9,8 +9,10 @@ prepared"), and ``--resend-uncertain`` completes the uncertain ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -134,7 +136,10 @@ def test_sigkill_mid_run_then_resume_never_sends_twice(demo: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sigterm_stops_cleanly_with_nothing_uncertain(demo: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_stops_cleanly_with_nothing_uncertain(demo: Path, sig: int) -> None:
+    # SIGHUP: the SSH session that ran it closed; it used to kill the run with its requests
+    # in flight, leaving those readers uncertain and the issue held open
     if not BIN.exists():
         pytest.skip(f"{BIN} not found: install pressroom into this venv (pip install -e .)")
     with MailgunFake(api_key="key-test") as server:
@@ -145,7 +150,7 @@ def test_sigterm_stops_cleanly_with_nothing_uncertain(demo: Path) -> None:
         while server.requests < 3 and proc.poll() is None:
             assert time.monotonic() < deadline, "the send never reached the server"
             time.sleep(0.01)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 1, err.decode()
         assert "interrupted" in err.decode()
@@ -337,3 +342,116 @@ def test_a_stop_is_not_held_up_by_a_run_waiting_for_its_send_rate(demo: Path, si
     assert done.returncode == 0, done.stderr.decode()
     assert latest_report(demo)["counts"]["sent"] == 6
     assert len(list(outbox.glob("*.eml"))) == 6
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_while_in_flight_requests_finish_still_records_and_reports(
+    demo: Path,
+) -> None:
+    # an impatient publisher presses Ctrl-C again while the stopped run waits for the
+    # answers of the requests already on the wire: those answers are still recorded, the
+    # report is still written, and the process still ends (no traceback)
+    if not BIN.exists():
+        pytest.skip(f"{BIN} not found: install pressroom into this venv (pip install -e .)")
+    with MailgunFake(api_key="key-test") as server:
+        emails = publication(demo, server.url)
+        server.slow_next(10_000, seconds=1.5)
+        proc = start(demo)
+        deadline = time.monotonic() + 60
+        while server.requests < 2 and proc.poll() is None:
+            assert time.monotonic() < deadline, "the send never reached the server"
+            time.sleep(0.01)
+        time.sleep(0.1)  # both workers are waiting for their answers
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)  # again, while the answers are still coming
+        _, raw = proc.communicate(timeout=60)
+        err = raw.decode()
+        assert "Traceback" not in err, err
+        assert proc.returncode == 1, err
+        assert "interrupted" in err
+        report = latest_report(demo)
+        assert report["run"]["interrupted"] is True
+        assert report["uncertain"] == []  # the answers of the requests in flight were recorded
+        assert 0 < report["counts"]["sent"] < READERS
+        assert report["counts"]["sent"] == server.total_accepted
+
+        server.clear_faults()
+        proc = start(demo)
+        _, raw = proc.communicate(timeout=120)
+        assert proc.returncode == 0, raw.decode()
+        assert server.duplicates() == {}
+        assert all(server.accepted[a] == 1 for a in emails)
+
+
+@pytest.mark.slow
+def test_a_closed_terminal_stops_a_send_cleanly_though_nothing_can_be_shown(demo: Path) -> None:
+    # the SSH session closes: SIGHUP, and every write to the terminal fails from then on
+    # (EIO). The progress line's failed write stopped the loop with an exception: no report
+    if not BIN.exists():
+        pytest.skip(f"{BIN} not found: install pressroom into this venv (pip install -e .)")
+    with MailgunFake(api_key="key-test") as server:
+        publication(demo, server.url)
+        server.slow_next(10_000, seconds=0.25)
+        master, slave = os.openpty()
+        env = {
+            **os.environ,
+            "TEST_MAILGUN_KEY": "key-test",
+            "PRESSROOM_SECRET": "kill-test-secret",
+            "PRESSROOM_NOW": "2026-11-25T09:00",
+        }
+        args = [str(BIN), "--config", str(demo / "config.yaml"), "digest", "send", "--yes"]
+        proc = subprocess.Popen(args, env=env, stdin=slave, stdout=slave, stderr=slave, cwd=demo)
+        os.close(slave)
+        try:
+            deadline = time.monotonic() + 60
+            while server.requests < 3 and proc.poll() is None:
+                assert time.monotonic() < deadline, "the send never reached the server"
+                with contextlib.suppress(OSError):  # keep the terminal's buffer drained
+                    os.read(master, 65536) if select.select([master], [], [], 0)[0] else None
+                time.sleep(0.01)
+        finally:
+            os.close(master)  # the terminal is gone
+        proc.send_signal(signal.SIGHUP)
+        proc.wait(timeout=60)
+        report = latest_report(demo)
+        assert report["run"]["interrupted"] is True
+        assert report["uncertain"] == []  # requests in flight were finished and recorded
+        assert report["counts"]["sent"] == server.total_accepted
+
+
+@pytest.mark.slow
+def test_a_send_under_nohup_survives_the_terminal_closing(demo: Path) -> None:
+    # `nohup pressroom weekly &`: SIGHUP is ignored on purpose, and must stay ignored
+    if not BIN.exists():
+        pytest.skip(f"{BIN} not found: install pressroom into this venv (pip install -e .)")
+    with MailgunFake(api_key="key-test") as server:
+        emails = publication(demo, server.url, readers=60)
+        server.slow_next(10_000, seconds=0.1)
+        env = {
+            **os.environ,
+            "TEST_MAILGUN_KEY": "key-test",
+            "PRESSROOM_SECRET": "kill-test-secret",
+            "PRESSROOM_NOW": "2026-11-25T09:00",
+        }
+        args = [str(BIN), "--config", str(demo / "config.yaml"), "digest", "send", "--yes"]
+
+        def nohup() -> None:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+        proc = subprocess.Popen(
+            args,
+            env=env,
+            cwd=demo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=nohup,
+        )
+        deadline = time.monotonic() + 60
+        while server.requests < 1 and proc.poll() is None:
+            assert time.monotonic() < deadline, "the send never reached the server"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        assert all(server.accepted[a] == 1 for a in emails)

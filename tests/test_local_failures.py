@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,40 @@ def limited(demo: Path, *args: str, fsize: int) -> subprocess.CompletedProcess[s
         text=True,
         timeout=120,
     )
+
+
+def on_terminal(demo: Path, *args: str, answer: str = "n") -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess whose stdin and stderr are a terminal (a pty) that answers
+    ``answer``; its ``stderr`` is what the terminal showed."""
+    master, slave = os.openpty()
+    try:
+        os.write(master, (answer + "\n").encode())
+        proc = subprocess.run(
+            [str(BIN), *args],
+            cwd=demo,
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            timeout=120,
+        )
+        os.close(slave)
+        slave = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: everything the terminal held has been read
+                break
+            if not chunk:
+                break
+            shown += chunk
+        return subprocess.CompletedProcess(
+            proc.args, proc.returncode, proc.stdout.decode(), shown.decode(errors="replace")
+        )
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
 
 
 def states(demo: Path, issue: int = 1) -> dict[str, int]:
@@ -324,3 +360,166 @@ def test_resend_failed_refused_at_the_confirmation_leaves_the_issue_settled(demo
     assert code == 0, out
     assert "resending the 2 failed recipients of issue 1 (--resend-failed)" in out
     assert states(demo) == {"sent": 6} and issues(demo) == [(1, "sent")]
+
+
+def test_drop_uncertain_refused_at_the_confirmation_leaves_them_uncertain(demo: Path) -> None:
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", "--limit", "3", "--yes")
+    assert code == 0, out
+    with sqlite3.connect(demo / ".pressroom" / "state.db") as db:  # two answers were lost
+        db.execute(
+            "UPDATE deliveries SET state='uncertain' WHERE id IN "
+            "(SELECT id FROM deliveries WHERE state='sent' LIMIT 2)"
+        )
+    assert states(demo) == {"sent": 1, "uncertain": 2, "pending": 3}
+    cfg = demo / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("confirm_over: 1000", "confirm_over: 1"))
+
+    # a script without --yes: the send needs a confirmation and is refused
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T10:00", "--drop-uncertain")
+    assert code == 2, out
+    assert "pass --yes" in out
+    assert states(demo) == {"sent": 1, "uncertain": 2, "pending": 3}
+    # declined at a real terminal's prompt: nothing changed either
+    proc = on_terminal(demo, "digest", "send", "--now", "2026-11-25T10:30", "--drop-uncertain")
+    assert proc.returncode == 1, proc.stderr
+    assert "not sent" in proc.stderr
+    assert states(demo) == {"sent": 1, "uncertain": 2, "pending": 3}
+    # confirmed: only now are they settled as dropped
+    code, out = cli(
+        demo, "digest", "send", "--now", "2026-11-25T11:00", "--drop-uncertain", "--yes"
+    )
+    assert code == 0, out
+    assert states(demo) == {"sent": 4, "dropped": 2}
+
+
+# --- an option given an empty value (a script's unset variable) sends nothing --------------
+
+
+@pytest.mark.parametrize("option", ["--test-to", "--tag", "--list", "--provider"])
+def test_an_empty_option_value_is_a_usage_error_not_a_send_to_everyone(
+    demo: Path, option: str
+) -> None:
+    # `pressroom digest send --test-to "$TEST_TO"` with TEST_TO unset: the empty value was
+    # read as "no --test-to" and the issue went to every subscriber for real
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", option, "")
+    assert code == 2, out
+    assert f"{option}: empty value" in out, out
+    assert not (demo / "outbox").exists()
+    assert not (demo / ".pressroom" / "state.db").exists() or issues(demo) == []
+    for cmd in (["weekly"], ["digest", "send"]):
+        if option in ("--test-to", "--tag", "--list") and cmd == ["weekly"]:
+            continue  # weekly has no such option
+        code, out = cli(demo, *cmd, "--now", "2026-11-25T09:00", option, "  ")
+        assert code == 2, out
+        assert not (demo / "outbox").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP, signal.SIGTERM])
+def test_ctrl_c_at_the_confirmation_prompt_freezes_nothing_and_exits_130(
+    demo: Path, sig: int
+) -> None:
+    # the publisher spots a typo in the issue and presses Ctrl-C at "send issue 1 …? [y/N]":
+    # the issue stayed frozen, so the fixed article never went out (the next run resumed the
+    # frozen copy), and the exit status was click's 1
+    cfg = demo / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("confirm_over: 1000", "confirm_over: 1"))
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            [str(BIN), "digest", "send", "--now", "2026-11-25T09:00"],
+            cwd=demo,
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+        )
+        db = demo / ".pressroom" / "state.db"
+        deadline = time.monotonic() + 60
+        while True:  # wait until the issue is frozen: the prompt is next
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            try:
+                if db.exists() and issues(demo):
+                    break
+            except sqlite3.OperationalError:  # the schema is being written
+                pass
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(sig)  # Ctrl-C, the terminal closed, a stop
+        proc.communicate(timeout=60)
+        os.close(slave)
+        slave = -1
+        err = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    assert b"? [y/N]" in err, err.decode()  # it was asked, on the terminal
+    assert proc.returncode == 130, err.decode()
+    assert b"Traceback" not in err
+    assert issues(demo) == []  # the freeze was rolled back, as a declined send's is
+    assert not (demo / "outbox").exists()
+
+
+def test_no_prompt_hidden_in_a_log_file_when_only_stdin_is_a_terminal(demo: Path) -> None:
+    # the crontab line tried by hand: `pressroom digest send >> weekly.log 2>&1` in a terminal.
+    # The question went into the log and the run sat waiting for an answer nobody could see
+    cfg = demo / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("confirm_over: 1000", "confirm_over: 1"))
+    master, slave = os.openpty()
+    log = demo / "weekly.log"
+    try:
+        with log.open("w") as out:
+            proc = subprocess.run(
+                [str(BIN), "digest", "send", "--now", "2026-11-25T09:00"],
+                cwd=demo,
+                stdin=slave,
+                stdout=out,
+                stderr=out,
+                timeout=60,
+            )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the send waited for an answer to a question written into the log")
+    finally:
+        os.close(slave)
+        os.close(master)
+    text = log.read_text()
+    assert proc.returncode == 2, text
+    assert "pass --yes" in text
+    assert not (demo / "outbox").exists()
+    assert issues(demo) == []
+
+
+@pytest.mark.parametrize("value", ["me@example.org,you@example.org", "me@example.org you@x.org"])
+def test_test_to_with_several_addresses_says_to_send_one_copy_each(demo: Path, value: str) -> None:
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", "--test-to", value)
+    assert code == 2, out
+    assert "--test-to takes one address, got several" in out, out
+    assert len(out.strip().splitlines()) == 1, out  # refused before the issue is built
+    assert not (demo / "outbox").exists()
+
+
+def test_a_provider_with_no_settings_is_refused_before_the_issue_is_recorded_as_sent(
+    demo: Path,
+) -> None:
+    # a publisher mailing through SMTP tries `--provider file` "to see what would go out":
+    # every reader was written to the outbox and recorded as sent, nobody was mailed
+    cfg = demo / "config.yaml"
+    text = cfg.read_text().replace("provider: file", "provider: smtp")
+    cfg.write_text(text + "providers:\n  smtp:\n    host: 127.0.0.1\n    port: 1\n")
+    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", "--provider", "file")
+    assert code == 2, out
+    assert "--provider file: config.yaml has no providers.file section" in out, out
+    assert not (demo / "outbox").exists()
+    assert not (demo / ".pressroom" / "state.db").exists() or issues(demo) == []
+    # a rehearsal through it still works: nothing is recorded
+    code, out = cli(
+        demo, "digest", "send", "--now", "2026-11-25T09:00", "--provider", "file", "--dry-run"
+    )
+    assert code == 0, out

@@ -292,3 +292,13 @@ def test_a_key_with_a_line_break_or_stray_space_is_named_never_shown(
     assert fakes[name].requests == 0
     for path in [*demo.rglob("*.json"), *demo.rglob("*.db")]:
         assert b"Leak99" not in path.read_bytes()
+
+
+def test_check_an_empty_env_var_says_it_is_empty(
+    demo: Path, fakes: dict[str, FakeProviderServer]
+) -> None:
+    # `export SENDGRID_API_KEY=$(cat key-file)` with the file missing: set, but empty
+    env: dict[str, str | None] = {**SECRETS, "SENDGRID_API_KEY": ""}
+    result = run(configure(demo, fakes), "providers", "check", "sendgrid", env=env)
+    assert result.exit_code == 2, result.output
+    assert "SENDGRID_API_KEY is set but empty; export it" in result.output

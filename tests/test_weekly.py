@@ -236,3 +236,92 @@ def test_weekly_with_a_clock_set_back_says_so_and_exits_1(demo: Path) -> None:
     # the same --now again (a rerun) or a later time is no clock problem
     again = weekly(demo, "--now", "2026-11-25T09:00")
     assert again.exit_code == 0, again.output
+
+
+def test_a_sending_list_typo_is_a_config_error_naming_the_closest_list(demo: Path) -> None:
+    cfg = demo / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("  list: weekly", "  list: weekley"))
+    for args in ((), ("--dry-run",)):
+        result = CliRunner().invoke(
+            main,
+            ["--config", str(cfg), "digest", "send", "--now", "2026-11-25T09:00", "--yes", *args],
+            env={"PRESSROOM_SECRET": "weekly-secret"},
+        )
+        assert result.exit_code == 2, result.output
+        assert 'did you mean "weekly"?' in result.output, result.output
+        assert "sending.list" in result.output and "config.yaml:" in result.output
+        assert "Traceback" not in result.output
+    result = weekly(demo, "--now", "2026-11-25T09:00")
+    assert result.exit_code == 2, result.output
+    assert 'sending.list "weekley" is no list' in result.output
+    assert not (demo / "outbox").exists()
+    with Ledger(demo / ".pressroom" / "state.db") as ledger:  # nothing frozen
+        assert ledger.unfinished() is None and ledger.last_issue() is None
+    # a --list typo is a usage error too, before anything is frozen
+    cfg.write_text(cfg.read_text().replace("  list: weekley", "  list: weekly"))
+    result = CliRunner().invoke(
+        main,
+        ["--config", str(cfg), "digest", "send", "--now", "2026-11-25T09:00", "--list", "braking"],
+        env={"PRESSROOM_SECRET": "weekly-secret"},
+    )
+    assert result.exit_code == 2, result.output
+    assert '--list "braking" is no list' in result.output
+    assert 'did you mean "breaking"?' in result.output
+
+
+def test_a_known_list_with_nobody_on_it_is_still_a_warning(demo: Path) -> None:
+    cfg = demo / "config.yaml"
+    text = cfg.read_text().replace("  list: weekly", "  list: quiet")
+    cfg.write_text(text.replace("lists:\n", "lists:\n  quiet:\n    title: Quiet\n", 1))
+    result = weekly(demo, "--now", "2026-11-25T09:00")
+    assert result.exit_code == 0, result.output
+    assert "no subscribers on list 'quiet'" in result.output
+
+
+def test_a_tag_typo_in_a_staged_send_is_a_usage_error_not_a_frozen_issue(demo: Path) -> None:
+    # `--tag early-readr`: the issue was frozen for everyone, sent to nobody, exit 0
+    cfg = demo / "config.yaml"
+    args = ["--config", str(cfg), "digest", "send", "--now", "2026-11-25T09:00", "--yes"]
+    result = CliRunner().invoke(
+        main, [*args, "--tag", "early-readr"], env={"PRESSROOM_SECRET": "weekly-secret"}
+    )
+    assert result.exit_code == 2, result.output
+    assert '--tag "early-readr": no subscriber row has this tag' in result.output
+    assert 'did you mean "early-reader"?' in result.output
+    db = demo / ".pressroom" / "state.db"
+    if db.exists():
+        with Ledger(db) as ledger:
+            assert ledger.unfinished() is None and ledger.last_issue() is None
+    # a real tag still sends its readers only
+    result = CliRunner().invoke(
+        main, [*args, "--tag", "early-reader"], env={"PRESSROOM_SECRET": "weekly-secret"}
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_an_issue_settled_days_late_does_not_hold_the_next_weekly_issue(demo: Path) -> None:
+    # issue 1 went out on Wednesday's cron run, but two answers were lost and the publisher
+    # dropped those readers only on Saturday: the issue settled then, and min_interval
+    # counted from Saturday, so next Wednesday's cron said "nothing to send" (exit 0) and
+    # the week's issue was skipped
+    assert weekly(demo, "--now", "2026-11-25T09:00").exit_code == 0
+    db = demo / ".pressroom" / "state.db"
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:  # as the cron run left it: two answers lost
+        conn.execute(
+            "UPDATE deliveries SET state='uncertain' WHERE id IN "
+            "(SELECT id FROM deliveries WHERE state='sent' LIMIT 2)"
+        )
+        conn.execute("UPDATE issues SET status='sending', sent_at=NULL WHERE number=1")
+    cmd = ["--config", str(demo / "config.yaml"), "digest", "send", "--drop-uncertain"]
+    settled = CliRunner().invoke(
+        main, [*cmd, "--now", "2026-11-28T15:00"], env={"PRESSROOM_SECRET": "weekly-secret"}
+    )
+    assert settled.exit_code == 0, settled.output
+    (demo / "content" / "2026-11-30-late.md").write_text(
+        ARTICLE.format(date="2026-11-30T10:00:00"), encoding="utf-8"
+    )
+    due = weekly(demo, "--now", "2026-12-02T09:00")
+    assert due.exit_code == 0, due.output
+    assert "issue 2 is complete" in due.output

@@ -218,6 +218,68 @@ def iter_subscribers(
 _NO_ATTRS: MappingProxyType[str, str] = MappingProxyType({})
 
 
+def known_lists(config: Config) -> set[str]:
+    """Every list name declared anywhere: ``lists:`` in the config, the ``lists`` cells of
+    every subscriber row whatever its status (a row with none is on ``sending.list``), and
+    the ``list`` an unsubscribe in the suppressed file came from."""
+    names = set(config.lists)
+    for path in subscriber_files(config):
+        for _line, cells, layout in _cells(path, "", _ignore, COLUMNS):
+            if cells[layout.pos["email"]].strip():
+                names |= split_values(cells[layout.pos["lists"]]) or {config.sending.list}
+    path = config.subscribers.suppressed
+    if path.exists():
+        for _line, cells, layout in _cells(path, "", _ignore, SUPPRESSED_COLUMNS):
+            names |= split_values(cells[layout.pos["list"]])
+    return names
+
+
+def known_tags(config: Config) -> set[str]:
+    """Every tag named anywhere: the ``tags`` cells of every subscriber row whatever its
+    status, the support blocks' ``hide_for_tags`` and ``patreon.tag``."""
+    names = {t for c in config.cta for t in c.hide_for_tags} | {config.patreon.tag}
+    for path in subscriber_files(config):
+        for _line, cells, layout in _cells(path, "", _ignore, COLUMNS):
+            if cells[layout.pos["email"]].strip():
+                names |= split_values(cells[layout.pos["tags"]])
+    return names
+
+
+def unknown_tag(config: Config, name: str, what: str) -> str | None:
+    """The problem line when tag ``name`` (named by ``what``) is on no subscriber row and
+    named by no setting (see ``known_tags``): a typo that would send to nobody."""
+    import difflib
+
+    known = known_tags(config)
+    if name in known:
+        return None
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    hint = f'did you mean "{close[0]}"? ' if close else ""
+    return (
+        f'{what} "{name}": no subscriber row has this tag; {hint}'
+        f"(tags in use: {', '.join(sorted(known))})"
+    )
+
+
+def unknown_list(config: Config, name: str, what: str) -> str | None:
+    """The problem line when list ``name`` (named by ``what``) is declared nowhere (see
+    ``known_lists``) though other lists are: a typo that would send nothing, for ever."""
+    import difflib
+
+    if name in config.lists:  # declared: no need to read every subscriber file
+        return None
+    known = known_lists(config)
+    if name in known or not known:
+        return None
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    hint = f'did you mean "{close[0]}"? ' if close else ""
+    listed = ", ".join(sorted(known))
+    return (
+        f'{what} "{name}" is no list: not in lists: of {config.path.name}, any subscriber '
+        f"row or the suppressed file; {hint}(known lists: {listed})"
+    )
+
+
 def unknown_status(where: str, line: int, raw: str) -> str:
     """The problem line for a row whose status is not one of STATUSES."""
     listed = ", ".join(STATUSES[:-1]) + f" or {STATUSES[-1]}"

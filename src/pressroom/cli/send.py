@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -33,6 +34,15 @@ class _Display:
         self.shown = False
 
     def __call__(self, p: Progress) -> None:
+        try:
+            self._show(p)
+        except OSError:
+            # the terminal is gone (SSH session closed: EIO): the progress line must not stop
+            # the send loop, which then could not record the answers in flight nor the report
+            self.tty = self.shown = False
+            self.app.quiet = True
+
+    def _show(self, p: Progress) -> None:
         eta = f"{p.eta:.0f}s" if p.eta is not None else "?"
         held = f"  uncertain {p.uncertain}" if p.uncertain else ""
         line = f"sent {p.sent}/{p.todo}  failed {p.failed}{held}  {p.rate:.0f}/s  ETA {eta}"
@@ -45,11 +55,36 @@ class _Display:
 
     def end(self) -> None:
         if self.shown:
-            click.echo(err=True)
+            with contextlib.suppress(OSError):
+                click.echo(err=True)
+
+
+def _can_ask() -> bool:
+    """Whether someone can see the question and answer it: stdin and stderr (where it is
+    asked) on a terminal. `pressroom weekly >> weekly.log 2>&1` typed in a terminal would
+    otherwise write the question into the log and wait, unseen, for an answer."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
 
 
 def _confirm(question: str) -> bool:
-    return click.confirm(question, err=True)
+    # the terminal closed (SIGHUP) or the process told to stop (SIGTERM) at the prompt is a
+    # Ctrl-C too: the caller then rolls the new issue's freeze back (killed by the default
+    # action, it stayed frozen and the next run sent that copy, whatever was fixed since)
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {
+        sig: signal.signal(sig, stop)
+        for sig in (signal.SIGTERM, signal.SIGHUP)
+        if signal.getsignal(sig) is not signal.SIG_IGN  # nohup's stays ignored
+    }
+    try:
+        return click.confirm(question, err=True)
+    except click.Abort:  # Ctrl-C (or end of input) at the prompt: interrupted, exit 130
+        raise KeyboardInterrupt from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run(
@@ -71,7 +106,7 @@ def _run(
             req,
             app.now(now),
             app,
-            confirm=_confirm if sys.stdin.isatty() else None,
+            confirm=_confirm if _can_ask() else None,
             progress=display,
             locked=locked,
             articles_reported=reported,

@@ -46,6 +46,8 @@ def stats(app: App, issue: int | None, as_json: bool) -> None:
         bounce = f"{pct(r.bounce_rate)} (2 % / 5 %)"
         complaint = f"{pct(r.complaint_rate)} (0.1 % / 0.3 %)"
         mark = {"ok": "", "warn": "  warning", "refuse": "  over the limit"}[level]
+        if r.unsettled:  # partial numbers: the rates may still move either way
+            mark += f"  still sending ({r.unsettled} not settled)"
         app.out(
             f"{r.number:>5} {r.sent:>8} {r.hard_bounces:>6} {r.soft_bounces:>6} "
             f"{r.complaints:>6} {r.unsubscribes:>6}  {bounce:<24} {complaint:<24}{mark}"

@@ -15,7 +15,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,6 +36,7 @@ from pressroom.delivery.schedule import failed_hint
 from pressroom.delivery.send import Progress, SendOptions, Summary, make_provider, run
 from pressroom.digest import archive, preflight
 from pressroom.errors import (
+    ConfigError,
     DigestError,
     NothingToSend,
     PreflightError,
@@ -88,6 +89,21 @@ class Request:
 
 def check(req: Request) -> None:
     """Reject option combinations that cannot work, before any work."""
+    for option, value in (
+        ("--provider", req.provider),
+        ("--list", req.list_),
+        ("--tag", req.tag),
+        ("--test-to", req.test_to),
+    ):
+        # `--test-to "$TEST_TO"` with the variable unset must not read as no --test-to: the
+        # issue would go to every subscriber (an empty --list/--tag: to the whole list)
+        if value is not None and not value.strip():
+            raise UsageError(
+                f"{option}: empty value (an unset variable in a script?); give a value or "
+                "leave the option out"
+            )
+    if req.test_to is not None:
+        test_address(req.test_to)  # before the issue is built: one line, what to do
     if req.dry_run and req.test_to:
         raise UsageError("--dry-run and --test-to cannot be used together; pick one")
     if req.resend_uncertain and req.drop_uncertain:
@@ -103,6 +119,21 @@ def check(req: Request) -> None:
         )
     if req.resend_failed and (req.test_to or req.dry_run):
         raise UsageError("--resend-failed sends; it cannot be combined with --test-to or --dry-run")
+
+
+def test_address(to: str) -> str:
+    """The normalised ``--test-to`` address; ``UsageError`` in one line saying what to do."""
+    try:
+        return subs_mod.normalise_email(to)
+    except ValueError as e:
+        if len([p for p in to.replace(";", ",").replace(" ", ",").split(",") if "@" in p]) > 1:
+            raise UsageError(
+                f'--test-to takes one address, got several ("{to.strip()}"); send one test '
+                "copy per address (run it again for each)"
+            ) from None
+        raise UsageError(
+            f'--test-to: invalid email "{to}" ({e}); give one address like me@example.org'
+        ) from None
 
 
 @dataclass
@@ -193,6 +224,16 @@ def deliver(
     provider = make_provider(config, req.provider, env)
     with contextlib.ExitStack() as stack:
         stack.callback(provider.close)
+        other = req.provider is not None and req.provider != config.sending.provider
+        if other and req.provider not in config.providers and not (req.dry_run or req.test_to):
+            # `--provider file` "to see what would go out" recorded every reader as sent
+            # with nothing mailed; `--provider smtp` mailed through whatever is on localhost
+            raise UsageError(
+                f"--provider {req.provider}: {config.path.name} has no providers."
+                f"{req.provider} section, and the issue would be recorded as sent through it; "
+                f"add the section to send with {req.provider} (to look at the issue without "
+                "sending, use --dry-run or --test-to)"
+            )
         if not locked and not req.dry_run and not req.test_to:
             stack.enter_context(RunLock(config.state))
         ledger: Ledger | None = None
@@ -283,6 +324,14 @@ def deliver(
 def _segment(config: Config, req: Request) -> frozenset[str]:
     """Addresses in this run's segment (``--list``/``--tag``), as the ledger stores them."""
     chosen = req.list_ or config.sending.list
+    if req.list_ is not None:
+        unknown = subs_mod.unknown_list(config, req.list_, "--list")
+        if unknown is not None:
+            raise UsageError(unknown)
+    if req.tag is not None:
+        unknown = subs_mod.unknown_tag(config, req.tag, "--tag")
+        if unknown is not None:  # a typo would freeze the issue and send it to nobody
+            raise UsageError(unknown)
     # bad rows were reported when the issue was frozen (or will be, by freeze): not twice
     subs = subs_mod.iter_subscribers(config, list_=chosen, tag=req.tag, on_problem=_quiet)
     return frozenset(s.email for s in subs)
@@ -324,6 +373,13 @@ def _send(
         )
         if frozen.total == 0:
             ledger.discard(frozen.number)
+            unknown = subs_mod.unknown_list(
+                config,
+                frozen.list or config.sending.list,
+                f"{config.where('sending.list')}: sending.list",
+            )
+            if unknown is not None:  # a typo: every run would send nothing, and exit 0
+                raise ConfigError(unknown)
             notes.warn(
                 f"no subscribers on list {frozen.list!r}; nothing to send (add some to "
                 "subscribers/)"
@@ -341,18 +397,13 @@ def _send(
         reconciled = reconcile(ledger, number, provider, moment)
         for line in reconciled.lines():
             (notes.warn if reconciled.unable else notes.info)(line)
-    # --resend-uncertain requeues them only once the send is confirmed (below): a send
-    # refused at its confirmation must not leave them pending for the next plain run to resend
+    # --resend-uncertain requeues them (--drop-uncertain settles them) only once the send is
+    # confirmed (below): a send refused at its confirmation must change nothing
     resend: list[str] = list(refail or [])
     if req.resend_uncertain:
         resend += ledger.emails_in(number, L.UNCERTAIN)
     elif req.drop_uncertain:
-        dropped = ledger.drop_uncertain(number)
-        if dropped:
-            notes.info(
-                f"{dropped} uncertain recipients dropped, not resent (--drop-uncertain): "
-                "recorded as dropped, not failed, since many of them were delivered"
-            )
+        pass  # settled only once the send is confirmed (below), like --resend-uncertain
     else:
         uncertain = ledger.emails_in(number, L.UNCERTAIN)
         if uncertain:
@@ -387,7 +438,13 @@ def _send(
                 f"{to_send} recipients is more than sending.confirm_over "
                 f"({config.sending.confirm_over}); pass --yes to send without asking"
             )
-        if not confirm(question):
+        try:
+            answer = confirm(question)
+        except BaseException:  # Ctrl-C at the prompt: roll the freeze back, as for a "no"
+            if new:
+                ledger.discard(number)
+            raise
+        if not answer:
             if new:
                 ledger.discard(number)
             notes.info("not sent")
@@ -401,6 +458,13 @@ def _send(
         n = ledger.requeue_uncertain(number)
         if n:
             notes.info(f"resending {n} uncertain recipients (--resend-uncertain)")
+    elif req.drop_uncertain:
+        dropped = ledger.drop_uncertain(number)
+        if dropped:
+            notes.info(
+                f"{dropped} uncertain recipients dropped, not resent (--drop-uncertain): "
+                "recorded as dropped, not failed, since many of them were delivered"
+            )
     if segment is not None and not to_send:
         notes.warn(f"none of issue {number}'s pending recipients is on {where}")
 
@@ -433,7 +497,8 @@ def _send(
     options = SendOptions.from_config(config, provider, limit=req.limit)
     provider.open(content)
     t0 = time.time()
-    with _terminate_gracefully():
+    stop = _GracefulStop()
+    with stop:
         summary = run(
             ledger,
             frozen,
@@ -445,6 +510,27 @@ def _send(
             on_suppress=on_suppress,
             progress=progress,
         )
+        stop.hold()  # the requests are over: the ledger is settled and the report written
+        return _settle(
+            config, req, moment, notes, ledger, frozen, summary, t0, dropped, reconciled, where
+        )
+
+
+def _settle(
+    config: Config,
+    req: Request,
+    moment: datetime,
+    notes: Counted,
+    ledger: Ledger,
+    frozen: FrozenIssue,
+    summary: Summary,
+    t0: float,
+    dropped: int,
+    reconciled: Reconciled | None,
+    where: str,
+) -> Delivery:
+    """Settle the issue after a run and write its report (what the CLI prints comes back)."""
+    number = frozen.number
     if req.drop_uncertain:
         summary.dropped = dropped
     finished = moment + timedelta(seconds=time.time() - t0)
@@ -537,21 +623,51 @@ def has_secret(config: Config, env: Mapping[str, str]) -> bool:
     return bool(env.get(config.sending.secret_env)) or (config.state / "secret").exists()
 
 
-@contextlib.contextmanager
-def _terminate_gracefully() -> Iterator[None]:
-    """Make SIGTERM (cron timeouts, systemd stop) stop a send like Ctrl-C: cleanly."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _GracefulStop:
+    """Make SIGTERM (cron timeouts, systemd stop) and SIGHUP (the SSH session or terminal
+    closed) stop a send like Ctrl-C: cleanly, the answers in flight recorded.
 
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    The first Ctrl-C or SIGTERM raises KeyboardInterrupt in the send loop, which stops
+    dispatching and waits for the requests in flight. Another one while they finish, or
+    once ``hold()`` says the requests are over, is only acknowledged: raised there it would
+    close the ledger under the workers still recording answers and skip the report, while
+    the process waits for those requests anyway. SIGKILL still ends it at once (the ledger
+    then holds the readers in flight as uncertain).
+    """
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __init__(self) -> None:
+        self.raised = False
+        self.held = False
+        self.previous: dict[int, object] = {}
+
+    def hold(self) -> None:
+        self.held = True
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if not self.raised and not self.held:
+            self.raised = True
+            raise KeyboardInterrupt
+        # no print() here: a signal handler must not re-enter a buffered stream
+        with contextlib.suppress(OSError):
+            os.write(
+                2,
+                b"\nstill finishing: waiting for the requests in flight, then recording them "
+                b"and writing the report (kill -9 would leave those readers uncertain)\n",
+            )
+
+    def __enter__(self) -> _GracefulStop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                # an ignored signal stays ignored: `nohup pressroom weekly` must survive the
+                # terminal closing (SIGHUP), as a background job ignores SIGINT
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self.previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous)  # type: ignore[arg-type]
+        self.previous.clear()
 
 
 def shorten(emails: list[str], show: int = 20) -> str:

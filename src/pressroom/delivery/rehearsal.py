@@ -14,11 +14,11 @@ import email.policy
 from pressroom.audience import subscribers as subs_mod
 from pressroom.config import Config
 from pressroom.delivery import message
-from pressroom.delivery.job import Counted, Delivery, Notes, Request
+from pressroom.delivery.job import Counted, Delivery, Notes, Request, test_address
 from pressroom.delivery.ledger import FrozenIssue, Ledger
 from pressroom.delivery.providers.base import Content, Outcome, Provider
 from pressroom.delivery.send import send_one
-from pressroom.errors import PreflightError, UsageError
+from pressroom.errors import ConfigError, PreflightError
 from pressroom.models import RenderedIssue
 
 
@@ -30,10 +30,7 @@ def test_copy(
     notes: Notes,
 ) -> Delivery:
     """``digest send --test-to``: one copy to one address, recorded nowhere."""
-    try:
-        address = subs_mod.normalise_email(to)
-    except ValueError as e:
-        raise UsageError(f'--test-to: invalid email "{to}" ({e})') from None
+    address = test_address(to)
     variant = next(iter(content.variants))
     recipient = factory.make(address, "", variant)
     # marked as a test: kept apart from the issue's deliveries (file outbox, provider tags)
@@ -108,6 +105,12 @@ def dry_run(
             continue
         key = rendered.variant_for(sub.tags).key
         per_variant[key] = per_variant.get(key, 0) + 1
+    if not everyone:  # the real send stops at a sending.list typo: so does this
+        unknown = subs_mod.unknown_list(
+            config, chosen, f"{config.where('sending.list')}: sending.list"
+        )
+        if unknown is not None:
+            raise ConfigError(unknown)
     total = sum(per_variant.values())
     if req.limit:
         total = min(total, req.limit)

@@ -23,13 +23,18 @@ def next_issue_held(config: Config, moment: datetime) -> str | None:
         if ledger.unfinished() is not None:
             return None  # an open issue is always resumed
         last = ledger.last_sent()
+        issue = ledger.issue(last.number) if last is not None else None
     if last is None:
         return None
+    # from when the issue started going out (its freeze, by the cron run that sent it), not
+    # when its last reader was settled: uncertain readers dropped or resent days later
+    # would push the next issue past the next cron run, and a week would be skipped
+    started = min(last.sent_at, issue.frozen_at) if issue is not None else last.sent_at
     gap = config.digest.min_interval
-    due = last.sent_at + gap
+    due = started + gap
     if moment >= due:
         return None
-    went = f"{last.sent_at.astimezone(moment.tzinfo):%Y-%m-%d %H:%M}"
+    went = f"{started.astimezone(moment.tzinfo):%Y-%m-%d %H:%M}"
     when = f"{due.astimezone(moment.tzinfo):%Y-%m-%d %H:%M}"
     return (
         f"nothing to send: issue {last.number} went out {went}, less than {span(gap)} ago "

@@ -384,7 +384,8 @@ class _Run:
         fresh_left = True
         outstanding: set[Future[Done]] = set()
         stop = False
-        with ThreadPoolExecutor(self.o.concurrency, thread_name_prefix="send") as pool:
+        pool = ThreadPoolExecutor(self.o.concurrency, thread_name_prefix="send")
+        try:
             try:
                 while True:
                     while not stop and len(outstanding) < self.o.concurrency * 2:
@@ -417,6 +418,8 @@ class _Run:
             except BaseException:
                 self.stopping.set()
                 raise
+        finally:
+            self._drain(pool)
         if s.interrupted:
             for fut in outstanding:
                 if fut.done() and fut.exception() is None:
@@ -426,6 +429,22 @@ class _Run:
             self.retries.clear()  # their rows are pending in the ledger: the next run takes them
         self._tick(start)
         return s
+
+    def _drain(self, pool: ThreadPoolExecutor) -> None:
+        """Wait for the requests in flight to be answered and recorded, whatever happens.
+
+        A second Ctrl-C (or SIGTERM) while they finish does not cut the wait short: the
+        worker threads would finish their requests anyway (the interpreter joins them at
+        exit) but with the ledger closed under them, so answers would be lost and the report
+        never written. The wait goes on (SIGKILL still ends it: the ledger then holds those
+        readers as uncertain)."""
+        while True:
+            try:
+                pool.shutdown(wait=True)
+                return
+            except KeyboardInterrupt:
+                self.stopping.set()
+                self.summary.interrupted = True
 
     def _absorb(self, done: Done) -> bool:
         """Account for one finished batch; True when the run must stop dispatching."""

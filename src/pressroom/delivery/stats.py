@@ -41,6 +41,7 @@ class IssueStats:
     soft_bounces: int
     complaints: int
     unsubscribes: int
+    unsettled: int = 0  # readers still pending, in flight or uncertain: the issue is sending
 
     @property
     def bounce_rate(self) -> float:
@@ -81,6 +82,7 @@ class IssueStats:
             **asdict(self),
             "bounce_rate": round(self.bounce_rate, 6),
             "complaint_rate": round(self.complaint_rate, 6),
+            "sending": self.unsettled > 0,
             "thresholds": THRESHOLDS,
             "status": level,
             "reasons": reasons,
@@ -99,6 +101,7 @@ def issue_stats(config: Config, number: int | None = None) -> list[IssueStats]:
         known = ", ".join(str(n) for n in sorted(issues)) or "none yet"
         raise UsageError(f"no issue {number} in the ledger (issues sent: {known})")
     found = events.addresses_by_issue(config)
+    open_rows = _unsettled(config)
     unsubscribed = _own_unsubscribes(config, issues)
     out = []
     for n in sorted(issues):
@@ -115,6 +118,7 @@ def issue_stats(config: Config, number: int | None = None) -> list[IssueStats]:
                 ),
                 complaints=len(kinds.get(events.COMPLAINT, set())),
                 unsubscribes=len(kinds.get(events.UNSUBSCRIBE, set()) | unsubscribed.get(n, set())),
+                unsettled=open_rows.get(n, 0),
             )
         )
     return out
@@ -149,6 +153,27 @@ def _ledger(config: Config) -> dict[int, tuple[int, datetime]]:
             f"{path}: cannot read the ledger ({e}); is it pressroom's state.db?"
         ) from e
     return {int(n): (int(sent), datetime.fromisoformat(frozen)) for n, frozen, sent in rows}
+
+
+def _unsettled(config: Config) -> dict[int, int]:
+    """Issue number -> readers not settled yet (pending, in flight, uncertain)."""
+    path = config.state_db
+    if not path.exists():
+        return {}
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = db.execute(
+                "SELECT issue, count(*) FROM deliveries "
+                "WHERE state IN ('pending', 'in_flight', 'uncertain') GROUP BY issue"
+            ).fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        raise LedgerError(
+            f"{path}: cannot read the ledger ({e}); is it pressroom's state.db?"
+        ) from e
+    return {int(n): int(c) for n, c in rows}
 
 
 def _own_unsubscribes(

@@ -240,8 +240,10 @@ class Provider(ABC):
         for setting, var in cls.env_names(settings).items():
             value = env.get(var)
             if not value:
+                # set but empty (`export KEY=$(cat missing-file)`): say so, not "not set"
+                state = "is not set" if value is None else "is set but empty"
                 raise ProviderConfigError(
-                    f"{cls.name}: environment variable {var} is not set; export it with your "
+                    f"{cls.name}: environment variable {var} {state}; export it with your "
                     f"{cls.name} credentials (or set providers.{cls.name}.{setting})"
                 )
             secrets[setting] = cls.checked_secret(var, value)
