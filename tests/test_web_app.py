@@ -282,3 +282,35 @@ def test_serve_on_a_host_that_is_no_address_is_one_line(pub: Config, host: str) 
         "name that resolves; give an IP address (127.0.0.1, ::1, 0.0.0.0) with --host or "
         "serve.host"
     )
+
+
+@pytest.mark.parametrize("short", ["s3cret", "rate-test", "x" * 15])
+def test_serve_refuses_a_short_secret_in_one_line(pub: Config, short: str) -> None:
+    from click.testing import CliRunner
+
+    from pressroom.cli import main
+
+    # a few letters are guessed offline from any link: then anyone can confirm any address
+    # onto the list or read and change anyone's preferences
+    result = CliRunner().invoke(
+        main,
+        ["--config", str(pub.path), "serve", "--port", "0"],
+        env={"PRESSROOM_SECRET": short},
+    )
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: PRESSROOM_SECRET is {len(short)} characters; ")
+    assert "at least 16" in line
+    assert short not in result.output
+
+
+def test_create_refuses_a_short_secret(pub: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pressroom.errors import ConfigError
+    from pressroom.web.app import create
+
+    monkeypatch.setenv("PRESSROOM_CONFIG", str(pub.path))
+    monkeypatch.setenv("PRESSROOM_SECRET", "s3cret")
+    with pytest.raises(ConfigError, match="PRESSROOM_SECRET is 6 characters") as caught:
+        create()
+    assert "s3cret" not in caught.value.message

@@ -33,7 +33,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from pressroom.audience.tokens import ReaderTokens, base_url, load_secret, preferences_base
+from pressroom.audience.tokens import (
+    ReaderTokens,
+    base_url,
+    check_secret,
+    load_secret,
+    preferences_base,
+)
 from pressroom.delivery.transactional import Mailer
 from pressroom.digest.render import environment, render_template
 from pressroom.errors import PressroomError
@@ -250,6 +256,7 @@ def create(config_path: str | None = None) -> WebApp:
 
     config = config_mod.load(config_path or defaults.default_path())
     secret = load_secret(config, os.environ, log.warning)
+    check_secret(config, secret)
     tz = config.publication.tz
 
     def clock() -> datetime:
