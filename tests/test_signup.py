@@ -692,3 +692,25 @@ def test_a_flood_of_signups_waits_in_a_bounded_queue(
     provider.release.set()
     settle(client)
     assert len(provider.sent) == signup.MAX_QUEUED + 1  # the one held, and the queue
+
+
+def test_confirm_posts_are_limited_per_client(tmp_path: Path) -> None:
+    # POST /confirm reads and rewrites the subscriber files: a client replaying a link (or
+    # many links) is held to serve.per_client a minute; a GET (mail scanners) reads no file
+    PAGE_LIMIT = 5
+    pub = signup_publication(tmp_path / "pub", f"serve:\n  per_client: {PAGE_LIMIT}\n")
+    client = Client(make_app(pub, secret=SECRET, clock=lambda: T0))
+    t = tokens.ReaderTokens(SECRET, lambda: T0).confirm("cy@example.org", "", ["weekly"])
+    for _ in range(PAGE_LIMIT):
+        assert client.post("/confirm", data={"t": t}).status_code == 200
+    r = client.post("/confirm", data={"t": t})
+    assert r.status_code == 429
+    assert "cy@example.org" not in r.get_data(as_text=True)
+    assert client.get(f"/confirm?t={t}").status_code == 200
+
+
+def test_per_client_zero_turns_the_page_limit_off(tmp_path: Path) -> None:
+    pub = signup_publication(tmp_path / "pub", "serve:\n  per_client: 0\n")
+    client = Client(make_app(pub, secret=SECRET, clock=lambda: T0))
+    t = tokens.ReaderTokens(SECRET, lambda: T0).confirm("cy@example.org", "", ["weekly"])
+    assert all(client.post("/confirm", data={"t": t}).status_code == 200 for _ in range(150))

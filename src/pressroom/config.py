@@ -258,6 +258,9 @@ class ServeConfig:
     # the address of the reverse proxy whose X-Forwarded-For is believed ("*": any peer)
     trusted_proxy: str | None = None
     max_body: PositiveInt = PositiveInt(16 * 1024)  # bytes; larger request bodies get 413
+    # reader-page requests that read the subscriber files (/preferences, POST /confirm) per
+    # client address per minute; more get 429 (0: no limit)
+    per_client: NonNegativeInt = NonNegativeInt(120)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

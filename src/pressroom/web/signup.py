@@ -34,6 +34,7 @@ from pressroom.digest.render import render_template, tidy_text
 from pressroom.errors import PreflightError, PressroomError, TokenError, TokenExpired
 from pressroom.models import RenderedIssue, RenderedVariant, token
 from pressroom.textpolicy import one_line
+from pressroom.web.app import over_page_limit
 
 if TYPE_CHECKING:
     from pressroom.config import Config
@@ -357,6 +358,7 @@ def confirm(site: Site, request: Request) -> Response:
         return site.page(
             request, "confirm", email=wanted.email, lists=titles, token=link_token.strip()
         )
+    over_page_limit(site, request)  # what follows reads and rewrites the subscriber files
     now = site.clock()
     outcome = signups.confirm(
         site.config,
