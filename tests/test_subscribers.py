@@ -499,3 +499,24 @@ def test_a_write_that_fails_is_one_clear_error(tmp_path: Path) -> None:
         SubscriberError, match=r"backup.csv: cannot write: .*blocked is a file, not a folder"
     ):
         subscribers.write_csv_atomic(pub.root / "blocked/backup.csv", ["email"], [])
+
+
+def test_an_invisible_character_around_an_address_does_not_unsuppress_it(pub: Config) -> None:
+    # `cat addresses.csv >> suppressed.csv` with a file Excel saved as "CSV UTF-8" puts a BOM
+    # before the first address; a copy from a web page brings a zero-width space. The
+    # suppressed address was kept as its own odd key, so the reader was mailed again.
+    write(
+        pub.root / "subscribers/main.csv",
+        HEADER + "ada@example.com,,,,,\nbob@example.org,,,,,\ncy@example.org\u200b,,,,,\n",
+    )
+    write(
+        pub.root / "subscribers/suppressed.csv",
+        "email,reason,date,list\n\ufeffada@example.com,unsubscribed,2026-03-01,\n"
+        "\u2060bob@example.org\u200b,bounced,2026-03-02,\n",
+    )
+    assert emails(pub) == ["cy@example.org"]
+    assert subscribers.load_suppressed(pub) == {"ada@example.com", "bob@example.org"}
+    assert subscribers.is_suppressed(pub, "ada@example.com")
+    assert subscribers.normalise_email("\ufeff ada@Example.COM\u200b ") == "ada@example.com"
+    with pytest.raises(ValueError):
+        subscribers.normalise_email("ada\u200b@example.com")  # inside: still no address

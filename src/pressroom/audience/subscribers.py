@@ -74,6 +74,11 @@ _FAST = re.compile(
     r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
 )
 _SPECIAL_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
+# invisible format characters that cling to an address copied from a web page or a file
+# joined after an Excel "CSV UTF-8" export (its BOM): around an address they are no part of
+# it (inside one, the address stays invalid); U+FEFF BOM, U+200B-U+200D zero widths,
+# U+2060 word joiner
+_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"
 _HASH_BITS = (1 << 60) - 1  # 60 bits keep each int in two 30-bit digits (32 bytes)
 
 
@@ -90,8 +95,12 @@ def fast_normalise(address: str) -> str | None:
 
 
 def normalise_email(raw: str) -> str:
-    """The normalised form of ``raw`` (domain lower-cased); ValueError says why it is invalid."""
+    """The normalised form of ``raw`` (domain lower-cased); ValueError says why it is invalid.
+    White space and invisible format characters around it (a BOM, a zero-width space) go."""
     address = raw.strip()
+    if address[:1] in _INVISIBLE or address[-1:] in _INVISIBLE:
+        while address and (address[0] in _INVISIBLE or address[-1] in _INVISIBLE):
+            address = address.strip(_INVISIBLE).strip()
     fast = fast_normalise(address)
     if fast is not None:
         return fast
