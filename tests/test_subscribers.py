@@ -520,3 +520,30 @@ def test_an_invisible_character_around_an_address_does_not_unsuppress_it(pub: Co
     assert subscribers.normalise_email("\ufeff ada@Example.COM\u200b ") == "ada@example.com"
     with pytest.raises(ValueError):
         subscribers.normalise_email("ada\u200b@example.com")  # inside: still no address
+
+
+def test_a_suppressed_address_written_as_a_mail_client_shows_it_still_suppresses(
+    pub: Config,
+) -> None:
+    # an editor pastes a complainer from their mail client into suppressed.csv by hand: the
+    # cell was kept as its own key, so the reader was mailed and the form could re-add them
+    from pressroom.audience import signups
+
+    write(
+        pub.root / "subscribers/main.csv",
+        HEADER + "ada@example.com,,,,,\nbob@example.org,,,,,\ncy@example.org,,,,,\n",
+    )
+    write(
+        pub.root / "subscribers/suppressed.csv",
+        'email,reason,date,list\n"Ada Lovelace <Ada@Example.com>",complained,2026-03-01,\n'
+        "<bob@example.org>,unsubscribed,2026-03-02,\nnot an address,bounced,2026-03-02,\n",
+    )
+    assert emails(pub) == ["cy@example.org"]
+    assert subscribers.load_suppressed(pub) == {
+        "ada@example.com",
+        "bob@example.org",
+        "not an address",
+    }
+    assert signups.standing(pub, "ada@example.com") == "complained"
+    assert signups.unsuppress(pub, "bob@example.org")  # confirming again lifts it as before
+    assert emails(pub) == ["bob@example.org", "cy@example.org"]

@@ -29,12 +29,14 @@ to a temporary copy under an exclusive lock and then rename it into place.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from email.utils import parseaddr
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -355,7 +357,7 @@ def _rows(
 
 def find(config: Config, email: str) -> tuple[str, int, str] | None:
     """Where ``email`` first appears in the subscriber files: (file, line, status) or None."""
-    k = _key_of(email)
+    k = key_of(email)
     for path in subscriber_files(config):
         where = shown_path(config, path)
         for line, row in _rows(path, where, _ignore):
@@ -464,12 +466,8 @@ def load_suppressed(config: Config) -> set[str]:
         warn=lambda _m: damage.append(emptied),
     ):
         raw = cells[layout.pos["email"]].strip()
-        if not raw:
-            continue
-        try:
-            out.add(key(normalise_email(raw)))
-        except ValueError:
-            out.add(key(raw))  # suppress it anyway: over-suppressing is the safe side
+        if raw:  # an invalid one still suppresses itself: over-suppressing is the safe side
+            out.add(key_of(raw))
     if damage == [emptied]:
         raise SubscriberError(emptied)
     if damage:
@@ -482,14 +480,23 @@ def load_suppressed(config: Config) -> set[str]:
 
 def is_suppressed(config: Config, email: str) -> bool:
     """Whether ``email`` is in the suppressed file."""
-    return _key_of(email) in load_suppressed(config)
+    return key_of(email) in load_suppressed(config)
 
 
-def _key_of(email: str) -> str:
+def key_of(email: str) -> str:
+    """The comparison key of an address as a file holds it. A cell written as a mail client
+    shows an address (``Ada <ada@example.com>``, pasted into the suppressed file by hand) is
+    that address; any other invalid cell is its own key (it still suppresses itself)."""
     try:
         return key(normalise_email(email))
     except ValueError:
-        return key(email.strip())
+        pass
+    if "<" in email:
+        inner = parseaddr(email)[1]
+        if inner and "<" not in inner:
+            with contextlib.suppress(ValueError):
+                return key(normalise_email(inner))
+    return key(email.strip())
 
 
 When = date | datetime | str
@@ -609,7 +616,7 @@ def suppress_entries(
                     f"{','.join(SUPPRESSED_COLUMNS)}"
                 )
         index = {h.strip().lower(): i for i, h in enumerate(header)}
-        known = {_key_of(cells[index["email"]]) for cells in body if len(cells) > index["email"]}
+        known = {key_of(cells[index["email"]]) for cells in body if len(cells) > index["email"]}
         columns = list(SUPPRESSED_COLUMNS)
         if any(detail for *_, detail in wanted):
             columns.append(DETAIL_COLUMN)
