@@ -15,6 +15,7 @@ any settings are read and checked (value types, YAML with line numbers, ``build`
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import string
@@ -267,6 +268,17 @@ class ServeConfig:
             raise ValueError(f"port: expected 0 to 65535, got {self.port}")
         if self.url is not None and not re.match(r"https?://[^/\s]+", self.url):
             raise ValueError(f'url: expected an absolute http(s) URL, got "{self.url}"')
+        if self.trusted_proxy not in (None, "*"):
+            # compared with each request's peer address: a host name ("localhost") or a
+            # network never equals one, and every reader would silently share the proxy's
+            # limits (signups, pages)
+            try:
+                ipaddress.ip_address(str(self.trusted_proxy).strip().strip("[]"))
+            except ValueError:
+                raise ValueError(
+                    f'trusted_proxy: expected the proxy\'s IP address (127.0.0.1, ::1) or "*", '
+                    f'got "{self.trusted_proxy}"'
+                ) from None
 
 
 @dataclass(frozen=True)

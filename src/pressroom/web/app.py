@@ -13,6 +13,7 @@ and anything unexpected a plain 500 page: never a traceback, never a token in th
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import threading
@@ -141,6 +142,18 @@ def over_page_limit(site: Site, request: Request) -> None:
         raise TooManyRequests(retry_after=int(limit.window))
 
 
+def _ip(address: str) -> str:
+    """``address`` in one spelling (``0:0::1`` is ``::1``, ``::ffff:10.0.0.1`` is
+    ``10.0.0.1``), so that the trusted proxy is recognised however either side writes it."""
+    try:
+        ip = ipaddress.ip_address(address.strip().strip("[]"))
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
 def routes(config: Config) -> list[Rule]:
     """The routing table: one line per route (path, handler, methods)."""
     from pressroom.web import hooks, pages, preferences, signup, unsubscribe
@@ -213,12 +226,12 @@ class WebApp:
         self.url_map = Map(list(rules), strict_slashes=False, merge_slashes=False)
         self.max_body = site.config.serve.max_body
         proxy = site.config.serve.trusted_proxy
-        self._proxy = proxy
+        self._proxy = proxy if proxy in (None, "*") else _ip(proxy)
         self._behind_proxy = ProxyFix(self._app, x_for=1, x_proto=1, x_host=1)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         peer = environ.get("REMOTE_ADDR", "")
-        if self._proxy and (self._proxy == "*" or peer == self._proxy):
+        if self._proxy and (self._proxy == "*" or _ip(peer) == self._proxy):
             return self._behind_proxy(environ, start_response)
         return self._app(environ, start_response)
 
