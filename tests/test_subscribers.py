@@ -547,3 +547,18 @@ def test_a_suppressed_address_written_as_a_mail_client_shows_it_still_suppresses
     assert signups.standing(pub, "ada@example.com") == "complained"
     assert signups.unsuppress(pub, "bob@example.org")  # confirming again lifts it as before
     assert emails(pub) == ["bob@example.org", "cy@example.org"]
+
+
+def test_validate_reports_a_suppressed_row_that_is_no_address(pub: Config) -> None:
+    # a typo in a hand-written suppression (a comma for the dot) suppresses nobody: the
+    # reader it meant is mailed, and validate said nothing
+    write(pub.root / "subscribers/main.csv", HEADER + "ada@example.com,,,,,\n")
+    write(
+        pub.subscribers.suppressed,
+        "email,reason,date\nada@example;com,unsubscribed,2026-01-01\n"
+        "Bob <bob@example.org>,bounced,2026-01-01\n",
+    )
+    assert list(subscribers.validate(pub)) == [
+        'subscribers/suppressed.csv:2: "ada@example;com" is no email address, so it suppresses '
+        "nobody; write the address itself"
+    ]

@@ -420,6 +420,13 @@ def validate(config: Config, *, on_warning: Problem | None = None) -> Iterator[s
         problems.clear()
     for line, row in _suppressed_rows(config, problems.append):
         where = shown_path(config, config.subscribers.suppressed)
+        raw = row.get("email", "").strip()
+        if raw and entry_address(raw) is None:
+            # it still suppresses that exact text, but no subscriber's address is that text
+            yield (
+                f'{where}:{line}: "{raw}" is no email address, so it suppresses nobody; '
+                "write the address itself"
+            )
         reason = row.get("reason", "").strip()
         if reason and reason not in REASONS:
             yield f'{where}:{line}: unknown reason "{reason}"; use one of {", ".join(REASONS)}'
@@ -487,16 +494,22 @@ def key_of(email: str) -> str:
     """The comparison key of an address as a file holds it. A cell written as a mail client
     shows an address (``Ada <ada@example.com>``, pasted into the suppressed file by hand) is
     that address; any other invalid cell is its own key (it still suppresses itself)."""
+    found = entry_address(email)
+    return key(found) if found is not None else key(email.strip())
+
+
+def entry_address(cell: str) -> str | None:
+    """The normalised address a file's cell names (also ``Ada <ada@example.com>``), or None."""
     try:
-        return key(normalise_email(email))
+        return normalise_email(cell)
     except ValueError:
         pass
-    if "<" in email:
-        inner = parseaddr(email)[1]
+    if "<" in cell:
+        inner = parseaddr(cell)[1]
         if inner and "<" not in inner:
             with contextlib.suppress(ValueError):
-                return key(normalise_email(inner))
-    return key(email.strip())
+                return normalise_email(inner)
+    return None
 
 
 When = date | datetime | str
