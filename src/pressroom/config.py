@@ -232,8 +232,15 @@ class ImapConfig:
     def __post_init__(self) -> None:
         if self.port is not None and not 0 < self.port <= 65535:
             raise ValueError(f"port: expected 1 to 65535, got {self.port}")
-        if self.folder == self.processed_folder:
+        # INBOX is one folder in any case (RFC 3501 5.1): "inbox" would move read bounces
+        # into the folder they came from, to be read again on every sync
+        if _folder_key(self.folder) == _folder_key(self.processed_folder):
             raise ValueError("processed_folder: must differ from folder")
+
+
+def _folder_key(name: str) -> str:
+    """An IMAP folder name as the server tells folders apart (INBOX in any case is INBOX)."""
+    return "INBOX" if name.upper() == "INBOX" else name
 
 
 @dataclass(frozen=True)
