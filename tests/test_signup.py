@@ -755,3 +755,16 @@ def test_a_link_made_before_the_name_rules_is_cleaned_at_confirmation(pub: Confi
     )
     assert client.post("/confirm", data={"t": old}).status_code == 200
     assert rows(pub)["eve@example.org"]["name"] == 'HYPERLINK("https://evil.example/?"&A2)'
+
+
+def test_a_link_whose_address_the_checker_now_refuses_is_a_400_not_a_500(pub: Config) -> None:
+    # a link made before the address checker changed (an email-validator upgrade, links live
+    # for days) named an address that confirming could not normalise: a 500
+    before = snapshot(pub)
+    client = Client(make_app(pub, secret=SECRET, clock=lambda: T0))
+    t = tokens.ReaderTokens(SECRET, lambda: T0).confirm("odd@@example.org", "", ["weekly"])
+    assert client.get(f"/confirm?t={t}").status_code == 400  # no button that would fail
+    r = client.post("/confirm", data={"t": t})
+    assert r.status_code == 400
+    assert "Something went wrong" not in r.get_data(as_text=True)
+    assert snapshot(pub) == before

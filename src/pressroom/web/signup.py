@@ -353,6 +353,15 @@ def confirm(site: Site, request: Request) -> Response:
         return site.page(request, "confirm_bad", 400, expired=True)
     except TokenError:
         return site.page(request, "confirm_bad", 400, expired=False)
+    try:
+        subscribers.normalise_email(wanted.email)
+    except ValueError:
+        # a link made before the address checker changed (links live for days): it names an
+        # address that can no longer be added; no button that would fail
+        log.warning(
+            "confirm: the address in the link is no longer accepted (%s)", _masked(wanted.email)
+        )
+        return site.page(request, "confirm_bad", 400, expired=False)
     offered = offered_lists(site.config)
     titles = [offered[n].title if n in offered else n for n in in_order(site, wanted.lists)]
     if request.method != "POST":
