@@ -396,3 +396,16 @@ def test_control_characters_in_the_publication_are_refused_at_load(
     message = load_error(tmp_path, text)
     assert f"publication.{field}: contains a control character" in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(("folder", "processed"), [("INBOX", "inbox"), ("Inbox", "INBOX")])
+def test_the_processed_folder_is_not_the_inbox_in_another_case(
+    tmp_path: Path, folder: str, processed: str
+) -> None:
+    # INBOX is case-insensitive in IMAP: read bounces were "moved" into the folder they
+    # came from and read again on every sync
+    text = MINIMAL + (
+        "bounces:\n  imap:\n    host: 127.0.0.1\n    user: bounces\n"
+        f"    folder: {folder}\n    processed_folder: {processed}\n"
+    )
+    assert "processed_folder: must differ from folder" in load_error(tmp_path, text)

@@ -180,3 +180,31 @@ def test_stats_says_an_issue_is_still_sending(demo: Path) -> None:
     assert "still sending" not in run(demo, "stats").output
     [one] = json.loads(run(demo, "stats", "1", "--json").output)["issues"]
     assert one["unsettled"] == 0 and one["sending"] is False
+
+
+def test_stats_on_a_ledger_with_odd_times_is_one_line(demo: Path) -> None:
+    # a state.db written by another program or edited by hand: a frozen_at without an offset
+    # crashed `stats` (and the reputation check before every send) with a TypeError against
+    # suppressed.csv's dates, and one that is no time with a ValueError traceback
+    import sqlite3
+
+    first = run(demo, "weekly", "--now", "2026-11-25T09:00")  # the file provider
+    assert first.exit_code == 0, first.output
+    out = run(demo, "subscribers", "unsubscribe", "grace@example.org", "--now", "2026-11-27T10:00")
+    assert out.exit_code == 0, out.output
+    state = demo / ".pressroom" / "state.db"
+    with sqlite3.connect(state) as db:
+        db.execute("UPDATE issues SET frozen_at = '2026-11-25 09:00:00' WHERE number = 1")
+    table = run(demo, "stats")
+    assert table.exit_code == 0, table.output
+    [one] = json.loads(run(demo, "stats", "1", "--json").output)["issues"]
+    assert one["unsubscribes"] == 1
+    check = run(demo, "digest", "check", "--now", "2026-12-02T09:00")
+    assert "Traceback" not in check.output
+    assert check.exception is None or isinstance(check.exception, SystemExit), check.output
+    with sqlite3.connect(state) as db:
+        db.execute("UPDATE issues SET frozen_at = 'last wednesday' WHERE number = 1")
+    bad = run(demo, "stats")
+    assert bad.exit_code != 0 and isinstance(bad.exception, SystemExit), bad.output
+    [line] = bad.stderr.strip().splitlines()
+    assert "issue 1's frozen_at 'last wednesday' is not an ISO 8601 time" in line

@@ -275,3 +275,18 @@ def test_unknown_kind_and_unusable_state_file(pub: config.Config) -> None:
     assert not pub.subscribers.suppressed.exists()
     with pytest.raises(sqlite3.DatabaseError):
         sqlite3.connect(pub.state_db).execute("SELECT 1 FROM feedback_events").fetchall()
+
+
+def test_a_reason_from_outside_loses_its_control_characters(pub: config.Config) -> None:
+    # a bounce's reason is what a remote mail server (or a bounce mail's Subject) says: a
+    # terminal escape in it reached `suppressions sync -v` and every `cat suppressed.csv`,
+    # and an override turned the rest of the row around
+    said = "550 \x1b]0;owned\x07\x1b[2J user \u202eknown\r\nunknown"
+    events.apply(pub, [ev(events.HARD_BOUNCE, "gone@example.org", reason=said)], now=NOW)
+    [row] = rows(pub)
+    assert row["detail"] == "mailgun: 550 ]0;owned[2J user known unknown"
+    text = pub.subscribers.suppressed.read_text(encoding="utf-8")
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert ev(events.HARD_BOUNCE, "gone@example.org", reason=said).reason == (
+        "550 ]0;owned[2J user known unknown"
+    )

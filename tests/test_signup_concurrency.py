@@ -25,7 +25,9 @@ def test_200_concurrent_confirmations_lose_nothing(tmp_path: Path) -> None:
     existing = "email,name,lists,tags,status,subscribed_at\n" + "".join(
         f"old{i}@example.com,Old {i},weekly,patron,active,2025-01-01\n" for i in range(50)
     )
-    pub = signup_publication(tmp_path / "pub", subscribers_csv=existing)
+    # behind a proxy, each reader from their own address (serve.per_client counts each one)
+    behind = "serve:\n  trusted_proxy: 127.0.0.1\n"
+    pub = signup_publication(tmp_path / "pub", behind, subscribers_csv=existing)
     other = pub.subscribers.path / "patrons.csv"
     other.write_text("email,name\npatron@example.com,P\n", encoding="utf-8")
     other_before = other.read_bytes()
@@ -33,8 +35,11 @@ def test_200_concurrent_confirmations_lose_nothing(tmp_path: Path) -> None:
     links = [maker.confirm(f"reader{i}@example.org", f"Reader {i}", ["weekly"]) for i in range(N)]
     links += links[:20]  # the same link twice at once: still one row each
 
+    readers = {token: f"198.51.{i // 250}.{i % 250 + 1}" for i, token in enumerate(links[:N])}
+
     def post(token: str) -> int:
-        r = requests.post(f"{base}/confirm", data={"t": token}, timeout=60)
+        forwarded = {"X-Forwarded-For": readers[token]}
+        r = requests.post(f"{base}/confirm", data={"t": token}, headers=forwarded, timeout=60)
         assert "You are subscribed" in r.text
         return r.status_code
 

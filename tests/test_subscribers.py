@@ -499,3 +499,66 @@ def test_a_write_that_fails_is_one_clear_error(tmp_path: Path) -> None:
         SubscriberError, match=r"backup.csv: cannot write: .*blocked is a file, not a folder"
     ):
         subscribers.write_csv_atomic(pub.root / "blocked/backup.csv", ["email"], [])
+
+
+def test_an_invisible_character_around_an_address_does_not_unsuppress_it(pub: Config) -> None:
+    # `cat addresses.csv >> suppressed.csv` with a file Excel saved as "CSV UTF-8" puts a BOM
+    # before the first address; a copy from a web page brings a zero-width space. The
+    # suppressed address was kept as its own odd key, so the reader was mailed again.
+    write(
+        pub.root / "subscribers/main.csv",
+        HEADER + "ada@example.com,,,,,\nbob@example.org,,,,,\ncy@example.org\u200b,,,,,\n",
+    )
+    write(
+        pub.root / "subscribers/suppressed.csv",
+        "email,reason,date,list\n\ufeffada@example.com,unsubscribed,2026-03-01,\n"
+        "\u2060bob@example.org\u200b,bounced,2026-03-02,\n",
+    )
+    assert emails(pub) == ["cy@example.org"]
+    assert subscribers.load_suppressed(pub) == {"ada@example.com", "bob@example.org"}
+    assert subscribers.is_suppressed(pub, "ada@example.com")
+    assert subscribers.normalise_email("\ufeff ada@Example.COM\u200b ") == "ada@example.com"
+    with pytest.raises(ValueError):
+        subscribers.normalise_email("ada\u200b@example.com")  # inside: still no address
+
+
+def test_a_suppressed_address_written_as_a_mail_client_shows_it_still_suppresses(
+    pub: Config,
+) -> None:
+    # an editor pastes a complainer from their mail client into suppressed.csv by hand: the
+    # cell was kept as its own key, so the reader was mailed and the form could re-add them
+    from pressroom.audience import signups
+
+    write(
+        pub.root / "subscribers/main.csv",
+        HEADER + "ada@example.com,,,,,\nbob@example.org,,,,,\ncy@example.org,,,,,\n",
+    )
+    write(
+        pub.root / "subscribers/suppressed.csv",
+        'email,reason,date,list\n"Ada Lovelace <Ada@Example.com>",complained,2026-03-01,\n'
+        "<bob@example.org>,unsubscribed,2026-03-02,\nnot an address,bounced,2026-03-02,\n",
+    )
+    assert emails(pub) == ["cy@example.org"]
+    assert subscribers.load_suppressed(pub) == {
+        "ada@example.com",
+        "bob@example.org",
+        "not an address",
+    }
+    assert signups.standing(pub, "ada@example.com") == "complained"
+    assert signups.unsuppress(pub, "bob@example.org")  # confirming again lifts it as before
+    assert emails(pub) == ["bob@example.org", "cy@example.org"]
+
+
+def test_validate_reports_a_suppressed_row_that_is_no_address(pub: Config) -> None:
+    # a typo in a hand-written suppression (a comma for the dot) suppresses nobody: the
+    # reader it meant is mailed, and validate said nothing
+    write(pub.root / "subscribers/main.csv", HEADER + "ada@example.com,,,,,\n")
+    write(
+        pub.subscribers.suppressed,
+        "email,reason,date\nada@example;com,unsubscribed,2026-01-01\n"
+        "Bob <bob@example.org>,bounced,2026-01-01\n",
+    )
+    assert list(subscribers.validate(pub)) == [
+        'subscribers/suppressed.csv:2: "ada@example;com" is no email address, so it suppresses '
+        "nobody; write the address itself"
+    ]

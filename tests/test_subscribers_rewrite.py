@@ -301,3 +301,33 @@ def test_imported_suppressions_and_bounces_use_the_same_format_as_unsubscribes(
         f"u@example.org,unsubscribed,{now},",
         f"b@example.org,bounced,{now},",
     ]
+
+
+def test_a_symlinked_file_is_rewritten_where_it_points(pub: Config, tmp_path: Path) -> None:
+    # suppressed.csv (or a list) kept elsewhere and linked in, e.g. one suppression file shared
+    # by two publications: a rewrite renamed its new copy over the link, so the shared file
+    # never learnt of the unsubscribe and the link was silently gone for good
+    shared = tmp_path / "elsewhere"
+    shared.mkdir()
+    real_suppressed = shared / "suppressions.csv"
+    real_suppressed.write_text("email,reason,date,list\nold@example.org,bounced,,\n", "utf-8")
+    real_list = shared / "readers.csv"
+    real_list.write_text(HEADER + "ada@example.com,Ada,,,,\n", encoding="utf-8")
+    link_suppressed = pub.root / "subscribers/suppressed.csv"
+    link_suppressed.symlink_to(real_suppressed)
+    link_list = pub.root / "subscribers/subscribers.csv"
+    link_list.symlink_to(real_list)
+
+    result = run(pub, "subscribers", "unsubscribe", "ada@example.com")
+    assert result.exit_code == 0, result.output
+    result = run(pub, "subscribers", "add", "bob@example.org")
+    assert result.exit_code == 0, result.output
+
+    assert link_suppressed.is_symlink() and link_list.is_symlink()
+    assert "ada@example.com,unsubscribed" in real_suppressed.read_text(encoding="utf-8")
+    assert "old@example.org,bounced" in real_suppressed.read_text(encoding="utf-8")
+    assert "bob@example.org" in real_list.read_text(encoding="utf-8")
+    assert [s.email for s in subscribers.iter_subscribers(pub)] == ["bob@example.org"]
+    # the lock is taken beside the real file, where every publication sharing it looks
+    assert (shared / ".suppressions.csv.lock").exists()
+    assert not list(shared.glob("*.tmp")) and not list((pub.root / "subscribers").glob("*.tmp"))

@@ -282,3 +282,64 @@ def test_serve_on_a_host_that_is_no_address_is_one_line(pub: Config, host: str) 
         "name that resolves; give an IP address (127.0.0.1, ::1, 0.0.0.0) with --host or "
         "serve.host"
     )
+
+
+@pytest.mark.parametrize("short", ["s3cret", "rate-test", "x" * 15])
+def test_serve_refuses_a_short_secret_in_one_line(pub: Config, short: str) -> None:
+    from click.testing import CliRunner
+
+    from pressroom.cli import main
+
+    # a few letters are guessed offline from any link: then anyone can confirm any address
+    # onto the list or read and change anyone's preferences
+    result = CliRunner().invoke(
+        main,
+        ["--config", str(pub.path), "serve", "--port", "0"],
+        env={"PRESSROOM_SECRET": short},
+    )
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: PRESSROOM_SECRET is {len(short)} characters; ")
+    assert "at least 16" in line
+    assert short not in result.output
+
+
+def test_create_refuses_a_short_secret(pub: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pressroom.errors import ConfigError
+    from pressroom.web.app import create
+
+    monkeypatch.setenv("PRESSROOM_CONFIG", str(pub.path))
+    monkeypatch.setenv("PRESSROOM_SECRET", "s3cret")
+    with pytest.raises(ConfigError, match="PRESSROOM_SECRET is 6 characters") as caught:
+        create()
+    assert "s3cret" not in caught.value.message
+
+
+def test_a_trusted_proxy_that_is_no_ip_address_is_a_config_error(tmp_path: Path) -> None:
+    # compared with each request's peer address, "localhost" never matched: every reader
+    # silently shared the proxy's signup and page limits
+    from pressroom.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"serve\.trusted_proxy: expected the proxy's IP"):
+        signup_publication(tmp_path / "p", extra="serve:\n  trusted_proxy: localhost\n")
+
+
+@pytest.mark.parametrize(
+    ("trusted", "peer"), [("0:0::1", "::1"), ("127.0.0.1", "::ffff:127.0.0.1"), ("[::1]", "::1")]
+)
+def test_the_trusted_proxy_is_recognised_however_it_is_spelt(
+    tmp_path: Path, trusted: str, peer: str
+) -> None:
+    extra = f"signup:\n  per_ip: 1\nserve:\n  trusted_proxy: '{trusted}'\n"
+    pub = signup_publication(tmp_path / "p", extra=extra)
+    client = Client(make_app(pub, secret=SECRET, clock=lambda: NOW))
+    for i, reader in enumerate(("203.0.113.1", "203.0.113.2")):
+        client.post(
+            "/subscribe",
+            data={"email": f"r{i}@example.org", "list": "weekly"},
+            headers={"X-Forwarded-For": reader},
+            environ_base={"REMOTE_ADDR": peer},
+        )
+    client.application.site.extras["signup"].wait()  # type: ignore[attr-defined]
+    assert len(sent(pub)) == 2  # two readers, each under their own limit

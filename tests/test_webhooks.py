@@ -542,3 +542,14 @@ def test_pressroom_serve_takes_credentials_in_the_url_and_logs_no_secret(tmp_pat
     assert rec.suppressed() == {"gone@example.org": "bounced"}
     assert "POST /hooks/postmark 200" in err and "POST /hooks/postmark 401" in err
     assert password not in err and "Traceback" not in err
+
+
+def test_an_unknown_provider_is_not_told_which_ones_are_configured(tmp_path: Path) -> None:
+    # the 404 listed the configured providers to anyone who asked
+    hooks, _ = receiver(tmp_path, mailgun_env())
+    c = client(hooks)
+    answers = [c.post(f"/hooks/{name}", data=b"{}") for name in ("nosuch", "smtp", "file")]
+    assert {r.status_code for r in answers} == {404}
+    assert len({r.get_data() for r in answers}) == 1
+    for configured in (b"mailgun", b"sendgrid", b"postmark", b"ses"):
+        assert configured not in answers[0].get_data()

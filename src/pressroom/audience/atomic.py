@@ -42,9 +42,18 @@ class Unchanged(Exception):
     """Raised inside an ``atomic_writer`` block: drop the new file and keep the old one."""
 
 
+def real_path(path: Path) -> Path:
+    """The file a symlink ``path`` points to (``path`` itself when it is no link): a rewrite
+    renamed over the link would replace the link, not the file it shares (one suppression
+    file linked into two publications would stop learning of either's unsubscribes)."""
+    return path.resolve() if path.is_symlink() else path
+
+
 @contextlib.contextmanager
 def atomic_writer(path: Path) -> Iterator[IO[str]]:
-    """A text file that replaces ``path`` only when the block ends without an exception."""
+    """A text file that replaces ``path`` (the file it links to, if a symlink) only when the
+    block ends without an exception."""
+    path = real_path(path)
     try:
         _ensure_folder(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -93,6 +102,7 @@ def locked(path: Path) -> Iterator[None]:
     """Serialise read-modify-write of ``path`` across processes (CLI runs, server workers)."""
     import fcntl
 
+    path = real_path(path)  # beside the real file: where every link to it takes the lock
     try:
         _ensure_folder(path)
         lock = open(path.parent / f".{path.name}.lock", "a")  # noqa: SIM115 - closed below

@@ -63,6 +63,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pressroom import textpolicy
 from pressroom.audience import subscribers as subs
 from pressroom.errors import LedgerError
 
@@ -120,6 +121,10 @@ class Event:
             raise ValueError(f'unknown event kind "{self.kind}"; use one of {", ".join(KINDS)}')
         if self.time.tzinfo is None:
             object.__setattr__(self, "time", self.time.replace(tzinfo=UTC))
+        # what a remote server said (a webhook, a pulled page, a bounce mail's Subject) is text
+        # from outside: it reaches suppressed.csv's detail, state.db and the terminal
+        if self.reason and not self.reason.isprintable():
+            object.__setattr__(self, "reason", textpolicy.one_line(self.reason))
 
     @property
     def key(self) -> str:

@@ -40,6 +40,7 @@ from typing import IO, TYPE_CHECKING
 
 import charset_normalizer
 
+from pressroom import textpolicy
 from pressroom.audience import subscribers
 from pressroom.errors import SubscriberError, UsageError
 
@@ -310,7 +311,7 @@ def read_mailchimp(f: IO[str], where: str) -> Iterator[Incoming]:
         yield Incoming(
             line=line,
             email=row.get("email address", ""),
-            name=name,
+            name=textpolicy.no_formula(name),  # readers typed it: never a formula
             add_tags=frozenset(t.strip() for t in tags if t.strip()),
             subscribed_at=_day(row.get("confirm_time") or row.get("optin_time", "")),
             suppress=suppress,
@@ -340,7 +341,7 @@ def read_patreon(f: IO[str], where: str) -> Iterator[Incoming]:
         yield Incoming(
             line=line,
             email=row.get("email", ""),
-            name=row.get("name", ""),
+            name=textpolicy.no_formula(row.get("name", "")),  # patrons typed it
             add_tags=frozenset({"patron"}) if active else frozenset(),
             remove_tags=frozenset() if active else frozenset({"patron"}),
             subscribed_at=_day(row.get("patronage since date", "")),

@@ -42,7 +42,7 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 
-from pressroom import __version__
+from pressroom import __version__, textpolicy
 from pressroom.answers import bound_answers, json_body
 from pressroom.audience import imports, subscribers
 from pressroom.errors import ConfigError, PatreonAuthError, PatreonError
@@ -461,7 +461,7 @@ def _add(
         imports.Incoming(
             line=0,
             email=m.email,
-            name=m.name,
+            name=textpolicy.no_formula(m.name),  # the patron typed it: never a formula
             add_tags=frozenset({config.patreon.tag}),
             attrs={"consent_at": stamp, "consent_source": "patreon"},
         )

@@ -158,7 +158,7 @@ def suppression_entry(config: Config, email: str) -> tuple[str, datetime | None]
         index = {h.strip().lower(): i for i, h in enumerate(header)}
         ie, ir, idate = index.get("email"), index.get("reason"), index.get("date")
         for cells in rows:
-            if ie is not None and ie < len(cells) and _same(cells[ie], k):
+            if ie is not None and ie < len(cells) and subscribers.key_of(cells[ie]) == k:
                 reason = cells[ir].strip() if ir is not None and ir < len(cells) else ""
                 date = cells[idate] if idate is not None and idate < len(cells) else ""
                 since = subscribers.parse_time(date)
@@ -374,7 +374,7 @@ def unsuppress(config: Config, email: str) -> bool:
             return False
 
         def keep(cells: list[str]) -> bool:
-            if not (len(cells) > ie and _same(cells[ie], k)):
+            if not (len(cells) > ie and subscribers.key_of(cells[ie]) == k):
                 return True
             reason = cells[ir].strip() if ir is not None and ir < len(cells) else ""
             return reason not in ("", "unsubscribed")

@@ -29,12 +29,14 @@ to a temporary copy under an exclusive lock and then rename it into place.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from email.utils import parseaddr
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -74,6 +76,11 @@ _FAST = re.compile(
     r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
 )
 _SPECIAL_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
+# invisible format characters that cling to an address copied from a web page or a file
+# joined after an Excel "CSV UTF-8" export (its BOM): around an address they are no part of
+# it (inside one, the address stays invalid); U+FEFF BOM, U+200B-U+200D zero widths,
+# U+2060 word joiner
+_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"
 _HASH_BITS = (1 << 60) - 1  # 60 bits keep each int in two 30-bit digits (32 bytes)
 
 
@@ -90,8 +97,12 @@ def fast_normalise(address: str) -> str | None:
 
 
 def normalise_email(raw: str) -> str:
-    """The normalised form of ``raw`` (domain lower-cased); ValueError says why it is invalid."""
+    """The normalised form of ``raw`` (domain lower-cased); ValueError says why it is invalid.
+    White space and invisible format characters around it (a BOM, a zero-width space) go."""
     address = raw.strip()
+    if address[:1] in _INVISIBLE or address[-1:] in _INVISIBLE:
+        while address and (address[0] in _INVISIBLE or address[-1] in _INVISIBLE):
+            address = address.strip(_INVISIBLE).strip()
     fast = fast_normalise(address)
     if fast is not None:
         return fast
@@ -408,7 +419,7 @@ def _rows(
 
 def find(config: Config, email: str) -> tuple[str, int, str] | None:
     """Where ``email`` first appears in the subscriber files: (file, line, status) or None."""
-    k = _key_of(email)
+    k = key_of(email)
     for path in subscriber_files(config):
         where = shown_path(config, path)
         for line, row in _rows(path, where, _ignore):
@@ -471,6 +482,13 @@ def validate(config: Config, *, on_warning: Problem | None = None) -> Iterator[s
         problems.clear()
     for line, row in _suppressed_rows(config, problems.append):
         where = shown_path(config, config.subscribers.suppressed)
+        raw = row.get("email", "").strip()
+        if raw and entry_address(raw) is None:
+            # it still suppresses that exact text, but no subscriber's address is that text
+            yield (
+                f'{where}:{line}: "{raw}" is no email address, so it suppresses nobody; '
+                "write the address itself"
+            )
         reason = row.get("reason", "").strip()
         if reason and reason not in REASONS:
             yield f'{where}:{line}: unknown reason "{reason}"; use one of {", ".join(REASONS)}'
@@ -517,12 +535,8 @@ def load_suppressed(config: Config) -> set[str]:
         warn=lambda _m: damage.append(emptied),
     ):
         raw = cells[layout.pos["email"]].strip()
-        if not raw:
-            continue
-        try:
-            out.add(key(normalise_email(raw)))
-        except ValueError:
-            out.add(key(raw))  # suppress it anyway: over-suppressing is the safe side
+        if raw:  # an invalid one still suppresses itself: over-suppressing is the safe side
+            out.add(key_of(raw))
     if damage == [emptied]:
         raise SubscriberError(emptied)
     if damage:
@@ -535,14 +549,29 @@ def load_suppressed(config: Config) -> set[str]:
 
 def is_suppressed(config: Config, email: str) -> bool:
     """Whether ``email`` is in the suppressed file."""
-    return _key_of(email) in load_suppressed(config)
+    return key_of(email) in load_suppressed(config)
 
 
-def _key_of(email: str) -> str:
+def key_of(email: str) -> str:
+    """The comparison key of an address as a file holds it. A cell written as a mail client
+    shows an address (``Ada <ada@example.com>``, pasted into the suppressed file by hand) is
+    that address; any other invalid cell is its own key (it still suppresses itself)."""
+    found = entry_address(email)
+    return key(found) if found is not None else key(email.strip())
+
+
+def entry_address(cell: str) -> str | None:
+    """The normalised address a file's cell names (also ``Ada <ada@example.com>``), or None."""
     try:
-        return key(normalise_email(email))
+        return normalise_email(cell)
     except ValueError:
-        return key(email.strip())
+        pass
+    if "<" in cell:
+        inner = parseaddr(cell)[1]
+        if inner and "<" not in inner:
+            with contextlib.suppress(ValueError):
+                return normalise_email(inner)
+    return None
 
 
 When = date | datetime | str
@@ -662,7 +691,7 @@ def suppress_entries(
                     f"{','.join(SUPPRESSED_COLUMNS)}"
                 )
         index = {h.strip().lower(): i for i, h in enumerate(header)}
-        known = {_key_of(cells[index["email"]]) for cells in body if len(cells) > index["email"]}
+        known = {key_of(cells[index["email"]]) for cells in body if len(cells) > index["email"]}
         columns = list(SUPPRESSED_COLUMNS)
         if any(detail for *_, detail in wanted):
             columns.append(DETAIL_COLUMN)

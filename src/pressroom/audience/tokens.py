@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 _SIG_BYTES = 16  # 128-bit truncated HMAC-SHA256: unforgeable, and keeps the URL short
 _CONTEXT = b"pressroom-unsubscribe-v1\0"  # so the secret can sign other things one day
 MAX_TOKEN = 2048
+# the web app's shortest secret: anyone who guesses the secret can make every kind of token
+# (subscribe any address without its consent, read and change anyone's preferences), and a
+# short word falls to an offline guess from one link in any reader's inbox
+MIN_SECRET = 16
 
 
 def _b64(data: bytes) -> str:
@@ -252,6 +256,19 @@ def load_secret(config: Config, env: Mapping[str, str], info: Callable[[str], No
             "on servers)"
         )
     return _read_secret(path)
+
+
+def check_secret(config: Config, secret: bytes) -> None:
+    """ConfigError (one line, never the secret) when ``secret`` is too short to sign the web
+    app's tokens: a few letters ("s3cret") are guessed offline from any one link."""
+    if len(secret) >= MIN_SECRET:
+        return
+    raise ConfigError(
+        f"{config.sending.secret_env} is {len(secret)} characters; the web app needs at "
+        f"least {MIN_SECRET} (anyone who guesses it can make unsubscribe, confirm and "
+        "preferences links for any address): set a random one, e.g. the output of "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
 
 
 def _read_secret(path: os.PathLike[str]) -> bytes:

@@ -387,10 +387,21 @@ def _refuse_an_audience_file(config: Config, out: Path) -> None:
             f"--out: {shown} is the suppressed file; exporting over it would lose every "
             "suppression. Write the export elsewhere"
         )
-    if target.suffix.lower() == ".csv" and target.parent == folder.resolve():
+    inside = folder.resolve()
+    if target.suffix.lower() == ".csv" and target.parent == inside:
         raise UsageError(
             f"--out: {shown} is inside {subscribers.shown_path(config, folder)}, where every "
             "*.csv is read as a subscriber list; write the export outside it"
+        )
+    lists = {p.resolve() for p in folder.glob("*.csv")} if folder.is_dir() else set()
+    if target in lists or (
+        # a symlink in subscribers/ is written where it points: judge where it sits too
+        out.suffix.lower() == ".csv" and out.absolute().parent.resolve() == inside
+    ):
+        raise UsageError(
+            f"--out: {shown} is a subscriber list (in {subscribers.shown_path(config, folder)}, "
+            "or linked from there); exporting over it would lose its readers' statuses. "
+            "Write the export elsewhere"
         )
 
 

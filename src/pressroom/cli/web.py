@@ -41,6 +41,7 @@ def _run(app: App, host: str | None, port: int | None, threads: int | None) -> N
     config = app.config
     settings = config.serve
     secret = tokens.load_secret(config, os.environ, app.info)
+    tokens.check_secret(config, secret)  # before anything listens
     tz = config.publication.tz
 
     def clock() -> datetime:

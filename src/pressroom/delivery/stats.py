@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pressroom.audience import events
 from pressroom.audience import subscribers as subs
@@ -152,7 +152,21 @@ def _ledger(config: Config) -> dict[int, tuple[int, datetime]]:
         raise LedgerError(
             f"{path}: cannot read the ledger ({e}); is it pressroom's state.db?"
         ) from e
-    return {int(n): (int(sent), datetime.fromisoformat(frozen)) for n, frozen, sent in rows}
+    return {int(n): (int(sent), _frozen_at(path, n, frozen)) for n, frozen, sent in rows}
+
+
+def _frozen_at(path: object, number: object, text: object) -> datetime:
+    """An issue's ``frozen_at`` as an aware time (pressroom writes UTC with its offset; one
+    without an offset, from another program or an edit, is taken as UTC); LedgerError naming
+    the issue when it is no time at all."""
+    try:
+        when = datetime.fromisoformat(str(text))
+    except ValueError:
+        raise LedgerError(
+            f"{path}: issue {number}'s frozen_at {str(text)[:40]!r} is not an ISO 8601 time; "
+            "is it pressroom's state.db?"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _unsettled(config: Config) -> dict[int, int]:

@@ -13,11 +13,14 @@ and anything unexpected a plain 500 page: never a traceback, never a token in th
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -28,12 +31,19 @@ from werkzeug.exceptions import (
     MethodNotAllowed,
     RequestEntityTooLarge,
     RequestURITooLarge,
+    TooManyRequests,
 )
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from pressroom.audience.tokens import ReaderTokens, base_url, load_secret, preferences_base
+from pressroom.audience.tokens import (
+    ReaderTokens,
+    base_url,
+    check_secret,
+    load_secret,
+    preferences_base,
+)
 from pressroom.delivery.transactional import Mailer
 from pressroom.digest.render import environment, render_template
 from pressroom.errors import PressroomError
@@ -44,6 +54,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("pressroom.web")
 
 MAX_URI = 8 * 1024  # like nginx's default header buffer: a longer request line gets 414
+# requests with a genuine token that read the subscriber files (/preferences, POST /confirm)
+# per client address (an IPv6 /64) per window are ``serve.per_client``: one leaked or
+# forwarded link must not let a client make the server read every subscriber file
+# thousands of times a second
+PAGE_WINDOW = timedelta(minutes=1)
+MAX_CLIENTS = 10_000  # clients remembered at once (memory stays bounded under a flood)
 StartResponse = Callable[..., Any]
 Handler = Callable[..., Response]
 
@@ -72,6 +88,70 @@ class Site:
             },
         )
         return Response(html, status=status, content_type="text/html; charset=utf-8")
+
+
+class ClientLimit:
+    """A sliding-window count per client address, in memory (per process): ``limit`` hits
+    per ``window``. Cheap on purpose: it guards pages that would otherwise read files."""
+
+    def __init__(self, limit: int, window: timedelta, max_clients: int = MAX_CLIENTS) -> None:
+        self.limit = limit
+        self.window = window.total_seconds()
+        self.max_clients = max_clients
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, client: str, now: datetime) -> bool:
+        """Count one hit of ``client`` (its /64 for IPv6) if under the limit; False if over."""
+        from pressroom.audience.signups import client_key
+
+        if self.limit <= 0:  # 0: no limit
+            return True
+        key, at = client_key(client), now.timestamp()
+        with self._lock:
+            hits = self._hits.get(key)
+            if hits is None:
+                if len(self._hits) >= self.max_clients:
+                    self._forget(at)
+                hits = self._hits[key] = deque()
+            while hits and hits[0] <= at - self.window:
+                hits.popleft()
+            if len(hits) >= self.limit:
+                return False
+            hits.append(at)
+            return True
+
+    def _forget(self, at: float) -> None:
+        for key in [k for k, h in self._hits.items() if not h or h[-1] <= at - self.window]:
+            del self._hits[key]
+        while len(self._hits) >= self.max_clients:  # all recent: drop the oldest client
+            del self._hits[next(iter(self._hits))]
+
+
+def over_page_limit(site: Site, request: Request) -> None:
+    """TooManyRequests (429) when this client read the reader pages too often lately."""
+    limit: ClientLimit = site.extras["pages"]
+    if not limit.take(request.remote_addr or "", site.clock()):
+        log.warning(
+            "%s %s: limit of %d per client per %d min reached",
+            request.method,
+            shown_path(request),
+            limit.limit,
+            max(1, int(limit.window // 60)),
+        )
+        raise TooManyRequests(retry_after=int(limit.window))
+
+
+def _ip(address: str) -> str:
+    """``address`` in one spelling (``0:0::1`` is ``::1``, ``::ffff:10.0.0.1`` is
+    ``10.0.0.1``), so that the trusted proxy is recognised however either side writes it."""
+    try:
+        ip = ipaddress.ip_address(address.strip().strip("[]"))
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
 
 
 def routes(config: Config) -> list[Rule]:
@@ -146,12 +226,12 @@ class WebApp:
         self.url_map = Map(list(rules), strict_slashes=False, merge_slashes=False)
         self.max_body = site.config.serve.max_body
         proxy = site.config.serve.trusted_proxy
-        self._proxy = proxy
+        self._proxy = proxy if proxy in (None, "*") else _ip(proxy)
         self._behind_proxy = ProxyFix(self._app, x_for=1, x_proto=1, x_host=1)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         peer = environ.get("REMOTE_ADDR", "")
-        if self._proxy and (self._proxy == "*" or peer == self._proxy):
+        if self._proxy and (self._proxy == "*" or _ip(peer) == self._proxy):
             return self._behind_proxy(environ, start_response)
         return self._app(environ, start_response)
 
@@ -205,6 +285,8 @@ class WebApp:
             response = Response(f"{code} {error.name}\n", status=code, content_type="text/plain")
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+        if isinstance(error, TooManyRequests) and error.retry_after is not None:
+            response.headers["Retry-After"] = str(error.retry_after)
         return response
 
 
@@ -214,6 +296,7 @@ _TITLES = {
     405: "Method not allowed",
     413: "Too much data",
     414: "This address is too long",
+    429: "Too many requests",
     500: "Something went wrong",
 }
 
@@ -235,7 +318,7 @@ def make_app(
         clock=clock,
         templates=environment(config),
         env=dict(os.environ if env is None else env),
-        extras=dict(extras or {}),
+        extras={"pages": ClientLimit(config.serve.per_client, PAGE_WINDOW), **(extras or {})},
     )
     from pressroom.web import signup
 
@@ -250,6 +333,7 @@ def create(config_path: str | None = None) -> WebApp:
 
     config = config_mod.load(config_path or defaults.default_path())
     secret = load_secret(config, os.environ, log.warning)
+    check_secret(config, secret)
     tz = config.publication.tz
 
     def clock() -> datetime:

@@ -140,7 +140,9 @@ class HookReceiver:
     def __call__(self, request: Request, provider: str) -> Response:
         """The answer to one webhook delivery."""
         if provider not in self.names():
-            return _answer(404, f"no webhook for {provider!r} here; known: {self.names()}")
+            # the same answer for every name: which providers this publication uses (and so
+            # which webhook secrets to go after) is nobody's business who is not one of them
+            return _answer(404, "no such webhook here")
         request.max_content_length = MAX_BODY
         try:
             body = request.get_data(cache=True)

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Request, Response
 
 from pressroom.audience import signups, subscribers
 from pressroom.errors import TokenError
+from pressroom.web.app import over_page_limit
 from pressroom.web.signup import MAX_NAME, _clean_name, _masked, offered_lists
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ def preferences(site: Site, request: Request) -> Response:
         address = site.tokens.preferences.verify(link_token)
     except TokenError:
         return site.page(request, "preferences_bad", 400, missing=False)
+    over_page_limit(site, request)  # what follows reads every subscriber file
     offered = offered_lists(config)
     found = signups.row_of(config, address)
     standing = signups.standing(config, address)

@@ -33,7 +33,8 @@ from pressroom.digest import preflight
 from pressroom.digest.render import render_template, tidy_text
 from pressroom.errors import PreflightError, PressroomError, TokenError, TokenExpired
 from pressroom.models import RenderedIssue, RenderedVariant, token
-from pressroom.textpolicy import one_line
+from pressroom.textpolicy import no_formula, one_line
+from pressroom.web.app import over_page_limit
 
 if TYPE_CHECKING:
     from pressroom.config import Config
@@ -186,8 +187,9 @@ def _state(site: Site) -> SignupState:
 
 def _clean_name(raw: str) -> str:
     """A name from a form under the text policy, cut to ``MAX_NAME`` (what the cut leaves
-    open is closed again)."""
-    return one_line(one_line(_CONTROL.sub(" ", raw))[:MAX_NAME])
+    open is closed again), without what would start a spreadsheet formula
+    (``=HYPERLINK(…)`` in subscribers.csv runs when the publisher opens the file)."""
+    return one_line(no_formula(one_line(_CONTROL.sub(" ", raw)))[:MAX_NAME])
 
 
 def _masked(address: str) -> str:
@@ -351,16 +353,30 @@ def confirm(site: Site, request: Request) -> Response:
         return site.page(request, "confirm_bad", 400, expired=True)
     except TokenError:
         return site.page(request, "confirm_bad", 400, expired=False)
+    try:
+        subscribers.normalise_email(wanted.email)
+    except ValueError:
+        # a link made before the address checker changed (links live for days): it names an
+        # address that can no longer be added; no button that would fail
+        log.warning(
+            "confirm: the address in the link is no longer accepted (%s)", _masked(wanted.email)
+        )
+        return site.page(request, "confirm_bad", 400, expired=False)
     offered = offered_lists(site.config)
     titles = [offered[n].title if n in offered else n for n in in_order(site, wanted.lists)]
     if request.method != "POST":
         return site.page(
             request, "confirm", email=wanted.email, lists=titles, token=link_token.strip()
         )
+    over_page_limit(site, request)  # what follows reads and rewrites the subscriber files
     now = site.clock()
     outcome = signups.confirm(
         site.config,
-        signups.Signup(wanted.email, wanted.name, wanted.lists, now, asked_at=wanted.issued),
+        # the name again under today's rules: a link made by an older version still carries
+        # the name as it was typed (a spreadsheet formula, say)
+        signups.Signup(
+            wanted.email, _clean_name(wanted.name), wanted.lists, now, asked_at=wanted.issued
+        ),
     )
     if outcome is signups.Confirmed.STALE:
         # the reader unsubscribed after this link was sent: it is spent, like an expired one

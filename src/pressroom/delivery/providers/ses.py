@@ -471,10 +471,10 @@ class SES(Provider):
             message = None
         if not isinstance(message, dict) or not isinstance(message.get("Type"), str):
             raise WebhookMalformed("ses webhook: expected an SNS message (JSON with 'Type')")
-        verifier = getattr(self, "_sns", None)
-        if verifier is None:
-            verifier = self._sns = SNSVerifier(self.session, self.settings.timeout)
-        verifier.verify(message, now)
+        # the topic is looked at before the signature: checking a signature fetches its
+        # certificate, and a message naming another topic must not make this server fetch
+        # (and wait for) whatever certificate URL an unauthenticated post names; the
+        # signature is still checked below for our own topic
         topic = self.settings.sns_topic_arn
         if not topic:
             # SNS signs the messages of every AWS account's topics alike: without the topic
@@ -483,13 +483,17 @@ class SES(Provider):
             raise ProviderConfigError(
                 f"ses webhook: providers.ses.sns_topic_arn is not set, so a message of your "
                 f"topic cannot be told from one of anyone else's; set it to your topic's ARN "
-                f"(this message came from {str(message.get('TopicArn'))[:256]!r})"
+                f"(this message names {str(message.get('TopicArn'))[:256]!r})"
             )
         if message.get("TopicArn") != topic:
             raise WebhookRejected(
-                f"ses webhook: topic {message.get('TopicArn')!r} is not "
+                f"ses webhook: topic {str(message.get('TopicArn'))[:256]!r} is not "
                 f"providers.ses.sns_topic_arn ({topic})"
             )
+        verifier = getattr(self, "_sns", None)
+        if verifier is None:
+            verifier = self._sns = SNSVerifier(self.session, self.settings.timeout)
+        verifier.verify(message, now)
         kind = message["Type"]
         if kind == "SubscriptionConfirmation":
             return WebhookResult(note=verifier.confirm(message))
