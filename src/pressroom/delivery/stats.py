@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pressroom.audience import events
 from pressroom.audience import subscribers as subs
@@ -132,27 +133,34 @@ def last_issue(config: Config) -> IssueStats | None:
 
 def _ledger(config: Config) -> dict[int, tuple[int, datetime]]:
     """Issue number -> (messages accepted, frozen at), from the ledger."""
+    rows = _read(
+        config,
+        "SELECT i.number, i.frozen_at, "
+        "(SELECT count(*) FROM deliveries d WHERE d.issue = i.number AND d.state = 'sent') "
+        "FROM issues i ORDER BY i.number",
+    )
+    path = config.state_db
+    return {int(n): (int(sent), _frozen_at(path, n, frozen)) for n, frozen, sent in rows}
+
+
+def _read(config: Config, query: str) -> list[Any]:
+    """The rows of ``query`` on the ledger, read-only; none when there is no ledger (yet)."""
     path = config.state_db
     if not path.exists():
-        return {}
+        return []
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
         try:
             have = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if not {"issues", "deliveries"} <= have:
-                return {}
-            rows = db.execute(
-                "SELECT i.number, i.frozen_at, "
-                "(SELECT count(*) FROM deliveries d WHERE d.issue = i.number AND d.state = 'sent') "
-                "FROM issues i ORDER BY i.number"
-            ).fetchall()
+                return []
+            return db.execute(query).fetchall()
         finally:
             db.close()
     except sqlite3.Error as e:
         raise LedgerError(
             f"{path}: cannot read the ledger ({e}); is it pressroom's state.db?"
         ) from e
-    return {int(n): (int(sent), _frozen_at(path, n, frozen)) for n, frozen, sent in rows}
 
 
 def _frozen_at(path: object, number: object, text: object) -> datetime:
@@ -171,22 +179,11 @@ def _frozen_at(path: object, number: object, text: object) -> datetime:
 
 def _unsettled(config: Config) -> dict[int, int]:
     """Issue number -> readers not settled yet (pending, in flight, uncertain)."""
-    path = config.state_db
-    if not path.exists():
-        return {}
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-        try:
-            rows = db.execute(
-                "SELECT issue, count(*) FROM deliveries "
-                "WHERE state IN ('pending', 'in_flight', 'uncertain') GROUP BY issue"
-            ).fetchall()
-        finally:
-            db.close()
-    except sqlite3.Error as e:
-        raise LedgerError(
-            f"{path}: cannot read the ledger ({e}); is it pressroom's state.db?"
-        ) from e
+    rows = _read(
+        config,
+        "SELECT issue, count(*) FROM deliveries "
+        "WHERE state IN ('pending', 'in_flight', 'uncertain') GROUP BY issue",
+    )
     return {int(n): int(c) for n, c in rows}
 
 
