@@ -30,11 +30,9 @@ to a temporary copy under an exclusive lock and then rename it into place.
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from email.utils import parseaddr
 from pathlib import Path
@@ -50,6 +48,10 @@ from pressroom.audience.atomic import atomic_writer as atomic_writer
 from pressroom.audience.atomic import locked as locked
 from pressroom.audience.atomic import read_table as read_table
 from pressroom.audience.atomic import write_csv_atomic as write_csv_atomic
+from pressroom.audience.csvfiles import Layout, read_cells
+from pressroom.audience.csvfiles import first_bad_line as first_bad_line
+from pressroom.audience.csvfiles import repeated_column as repeated_column
+from pressroom.audience.csvfiles import twice_message as twice_message
 from pressroom.errors import SubscriberError
 from pressroom.models import Subscriber
 
@@ -178,8 +180,8 @@ def iter_subscribers(
 
     for path in subscriber_files(config):
         where = shown_path(config, path)
-        layout: _Layout | None = None
-        for line, cells, got in _cells(path, where, problem, COLUMNS, warn=on_warning):
+        layout: Layout | None = None
+        for line, cells, got in read_cells(path, where, problem, COLUMNS, warn=on_warning):
             if got is not layout:  # a new file: look the columns up once
                 layout = got
                 ie, iname, ilists, itags, istatus, isince = (layout.pos[c] for c in COLUMNS)
@@ -235,12 +237,12 @@ def known_lists(config: Config) -> set[str]:
     the ``list`` an unsubscribe in the suppressed file came from."""
     names = set(config.lists)
     for path in subscriber_files(config):
-        for _line, cells, layout in _cells(path, "", _ignore, COLUMNS):
+        for _line, cells, layout in read_cells(path, "", _ignore, COLUMNS):
             if cells[layout.pos["email"]].strip():
                 names |= split_values(cells[layout.pos["lists"]]) or {config.sending.list}
     path = config.subscribers.suppressed
     if path.exists():
-        for _line, cells, layout in _cells(path, "", _ignore, SUPPRESSED_COLUMNS):
+        for _line, cells, layout in read_cells(path, "", _ignore, SUPPRESSED_COLUMNS):
             names |= split_values(cells[layout.pos["list"]])
     return names
 
@@ -250,7 +252,7 @@ def known_tags(config: Config) -> set[str]:
     status, the support blocks' ``hide_for_tags`` and ``patreon.tag``."""
     names = {t for c in config.cta for t in c.hide_for_tags} | {config.patreon.tag}
     for path in subscriber_files(config):
-        for _line, cells, layout in _cells(path, "", _ignore, COLUMNS):
+        for _line, cells, layout in read_cells(path, "", _ignore, COLUMNS):
             if cells[layout.pos["email"]].strip():
                 names |= split_values(cells[layout.pos["tags"]])
     return names
@@ -297,113 +299,6 @@ def unknown_status(where: str, line: int, raw: str) -> str:
     return f'{where}:{line}: unknown status "{raw.strip()}"; use {listed}'
 
 
-@dataclass(frozen=True, slots=True)
-class _Layout:
-    """Where each known column sits in one file's rows (a missing one points at a "")."""
-
-    pos: dict[str, int]
-    extras: list[tuple[int, str]]
-
-
-def _cells(
-    path: Path,
-    where: str,
-    problem: Problem,
-    columns: Sequence[str],
-    *,
-    warn: Problem | None = None,
-    keep_long: bool = False,
-) -> Iterator[tuple[int, list[str], _Layout]]:
-    """(line, cells, layout) for each data row; cells are padded so every ``pos`` is valid.
-    A row with more fields than the header is a problem and skipped, unless ``keep_long``
-    (the suppressed file: its address still counts)."""
-    try:
-        f = path.open(newline="", encoding="utf-8-sig")
-    except OSError as e:
-        problem(f"{where}: cannot read: {e.strerror}")
-        return
-    with f:
-        reader = csv.reader(f)
-        try:
-            header = next(reader, None)
-            if header is None or not any(h.strip() for h in header):
-                if warn is not None:  # a truncated export or a failed copy, most likely
-                    warn(
-                        f"{where}: empty file, nobody in it is mailed; restore it from a "
-                        f"backup or write the header {','.join(columns)}"
-                    )
-                return
-            names = [h.strip().lower() for h in header]
-            if "email" not in names:
-                problem(
-                    f"{where}:1: no email column; the first line must be a header like "
-                    f"{','.join(columns)}"
-                )
-                return
-            if twice := repeated_column(names):
-                problem(twice_message(where, twice, names))
-                return
-            width = len(names)
-            # a column the file lacks reads the extra "" cell after the last real one
-            pos = {c: names.index(c) if c in names else width for c in columns}
-            extras = [(i, header[i].strip()) for i, n in enumerate(names) if n not in columns and n]
-            layout = _Layout(pos, extras)
-            pad = [""] * (width + 1)
-            end = reader.line_num  # the last physical line read so far
-            for cells in reader:
-                line = end + 1  # where this row starts
-                end = reader.line_num
-                if end != line:
-                    # a quoted value ran over a line break: nearly always a missing closing
-                    # quote, which swallows the rows after it; none of them can be trusted
-                    problem(_runs_on(where, line, end))
-                    continue
-                n = len(cells)
-                if n <= 1 and not (cells and cells[0].strip()):
-                    continue  # blank line
-                if n > width and not keep_long:
-                    problem(
-                        f"{where}:{line}: {n} fields but the header has "
-                        f"{width}; quote values that contain a comma"
-                    )
-                    continue
-                cells += pad[n:]
-                yield line, cells, layout
-        except UnicodeDecodeError:
-            # decoding runs ahead of the csv reader: find the line in the raw bytes
-            problem(f"{where}:{first_bad_line(path)}: not UTF-8; save the file as UTF-8 CSV")
-        except csv.Error as e:
-            problem(f"{where}:{reader.line_num}: malformed CSV ({e})")
-
-
-def repeated_column(names: Sequence[str]) -> str | None:
-    """The first column name (stripped, any case) that a header gives twice, if any."""
-    seen: set[str] = set()
-    for name in (n.strip().lower() for n in names):
-        if name in seen:
-            return name
-        if name:
-            seen.add(name)
-    return None
-
-
-def twice_message(where: str, name: str, names: Sequence[str]) -> str:
-    at = [str(i + 1) for i, n in enumerate(names) if n.strip().lower() == name]
-    return (
-        f'{where}:1: the column "{name}" is in the header twice (columns {" and ".join(at)}); '
-        "which one counts cannot be told: remove or rename one"
-    )
-
-
-def _runs_on(where: str, line: int, end: int) -> str:
-    """The problem line for a row whose quoted value runs from ``line`` on to ``end``."""
-    lost = f"line {end} was" if end == line + 1 else f"lines {line + 1}-{end} were"
-    return (
-        f"{where}:{line}: unterminated quote (the row runs on to line {end}); fix the "
-        f"quoting — {lost} not read"
-    )
-
-
 def _rows(
     path: Path,
     where: str,
@@ -413,7 +308,7 @@ def _rows(
     warn: Problem | None = None,
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """(line, {known column: value}) for each data row of one CSV file."""
-    for line, cells, layout in _cells(path, where, problem, columns, warn=warn):
+    for line, cells, layout in read_cells(path, where, problem, columns, warn=warn):
         yield line, {c: cells[i] for c, i in layout.pos.items()}
 
 
@@ -429,17 +324,6 @@ def find(config: Config, email: str) -> tuple[str, int, str] | None:
             except ValueError:
                 continue
     return None
-
-
-def first_bad_line(path: Path) -> int:
-    """The number of the first line of ``path`` that is not UTF-8 (1 if none is)."""
-    with path.open("rb") as f:
-        for n, raw in enumerate(f, 1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return n
-    return 1
 
 
 def count(config: Config, *, list_: str | None = None, tag: str | None = None) -> int:
@@ -526,7 +410,7 @@ def load_suppressed(config: Config) -> set[str]:
         f"header {','.join(SUPPRESSED_COLUMNS)}, else restore it from a backup: an emptied "
         "file would mail everyone who left"
     )
-    for _line, cells, layout in _cells(
+    for _line, cells, layout in read_cells(
         path,
         where,
         damage.append,
