@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import signal
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,8 +30,12 @@ from pressroom.delivery.freeze import RunLock, freeze
 from pressroom.delivery.ledger import FrozenIssue, Ledger
 from pressroom.delivery.providers.base import Content, Provider
 from pressroom.delivery.reconcile import Reconciled, reconcile
+from pressroom.delivery.request import Request as Request
+from pressroom.delivery.request import check as check
+from pressroom.delivery.request import test_address as test_address
 from pressroom.delivery.schedule import failed_hint
 from pressroom.delivery.send import Progress, SendOptions, Summary, make_provider, run
+from pressroom.delivery.stopping import GracefulStop
 from pressroom.digest import archive, preflight
 from pressroom.errors import (
     ConfigError,
@@ -55,85 +57,6 @@ class Notes(Protocol):
     def info(self, message: str) -> None: ...
     def warn(self, message: str) -> None: ...
     def problem(self, message: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class Request:
-    """What the user asked of one send."""
-
-    provider: str | None = None
-    list_: str | None = None
-    tag: str | None = None
-    limit: int | None = None
-    dry_run: bool = False
-    test_to: str | None = None
-    yes: bool = False
-    resend_uncertain: bool = False
-    drop_uncertain: bool = False
-    resend_issue: int | None = None  # send this issue although the reports say it went out
-    reconcile: bool = False  # ask the provider about uncertain recipients first
-    resend_failed: bool = False
-
-    @property
-    def segment(self) -> bool:
-        """Whether this run sends to part of the issue's recipients only."""
-        return bool(self.list_ or self.tag)
-
-    def segment_name(self) -> str:
-        """``list 'breaking', tag 'staff'`` for messages."""
-        parts = ([f"list {self.list_!r}"] if self.list_ else []) + (
-            [f"tag {self.tag!r}"] if self.tag else []
-        )
-        return ", ".join(parts)
-
-
-def check(req: Request) -> None:
-    """Reject option combinations that cannot work, before any work."""
-    for option, value in (
-        ("--provider", req.provider),
-        ("--list", req.list_),
-        ("--tag", req.tag),
-        ("--test-to", req.test_to),
-    ):
-        # `--test-to "$TEST_TO"` with the variable unset must not read as no --test-to: the
-        # issue would go to every subscriber (an empty --list/--tag: to the whole list)
-        if value is not None and not value.strip():
-            raise UsageError(
-                f"{option}: empty value (an unset variable in a script?); give a value or "
-                "leave the option out"
-            )
-    if req.test_to is not None:
-        test_address(req.test_to)  # before the issue is built: one line, what to do
-    if req.dry_run and req.test_to:
-        raise UsageError("--dry-run and --test-to cannot be used together; pick one")
-    if req.resend_uncertain and req.drop_uncertain:
-        raise UsageError("--resend-uncertain and --drop-uncertain cannot be used together")
-    if req.reconcile and (req.dry_run or req.test_to):
-        raise UsageError(
-            "--reconcile settles the ledger; it cannot be combined with --dry-run or --test-to"
-        )
-    if req.test_to and (req.resend_uncertain or req.drop_uncertain or req.limit):
-        raise UsageError(
-            "--test-to sends one copy; it cannot be combined with --limit or "
-            "--resend-uncertain/--drop-uncertain"
-        )
-    if req.resend_failed and (req.test_to or req.dry_run):
-        raise UsageError("--resend-failed sends; it cannot be combined with --test-to or --dry-run")
-
-
-def test_address(to: str) -> str:
-    """The normalised ``--test-to`` address; ``UsageError`` in one line saying what to do."""
-    try:
-        return subs_mod.normalise_email(to)
-    except ValueError as e:
-        if len([p for p in to.replace(";", ",").replace(" ", ",").split(",") if "@" in p]) > 1:
-            raise UsageError(
-                f'--test-to takes one address, got several ("{to.strip()}"); send one test '
-                "copy per address (run it again for each)"
-            ) from None
-        raise UsageError(
-            f'--test-to: invalid email "{to}" ({e}); give one address like me@example.org'
-        ) from None
 
 
 @dataclass
@@ -497,7 +420,7 @@ def _send(
     options = SendOptions.from_config(config, provider, limit=req.limit)
     provider.open(content)
     t0 = time.time()
-    stop = _GracefulStop()
+    stop = GracefulStop()
     with stop:
         summary = run(
             ledger,
@@ -621,53 +544,6 @@ def _failed_to_resend(
 def has_secret(config: Config, env: Mapping[str, str]) -> bool:
     """Whether a signing secret exists (env var, or the one generated in the state folder)."""
     return bool(env.get(config.sending.secret_env)) or (config.state / "secret").exists()
-
-
-class _GracefulStop:
-    """Make SIGTERM (cron timeouts, systemd stop) and SIGHUP (the SSH session or terminal
-    closed) stop a send like Ctrl-C: cleanly, the answers in flight recorded.
-
-    The first Ctrl-C or SIGTERM raises KeyboardInterrupt in the send loop, which stops
-    dispatching and waits for the requests in flight. Another one while they finish, or
-    once ``hold()`` says the requests are over, is only acknowledged: raised there it would
-    close the ledger under the workers still recording answers and skip the report, while
-    the process waits for those requests anyway. SIGKILL still ends it at once (the ledger
-    then holds the readers in flight as uncertain).
-    """
-
-    def __init__(self) -> None:
-        self.raised = False
-        self.held = False
-        self.previous: dict[int, object] = {}
-
-    def hold(self) -> None:
-        self.held = True
-
-    def _handler(self, signum: int, frame: object) -> None:
-        if not self.raised and not self.held:
-            self.raised = True
-            raise KeyboardInterrupt
-        # no print() here: a signal handler must not re-enter a buffered stream
-        with contextlib.suppress(OSError):
-            os.write(
-                2,
-                b"\nstill finishing: waiting for the requests in flight, then recording them "
-                b"and writing the report (kill -9 would leave those readers uncertain)\n",
-            )
-
-    def __enter__(self) -> _GracefulStop:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                # an ignored signal stays ignored: `nohup pressroom weekly` must survive the
-                # terminal closing (SIGHUP), as a background job ignores SIGINT
-                if signal.getsignal(sig) is not signal.SIG_IGN:
-                    self.previous[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, previous in self.previous.items():
-            signal.signal(sig, previous)  # type: ignore[arg-type]
-        self.previous.clear()
 
 
 def shorten(emails: list[str], show: int = 20) -> str:
