@@ -311,7 +311,9 @@ def test_a_state_file_missing_a_column_is_one_line_not_a_traceback(
 # --- a send refused at its confirmation changes nothing -----------------------------------
 
 
-def test_resend_uncertain_refused_at_the_confirmation_leaves_them_uncertain(demo: Path) -> None:
+def two_uncertain_and_a_confirmation_to_give(demo: Path) -> None:
+    """Issue 1 sent to 3 of 6 readers, two of those answers lost (uncertain), and every
+    send over one reader needing a confirmation (``sending.confirm_over: 1``)."""
     code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", "--limit", "3", "--yes")
     assert code == 0, out
     with sqlite3.connect(demo / ".pressroom" / "state.db") as db:  # two answers were lost
@@ -322,6 +324,10 @@ def test_resend_uncertain_refused_at_the_confirmation_leaves_them_uncertain(demo
     assert states(demo) == {"sent": 1, "uncertain": 2, "pending": 3}
     cfg = demo / "config.yaml"
     cfg.write_text(cfg.read_text().replace("confirm_over: 1000", "confirm_over: 1"))
+
+
+def test_resend_uncertain_refused_at_the_confirmation_leaves_them_uncertain(demo: Path) -> None:
+    two_uncertain_and_a_confirmation_to_give(demo)
     outbox = demo / "outbox" / "issue-1"
     written = {p.name: p.stat().st_mtime_ns for p in outbox.iterdir()}
 
@@ -363,16 +369,7 @@ def test_resend_failed_refused_at_the_confirmation_leaves_the_issue_settled(demo
 
 
 def test_drop_uncertain_refused_at_the_confirmation_leaves_them_uncertain(demo: Path) -> None:
-    code, out = cli(demo, "digest", "send", "--now", "2026-11-25T09:00", "--limit", "3", "--yes")
-    assert code == 0, out
-    with sqlite3.connect(demo / ".pressroom" / "state.db") as db:  # two answers were lost
-        db.execute(
-            "UPDATE deliveries SET state='uncertain' WHERE id IN "
-            "(SELECT id FROM deliveries WHERE state='sent' LIMIT 2)"
-        )
-    assert states(demo) == {"sent": 1, "uncertain": 2, "pending": 3}
-    cfg = demo / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("confirm_over: 1000", "confirm_over: 1"))
+    two_uncertain_and_a_confirmation_to_give(demo)
 
     # a script without --yes: the send needs a confirmation and is refused
     code, out = cli(demo, "digest", "send", "--now", "2026-11-25T10:00", "--drop-uncertain")
